@@ -1,0 +1,198 @@
+"""The `memdash` command line: parses options into a RunConfig and calls the library."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
+
+app = typer.Typer(
+    help="memdash: record, measure and explore what a deep network memorizes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+_D, _M, _T, _R = DataConfig(), ModelConfig(), TrainConfig(), RecordConfig()
+REPO_SAMPLE_RUNS = Path(__file__).resolve().parents[1] / "sample_runs"
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    """Parse "1,10,50" (or "1x16x16" for shapes) into a tuple of ints."""
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be integers separated by commas, got {text!r}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", help="Run directory to create (or resume)."),
+    dataset: str = typer.Option(_D.dataset, help="digits, mnist1d, synthetic or npz."),
+    data_path: str = typer.Option(None, help="npz dataset: file with X, y (and X_test, y_test)."),
+    test_fraction: float = typer.Option(_D.test_fraction, help="Test share if no test split."),
+    n_examples: int = typer.Option(None, help="synthetic/mnist1d: examples in all."),
+    shape: str = typer.Option("64", help="synthetic: input shape, e.g. 64 or 1x16x16."),
+    n_classes: int = typer.Option(_D.n_classes, help="synthetic: number of classes."),
+    corruption: str = typer.Option(
+        _D.corruption, help="symmetric (label noise), random_labels or random_inputs."
+    ),
+    noise: float = typer.Option(_D.noise, help="Share of training examples corrupted."),
+    canaries: int = typer.Option(_D.canaries, help="Canaries per repetition count."),
+    canary_repeats: str = typer.Option("1,10,50", help="Times each canary appears per epoch."),
+    reference_canaries: int = typer.Option(_D.reference_canaries, help="Never-trained canaries."),
+    model: str = typer.Option(_M.name, help="mlp or cnn."),
+    hidden: str = typer.Option("512,256", help="MLP hidden widths (CNN: its dense width)."),
+    channels: str = typer.Option("32,64", help="CNN convolution channels."),
+    dropout: float = typer.Option(_M.dropout, help="Dropout rate after each hidden block."),
+    epochs: int = typer.Option(_T.epochs, help="Training epochs."),
+    batch_size: int = typer.Option(_T.batch_size, help="Minibatch size."),
+    optimizer: str = typer.Option(_T.optimizer, help="sgd or adam."),
+    lr: float = typer.Option(_T.lr, help="Learning rate."),
+    momentum: float = typer.Option(_T.momentum, help="SGD momentum."),
+    weight_decay: float = typer.Option(_T.weight_decay, help="L2 penalty."),
+    device: str = typer.Option(_T.device, help="torch device, e.g. cpu or cuda."),
+    record_train: bool = typer.Option(
+        _R.record_train, help="Also record the training minibatches' own statistics."
+    ),
+    grad_accounting: bool = typer.Option(
+        None, help="Clean/flipped gradient norms per layer (default: on with label noise)."
+    ),
+    embed_layers: str = typer.Option("", help="Layers whose embeddings are stored, e.g. fc2,out."),
+    embed_epochs: str = typer.Option("", help="Epochs at which embeddings are stored."),
+    checkpoint_epochs: str = typer.Option("0", help="Epochs whose weights are stored (0 = init)."),
+    embed_dtype: str = typer.Option(_R.embed_dtype, help="float16 or float32."),
+    seed: int = typer.Option(0, help="The seed every random choice derives from."),
+    resume: bool = typer.Option(False, help="Continue a killed or failed run in --out."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
+) -> None:
+    """Train a model and record its per-example trace into a run directory."""
+    from analysis.training import TrainingError
+    from analysis.training import train as run_training
+
+    config = RunConfig(
+        data=DataConfig(
+            dataset=dataset, path=data_path, test_fraction=test_fraction, n_examples=n_examples,
+            shape=_ints(shape, "--shape"), n_classes=n_classes, corruption=corruption,
+            noise=noise, canaries=canaries, canary_repeats=_ints(canary_repeats, "--canary-repeats"),
+            reference_canaries=reference_canaries,
+        ),
+        model=ModelConfig(
+            name=model, hidden=_ints(hidden, "--hidden"), channels=_ints(channels, "--channels"),
+            dropout=dropout,
+        ),
+        train=TrainConfig(
+            epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+            weight_decay=weight_decay, device=device,
+        ),
+        record=RecordConfig(
+            record_train=record_train, grad_accounting=grad_accounting,
+            embed_layers=_names(embed_layers), embed_epochs=_ints(embed_epochs, "--embed-epochs"),
+            checkpoint_epochs=_ints(checkpoint_epochs, "--checkpoint-epochs"),
+            embed_dtype=embed_dtype,
+        ),
+        seed=seed,
+        command="memdash " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    if resume and replace(config, command="") == RunConfig():
+        from analysis.runs import Run, RunFormatError
+
+        try:  # no options given: resume with the stored ones
+            config = RunConfig.from_dict(Run.open(out).config)
+        except RunFormatError as err:
+            _fail(str(err))
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"training {out.name}", total=config.train.epochs, status="")
+
+        def progress(epoch: int, total: int, summary: dict[str, float]) -> None:
+            shown = " ".join(f"{k[:-4]} {v:.3f}" for k, v in summary.items() if k.endswith("_acc"))
+            bar.update(task, completed=epoch, status=shown)
+
+        try:
+            run_training(config, out, resume=resume, overwrite=overwrite, progress=progress)
+        except (ValueError, TrainingError, FileExistsError) as err:
+            _fail(str(err))
+    console.print(f"run written to [bold]{out}[/]; explore it with `memdash dashboard {out.parent}`")
+
+
+@app.command()
+def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
+    """Print a run's summary and validate every file in it."""
+    from analysis.runs import Run, RunFormatError
+
+    try:
+        r = Run.open(run)
+        notes = r.validate()
+        examples = r.examples()
+    except RunFormatError as err:
+        _fail(str(err))
+    cfg = r.config
+    table = Table(title=f"run {r.name}", show_header=False)
+    table.add_row("path", str(r.path))
+    table.add_row("status", f"{r.status} ({r.epochs_completed} of {r.meta.get('epochs_planned')} epochs)")
+    if "data" in cfg:
+        d, m = cfg["data"], cfg["model"]
+        table.add_row("data", f"{d['dataset']}, {d['corruption']} noise {d['noise']}")
+        table.add_row("model", f"{m['name']} {m.get('hidden')} dropout {m.get('dropout')}")
+    counts = examples.groupby("split").size().to_dict()
+    table.add_row("examples", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    table.add_row("flipped / canaries", f"{int(examples.is_noisy.sum())} / {int(examples.is_canary.sum())}")
+    table.add_row("trace sources", ", ".join(r.trace_sources()) or "none")
+    for note in notes:
+        table.add_row("", note)
+    last = r.meta.get("last_epoch", {})
+    if last:
+        table.add_row("accuracy", " ".join(f"{k[:-4]} {v:.3f}" for k, v in last.items() if k.endswith("_acc")))
+    if cfg.get("command"):
+        table.add_row("command", cfg["command"])
+    console.print(table)
+    console.print("[green]valid[/]: every file matches run-store schema version 1")
+
+
+@app.command()
+def dashboard(
+    roots: list[Path] = typer.Argument(None, help="Folders to search for runs (default sample_runs/)."),
+    port: int = typer.Option(8501, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+) -> None:
+    """Serve the Streamlit dashboard over the runs under the roots."""
+    if not roots:
+        roots = [Path("sample_runs") if Path("sample_runs").is_dir() else REPO_SAMPLE_RUNS]
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        _fail(f"no such run root(s): {', '.join(missing)}")
+    app_file = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_file),
+        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--",
+        *[str(r.resolve()) for r in roots],
+    ]
+    console.print(f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}")
+    raise typer.Exit(subprocess.call(command))
+
+
+if __name__ == "__main__":
+    app()

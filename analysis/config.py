@@ -1,0 +1,142 @@
+"""Run configuration: one frozen dataclass, parsed at the edges (CLI, run.json).
+
+Computations receive plain values taken from it, never the object of a parser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DATASETS = ("digits", "mnist1d", "synthetic", "npz")
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "adam")
+CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What data a run trains on and how it is corrupted."""
+
+    dataset: str = "digits"  # one of DATASETS
+    path: str | None = None  # the user's .npz file (dataset="npz")
+    test_fraction: float = 0.2  # held-out share when the source has no test split
+    n_examples: int | None = None  # synthetic, mnist1d: examples in all (None = 2000, 5000)
+    shape: tuple[int, ...] = (64,)  # synthetic: shape of one input, (D,) or (C, H, W)
+    n_classes: int = 10  # synthetic: number of classes
+    corruption: str = "symmetric"  # one of CORRUPTIONS, applied at `noise`
+    noise: float = 0.0  # share of training examples corrupted (1.0 = all)
+    canaries: int = 0  # canaries per repetition count (0 = none)
+    canary_repeats: tuple[int, ...] = (1, 10, 50)  # times each canary appears per epoch
+    reference_canaries: int = 500  # canaries drawn the same way, never trained on
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network, with its named layers."""
+
+    name: str = "mlp"  # one of MODELS
+    hidden: tuple[int, ...] = (512, 256)  # MLP widths (Feldman & Zhang's MNIST MLP); CNN: dense
+    channels: tuple[int, ...] = (32, 64)  # CNN convolution channels, one conv block each
+    dropout: float = 0.0  # dropout rate after every hidden block
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the network is trained."""
+
+    epochs: int = 60  # training epochs
+    batch_size: int = 32  # examples per minibatch
+    optimizer: str = "sgd"  # one of OPTIMIZERS
+    lr: float = 0.05  # learning rate
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 0.0  # L2 penalty
+    device: str = "cpu"  # torch device
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """What the recorder writes besides the end-of-epoch eval pass."""
+
+    record_train: bool = True  # also keep the training minibatches' own statistics
+    grad_accounting: bool | None = None  # clean/noisy gradient norms; None = on when noisy
+    embed_layers: tuple[str, ...] = ()  # layers whose outputs are stored
+    embed_epochs: tuple[int, ...] = ()  # epochs at which embeddings are stored
+    checkpoint_epochs: tuple[int, ...] = (0,)  # epochs whose weights are stored (0 = init)
+    embed_dtype: str = "float16"  # float16 or float32
+    eval_batch_size: int = 4096  # examples per forward pass of the eval pass
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run; saved in run.json under `config`."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    seed: int = 0  # the one seed every random choice derives from
+    command: str = ""  # the command line that made the run, for reproduction
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """Rebuild a config from `to_dict` output (lists become tuples)."""
+        parts = {
+            "data": DataConfig,
+            "model": ModelConfig,
+            "train": TrainConfig,
+            "record": RecordConfig,
+        }
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in parts:
+                kwargs[key] = _build(parts[key], value)
+            elif key in ("seed", "command"):
+                kwargs[key] = value
+            else:
+                raise ValueError(f"unknown run config field {key!r}")
+        return cls(**kwargs)
+
+
+def _build(kind: type, raw: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} fields: {sorted(unknown)}")
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def validate(config: RunConfig) -> None:
+    """Raise ValueError naming the first field that is out of range."""
+    d, m, t, r = config.data, config.model, config.train, config.record
+    _choice("dataset", d.dataset, DATASETS)
+    _choice("corruption", d.corruption, CORRUPTIONS)
+    _choice("model", m.name, MODELS)
+    _choice("optimizer", t.optimizer, OPTIMIZERS)
+    _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
+    if d.dataset == "npz" and not d.path:
+        raise ValueError("dataset 'npz' needs a path to the .npz file")
+    if not 0.0 <= d.noise <= 1.0:
+        raise ValueError(f"noise must lie in [0, 1], got {d.noise}")
+    if not 0.0 < d.test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {d.test_fraction}")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ValueError(f"dropout must lie in [0, 1), got {m.dropout}")
+    if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0:
+        raise ValueError("epochs, batch_size and lr must be positive")
+    if d.canaries < 0 or any(rep < 1 for rep in d.canary_repeats):
+        raise ValueError("canaries must be >= 0 and every canary repeat count >= 1")
+    if d.canaries and d.reference_canaries < 2:
+        raise ValueError("canaries need at least 2 reference canaries")
+    bad = [e for e in (*r.embed_epochs, *r.checkpoint_epochs) if not 0 <= e <= t.epochs]
+    if bad:
+        raise ValueError(f"recorded epochs must lie in 0..{t.epochs}, got {bad}")
+
+
+def _choice(what: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")

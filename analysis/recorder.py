@@ -1,0 +1,400 @@
+"""TraceRecorder: per-example training traces from any PyTorch training loop.
+
+Per recorded epoch and per example it stores the loss, the softmax probability
+of the label trained with (``prob_label``), the margin (that label's logit
+minus the largest other logit), the prediction and whether it is correct, from
+two sources:
+
+``eval``
+    an end-of-epoch pass over every example with the model in eval mode,
+    ``torch.no_grad`` and large batches (the default);
+``train``
+    the logits of the training minibatches themselves, in train mode, before
+    the update: the source used by Toneva et al. (2019, forgetting events) and
+    Swayamdipta et al. (2020, data maps). The minibatch logits are kept on the
+    device and reduced once per epoch; an example presented several times in
+    an epoch (a repeated canary) keeps its last presentation.
+
+It also stores embeddings of named layers (forward hooks) at chosen epochs,
+checkpoints at chosen epochs (0 = initialization), and, with gradient
+accounting on, per layer the norm of the gradient of the clean part and of the
+flipped part of each batch's loss (each weighted by its share of the batch,
+so that the two add up to the batch's gradient) summed over the epoch, and the
+mean over batches of their cosine (Maini et al. 2023, "Can Neural Network
+Memorization Be Localized?").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from analysis.models import layer_names, layer_parameters
+from analysis.runs import RunWriter
+
+
+def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-example statistics of logits against the labels trained with.
+
+    Parameters
+    ----------
+    logits : shape (B, C)
+    labels : int64, shape (B,)
+
+    Returns
+    -------
+    dict of tensors of shape (B,): ``loss`` (cross-entropy), ``prob_label``
+    (softmax probability of the label), ``margin`` (label logit minus the
+    largest other logit; > 0 exactly when the label wins), ``pred`` (argmax,
+    first index on ties) and ``correct`` (pred == label).
+    """
+    logits = logits.float()
+    y = labels.view(-1, 1)
+    label_logit = logits.gather(1, y).squeeze(1)
+    loss = torch.logsumexp(logits, 1) - label_logit
+    other = logits.scatter(1, y, float("-inf")).amax(1)
+    pred = logits.argmax(1)
+    return {
+        "loss": loss,
+        "prob_label": torch.exp(-loss),
+        "margin": label_logit - other,
+        "pred": pred,
+        "correct": pred == labels,
+    }
+
+
+def stats_frame(source: str, epoch: int, ids: np.ndarray, stats: dict[str, torch.Tensor]):
+    """A trace part in the run-store layout from `example_stats` output."""
+    host = {k: v.cpu().numpy() for k, v in stats.items()}
+    return pd.DataFrame(
+        {
+            "source": np.full(len(ids), source, dtype=object),
+            "epoch": np.full(len(ids), epoch, dtype=np.int32),
+            "example_id": ids.astype(np.int64),
+            "loss": host["loss"].astype(np.float32),
+            "prob_label": host["prob_label"].astype(np.float32),
+            "margin": host["margin"].astype(np.float32),
+            "pred": host["pred"].astype(np.int32),
+            "correct": host["correct"].astype(bool),
+        }
+    )
+
+
+class GradientAccountant:
+    """Per-layer norms of the clean and flipped parts of each batch's gradient, over an epoch.
+
+    `backward(ids, losses)` replaces ``losses.mean().backward()``: it takes one
+    backward pass per part (one more than usual) and leaves in ``.grad`` their
+    sum, the gradient of the batch's mean loss.
+    """
+
+    def __init__(self, model: nn.Module, is_noisy: torch.Tensor) -> None:
+        self.groups = layer_parameters(model)
+        self.params = [p for ps in self.groups.values() for p in ps]
+        self.sizes = [len(ps) for ps in self.groups.values()]
+        self.is_noisy = is_noisy
+        self.reset()
+
+    def reset(self) -> None:
+        n_layers, device = len(self.groups), self.is_noisy.device
+        self.norm_sum = torch.zeros(2, n_layers, dtype=torch.float64, device=device)
+        self.cos_sum = torch.zeros(n_layers, dtype=torch.float64, device=device)
+        self.cos_batches = 0
+        self.counts = torch.zeros(2, dtype=torch.int64, device=device)
+
+    def backward(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
+        noisy = self.is_noisy[ids]
+        n = losses.numel()
+        parts = [losses[~noisy].sum() / n, losses[noisy].sum() / n]
+        present = [bool((~noisy).any()), bool(noisy.any())]
+        self.counts += torch.stack([(~noisy).sum(), noisy.sum()])
+        grads: list[Sequence[torch.Tensor] | None] = [None, None]
+        live = [i for i in (0, 1) if present[i]]
+        for k, i in enumerate(live):
+            grads[i] = torch.autograd.grad(
+                parts[i], self.params, retain_graph=k < len(live) - 1, allow_unused=True
+            )
+        grads = [self._fill(g) if g is not None else None for g in grads]
+        sq = {i: self._per_layer(g, g) for i, g in enumerate(grads) if g is not None}
+        for i, value in sq.items():
+            self.norm_sum[i] += value.sqrt()
+        if len(sq) == 2:
+            dot = self._per_layer(grads[0], grads[1])
+            self.cos_sum += dot / (sq[0].sqrt() * sq[1].sqrt()).clamp_min(1e-30)
+            self.cos_batches += 1
+        for p, *gs in zip(self.params, *[g for g in grads if g is not None], strict=True):
+            total = gs[0] if len(gs) == 1 else gs[0] + gs[1]
+            p.grad = total if p.grad is None else p.grad + total
+
+    def _fill(self, grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads, strict=True)]
+
+    def _per_layer(self, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
+        dots = torch.stack([(x.double() * y.double()).sum() for x, y in zip(a, b, strict=True)])
+        return torch.stack([chunk.sum() for chunk in torch.split(dots, self.sizes)])
+
+    def frame(self, epoch: int) -> pd.DataFrame:
+        """The epoch's rows of layer_grads.parquet: one per (layer, subset)."""
+        norms = self.norm_sum.cpu().numpy()
+        total = norms.sum(0)
+        share = np.divide(norms, total, out=np.full_like(norms, np.nan), where=total > 0)
+        cos = (self.cos_sum / self.cos_batches).cpu().numpy() if self.cos_batches else (
+            np.full(len(self.groups), np.nan)
+        )
+        counts = self.counts.cpu().numpy()
+        rows = [
+            {
+                "epoch": epoch,
+                "layer": layer,
+                "subset": subset,
+                "grad_norm": float(norms[s, j]),
+                "share": float(share[s, j]),
+                "cosine": float(cos[j]),
+                "n_examples": int(counts[s]),
+            }
+            for s, subset in enumerate(("clean", "noisy"))
+            for j, layer in enumerate(self.groups)
+        ]
+        return pd.DataFrame(rows)
+
+
+def _summary_groups(split: np.ndarray, is_noisy: np.ndarray) -> dict[str, np.ndarray]:
+    train = split == "train"
+    groups = {
+        "train": train,
+        "clean": train & ~is_noisy,
+        "noisy": train & is_noisy,
+        "test": split == "test",
+    }
+    return {name: mask for name, mask in groups.items() if mask.any()}
+
+
+class TraceRecorder:
+    """Records per-example traces, embeddings, checkpoints and layer gradients into a run.
+
+    Parameters
+    ----------
+    writer : the run being written (`RunWriter`)
+    model : the network; its top-level children with parameters are its layers
+    inputs : shape (N, ...), every example of the run (train, test, ...), row i = example i
+    labels : int64, shape (N,), the labels trained with (the noisy ones for flipped examples)
+    is_noisy : bool, shape (N,), flipped examples (for gradient accounting)
+    record_train : keep the statistics of the training minibatches (`log_batch`)
+    grad_accounting : split each batch's gradient into its clean and flipped parts (`backward`)
+    embed_layers, embed_epochs : layers whose outputs are stored, and at which epochs
+    checkpoint_epochs : epochs whose weights are stored (0 = initialization)
+    embed_dtype : ``float16`` or ``float32``
+    eval_batch_size : examples per forward pass of the eval pass
+    split : shape (N,), ``train``/``test``/``reference`` per example; with it each
+        commit stores the epoch's accuracies in run.json (``last_epoch``)
+
+    Examples
+    --------
+    See `TraceRecorder.create` and the README for a complete training loop.
+    """
+
+    def __init__(
+        self,
+        writer: RunWriter,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        is_noisy: torch.Tensor | None = None,
+        record_train: bool = True,
+        grad_accounting: bool = False,
+        embed_layers: Iterable[str] = (),
+        embed_epochs: Iterable[int] = (),
+        checkpoint_epochs: Iterable[int] = (0,),
+        embed_dtype: str = "float16",
+        eval_batch_size: int = 4096,
+        split: np.ndarray | None = None,
+    ) -> None:
+        if len(inputs) != len(labels):
+            raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
+        unknown = sorted(set(embed_layers) - set(layer_names(model)))
+        if unknown:
+            raise ValueError(
+                f"unknown embedding layers {unknown}; the model's layers: {layer_names(model)}"
+            )
+        self.writer, self.model = writer, model
+        self.inputs, self.labels = inputs, labels.long()
+        self.record_train = record_train
+        self.embed_layers = list(embed_layers)
+        self.embed_epochs = set(embed_epochs)
+        self.checkpoint_epochs = set(checkpoint_epochs)
+        self.embed_dtype = np.dtype(embed_dtype)
+        self.eval_batch_size = eval_batch_size
+        noisy = torch.zeros(len(labels), dtype=torch.bool) if is_noisy is None else is_noisy
+        self.accountant = (
+            GradientAccountant(model, noisy.to(inputs.device).bool()) if grad_accounting else None
+        )
+        self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._groups = _summary_groups(split, noisy.cpu().numpy()) if split is not None else {}
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        model: nn.Module,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_test: torch.Tensor | None = None,
+        y_test: torch.Tensor | None = None,
+        *,
+        true_labels: torch.Tensor | None = None,
+        config: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> TraceRecorder:
+        """Start a new run for a user's own training loop.
+
+        Example ids are the training examples 0..N_train-1 (so the indices a
+        loader yields are the ids), then the test examples. `true_labels`
+        (shape (N_train,)) marks examples whose `y_train` differs as flipped.
+        """
+        xs = [x_train] + ([x_test] if x_test is not None else [])
+        ys = [y_train] + ([y_test] if y_test is not None else [])
+        inputs, labels = torch.cat(xs), torch.cat(ys).long()
+        true = labels.clone()
+        if true_labels is not None:
+            true[: len(y_train)] = true_labels.long().to(true.device)
+        n_train, n = len(y_train), len(labels)
+        examples = pd.DataFrame(
+            {
+                "example_id": np.arange(n, dtype=np.int64),
+                "split": np.where(np.arange(n) < n_train, "train", "test").astype(object),
+                "label": labels.cpu().numpy(),
+                "true_label": true.cpu().numpy(),
+                "is_noisy": (labels != true).cpu().numpy(),
+                "is_canary": np.zeros(n, dtype=bool),
+            }
+        )
+        writer = RunWriter.create(
+            path,
+            config=config or {},
+            examples=examples,
+            inputs=inputs.detach().cpu().numpy(),
+            n_classes=int(labels.max()) + 1,
+            layers=layer_names(model),
+            overwrite=overwrite,
+        )
+        options.setdefault("grad_accounting", bool(examples["is_noisy"].any()))
+        return cls(
+            writer, model, inputs, labels, is_noisy=labels != true,
+            split=examples["split"].to_numpy(), **options,
+        )
+
+    # ------------------------------------------------------------ in the loop
+    def log_batch(self, ids: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep a training minibatch's logits (train mode, before the update).
+
+        Costs no computation per batch: the logits stay on the device and are
+        reduced once, in `end_epoch`.
+        """
+        if self.record_train:
+            self._batches.append((ids.detach(), logits.detach()))
+
+    def backward(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
+        """Back-propagate the batch's mean loss; with gradient accounting, part by part.
+
+        Parameters
+        ----------
+        ids : the batch's example ids, shape (B,)
+        losses : per-example losses (``reduction="none"``), shape (B,)
+        """
+        if self.accountant is None:
+            losses.mean().backward()
+        else:
+            self.accountant.backward(ids.to(self.accountant.is_noisy.device), losses)
+
+    # --------------------------------------------------------- epoch borders
+    def start(self) -> None:
+        """Record epoch 0, the model before training."""
+        self.end_epoch(0)
+
+    def end_epoch(
+        self, epoch: int, *, resume_state: tuple[dict, dict] | None = None
+    ) -> dict[str, float]:
+        """Write everything recorded for `epoch`, then commit it in run.json (last).
+
+        Returns the epoch's eval accuracies by group (see `split`).
+        """
+        self._write_train_source(epoch)
+        stats, embeddings = self.evaluate(epoch in self.embed_epochs)
+        self.writer.write_trace("eval", epoch, stats_frame("eval", epoch, self._all_ids(), stats))
+        for layer, array in embeddings.items():
+            self.writer.write_embedding(epoch, layer, array)
+        if self.accountant is not None and epoch > 0:
+            self.writer.write_layer_grads(epoch, self.accountant.frame(epoch))
+            self.accountant.reset()
+        if epoch in self.checkpoint_epochs:
+            self.writer.write_checkpoint(epoch, self.model.state_dict())
+        if resume_state is not None:
+            self.writer.write_resume_state(*resume_state)
+        correct = stats["correct"].cpu().numpy()
+        summary = {"epoch": epoch} | {
+            f"{name}_acc": float(correct[mask].mean()) for name, mask in self._groups.items()
+        }
+        self.writer.commit_epoch(epoch, last_epoch=summary)
+        return summary
+
+    def finish(self, status: str = "complete") -> None:
+        self.writer.finish(status)
+
+    # --------------------------------------------------------------- helpers
+    def _all_ids(self) -> np.ndarray:
+        return np.arange(len(self.labels))
+
+    def _write_train_source(self, epoch: int) -> None:
+        if not self._batches:
+            return
+        ids = torch.cat([b[0] for b in self._batches]).to(self.labels.device)
+        logits = torch.cat([b[1] for b in self._batches])
+        self._batches = []
+        order = torch.arange(len(ids), device=ids.device)
+        last = torch.full((len(self.labels),), -1, dtype=torch.long, device=ids.device)
+        last.scatter_reduce_(0, ids, order, reduce="amax")
+        presented = torch.nonzero(last >= 0).squeeze(1)
+        pick = last[presented]
+        stats = example_stats(logits[pick.to(logits.device)], self.labels[presented].to(logits.device))
+        self.writer.write_trace(
+            "train", epoch, stats_frame("train", epoch, presented.cpu().numpy(), stats)
+        )
+
+    @torch.no_grad()
+    def evaluate(self, with_embeddings: bool = False):
+        """Eval-mode pass over every example; returns (stats, {layer: (N, D) array})."""
+        was_training = self.model.training
+        self.model.eval()
+        captured: dict[str, list[torch.Tensor]] = {name: [] for name in self.embed_layers}
+        hooks = []
+        if with_embeddings:
+            for name in self.embed_layers:
+                hooks.append(
+                    getattr(self.model, name).register_forward_hook(
+                        lambda _m, _i, out, name=name: captured[name].append(out.flatten(1))
+                    )
+                )
+        try:
+            logits = torch.cat(
+                [self.model(chunk) for chunk in torch.split(self.inputs, self.eval_batch_size)]
+            )
+        finally:
+            for hook in hooks:
+                hook.remove()
+            self.model.train(was_training)
+        stats = example_stats(logits, self.labels.to(logits.device))
+        torch_dtype = torch.float16 if self.embed_dtype == np.float16 else torch.float32
+        embeddings = {
+            name: torch.cat(parts).to(torch_dtype).cpu().numpy()
+            for name, parts in captured.items()
+            if parts
+        }
+        return stats, embeddings

@@ -1,0 +1,623 @@
+"""The run store: the only code that reads or writes a run directory.
+
+A run is a directory readable without memdash (pandas, polars, DuckDB, numpy);
+the layout is documented in docs/run-format.md (schema_version 1). Every file
+is written atomically (a hidden temporary file, then a rename) and `run.json`
+is updated last, so a run killed at any moment reads correctly up to its last
+complete epoch. Nothing is pickled: tables are Parquet, arrays .npy, weights
+safetensors, metadata JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis import __version__
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "complete", "failed")
+SOURCES = ("eval", "train")
+SPLITS = ("train", "test", "reference")
+
+# column -> kind; kinds are checked on the Parquet schema without reading data
+EXAMPLES_COLUMNS = {
+    "example_id": "int",
+    "split": "string",
+    "label": "int",
+    "true_label": "int",
+    "is_noisy": "bool",
+    "is_canary": "bool",
+}
+TRACE_COLUMNS = {
+    "source": "string",
+    "epoch": "int",
+    "example_id": "int",
+    "loss": "float",
+    "prob_label": "float",
+    "margin": "float",
+    "pred": "int",
+    "correct": "bool",
+}
+LAYER_GRADS_COLUMNS = {
+    "epoch": "int",
+    "layer": "string",
+    "subset": "string",
+    "grad_norm": "float",
+    "share": "float",
+    "cosine": "float",
+    "n_examples": "int",
+}
+RUN_JSON_KEYS = {
+    "schema_version": int,
+    "name": str,
+    "status": str,
+    "epochs_completed": int,
+    "config": dict,
+    "created_at": str,
+    "memdash_version": str,
+}
+
+_KIND_CHECKS: dict[str, Callable[[pa.DataType], bool]] = {
+    "int": pa.types.is_integer,
+    "float": pa.types.is_floating,
+    "bool": pa.types.is_boolean,
+    "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+}
+_TRACE_PART = re.compile(r"^(eval|train)-epoch_(\d{3,})\.parquet$")
+_GRADS_PART = re.compile(r"^epoch_(\d{3,})\.parquet$")
+_EPOCH_DIR = re.compile(r"^epoch_(\d{3,})$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class RunFormatError(ValueError):
+    """A run directory that does not meet the run-store contract.
+
+    The message names the run, the file and what was expected.
+    """
+
+    def __init__(self, run: Path | str, file: str, problem: str) -> None:
+        self.run, self.file, self.problem = str(run), file, problem
+        super().__init__(f"run {self.run}: {file}: {problem}")
+
+
+# ----------------------------------------------------------------- atomic writes
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through `write(tmp)` into a hidden temporary sibling, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True)))
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+    _atomic(path, write)
+
+
+def write_safetensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(clean, str(tmp), metadata=metadata))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ------------------------------------------------------------------------ writer
+
+
+class RunWriter:
+    """Writes one run directory, epoch by epoch.
+
+    Use `RunWriter.create` for a new run and `RunWriter.reopen` to resume one.
+    Per epoch, write the epoch's files, then `commit_epoch`; `finish` marks
+    the run complete or failed.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.meta = meta
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        config: dict[str, Any],
+        examples: pd.DataFrame,
+        inputs: np.ndarray,
+        n_classes: int,
+        layers: Iterable[str] = (),
+        name: str | None = None,
+        overwrite: bool = False,
+    ) -> RunWriter:
+        """Start a new run: write examples.parquet, inputs.npy and run.json (status running)."""
+        path = Path(path)
+        if (path / "run.json").exists() and not overwrite:
+            raise FileExistsError(
+                f"run {path} already exists; pass --resume to continue it or choose another --out"
+            )
+        _check_frame(path, "examples.parquet", examples, EXAMPLES_COLUMNS)
+        if len(inputs) != len(examples):
+            raise ValueError(f"{len(inputs)} inputs for {len(examples)} examples")
+        if not np.array_equal(examples["example_id"].to_numpy(), np.arange(len(examples))):
+            raise ValueError("examples.example_id must be 0..N-1 in row order")
+        if path.exists() and overwrite:
+            _clear_run_files(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_parquet(path / "examples.parquet", examples)
+        write_npy(path / "inputs.npy", inputs)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name or path.name,
+            "status": "running",
+            "epochs_completed": 0,
+            "epochs_planned": int(config.get("train", {}).get("epochs", 0)),
+            "n_classes": int(n_classes),
+            "layers": list(layers),
+            "config": config,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "memdash_version": __version__,
+        }
+        writer = cls(path, meta)
+        write_json(path / "run.json", meta)
+        return writer
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> RunWriter:
+        """Reopen an existing run to append epochs after its last complete one."""
+        run = Run.open(path)
+        meta = dict(run.meta, status="running", updated_at=_now())
+        writer = cls(run.path, meta)
+        write_json(writer.path / "run.json", meta)
+        return writer
+
+    @property
+    def epochs_completed(self) -> int:
+        return int(self.meta["epochs_completed"])
+
+    def write_trace(self, source: str, epoch: int, frame: pd.DataFrame) -> None:
+        """One source's statistics at one epoch (columns TRACE_COLUMNS)."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown trace source {source!r}; valid: {', '.join(SOURCES)}")
+        _check_frame(self.path, "trace.parquet", frame, TRACE_COLUMNS)
+        write_parquet(self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet", frame)
+
+    def write_layer_grads(self, epoch: int, frame: pd.DataFrame) -> None:
+        _check_frame(self.path, "layer_grads.parquet", frame, LAYER_GRADS_COLUMNS)
+        write_parquet(self.path / "layer_grads.parquet" / f"epoch_{epoch:03d}.parquet", frame)
+
+    def write_embedding(self, epoch: int, layer: str, array: np.ndarray) -> None:
+        """A layer's outputs for every example, shape (N, D)."""
+        if not _NAME.match(layer):
+            raise ValueError(f"layer name {layer!r} is not a plain file name")
+        write_npy(self.path / "embeddings" / f"epoch_{epoch:03d}" / f"{layer}.npy", array)
+
+    def write_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+        """Model weights after `epoch` epochs (0 = initialization), as safetensors."""
+        write_safetensors(
+            self.path / "checkpoints" / f"epoch_{epoch:03d}.safetensors",
+            state,
+            {"epoch": str(epoch), "format": "pt"},
+        )
+
+    def write_resume_state(self, tensors: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """Model and optimizer state after the last epoch, for `--resume`."""
+        write_safetensors(
+            self.path / "resume" / "state.safetensors",
+            tensors,
+            {"memdash": json.dumps(metadata), "format": "pt"},
+        )
+
+    def commit_epoch(self, epoch: int, **extra: Any) -> None:
+        """Declare `epoch` complete: rewrite run.json last, after the epoch's files."""
+        self.meta.update(extra, epochs_completed=int(epoch), updated_at=_now())
+        write_json(self.path / "run.json", self.meta)
+
+    def finish(self, status: str = "complete", **extra: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}")
+        self.meta.update(extra, status=status, updated_at=_now())
+        write_json(self.path / "run.json", self.meta)
+        if status == "complete":  # the resume state has served its purpose
+            import shutil
+
+            shutil.rmtree(self.path / "resume", ignore_errors=True)
+
+
+def _clear_run_files(path: Path) -> None:
+    """Remove a previous run's files (only the run-store's own names) before overwriting."""
+    import shutil
+
+    for name in ("trace.parquet", "layer_grads.parquet", "embeddings", "checkpoints", "resume",
+                 "derived"):
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target)
+    for name in ("run.json", "examples.parquet", "inputs.npy"):
+        (path / name).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------ reader
+
+
+class Run:
+    """A run directory opened for reading; `Run.open` validates run.json.
+
+    Every read checks what it reads and raises `RunFormatError` naming the
+    run, the file and what was expected. Epochs after `epochs_completed`
+    (left by a killed process) are never returned.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.meta = meta
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        path = Path(path)
+        file = path / "run.json"
+        if not file.is_file():
+            raise RunFormatError(path, "run.json", "missing; expected a memdash run directory")
+        try:
+            meta = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunFormatError(path, "run.json", f"not valid JSON ({err})") from err
+        if not isinstance(meta, dict):
+            raise RunFormatError(path, "run.json", "expected a JSON object")
+        for key, kind in RUN_JSON_KEYS.items():
+            if key not in meta:
+                raise RunFormatError(path, "run.json", f"missing key {key!r}")
+            if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+                raise RunFormatError(
+                    path, "run.json", f"key {key!r} must be {kind.__name__}, got {meta[key]!r}"
+                )
+        if meta["schema_version"] != SCHEMA_VERSION:
+            raise RunFormatError(
+                path,
+                "run.json",
+                f"unknown schema_version {meta['schema_version']}; this memdash reads "
+                f"{SCHEMA_VERSION} (memdash {__version__})",
+            )
+        if meta["status"] not in STATUSES:
+            raise RunFormatError(
+                path, "run.json", f"status {meta['status']!r} is not one of {STATUSES}"
+            )
+        if meta["epochs_completed"] < 0:
+            raise RunFormatError(path, "run.json", "epochs_completed must be >= 0")
+        for name in ("examples.parquet", "inputs.npy"):
+            if not (path / name).is_file():
+                raise RunFormatError(path, name, "missing")
+        return cls(path, meta)
+
+    # --- metadata
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def status(self) -> str:
+        return str(self.meta["status"])
+
+    @property
+    def epochs_completed(self) -> int:
+        return int(self.meta["epochs_completed"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.meta["config"])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.meta.get("n_classes") or self.examples(["label"])["label"].max() + 1)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.meta.get("layers", []))
+
+    # --- tables
+    def examples(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """examples.parquet (one row per example, row i = example i)."""
+        frame = self._read_table(self.path / "examples.parquet", EXAMPLES_COLUMNS, columns)
+        if "example_id" in frame and not np.array_equal(
+            frame["example_id"].to_numpy(), np.arange(len(frame))
+        ):
+            raise RunFormatError(self.path, "examples.parquet", "example_id must be 0..N-1 in order")
+        return frame
+
+    def n_examples(self) -> int:
+        return pq.ParquetFile(self.path / "examples.parquet").metadata.num_rows
+
+    def inputs(self, *, mmap: bool = True) -> np.ndarray:
+        """inputs.npy, row i = example i, memory-mapped by default."""
+        try:
+            array = np.load(
+                self.path / "inputs.npy", mmap_mode="r" if mmap else None, allow_pickle=False
+            )
+        except ValueError as err:
+            raise RunFormatError(self.path, "inputs.npy", f"not a plain .npy array ({err})") from err
+        if len(array) != self.n_examples():
+            raise RunFormatError(
+                self.path, "inputs.npy", f"{len(array)} rows, expected {self.n_examples()}"
+            )
+        return array
+
+    def trace_parts(self, source: str | None = None) -> dict[tuple[str, int], Path]:
+        """The committed trace part files by (source, epoch)."""
+        return {
+            (m.group(1), int(m.group(2))): p
+            for p, m in _parts(self.path / "trace.parquet", _TRACE_PART)
+            if int(m.group(2)) <= self.epochs_completed and source in (None, m.group(1))
+        }
+
+    def trace_sources(self) -> list[str]:
+        return sorted({s for s, _ in self.trace_parts()})
+
+    def trace(
+        self,
+        source: str | None = "eval",
+        *,
+        columns: list[str] | None = None,
+        epochs: Iterable[int] | None = None,
+    ) -> pd.DataFrame:
+        """The long-format trace, one row per (source, epoch, example).
+
+        Parameters
+        ----------
+        source : ``eval``, ``train`` or None for both
+        columns : the columns to read (None = all)
+        epochs : the epochs to read (None = 0..epochs_completed)
+        """
+        if source is not None and source not in SOURCES:
+            raise ValueError(f"unknown trace source {source!r}; valid: {', '.join(SOURCES)}")
+        parts = self.trace_parts(source)
+        wanted = None if epochs is None else set(epochs)
+        files = [p for (_, e), p in sorted(parts.items()) if wanted is None or e in wanted]
+        return self._read_parts(files, "trace.parquet", TRACE_COLUMNS, columns)
+
+    def layer_grads(self) -> pd.DataFrame:
+        """Per-layer gradient norms of the clean and flipped parts of the loss (may be empty)."""
+        files = [
+            p
+            for p, m in _parts(self.path / "layer_grads.parquet", _GRADS_PART)
+            if int(m.group(1)) <= self.epochs_completed
+        ]
+        return self._read_parts(files, "layer_grads.parquet", LAYER_GRADS_COLUMNS, None)
+
+    # --- arrays and weights
+    def embedding_index(self) -> dict[int, list[str]]:
+        """Recorded embeddings: epoch -> layer names."""
+        out: dict[int, list[str]] = {}
+        root = self.path / "embeddings"
+        for d, m in _parts(root, _EPOCH_DIR):
+            epoch = int(m.group(1))
+            if epoch <= self.epochs_completed:
+                out[epoch] = sorted(f.stem for f in d.glob("*.npy"))
+        return dict(sorted(out.items()))
+
+    def embedding(self, epoch: int, layer: str, *, mmap: bool = True) -> np.ndarray:
+        """A layer's outputs at an epoch, shape (N, D)."""
+        if layer not in self.embedding_index().get(epoch, []):
+            raise RunFormatError(
+                self.path,
+                f"embeddings/epoch_{epoch:03d}/{layer}.npy",
+                f"not recorded; recorded: {self.embedding_index()}",
+            )
+        file = self.path / "embeddings" / f"epoch_{epoch:03d}" / f"{layer}.npy"
+        array = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        if array.ndim != 2 or len(array) != self.n_examples():
+            raise RunFormatError(
+                self.path, str(file.relative_to(self.path)),
+                f"shape {array.shape}, expected ({self.n_examples()}, D)",
+            )
+        return array
+
+    def checkpoint_epochs(self) -> list[int]:
+        files = (self.path / "checkpoints").glob("epoch_*.safetensors")
+        epochs = (int(f.stem.split("_")[1]) for f in files if f.stem.split("_")[1].isdigit())
+        return sorted(e for e in epochs if e <= self.epochs_completed)
+
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        """Model weights (a state dict of tensors) after `epoch` epochs."""
+        from safetensors.torch import load_file
+
+        file = self.path / "checkpoints" / f"epoch_{epoch:03d}.safetensors"
+        if epoch not in self.checkpoint_epochs():
+            raise RunFormatError(
+                self.path, f"checkpoints/{file.name}",
+                f"not recorded; recorded epochs: {self.checkpoint_epochs()}",
+            )
+        return load_file(str(file))
+
+    def resume_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(tensors, metadata) of the state saved after the last complete epoch."""
+        from safetensors import safe_open
+
+        file = self.path / "resume" / "state.safetensors"
+        if not file.is_file():
+            raise RunFormatError(self.path, "resume/state.safetensors", "missing; cannot resume")
+        with safe_open(str(file), framework="pt") as fh:
+            meta = json.loads(fh.metadata()["memdash"])
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        if meta.get("epoch") != self.epochs_completed:
+            raise RunFormatError(
+                self.path, "resume/state.safetensors",
+                f"holds epoch {meta.get('epoch')}, run.json says {self.epochs_completed}",
+            )
+        return tensors, meta
+
+    # --- derived results
+    def derived_path(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise ValueError(f"derived name {name!r} is not a plain file name")
+        return self.path / "derived" / name
+
+    def read_derived(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        file = self.derived_path(name)
+        if not file.is_file():
+            raise RunFormatError(self.path, f"derived/{name}", "missing; run `memdash analyze`")
+        return pq.read_table(file, columns=columns).to_pandas()
+
+    def write_derived(self, name: str, frame: pd.DataFrame) -> None:
+        write_parquet(self.derived_path(name), frame)
+
+    # --- validation
+    def validate(self) -> list[str]:
+        """Check every file of the run; return a list of notes, raise RunFormatError on a fault."""
+        notes = []
+        examples = self.examples()
+        bad_split = set(examples["split"]) - set(SPLITS)
+        if bad_split:
+            raise RunFormatError(
+                self.path, "examples.parquet", f"unknown split values {sorted(bad_split)}"
+            )
+        self.inputs()
+        n = len(examples)
+        parts = self.trace_parts()
+        for (source, epoch), file in parts.items():
+            table = self._read_parts([file], "trace.parquet", TRACE_COLUMNS, None)
+            if len(table) and (table["example_id"].min() < 0 or table["example_id"].max() >= n):
+                raise RunFormatError(
+                    self.path, f"trace.parquet/{file.name}", f"example_id outside 0..{n - 1}"
+                )
+            if len(table) and not ((table["epoch"] == epoch) & (table["source"] == source)).all():
+                raise RunFormatError(
+                    self.path, f"trace.parquet/{file.name}",
+                    f"rows must all have source={source!r} and epoch={epoch}",
+                )
+        eval_epochs = sorted(e for s, e in parts if s == "eval")
+        notes.append(f"{len(parts)} trace parts; eval epochs {_ranges(eval_epochs)}")
+        self.layer_grads()
+        for epoch, layers in self.embedding_index().items():
+            for layer in layers:
+                self.embedding(epoch, layer)
+        notes.append(f"embeddings at epochs {list(self.embedding_index())}")
+        notes.append(f"checkpoints at epochs {self.checkpoint_epochs()}")
+        return notes
+
+    # --- helpers
+    def _read_table(
+        self, file: Path, expected: dict[str, str], columns: list[str] | None
+    ) -> pd.DataFrame:
+        rel = str(file.relative_to(self.path))
+        if not file.is_file():
+            raise RunFormatError(self.path, rel, "missing")
+        try:
+            schema = pq.read_schema(file)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise RunFormatError(self.path, rel, f"not a readable Parquet file ({err})") from err
+        _check_schema(self.path, rel, schema, expected, columns)
+        return pq.read_table(file, columns=columns).to_pandas()
+
+    def _read_parts(
+        self, files: list[Path], what: str, expected: dict[str, str], columns: list[str] | None
+    ) -> pd.DataFrame:
+        tables = []
+        for file in files:
+            rel = f"{what}/{file.name}"
+            try:
+                schema = pq.read_schema(file)
+            except (pa.ArrowInvalid, OSError) as err:
+                raise RunFormatError(self.path, rel, f"not a readable Parquet file ({err})") from err
+            _check_schema(self.path, rel, schema, expected, columns)
+            tables.append(pq.read_table(file, columns=columns or list(expected)))
+        if not tables:
+            return _empty_frame(expected, columns)
+        return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def _parts(root: Path, pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:
+    if not root.is_dir():
+        return []
+    found = ((p, pattern.match(p.name)) for p in sorted(root.iterdir()))
+    return [(p, m) for p, m in found if m]
+
+
+def _check_schema(
+    run: Path, rel: str, schema: pa.Schema, expected: dict[str, str], columns: list[str] | None
+) -> None:
+    needed = expected if columns is None else {c: expected[c] for c in columns if c in expected}
+    for column, kind in needed.items():
+        if column not in schema.names:
+            raise RunFormatError(run, rel, f"missing column {column!r} (expected {kind})")
+        dtype = schema.field(column).type
+        if not _KIND_CHECKS[kind](dtype):
+            raise RunFormatError(run, rel, f"column {column!r} is {dtype}, expected {kind}")
+    if columns is not None:
+        unknown = [c for c in columns if c not in schema.names]
+        if unknown:
+            raise RunFormatError(run, rel, f"no column(s) {unknown}; has {schema.names}")
+
+
+def _check_frame(run: Path, rel: str, frame: pd.DataFrame, expected: dict[str, str]) -> None:
+    """Check a frame about to be written, so that a writer never produces a bad run."""
+    _check_schema(run, rel, pa.Schema.from_pandas(frame, preserve_index=False), expected, None)
+
+
+def _empty_frame(expected: dict[str, str], columns: list[str] | None) -> pd.DataFrame:
+    dtypes = {"int": "int64", "float": "float32", "bool": "bool", "string": "object"}
+    names = columns or list(expected)
+    return pd.DataFrame({c: pd.Series(dtype=dtypes[expected.get(c, "float")]) for c in names})
+
+
+def _ranges(values: list[int]) -> str:
+    if not values:
+        return "none"
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}..{values[-1]}"
+    return str(values)
+
+
+def discover_runs(roots: Iterable[str | Path], *, max_depth: int = 3) -> list[Path]:
+    """Run directories (holding run.json) under the roots, sorted; links are not followed."""
+    found: set[Path] = set()
+    for root in roots:
+        base = Path(root).resolve()
+        if not base.is_dir():
+            continue
+        for current, dirs, files in os.walk(base, followlinks=False):
+            here = Path(current)
+            depth = len(here.relative_to(base).parts)
+            if "run.json" in files:
+                found.add(here)
+                dirs[:] = []
+            elif depth >= max_depth:
+                dirs[:] = []
+            else:
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "derived"]
+    return sorted(found)

@@ -1,0 +1,202 @@
+"""`memdash train`: train a model on a prepared dataset while a TraceRecorder records it.
+
+The loop follows airbench: the data live as tensors on the device, each batch
+is a tensor of example ids, per-example losses (``reduction="none"``) feed the
+recorder. Randomness is derived from the run's seed per epoch (data order and
+dropout), so a run resumed after epoch k continues exactly as an uninterrupted
+run with the same seed would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from analysis.config import RunConfig, validate
+from analysis.corruption import Prepared, prepare
+from analysis.data import load_dataset
+from analysis.models import build_model, layer_names
+from analysis.recorder import TraceRecorder
+from analysis.runs import Run, RunWriter
+
+_EPOCH_SEED_STRIDE = 1_000_003  # keeps per-epoch seeds of different run seeds apart
+
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (diverged, or a resume that does not match its run)."""
+
+
+def prepare_data(config: RunConfig) -> Prepared:
+    """Load and corrupt the dataset a config names."""
+    d = config.data
+    data = load_dataset(
+        d.dataset, seed=config.seed, test_fraction=d.test_fraction, path=d.path,
+        n_examples=d.n_examples, shape=d.shape, n_classes=d.n_classes,
+    )
+    return prepare(
+        data, corruption=d.corruption, noise=d.noise, canaries=d.canaries,
+        canary_repeats=d.canary_repeats, reference_canaries=d.reference_canaries, seed=config.seed,
+    )
+
+
+def make_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
+    """The config's model, initialized from the run's seed."""
+    torch.manual_seed(config.seed)
+    m = config.model
+    return build_model(
+        m.name, input_shape, n_classes, hidden=m.hidden, channels=m.channels, dropout=m.dropout
+    )
+
+
+def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    t = config.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+        )
+    if t.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: sgd, adam")
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state as (tensors, JSON-able metadata), for safetensors."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for key, value in meta["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _resume_state(epoch: int, model, opt) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, meta = optimizer_state(opt)
+    tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
+    return tensors, {"epoch": epoch, **meta}
+
+
+def grad_accounting_on(config: RunConfig) -> bool:
+    """Gradient accounting defaults to on for runs with label noise."""
+    flag = config.record.grad_accounting
+    return flag if flag is not None else config.data.noise > 0 and config.data.corruption != (
+        "random_inputs"
+    )
+
+
+def train(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Train the run a config describes into `out`, recording as configured.
+
+    With `resume`, continue the run in `out` after its last complete epoch;
+    its stored config must equal `config` (apart from the command line).
+    """
+    validate(config)
+    out = Path(out)
+    if resume:
+        config = _check_resumable(out, config)
+    prepared = prepare_data(config)
+    device = torch.device(config.train.device)
+    model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes).to(device)
+    opt = make_optimizer(config, model)
+    rec_cfg = config.record
+    if resume:
+        writer = RunWriter.reopen(out)
+        tensors, meta = Run.open(out).resume_state()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_optimizer_state(opt, tensors, meta)
+    else:
+        writer = RunWriter.create(
+            out, config=config.to_dict(), examples=prepared.examples, inputs=prepared.inputs,
+            n_classes=prepared.n_classes, layers=layer_names(model), overwrite=overwrite,
+        )
+    inputs = torch.from_numpy(prepared.inputs).to(device)
+    labels = torch.tensor(prepared.examples["label"].to_numpy(), device=device)
+    is_noisy = torch.tensor(prepared.examples["is_noisy"].to_numpy(), device=device)
+    recorder = TraceRecorder(
+        writer, model, inputs, labels, is_noisy=is_noisy, record_train=rec_cfg.record_train,
+        grad_accounting=grad_accounting_on(config), embed_layers=rec_cfg.embed_layers,
+        embed_epochs=rec_cfg.embed_epochs, checkpoint_epochs=rec_cfg.checkpoint_epochs,
+        embed_dtype=rec_cfg.embed_dtype, eval_batch_size=rec_cfg.eval_batch_size,
+        split=prepared.examples["split"].to_numpy(),
+    )
+    train_ids = torch.from_numpy(prepared.train_ids).to(device)
+    try:
+        if not resume:
+            recorder.end_epoch(0, resume_state=_resume_state(0, model, opt))
+        for epoch in range(writer.epochs_completed + 1, config.train.epochs + 1):
+            train_epoch(model, opt, recorder, inputs, labels, train_ids, config, epoch)
+            _check_finite(model, epoch)
+            summary = recorder.end_epoch(epoch, resume_state=_resume_state(epoch, model, opt))
+            if progress is not None:
+                progress(epoch, config.train.epochs, summary)
+    except (TrainingError, KeyboardInterrupt) as err:
+        writer.finish("failed", error=str(err) or type(err).__name__)
+        raise
+    recorder.finish("complete")
+    return out
+
+
+def train_epoch(model, opt, recorder: TraceRecorder, inputs, labels, train_ids, config, epoch):
+    """One epoch over `train_ids` in a seeded order, recording as it goes."""
+    seed = config.seed * _EPOCH_SEED_STRIDE + epoch
+    torch.manual_seed(seed)  # dropout masks of this epoch
+    order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed))
+    model.train()
+    for ids in torch.split(train_ids[order.to(train_ids.device)], config.train.batch_size):
+        logits = model(inputs[ids])
+        losses = F.cross_entropy(logits, labels[ids], reduction="none")
+        recorder.log_batch(ids, logits)
+        opt.zero_grad(set_to_none=True)
+        recorder.backward(ids, losses)
+        opt.step()
+
+
+def _check_finite(model: torch.nn.Module, epoch: int) -> None:
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise TrainingError(
+            f"training diverged in epoch {epoch}: the weights are NaN or infinite "
+            "(a NaN or infinite loss); epochs before it are kept. Try a lower --lr."
+        )
+
+
+def _check_resumable(out: Path, config: RunConfig) -> RunConfig:
+    run = Run.open(out)
+    stored = RunConfig.from_dict(run.config)
+    if replace(stored, command="") != replace(config, command=""):
+        raise TrainingError(
+            f"run {out} was made with a different configuration; resume it with the same "
+            f"options (stored: {stored}) or omit options to reuse the stored ones"
+        )
+    if run.status == "complete" and run.epochs_completed >= stored.train.epochs:
+        raise TrainingError(f"run {out} is already complete ({run.epochs_completed} epochs)")
+    return stored
