@@ -365,13 +365,8 @@ class Run:
 
     def inputs(self, *, mmap: bool = True) -> np.ndarray:
         """inputs.npy, row i = example i, memory-mapped by default."""
-        try:
-            array = np.load(
-                self.path / "inputs.npy", mmap_mode="r" if mmap else None, allow_pickle=False
-            )
-        except ValueError as err:
-            raise RunFormatError(self.path, "inputs.npy", f"not a plain .npy array ({err})") from err
-        if len(array) != self.n_examples():
+        array = self._load_npy("inputs.npy", mmap)
+        if array.ndim < 1 or len(array) != self.n_examples():
             raise RunFormatError(
                 self.path, "inputs.npy", f"{len(array)} rows, expected {self.n_examples()}"
             )
@@ -438,12 +433,11 @@ class Run:
                 f"embeddings/epoch_{epoch:03d}/{layer}.npy",
                 f"not recorded; recorded: {self.embedding_index()}",
             )
-        file = self.path / "embeddings" / f"epoch_{epoch:03d}" / f"{layer}.npy"
-        array = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        rel = f"embeddings/epoch_{epoch:03d}/{layer}.npy"
+        array = self._load_npy(rel, mmap)
         if array.ndim != 2 or len(array) != self.n_examples():
             raise RunFormatError(
-                self.path, str(file.relative_to(self.path)),
-                f"shape {array.shape}, expected ({self.n_examples()}, D)",
+                self.path, rel, f"shape {array.shape}, expected ({self.n_examples()}, D)"
             )
         return array
 
@@ -531,6 +525,12 @@ class Run:
         return notes
 
     # --- helpers
+    def _load_npy(self, rel: str, mmap: bool) -> np.ndarray:
+        try:
+            return np.load(self.path / rel, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as err:
+            raise RunFormatError(self.path, rel, f"not a readable .npy array ({err})") from err
+
     def _read_table(
         self, file: Path, expected: dict[str, str], columns: list[str] | None
     ) -> pd.DataFrame:

@@ -1,0 +1,47 @@
+# memdash: `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.memdash-installed
+PORT ?= 8501
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format bench sample-run clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and pinned: a CPU build of 2.13.0 lies on this machine's disk,
+# while a looser requirement would pull a CUDA build of several GB.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv if missing and install memdash with its test tools
+
+demo: install ## Open the dashboard on sample_runs/ (http://127.0.0.1:$(PORT))
+	$(BIN)/memdash dashboard sample_runs --port $(PORT)
+
+lint: install ## ruff: lint and check formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## ruff: fix what can be fixed and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint ## Lint, then run the whole test suite
+	$(BIN)/python -m pytest
+
+bench: install ## Run the benchmarks (prints ratios)
+	$(BIN)/python benchmarks/recording.py
+
+sample-run: install ## Regenerate the sample run (command in sample_runs/README.md)
+	bash sample_runs/make_sample_runs.sh
+
+clean: ## Remove caches (keeps .venv)
+	rm -rf .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,58 @@
+"""Training curves: accuracy and loss by epoch for groups of examples.
+
+Groups follow Arpit et al. (2017): clean training examples, flipped (noisy)
+training examples, trained canaries, and the test set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+GROUPS = ("train (clean)", "train (flipped)", "canaries", "test")
+
+
+def example_groups(examples: pd.DataFrame) -> pd.Series:
+    """The curve group of every example (reference canaries get none: NaN).
+
+    Parameters
+    ----------
+    examples : examples.parquet columns ``split``, ``is_noisy``, ``is_canary``
+    """
+    split, noisy, canary = examples["split"], examples["is_noisy"], examples["is_canary"]
+    group = np.select(
+        [canary & (split == "train"), (split == "train") & noisy, split == "train", split == "test"],
+        [GROUPS[2], GROUPS[1], GROUPS[0], GROUPS[3]],
+        default="",
+    )
+    return pd.Series(group, index=examples.index).replace("", np.nan)
+
+
+def accuracy_curves(trace: pd.DataFrame, examples: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy (with the labels trained with) and loss per epoch and group.
+
+    Parameters
+    ----------
+    trace : rows of trace.parquet with ``epoch``, ``example_id``, ``correct``, ``loss``
+    examples : examples.parquet
+
+    Returns
+    -------
+    DataFrame with columns ``epoch``, ``group``, ``accuracy``, ``loss``, ``n``;
+    NaN losses are left out of the mean loss (and counted in ``n`` only).
+    """
+    groups = example_groups(examples).to_numpy()
+    frame = pd.DataFrame(
+        {
+            "epoch": trace["epoch"].to_numpy(),
+            "group": groups[trace["example_id"].to_numpy()],
+            "correct": trace["correct"].to_numpy(dtype=float),
+            "loss": trace["loss"].to_numpy(),
+        }
+    ).dropna(subset=["group"])
+    out = (
+        frame.groupby(["epoch", "group"], sort=True)
+        .agg(accuracy=("correct", "mean"), loss=("loss", "mean"), n=("correct", "size"))
+        .reset_index()
+    )
+    return out

@@ -1,0 +1,1 @@
+"""The memdash Streamlit dashboard."""

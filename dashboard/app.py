@@ -1,0 +1,16 @@
+"""memdash dashboard entry point: `memdash dashboard [ROOT ...]` runs this with Streamlit."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.app_pages import runs
+
+
+def main() -> None:
+    st.set_page_config(page_title="memdash", layout="wide")
+    pages = [st.Page(runs.render, title="Runs", url_path="runs", default=True)]
+    st.navigation(pages).run()
+
+
+main()

@@ -1,0 +1,1 @@
+"""Dashboard pages; each module exposes `render()` and runs nothing at import."""

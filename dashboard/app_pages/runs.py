@@ -1,0 +1,97 @@
+"""Runs: every run under the roots, and the training curves of the chosen ones."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis.runs import RunFormatError
+from dashboard import charts, data
+
+SOURCE_HELP = (
+    "eval: an end-of-epoch pass in eval mode over every example. "
+    "train: the training minibatches themselves, in train mode, before each update."
+)
+
+
+def render() -> None:
+    roots = data.run_roots()
+    st.title("Runs")
+    st.caption("Runs found under " + ", ".join(f"`{r}`" for r in roots))
+    summaries = data.run_summaries(roots)
+    if summaries.empty:
+        st.info(
+            "No runs here yet. Record one with "
+            "`memdash train --dataset digits --noise 0.2 --epochs 30 --out runs/first`, "
+            "then start `memdash dashboard runs`."
+        )
+        return
+    _runs_table(summaries)
+    healthy = summaries.index[summaries["status"] != "error"].tolist()
+    if not healthy:
+        st.warning("No run here can be read; see the errors above.")
+        return
+    labels = {i: _label(summaries, i) for i in healthy}
+    chosen = st.multiselect(
+        "Runs to plot (several overlay their curves)",
+        options=healthy,
+        default=healthy[:1],
+        format_func=labels.get,
+        key="runs_chosen",
+    )
+    if not chosen:
+        st.info("Choose at least one run to see its training curves.")
+        return
+    _curves(roots, chosen, labels)
+
+
+def _label(summaries: pd.DataFrame, i: int) -> str:
+    row = summaries.loc[i]
+    return f"{row['run']} ({row['dataset']}, {row['model']}, noise {row['noise']})"
+
+
+def _runs_table(summaries: pd.DataFrame) -> None:
+    shown = summaries.drop(columns=["path", "error"])
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.NumberColumn(c, format="%.3f")
+            for c in ("train acc", "clean acc", "flipped acc", "test acc")
+        },
+    )
+    for _, row in summaries[summaries["status"] == "error"].iterrows():
+        st.error(f"**{row['run']}** cannot be read: {row['error']}")
+    running = summaries[summaries["status"] == "running"]["run"].tolist()
+    if running:
+        st.caption(
+            "Still training or killed: " + ", ".join(running)
+            + ". Their curves show every epoch completed so far; "
+            "`memdash train --resume --out RUN` continues a killed run."
+        )
+
+
+def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -> None:
+    paths = {i: data.run_path(roots, i) for i in chosen}
+    sources = sorted(set.intersection(*(set(data.trace_sources(p)) for p in paths.values())))
+    left, right = st.columns(2)
+    source = left.radio(
+        "Trace source", sources or ["eval"], horizontal=True, key="runs_source", help=SOURCE_HELP
+    )
+    metric = right.radio("Measure", ["accuracy", "loss"], horizontal=True, key="runs_metric")
+    frames = []
+    for i, path in paths.items():
+        try:
+            frames.append(data.curves(path, source))
+        except RunFormatError as err:
+            st.error(f"{labels[i]}: {err}")
+    if not frames:
+        return
+    curves = pd.concat(frames, ignore_index=True)
+    st.subheader("Training curves")
+    st.caption(
+        "Accuracy with the labels the network was trained with: for flipped examples, "
+        "rising accuracy means the network is memorizing their wrong labels."
+    )
+    st.plotly_chart(charts.training_curves(curves, metric=metric), width="stretch")

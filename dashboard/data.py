@@ -1,0 +1,113 @@
+"""The dashboard's data layer: the only place with st.cache_data / st.cache_resource.
+
+Pages ask for runs by their index in the list of discovered runs; a name that
+comes from the browser is looked up in that list and never joined into a path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from analysis.curves import accuracy_curves
+from analysis.runs import Run, RunFormatError, discover_runs
+
+ROOTS_ENV = "MEMDASH_ROOTS"
+DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
+
+
+def run_roots() -> tuple[str, ...]:
+    """The run roots: the app's arguments, else $MEMDASH_ROOTS, else sample_runs/."""
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if args:
+        return tuple(str(Path(a).resolve()) for a in args)
+    env = os.environ.get(ROOTS_ENV)
+    if env:
+        return tuple(str(Path(p).resolve()) for p in env.split(os.pathsep) if p)
+    return (str(DEFAULT_ROOT),)
+
+
+def _stamp(path: Path) -> float:
+    """Changes whenever the run commits an epoch (run.json is rewritten last)."""
+    try:
+        return (path / "run.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def discovered(roots: tuple[str, ...]) -> list[str]:
+    return [str(p) for p in discover_runs(roots)]
+
+
+def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
+    """One row per discovered run; a broken run gets status ``error`` and its message."""
+    rows = [_summary(path, _stamp(Path(path))) for path in discovered(roots)]
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = [
+    "run", "status", "dataset", "model", "corruption", "noise", "epochs", "train acc",
+    "clean acc", "flipped acc", "test acc", "error", "path",
+]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _summary(path: str, stamp: float) -> dict:
+    base = {c: None for c in SUMMARY_COLUMNS} | {"run": Path(path).name, "path": path}
+    try:
+        run = Run.open(path)
+    except RunFormatError as err:
+        return base | {"status": "error", "error": str(err)}
+    cfg = run.config
+    data, model = cfg.get("data", {}), cfg.get("model", {})
+    last = run.meta.get("last_epoch", {})
+    planned = run.meta.get("epochs_planned")
+    return base | {
+        "run": run.name,
+        "status": run.status,
+        "dataset": data.get("dataset", "own loop"),
+        "model": model.get("name", ""),
+        "corruption": data.get("corruption") if data.get("noise") else "none",
+        "noise": data.get("noise", 0.0),
+        "epochs": f"{run.epochs_completed}/{planned}" if planned else str(run.epochs_completed),
+        "train acc": last.get("train_acc"),
+        "clean acc": last.get("clean_acc"),
+        "flipped acc": last.get("noisy_acc"),
+        "test acc": last.get("test_acc"),
+    }
+
+
+def run_path(roots: tuple[str, ...], index: int) -> Path:
+    """The path of the index-th discovered run (the only way a page names a run)."""
+    paths = discovered(roots)
+    if not 0 <= index < len(paths):
+        raise IndexError(f"no run number {index}; {len(paths)} runs found")
+    return Path(paths[index])
+
+
+def curves(path: Path, source: str) -> pd.DataFrame:
+    return _curves(str(path), source, _stamp(path))
+
+
+@st.cache_data(show_spinner="reading the trace…", max_entries=64)
+def _curves(path: str, source: str, stamp: float) -> pd.DataFrame:
+    run = Run.open(path)
+    trace = run.trace(source, columns=["epoch", "example_id", "correct", "loss"])
+    examples = run.examples(["split", "is_noisy", "is_canary"])
+    out = accuracy_curves(trace, examples)
+    out.insert(0, "run", run.name)
+    return out
+
+
+def trace_sources(path: Path) -> list[str]:
+    return _sources(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _sources(path: str, stamp: float) -> list[str]:
+    return Run.open(path).trace_sources()
