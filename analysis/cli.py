@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in parts)
     except ValueError:
-        raise typer.BadParameter(f"{what} must be integers separated by commas, got {text!r}")
+        raise typer.BadParameter(
+            f"{what} must be integers separated by commas, got {text!r}"
+        ) from None
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -90,22 +93,38 @@ def train(
 
     config = RunConfig(
         data=DataConfig(
-            dataset=dataset, path=data_path, test_fraction=test_fraction, n_examples=n_examples,
-            shape=_ints(shape, "--shape"), n_classes=n_classes, corruption=corruption,
-            noise=noise, canaries=canaries, canary_repeats=_ints(canary_repeats, "--canary-repeats"),
+            dataset=dataset,
+            path=data_path,
+            test_fraction=test_fraction,
+            n_examples=n_examples,
+            shape=_ints(shape, "--shape"),
+            n_classes=n_classes,
+            corruption=corruption,
+            noise=noise,
+            canaries=canaries,
+            canary_repeats=_ints(canary_repeats, "--canary-repeats"),
             reference_canaries=reference_canaries,
         ),
         model=ModelConfig(
-            name=model, hidden=_ints(hidden, "--hidden"), channels=_ints(channels, "--channels"),
+            name=model,
+            hidden=_ints(hidden, "--hidden"),
+            channels=_ints(channels, "--channels"),
             dropout=dropout,
         ),
         train=TrainConfig(
-            epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
-            weight_decay=weight_decay, device=device,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            device=device,
         ),
         record=RecordConfig(
-            record_train=record_train, grad_accounting=grad_accounting,
-            embed_layers=_names(embed_layers), embed_epochs=_ints(embed_epochs, "--embed-epochs"),
+            record_train=record_train,
+            grad_accounting=grad_accounting,
+            embed_layers=_names(embed_layers),
+            embed_epochs=_ints(embed_epochs, "--embed-epochs"),
             checkpoint_epochs=_ints(checkpoint_epochs, "--checkpoint-epochs"),
             embed_dtype=embed_dtype,
         ),
@@ -120,8 +139,11 @@ def train(
         except RunFormatError as err:
             _fail(str(err))
     columns = (
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(f"training {out.name}", total=config.train.epochs, status="")
@@ -134,7 +156,9 @@ def train(
             run_training(config, out, resume=resume, overwrite=overwrite, progress=progress)
         except (ValueError, TrainingError, FileExistsError) as err:
             _fail(str(err))
-    console.print(f"run written to [bold]{out}[/]; explore it with `memdash dashboard {out.parent}`")
+    console.print(
+        f"run written to [bold]{out}[/]; explore it with `memdash dashboard {out.parent}`"
+    )
 
 
 @app.command()
@@ -151,20 +175,26 @@ def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
     cfg = r.config
     table = Table(title=f"run {r.name}", show_header=False)
     table.add_row("path", str(r.path))
-    table.add_row("status", f"{r.status} ({r.epochs_completed} of {r.meta.get('epochs_planned')} epochs)")
+    table.add_row(
+        "status", f"{r.status} ({r.epochs_completed} of {r.meta.get('epochs_planned')} epochs)"
+    )
     if "data" in cfg:
         d, m = cfg["data"], cfg["model"]
         table.add_row("data", f"{d['dataset']}, {d['corruption']} noise {d['noise']}")
         table.add_row("model", f"{m['name']} {m.get('hidden')} dropout {m.get('dropout')}")
     counts = examples.groupby("split").size().to_dict()
     table.add_row("examples", ", ".join(f"{k} {v}" for k, v in counts.items()))
-    table.add_row("flipped / canaries", f"{int(examples.is_noisy.sum())} / {int(examples.is_canary.sum())}")
+    table.add_row(
+        "flipped / canaries", f"{int(examples.is_noisy.sum())} / {int(examples.is_canary.sum())}"
+    )
     table.add_row("trace sources", ", ".join(r.trace_sources()) or "none")
     for note in notes:
         table.add_row("", note)
     last = r.meta.get("last_epoch", {})
     if last:
-        table.add_row("accuracy", " ".join(f"{k[:-4]} {v:.3f}" for k, v in last.items() if k.endswith("_acc")))
+        table.add_row(
+            "accuracy", " ".join(f"{k[:-4]} {v:.3f}" for k, v in last.items() if k.endswith("_acc"))
+        )
     if cfg.get("command"):
         table.add_row("command", cfg["command"])
     console.print(table)
@@ -173,7 +203,9 @@ def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
 
 @app.command()
 def dashboard(
-    roots: list[Path] = typer.Argument(None, help="Folders to search for runs (default sample_runs/)."),
+    roots: list[Path] = typer.Argument(
+        None, help="Folders to search for runs (default sample_runs/)."
+    ),
     port: int = typer.Option(8501, help="Port to serve on."),
     host: str = typer.Option("127.0.0.1", help="Address to serve on."),
 ) -> None:
@@ -185,13 +217,27 @@ def dashboard(
         _fail(f"no such run root(s): {', '.join(missing)}")
     app_file = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app_file),
-        "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--",
-        *[str(r.resolve()) for r in roots],
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
-    console.print(f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}")
-    raise typer.Exit(subprocess.call(command))
+    env = dict(os.environ, MEMDASH_ROOTS=os.pathsep.join(str(r.resolve()) for r in roots))
+    console.print(
+        f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
+    )
+    raise typer.Exit(subprocess.call(command, env=env))
 
 
 if __name__ == "__main__":

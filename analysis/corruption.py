@@ -80,7 +80,7 @@ def random_labels(
 def random_inputs(
     x: np.ndarray, *, rate: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Replace the inputs of round(rate * N) examples by Gaussian noise of the set's mean and std."""
+    """Replace round(rate * N) inputs by Gaussian noise of the set's mean and std."""
     n = len(x)
     chosen = rng.choice(n, size=round(rate * n), replace=False)
     out = x.copy()
@@ -146,7 +146,9 @@ def prepare(
             start += canaries
     parts.append(_block(data.x_test, data.y_test, data.y_test, "test", False, "none", 0))
     if canaries:
-        rx, ry = make_canaries(reference_canaries, like=data.x_train, n_classes=data.n_classes, rng=crng)
+        rx, ry = make_canaries(
+            reference_canaries, like=data.x_train, n_classes=data.n_classes, rng=crng
+        )
         parts.append(_block(rx, ry, ry, "reference", False, "canary", 0))
     inputs = np.concatenate([p[0] for p in parts]).astype(np.float32)
     examples = pd.concat([p[1] for p in parts], ignore_index=True)

@@ -21,7 +21,12 @@ def example_groups(examples: pd.DataFrame) -> pd.Series:
     """
     split, noisy, canary = examples["split"], examples["is_noisy"], examples["is_canary"]
     group = np.select(
-        [canary & (split == "train"), (split == "train") & noisy, split == "train", split == "test"],
+        [
+            canary & (split == "train"),
+            (split == "train") & noisy,
+            split == "train",
+            split == "test",
+        ],
         [GROUPS[2], GROUPS[1], GROUPS[0], GROUPS[3]],
         default="",
     )

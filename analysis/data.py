@@ -75,9 +75,7 @@ def load_dataset(
     return loaders[name]()
 
 
-def _split(
-    x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float, name: str
-) -> Dataset:
+def _split(x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float, name: str) -> Dataset:
     """A seeded stratified train/test split."""
     from sklearn.model_selection import train_test_split
 
@@ -114,11 +112,11 @@ def _mnist1d(seed: int, n_examples: int, test_fraction: float) -> Dataset:
     args = get_dataset_args()
     args.num_samples = n_examples
     args.seed = seed
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 (the generator uses the legacy global state)
     try:
         data = make_dataset(args)
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     x = np.concatenate([data["x"], data["x_test"]])[:, None, :]
     y = np.concatenate([data["y"], data["y_test"]])
     return _split(x, y, seed, test_fraction, "mnist1d")
@@ -174,7 +172,9 @@ def load_npz(path: str | None, *, seed: int, test_fraction: float = 0.2) -> Data
     with np.load(file, allow_pickle=False) as raw:
         missing = {"X", "y"} - set(raw.files)
         if missing:
-            raise ValueError(f"npz dataset {file}: missing arrays {sorted(missing)}; has {raw.files}")
+            raise ValueError(
+                f"npz dataset {file}: missing arrays {sorted(missing)}; has {raw.files}"
+            )
         arrays = {k: raw[k] for k in raw.files}
     x, y = arrays["X"], arrays["y"]
     _check_xy(file, "X", "y", x, y)

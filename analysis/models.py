@@ -60,7 +60,10 @@ class Classifier(nn.Module):
 
 
 def mlp(
-    input_shape: tuple[int, ...], n_classes: int, *, hidden: tuple[int, ...] = (256, 128),
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    hidden: tuple[int, ...] = (256, 128),
     dropout: float = 0.0,
 ) -> Classifier:
     """An MLP: flatten, then ``fc1 .. fcK`` (Dense blocks), then the linear ``out``."""
@@ -73,8 +76,12 @@ def mlp(
 
 
 def cnn(
-    input_shape: tuple[int, ...], n_classes: int, *, channels: tuple[int, ...] = (32, 64),
-    hidden: tuple[int, ...] = (128,), dropout: float = 0.0,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    channels: tuple[int, ...] = (32, 64),
+    hidden: tuple[int, ...] = (128,),
+    dropout: float = 0.0,
 ) -> Classifier:
     """A small CNN: ``conv1 .. convK`` blocks (each halves the spatial size), ``fc1``, ``out``.
 
@@ -107,8 +114,13 @@ def cnn(
 
 
 def build_model(
-    name: str, input_shape: tuple[int, ...], n_classes: int, *, hidden: tuple[int, ...],
-    channels: tuple[int, ...], dropout: float,
+    name: str,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    hidden: tuple[int, ...],
+    channels: tuple[int, ...],
+    dropout: float,
 ) -> Classifier:
     """Build a model by name (``mlp`` or ``cnn``)."""
     if name == "mlp":
@@ -120,9 +132,7 @@ def build_model(
 
 def layer_names(model: nn.Module) -> list[str]:
     """The recordable layers: top-level children that hold parameters, in forward order."""
-    return [
-        name for name, child in model.named_children() if any(True for _ in child.parameters())
-    ]
+    return [name for name, child in model.named_children() if any(True for _ in child.parameters())]
 
 
 def layer_parameters(model: nn.Module) -> dict[str, list[nn.Parameter]]:

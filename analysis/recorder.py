@@ -133,7 +133,9 @@ class GradientAccountant:
             p.grad = total if p.grad is None else p.grad + total
 
     def _fill(self, grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
-        return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads, strict=True)]
+        return [
+            torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads, strict=True)
+        ]
 
     def _per_layer(self, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
         dots = torch.stack([(x.double() * y.double()).sum() for x, y in zip(a, b, strict=True)])
@@ -144,8 +146,10 @@ class GradientAccountant:
         norms = self.norm_sum.cpu().numpy()
         total = norms.sum(0)
         share = np.divide(norms, total, out=np.full_like(norms, np.nan), where=total > 0)
-        cos = (self.cos_sum / self.cos_batches).cpu().numpy() if self.cos_batches else (
-            np.full(len(self.groups), np.nan)
+        cos = (
+            (self.cos_sum / self.cos_batches).cpu().numpy()
+            if self.cos_batches
+            else (np.full(len(self.groups), np.nan))
         )
         counts = self.counts.cpu().numpy()
         rows = [
@@ -287,8 +291,13 @@ class TraceRecorder:
         )
         options.setdefault("grad_accounting", bool(examples["is_noisy"].any()))
         return cls(
-            writer, model, inputs, labels, is_noisy=labels != true,
-            split=examples["split"].to_numpy(), **options,
+            writer,
+            model,
+            inputs,
+            labels,
+            is_noisy=labels != true,
+            split=examples["split"].to_numpy(),
+            **options,
         )
 
     # ------------------------------------------------------------ in the loop
@@ -363,7 +372,9 @@ class TraceRecorder:
         last.scatter_reduce_(0, ids, order, reduce="amax")
         presented = torch.nonzero(last >= 0).squeeze(1)
         pick = last[presented]
-        stats = example_stats(logits[pick.to(logits.device)], self.labels[presented].to(logits.device))
+        stats = example_stats(
+            logits[pick.to(logits.device)], self.labels[presented].to(logits.device)
+        )
         self.writer.write_trace(
             "train", epoch, stats_frame("train", epoch, presented.cpu().numpy(), stats)
         )

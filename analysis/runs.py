@@ -113,9 +113,23 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     _atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True)))
 
 
-def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+# trace parts are most of a run's bytes: ids delta-coded, floats byte-stream-split
+# (which lets zstd find the shared exponents), small ints dictionary-coded.
+_TRACE_ENCODING = {
+    "use_dictionary": ["source", "epoch", "pred"],
+    "column_encoding": {
+        "example_id": "DELTA_BINARY_PACKED",
+        "loss": "BYTE_STREAM_SPLIT",
+        "prob_label": "BYTE_STREAM_SPLIT",
+        "margin": "BYTE_STREAM_SPLIT",
+    },
+}
+
+
+def write_parquet(path: Path, frame: pd.DataFrame, **options: Any) -> None:
+    """Write a frame as zstd Parquet (no pandas metadata: any reader gets plain columns)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", **options))
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
@@ -216,7 +230,11 @@ class RunWriter:
         if source not in SOURCES:
             raise ValueError(f"unknown trace source {source!r}; valid: {', '.join(SOURCES)}")
         _check_frame(self.path, "trace.parquet", frame, TRACE_COLUMNS)
-        write_parquet(self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet", frame)
+        write_parquet(
+            self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet",
+            frame,
+            **_TRACE_ENCODING,
+        )
 
     def write_layer_grads(self, epoch: int, frame: pd.DataFrame) -> None:
         _check_frame(self.path, "layer_grads.parquet", frame, LAYER_GRADS_COLUMNS)
@@ -233,7 +251,7 @@ class RunWriter:
         write_safetensors(
             self.path / "checkpoints" / f"epoch_{epoch:03d}.safetensors",
             state,
-            {"epoch": str(epoch), "format": "pt"},
+            {"format": "pt"},  # one key: safetensors orders several at random
         )
 
     def write_resume_state(self, tensors: dict[str, Any], metadata: dict[str, Any]) -> None:
@@ -241,7 +259,7 @@ class RunWriter:
         write_safetensors(
             self.path / "resume" / "state.safetensors",
             tensors,
-            {"memdash": json.dumps(metadata), "format": "pt"},
+            {"memdash": json.dumps(metadata, sort_keys=True)},
         )
 
     def commit_epoch(self, epoch: int, **extra: Any) -> None:
@@ -264,8 +282,14 @@ def _clear_run_files(path: Path) -> None:
     """Remove a previous run's files (only the run-store's own names) before overwriting."""
     import shutil
 
-    for name in ("trace.parquet", "layer_grads.parquet", "embeddings", "checkpoints", "resume",
-                 "derived"):
+    for name in (
+        "trace.parquet",
+        "layer_grads.parquet",
+        "embeddings",
+        "checkpoints",
+        "resume",
+        "derived",
+    ):
         target = path / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -357,7 +381,9 @@ class Run:
         if "example_id" in frame and not np.array_equal(
             frame["example_id"].to_numpy(), np.arange(len(frame))
         ):
-            raise RunFormatError(self.path, "examples.parquet", "example_id must be 0..N-1 in order")
+            raise RunFormatError(
+                self.path, "examples.parquet", "example_id must be 0..N-1 in order"
+            )
         return frame
 
     def n_examples(self) -> int:
@@ -453,7 +479,8 @@ class Run:
         file = self.path / "checkpoints" / f"epoch_{epoch:03d}.safetensors"
         if epoch not in self.checkpoint_epochs():
             raise RunFormatError(
-                self.path, f"checkpoints/{file.name}",
+                self.path,
+                f"checkpoints/{file.name}",
                 f"not recorded; recorded epochs: {self.checkpoint_epochs()}",
             )
         return load_file(str(file))
@@ -470,7 +497,8 @@ class Run:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         if meta.get("epoch") != self.epochs_completed:
             raise RunFormatError(
-                self.path, "resume/state.safetensors",
+                self.path,
+                "resume/state.safetensors",
                 f"holds epoch {meta.get('epoch')}, run.json says {self.epochs_completed}",
             )
         return tensors, meta
@@ -511,7 +539,8 @@ class Run:
                 )
             if len(table) and not ((table["epoch"] == epoch) & (table["source"] == source)).all():
                 raise RunFormatError(
-                    self.path, f"trace.parquet/{file.name}",
+                    self.path,
+                    f"trace.parquet/{file.name}",
                     f"rows must all have source={source!r} and epoch={epoch}",
                 )
         eval_epochs = sorted(e for s, e in parts if s == "eval")
@@ -553,7 +582,9 @@ class Run:
             try:
                 schema = pq.read_schema(file)
             except (pa.ArrowInvalid, OSError) as err:
-                raise RunFormatError(self.path, rel, f"not a readable Parquet file ({err})") from err
+                raise RunFormatError(
+                    self.path, rel, f"not a readable Parquet file ({err})"
+                ) from err
             _check_schema(self.path, rel, schema, expected, columns)
             tables.append(pq.read_table(file, columns=columns or list(expected)))
         if not tables:

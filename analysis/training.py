@@ -37,12 +37,22 @@ def prepare_data(config: RunConfig) -> Prepared:
     """Load and corrupt the dataset a config names."""
     d = config.data
     data = load_dataset(
-        d.dataset, seed=config.seed, test_fraction=d.test_fraction, path=d.path,
-        n_examples=d.n_examples, shape=d.shape, n_classes=d.n_classes,
+        d.dataset,
+        seed=config.seed,
+        test_fraction=d.test_fraction,
+        path=d.path,
+        n_examples=d.n_examples,
+        shape=d.shape,
+        n_classes=d.n_classes,
     )
     return prepare(
-        data, corruption=d.corruption, noise=d.noise, canaries=d.canaries,
-        canary_repeats=d.canary_repeats, reference_canaries=d.reference_canaries, seed=config.seed,
+        data,
+        corruption=d.corruption,
+        noise=d.noise,
+        canaries=d.canaries,
+        canary_repeats=d.canary_repeats,
+        reference_canaries=d.reference_canaries,
+        seed=config.seed,
     )
 
 
@@ -102,8 +112,10 @@ def _resume_state(epoch: int, model, opt) -> tuple[dict[str, torch.Tensor], dict
 def grad_accounting_on(config: RunConfig) -> bool:
     """Gradient accounting defaults to on for runs with label noise."""
     flag = config.record.grad_accounting
-    return flag if flag is not None else config.data.noise > 0 and config.data.corruption != (
-        "random_inputs"
+    return (
+        flag
+        if flag is not None
+        else config.data.noise > 0 and config.data.corruption != ("random_inputs")
     )
 
 
@@ -136,17 +148,30 @@ def train(
         load_optimizer_state(opt, tensors, meta)
     else:
         writer = RunWriter.create(
-            out, config=config.to_dict(), examples=prepared.examples, inputs=prepared.inputs,
-            n_classes=prepared.n_classes, layers=layer_names(model), overwrite=overwrite,
+            out,
+            config=config.to_dict(),
+            examples=prepared.examples,
+            inputs=prepared.inputs,
+            n_classes=prepared.n_classes,
+            layers=layer_names(model),
+            overwrite=overwrite,
         )
     inputs = torch.from_numpy(prepared.inputs).to(device)
     labels = torch.tensor(prepared.examples["label"].to_numpy(), device=device)
     is_noisy = torch.tensor(prepared.examples["is_noisy"].to_numpy(), device=device)
     recorder = TraceRecorder(
-        writer, model, inputs, labels, is_noisy=is_noisy, record_train=rec_cfg.record_train,
-        grad_accounting=grad_accounting_on(config), embed_layers=rec_cfg.embed_layers,
-        embed_epochs=rec_cfg.embed_epochs, checkpoint_epochs=rec_cfg.checkpoint_epochs,
-        embed_dtype=rec_cfg.embed_dtype, eval_batch_size=rec_cfg.eval_batch_size,
+        writer,
+        model,
+        inputs,
+        labels,
+        is_noisy=is_noisy,
+        record_train=rec_cfg.record_train,
+        grad_accounting=grad_accounting_on(config),
+        embed_layers=rec_cfg.embed_layers,
+        embed_epochs=rec_cfg.embed_epochs,
+        checkpoint_epochs=rec_cfg.checkpoint_epochs,
+        embed_dtype=rec_cfg.embed_dtype,
+        eval_batch_size=rec_cfg.eval_batch_size,
         split=prepared.examples["split"].to_numpy(),
     )
     train_ids = torch.from_numpy(prepared.train_ids).to(device)

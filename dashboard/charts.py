@@ -7,9 +7,7 @@ import plotly.graph_objects as go
 
 from analysis.curves import GROUPS
 
-GROUP_COLORS = dict(
-    zip(GROUPS, ("#1f77b4", "#d62728", "#9467bd", "#2ca02c"), strict=True)
-)
+GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#d62728", "#9467bd", "#2ca02c"), strict=True))
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
@@ -47,4 +45,6 @@ def training_curves(curves: pd.DataFrame, *, metric: str = "accuracy") -> go.Fig
     )
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02])
+    if len(curves) and curves["epoch"].max() <= 20:
+        fig.update_xaxes(dtick=1)  # whole epochs only
     return fig

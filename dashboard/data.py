@@ -7,7 +7,6 @@ comes from the browser is looked up in that list and never joined into a path.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +20,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
 
 
 def run_roots() -> tuple[str, ...]:
-    """The run roots: the app's arguments, else $MEMDASH_ROOTS, else sample_runs/."""
-    args = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if args:
-        return tuple(str(Path(a).resolve()) for a in args)
+    """The run roots: $MEMDASH_ROOTS (set by `memdash dashboard`), else sample_runs/."""
     env = os.environ.get(ROOTS_ENV)
     if env:
         return tuple(str(Path(p).resolve()) for p in env.split(os.pathsep) if p)
@@ -51,8 +47,19 @@ def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
 
 
 SUMMARY_COLUMNS = [
-    "run", "status", "dataset", "model", "corruption", "noise", "epochs", "train acc",
-    "clean acc", "flipped acc", "test acc", "error", "path",
+    "run",
+    "status",
+    "dataset",
+    "model",
+    "corruption",
+    "noise",
+    "epochs",
+    "train acc",
+    "clean acc",
+    "flipped acc",
+    "test acc",
+    "error",
+    "path",
 ]
 
 

@@ -14,9 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_config(**overrides) -> RunConfig:
     """A synthetic 200-example, 4-class run that trains in about a second."""
-    data = DataConfig(
-        dataset="synthetic", n_examples=200, shape=(8,), n_classes=4, noise=0.2
-    )
+    data = DataConfig(dataset="synthetic", n_examples=200, shape=(8,), n_classes=4, noise=0.2)
     parts = {
         "data": data,
         "model": ModelConfig(hidden=(16, 8)),

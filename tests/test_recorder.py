@@ -75,8 +75,9 @@ def test_train_source_keeps_the_last_presentation():
     eval_frame = writer.trace["eval", 1]
     # eval pass: logits = x @ W.T; example 2 -> [1, 1, 1] (tie, pred 0), example 3 -> [3, 3, 3]
     assert eval_frame["pred"].tolist() == [0, 1, 0, 0]
-    np.testing.assert_allclose(eval_frame["prob_label"], [np.e**2 / (np.e**2 + 1 + np.e)] * 2
-                               + [1 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(
+        eval_frame["prob_label"], [np.e**2 / (np.e**2 + 1 + np.e)] * 2 + [1 / 3, 1 / 3], rtol=1e-6
+    )
 
 
 def test_gradient_accounting_splits_the_gradient_by_hand():
@@ -126,8 +127,16 @@ def test_user_loop_records_a_readable_run(tmp_path):
     model.add_module("out", nn.Linear(8, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rec = TraceRecorder.create(
-        tmp_path / "loop", model, x[:30], given[:30], x[30:], y[30:], true_labels=y[:30],
-        embed_layers=["fc1"], embed_epochs=[2], checkpoint_epochs=[0, 2],
+        tmp_path / "loop",
+        model,
+        x[:30],
+        given[:30],
+        x[30:],
+        y[30:],
+        true_labels=y[:30],
+        embed_layers=["fc1"],
+        embed_epochs=[2],
+        checkpoint_epochs=[0, 2],
     )
     rec.start()
     for epoch in (1, 2):
@@ -168,8 +177,14 @@ def test_eval_pass_restores_train_mode_and_captures_embeddings():
     model.add_module("drop", nn.Dropout(0.5))
     model.add_module("out", nn.Linear(4, 2))
     model.train()
-    rec = TraceRecorder(_Writer(), model, torch.randn(10, 2), torch.zeros(10),
-                        embed_layers=["fc1", "out"], eval_batch_size=3)
+    rec = TraceRecorder(
+        _Writer(),
+        model,
+        torch.randn(10, 2),
+        torch.zeros(10),
+        embed_layers=["fc1", "out"],
+        eval_batch_size=3,
+    )
     stats, emb = rec.evaluate(with_embeddings=True)
     assert model.training
     assert emb["fc1"].shape == (10, 4) and emb["fc1"].dtype == np.float16

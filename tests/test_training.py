@@ -88,8 +88,10 @@ def test_resume_refuses_another_config_and_complete_runs(tiny_run):
 def test_optimizer_state_round_trip(kind):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
-    make = {"sgd": lambda: torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-            "adam": lambda: torch.optim.Adam(model.parameters(), lr=0.1)}[kind]
+    make = {
+        "sgd": lambda: torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        "adam": lambda: torch.optim.Adam(model.parameters(), lr=0.1),
+    }[kind]
     opt = make()
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
@@ -99,14 +101,34 @@ def test_optimizer_state_round_trip(kind):
     load_optimizer_state(fresh, tensors, json.loads(json.dumps(meta)))
     for key, value in opt.state_dict()["state"].items():
         for name, tensor in value.items():
-            assert torch.equal(torch.as_tensor(tensor),
-                               torch.as_tensor(fresh.state_dict()["state"][key][name]))
+            assert torch.equal(
+                torch.as_tensor(tensor), torch.as_tensor(fresh.state_dict()["state"][key][name])
+            )
 
 
 KILL_ARGS = [
-    "--dataset", "synthetic", "--n-examples", "12000", "--shape", "32", "--n-classes", "5",
-    "--noise", "0.2", "--epochs", "6", "--hidden", "128,64", "--seed", "7",
-    "--embed-layers", "fc1", "--embed-epochs", "0,3,6", "--checkpoint-epochs", "0,2,4,6",
+    "--dataset",
+    "synthetic",
+    "--n-examples",
+    "12000",
+    "--shape",
+    "32",
+    "--n-classes",
+    "5",
+    "--noise",
+    "0.2",
+    "--epochs",
+    "6",
+    "--hidden",
+    "128,64",
+    "--seed",
+    "7",
+    "--embed-layers",
+    "fc1",
+    "--embed-epochs",
+    "0,3,6",
+    "--checkpoint-epochs",
+    "0,2,4,6",
 ]
 
 
@@ -118,8 +140,12 @@ def _memdash(*args):
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_memdash(*KILL_ARGS, "--out", str(killed)), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _memdash(*KILL_ARGS, "--out", str(killed)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     epochs = -1
     while time.time() < deadline and proc.poll() is None:
@@ -141,11 +167,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert run.trace("eval")["epoch"].max() == done
     assert max(run.checkpoint_epochs()) <= done
 
-    subprocess.run(_memdash("--resume", "--out", str(killed)), env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        _memdash("--resume", "--out", str(killed)), env=env, check=True, capture_output=True
+    )
     whole = tmp_path / "whole"
-    subprocess.run(_memdash(*KILL_ARGS, "--out", str(whole)), env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        _memdash(*KILL_ARGS, "--out", str(whole)), env=env, check=True, capture_output=True
+    )
     a, b = Run.open(killed), Run.open(whole)
     assert a.status == b.status == "complete"
     _same_run(a, b)

@@ -66,7 +66,8 @@ def _runs_table(summaries: pd.DataFrame) -> None:
     running = summaries[summaries["status"] == "running"]["run"].tolist()
     if running:
         st.caption(
-            "Still training or killed: " + ", ".join(running)
+            "Still training or killed: "
+            + ", ".join(running)
             + ". Their curves show every epoch completed so far; "
             "`memdash train --resume --out RUN` continues a killed run."
         )
@@ -91,7 +92,7 @@ def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -
     curves = pd.concat(frames, ignore_index=True)
     st.subheader("Training curves")
     st.caption(
-        "Accuracy with the labels the network was trained with: for flipped examples, "
-        "rising accuracy means the network is memorizing their wrong labels."
+        "Measured with the labels the network was trained with: for flipped examples, "
+        "rising accuracy (falling loss) means the network is memorizing their wrong labels."
     )
     st.plotly_chart(charts.training_curves(curves, metric=metric), width="stretch")
