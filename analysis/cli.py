@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -237,7 +236,8 @@ def dashboard(
     console.print(
         f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
     )
-    raise typer.Exit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)  # Streamlit replaces this process: signals reach it
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ class RecordConfig:
     embed_epochs: tuple[int, ...] = ()  # epochs at which embeddings are stored
     checkpoint_epochs: tuple[int, ...] = (0,)  # epochs whose weights are stored (0 = init)
     embed_dtype: str = "float16"  # float16 or float32
-    eval_batch_size: int = 4096  # examples per forward pass of the eval pass
+    eval_batch_size: int = 512  # examples per forward pass of the eval pass (cache-sized)
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,15 @@ _TRACE_ENCODING = {
 }
 
 
-def write_parquet(path: Path, frame: pd.DataFrame, **options: Any) -> None:
+def _as_table(data: pd.DataFrame | pa.Table) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    return pa.Table.from_pandas(data, preserve_index=False).replace_schema_metadata(None)
+
+
+def write_parquet(path: Path, data: pd.DataFrame | pa.Table, **options: Any) -> None:
     """Write a frame as zstd Parquet (no pandas metadata: any reader gets plain columns)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    table = _as_table(data)
     _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", **options))
 
 
@@ -225,14 +231,15 @@ class RunWriter:
     def epochs_completed(self) -> int:
         return int(self.meta["epochs_completed"])
 
-    def write_trace(self, source: str, epoch: int, frame: pd.DataFrame) -> None:
+    def write_trace(self, source: str, epoch: int, data: pd.DataFrame | pa.Table) -> None:
         """One source's statistics at one epoch (columns TRACE_COLUMNS)."""
         if source not in SOURCES:
             raise ValueError(f"unknown trace source {source!r}; valid: {', '.join(SOURCES)}")
-        _check_frame(self.path, "trace.parquet", frame, TRACE_COLUMNS)
+        table = _as_table(data)
+        _check_schema(self.path, "trace.parquet", table.schema, TRACE_COLUMNS, None)
         write_parquet(
             self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet",
-            frame,
+            table,
             **_TRACE_ENCODING,
         )
 

@@ -31,8 +31,8 @@ class _Writer:
     def __init__(self):
         self.trace, self.grads, self.emb, self.ckpt, self.commits = {}, {}, {}, {}, []
 
-    def write_trace(self, source, epoch, frame):
-        self.trace[source, epoch] = frame
+    def write_trace(self, source, epoch, table):
+        self.trace[source, epoch] = table.to_pandas()
 
     def write_layer_grads(self, epoch, frame):
         self.grads[epoch] = frame
