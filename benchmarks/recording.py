@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
+from analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from analysis.recorder import TraceRecorder, example_stats
 from analysis.runs import RunWriter
 from analysis.training import make_model, make_optimizer, prepare_data, to_device
