@@ -26,7 +26,10 @@ Memorization Be Localized?").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +179,11 @@ class GradientAccountant:
         return pd.DataFrame(rows)
 
 
+def _frozen(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies that training cannot change while a background thread writes them."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
+
+
 def _summary_groups(split: np.ndarray, is_noisy: np.ndarray) -> dict[str, np.ndarray]:
     train = split == "train"
     groups = {
@@ -248,6 +256,8 @@ class TraceRecorder:
             GradientAccountant(model, noisy.to(inputs.device).bool()) if grad_accounting else None
         )
         self._batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memdash-writer")
+        self._pending: Future | None = None
         self._groups = _summary_groups(split, noisy.cpu().numpy()) if split is not None else {}
 
     @classmethod
@@ -339,39 +349,74 @@ class TraceRecorder:
     def end_epoch(
         self, epoch: int, *, resume_state: tuple[dict, dict] | None = None
     ) -> dict[str, float]:
-        """Write everything recorded for `epoch`, then commit it in run.json (last).
+        """Record `epoch`: write everything recorded for it, then commit it in run.json (last).
 
+        The statistics are computed here; the files are written by a background
+        thread while the next epoch trains, in order and with run.json last, so
+        a killed process still leaves a run readable up to its last committed
+        epoch. Errors of a write surface at the next `end_epoch` or at `finish`.
         Returns the epoch's eval accuracies by group (see `split`).
         """
-        self._write_train_source(epoch)
+        w = self.writer
+        jobs: list[Callable[[], None]] = []
+        train_table = self._train_source_table(epoch)
+        if train_table is not None:
+            jobs.append(partial(w.write_trace, "train", epoch, train_table))
         stats, embeddings = self.evaluate(epoch in self.embed_epochs)
-        self.writer.write_trace("eval", epoch, stats_table("eval", epoch, self._all_ids(), stats))
-        for layer, array in embeddings.items():
-            self.writer.write_embedding(epoch, layer, array)
+        jobs.append(
+            partial(
+                w.write_trace, "eval", epoch, stats_table("eval", epoch, self._all_ids(), stats)
+            )
+        )
+        jobs += [partial(w.write_embedding, epoch, k, v) for k, v in embeddings.items()]
         if self.accountant is not None and epoch > 0:
-            self.writer.write_layer_grads(epoch, self.accountant.frame(epoch))
+            jobs.append(partial(w.write_layer_grads, epoch, self.accountant.frame(epoch)))
             self.accountant.reset()
         if epoch in self.checkpoint_epochs:
-            self.writer.write_checkpoint(epoch, self.model.state_dict())
+            jobs.append(partial(w.write_checkpoint, epoch, _frozen(self.model.state_dict())))
         if resume_state is not None:
-            self.writer.write_resume_state(*resume_state)
+            tensors, meta = resume_state
+            jobs.append(
+                partial(w.write_resume_state, _frozen(tensors), json.loads(json.dumps(meta)))
+            )
         correct = stats["correct"].cpu().numpy()
         summary = {"epoch": epoch} | {
             f"{name}_acc": float(correct[mask].mean()) for name, mask in self._groups.items()
         }
-        self.writer.commit_epoch(epoch, last_epoch=summary)
+        jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary))
+        self._submit(jobs)
         return summary
 
+    def flush(self) -> None:
+        """Wait until every epoch handed over is on disk; raise the first write error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def finish(self, status: str = "complete") -> None:
-        self.writer.finish(status)
+        """Flush the writes, then mark the run `complete` (or `failed`)."""
+        try:
+            self.flush()
+        finally:
+            self._io.shutdown(wait=True)
+            self.writer.finish(status)
 
     # --------------------------------------------------------------- helpers
+    def _submit(self, jobs: list[Callable[[], None]]) -> None:
+        self.flush()  # at most one epoch in flight: bounded memory, errors surface early
+
+        def run() -> None:
+            for job in jobs:
+                job()
+
+        self._pending = self._io.submit(run)
+
     def _all_ids(self) -> np.ndarray:
         return np.arange(len(self.labels))
 
-    def _write_train_source(self, epoch: int) -> None:
+    def _train_source_table(self, epoch: int) -> pa.Table | None:
         if not self._batches:
-            return
+            return None
         ids = torch.cat([b[0] for b in self._batches]).to(self.labels.device)
         logits = torch.cat([b[1] for b in self._batches])
         self._batches = []
@@ -383,9 +428,7 @@ class TraceRecorder:
         stats = example_stats(
             logits[pick.to(logits.device)], self.labels[presented].to(logits.device)
         )
-        self.writer.write_trace(
-            "train", epoch, stats_table("train", epoch, presented.cpu().numpy(), stats)
-        )
+        return stats_table("train", epoch, presented.cpu().numpy(), stats)
 
     @torch.no_grad()
     def evaluate(self, with_embeddings: bool = False):

@@ -200,6 +200,7 @@ def train(
             if progress is not None:
                 progress(epoch, config.train.epochs, summary)
     except (TrainingError, KeyboardInterrupt) as err:
+        recorder.flush()  # epochs already handed over are kept
         writer.finish("failed", error=str(err) or type(err).__name__)
         raise
     recorder.finish("complete")

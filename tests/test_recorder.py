@@ -68,6 +68,7 @@ def test_train_source_keeps_the_last_presentation():
     rec.log_batch(torch.tensor([0, 1]), torch.tensor([[5.0, 0, 0], [0, 5.0, 0]]))
     rec.log_batch(torch.tensor([1, 2]), torch.tensor([[5.0, 0, 0], [0, 0, 5.0]]))
     rec.end_epoch(1)
+    rec.flush()
     frame = writer.trace["train", 1]
     assert frame["example_id"].tolist() == [0, 1, 2]  # example 3 was never presented
     assert frame["correct"].tolist() == [True, False, True]
@@ -190,3 +191,16 @@ def test_eval_pass_restores_train_mode_and_captures_embeddings():
     assert emb["fc1"].shape == (10, 4) and emb["fc1"].dtype == np.float16
     assert isinstance(stats["loss"], torch.Tensor) and stats["loss"].shape == (10,)
     assert pd.Series(emb["out"].astype(np.float32).argmax(1)).tolist() == stats["pred"].tolist()
+
+
+def test_a_failed_background_write_surfaces_and_the_epoch_is_not_committed():
+    class FullDisk(_Writer):
+        def write_trace(self, source, epoch, table):
+            raise OSError("No space left on device")
+
+    writer = FullDisk()
+    rec = TraceRecorder(writer, _linear_model(), torch.zeros(3, 2), torch.zeros(3))
+    rec.end_epoch(1)  # computed now, written in the background
+    with pytest.raises(OSError, match="No space left"):
+        rec.flush()
+    assert writer.commits == []  # run.json is written last, so it never claims epoch 1
