@@ -1,0 +1,148 @@
+"""Per-example scores from training dynamics, vectorized over (epochs, examples).
+
+References
+----------
+Toneva et al. 2019, "An Empirical Study of Example Forgetting during Deep
+Neural Network Learning" (forgetting events, learning time).
+Swayamdipta et al. 2020, "Dataset Cartography" (confidence, variability, correctness).
+Pleiss et al. 2020, "Identifying Mislabeled Data using the Area Under the
+Margin Ranking" (AUM: the mean margin over epochs).
+
+Inputs are (E, N) arrays over the recorded epochs 1..E (epoch 0, the model
+before training, is never part of a score). Missing values rule: an entry that
+is NaN (an epoch not recorded for that example, or a NaN loss) is *missing*;
+means and standard deviations are taken over the observed epochs only and
+`n_epochs` says how many there were; a forgetting event needs two consecutive
+recorded epochs that are both observed. Never learned is its own flag (NaN
+epochs), never the cartography code's magic 1000.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _epochs_axis(epochs: np.ndarray, n: int) -> np.ndarray:
+    epochs = np.asarray(epochs)
+    if epochs.shape != (n,) or np.any(np.diff(epochs) <= 0):
+        raise ValueError(f"epochs must be {n} increasing values, got {epochs}")
+    return epochs
+
+
+def forgetting_events(correct: np.ndarray) -> np.ndarray:
+    """Count 1 -> 0 transitions between consecutive epochs, per example.
+
+    Parameters
+    ----------
+    correct : float, shape (E, N): 1 correct, 0 wrong, NaN missing
+
+    Returns
+    -------
+    int64, shape (N,); higher = forgotten more often
+    """
+    c = np.asarray(correct, dtype=float)
+    return ((c[:-1] == 1) & (c[1:] == 0)).sum(axis=0).astype(np.int64)
+
+
+def first_learned_epoch(correct: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    """The first epoch at which the example is correct; NaN if never. Shape (N,)."""
+    c = np.asarray(correct, dtype=float) == 1
+    epochs = _epochs_axis(epochs, len(c))
+    first = c.argmax(axis=0)
+    return np.where(c.any(axis=0), epochs[first].astype(float), np.nan)
+
+
+def learned_epoch(correct: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    """The epoch from which the example stays correct to the end (learned for good).
+
+    NaN when it is wrong (or missing) at the last epoch. Shape (N,).
+    """
+    c = np.asarray(correct, dtype=float) == 1
+    epochs = _epochs_axis(epochs, len(c))
+    not_ok = ~c
+    # index of the last epoch that is not correct, -1 if none
+    last_bad = np.where(not_ok.any(axis=0), len(c) - 1 - not_ok[::-1].argmax(axis=0), -1)
+    start = last_bad + 1
+    return np.where(start < len(c), epochs[np.minimum(start, len(c) - 1)].astype(float), np.nan)
+
+
+def trace_scores(
+    *,
+    correct: np.ndarray,
+    prob_label: np.ndarray,
+    margin: np.ndarray,
+    loss: np.ndarray,
+    epochs: np.ndarray,
+) -> pd.DataFrame:
+    """All trace scores of every example, one row per example.
+
+    Parameters
+    ----------
+    correct, prob_label, margin, loss : float, shape (E, N), NaN where missing
+    epochs : shape (E,), the recorded epochs (1..E, increasing)
+
+    Returns
+    -------
+    DataFrame (N rows): ``forgetting_events`` (higher = less stable),
+    ``first_learned_epoch``, ``learned_epoch``, ``never_learned``,
+    ``unforgettable`` (learned and never forgotten), ``confidence`` (mean
+    probability of the given label; low = hard-to-learn, where flipped labels
+    land), ``variability`` (its population std, ddof=0), ``correctness``,
+    ``aum`` (mean margin; low = likely mislabeled), ``mean_loss``, ``n_epochs``.
+    """
+    correct = np.asarray(correct, dtype=float)
+    observed = ~np.isnan(correct)
+    n_epochs = observed.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        events = forgetting_events(correct)
+        ever = (correct == 1).any(axis=0)
+        out = pd.DataFrame(
+            {
+                "forgetting_events": events,
+                "first_learned_epoch": first_learned_epoch(correct, epochs),
+                "learned_epoch": learned_epoch(correct, epochs),
+                "never_learned": ~ever & (n_epochs > 0),
+                "unforgettable": ever & (events == 0),
+                "confidence": _nanmean(prob_label, n_epochs),
+                "variability": _nanstd(prob_label, n_epochs),
+                "correctness": _nanmean(correct, n_epochs),
+                "aum": _nanmean(margin, n_epochs),
+                "mean_loss": _nanmean(loss, n_epochs),
+                "n_epochs": n_epochs.astype(np.int64),
+            }
+        )
+    return out
+
+
+def trace_matrices(
+    trace: pd.DataFrame, n_examples: int, columns: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Pivot a long trace (one source) into (E, N) float arrays over epochs >= 1.
+
+    Returns the recorded epochs (E,) and one (E, N) array per column, NaN
+    where an (epoch, example) pair is absent.
+    """
+    rows = trace[trace["epoch"] >= 1]
+    epochs = np.unique(rows["epoch"].to_numpy())
+    e_idx = np.searchsorted(epochs, rows["epoch"].to_numpy())
+    ids = rows["example_id"].to_numpy()
+    out = {}
+    for column in columns:
+        grid = np.full((len(epochs), n_examples), np.nan)
+        grid[e_idx, ids] = rows[column].to_numpy(dtype=np.float64)
+        out[column] = grid
+    return epochs, out
+
+
+def _nanmean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    total = np.where(np.isnan(v), 0.0, v).sum(axis=0)
+    return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+
+
+def _nanstd(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    mean = _nanmean(v, counts)
+    dev = np.where(np.isnan(v), 0.0, v - mean) ** 2
+    return np.sqrt(np.where(counts > 0, dev.sum(axis=0) / np.maximum(counts, 1), np.nan))
