@@ -201,6 +201,30 @@ def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
 
 
 @app.command()
+def analyze(
+    run: Path = typer.Argument(..., help="A run directory."),
+    only: str = typer.Option("", help="Comma-separated steps (default: all)."),
+    force: bool = typer.Option(False, help="Recompute even what is up to date."),
+) -> None:
+    """Compute the run's missing or stale derived results into RUN/derived/."""
+    from analysis.pipeline import analyze as run_analysis
+    from analysis.runs import RunFormatError
+
+    try:
+        with console.status("analyzing") as status:
+            result = run_analysis(
+                run,
+                only=list(_names(only)) or None,
+                force=force,
+                progress=lambda step, state: status.update(f"{step}: {state}"),
+            )
+    except (RunFormatError, ValueError) as err:
+        _fail(str(err))
+    for step, state in result.items():
+        console.print(f"{step}: {state}")
+
+
+@app.command()
 def dashboard(
     roots: list[Path] = typer.Argument(
         None, help="Folders to search for runs (default sample_runs/)."

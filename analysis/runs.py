@@ -525,6 +525,22 @@ class Run:
     def write_derived(self, name: str, frame: pd.DataFrame) -> None:
         write_parquet(self.derived_path(name), frame)
 
+    def derived_manifest(self) -> dict[str, Any]:
+        """derived/manifest.json: the key each derived result was computed from ({} if none)."""
+        file = self.path / "derived" / "manifest.json"
+        try:
+            manifest = json.loads(file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}  # unreadable: everything is recomputed
+        return manifest if isinstance(manifest, dict) else {}
+
+    def record_derived(self, step: str, key: str) -> None:
+        """Note in the manifest (written after the result itself) that `step` is up to date."""
+        manifest = self.derived_manifest() | {step: key}
+        write_json(self.path / "derived" / "manifest.json", manifest)
+
     # --- validation
     def validate(self) -> list[str]:
         """Check every file of the run; return a list of notes, raise RunFormatError on a fault."""
