@@ -191,7 +191,7 @@ class RunWriter:
             raise FileExistsError(
                 f"run {path} already exists; pass --resume to continue it or choose another --out"
             )
-        _check_frame(path, "examples.parquet", examples, EXAMPLES_COLUMNS)
+        table = _checked_table(path, "examples.parquet", examples, EXAMPLES_COLUMNS)
         if len(inputs) != len(examples):
             raise ValueError(f"{len(inputs)} inputs for {len(examples)} examples")
         if not np.array_equal(examples["example_id"].to_numpy(), np.arange(len(examples))):
@@ -199,7 +199,7 @@ class RunWriter:
         if path.exists() and overwrite:
             _clear_run_files(path)
         path.mkdir(parents=True, exist_ok=True)
-        write_parquet(path / "examples.parquet", examples)
+        write_parquet(path / "examples.parquet", table)
         write_npy(path / "inputs.npy", inputs)
         meta = {
             "schema_version": SCHEMA_VERSION,
@@ -235,8 +235,7 @@ class RunWriter:
         """One source's statistics at one epoch (columns TRACE_COLUMNS)."""
         if source not in SOURCES:
             raise ValueError(f"unknown trace source {source!r}; valid: {', '.join(SOURCES)}")
-        table = _as_table(data)
-        _check_schema(self.path, "trace.parquet", table.schema, TRACE_COLUMNS, None)
+        table = _checked_table(self.path, "trace.parquet", data, TRACE_COLUMNS)
         write_parquet(
             self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet",
             table,
@@ -244,8 +243,8 @@ class RunWriter:
         )
 
     def write_layer_grads(self, epoch: int, frame: pd.DataFrame) -> None:
-        _check_frame(self.path, "layer_grads.parquet", frame, LAYER_GRADS_COLUMNS)
-        write_parquet(self.path / "layer_grads.parquet" / f"epoch_{epoch:03d}.parquet", frame)
+        table = _checked_table(self.path, "layer_grads.parquet", frame, LAYER_GRADS_COLUMNS)
+        write_parquet(self.path / "layer_grads.parquet" / f"epoch_{epoch:03d}.parquet", table)
 
     def write_embedding(self, epoch: int, layer: str, array: np.ndarray) -> None:
         """A layer's outputs for every example, shape (N, D)."""
@@ -401,7 +400,7 @@ class Run:
         array = self._load_npy("inputs.npy", mmap)
         if array.ndim < 1 or len(array) != self.n_examples():
             raise RunFormatError(
-                self.path, "inputs.npy", f"{len(array)} rows, expected {self.n_examples()}"
+                self.path, "inputs.npy", f"shape {array.shape}, expected {self.n_examples()} rows"
             )
         return array
 
@@ -530,10 +529,8 @@ class Run:
         file = self.path / "derived" / "manifest.json"
         try:
             manifest = json.loads(file.read_text())
-        except FileNotFoundError:
-            return {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return {}  # unreadable: everything is recomputed
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return {}  # none, or unreadable: everything is recomputed
         return manifest if isinstance(manifest, dict) else {}
 
     def record_derived(self, step: str, key: str) -> None:
@@ -638,9 +635,13 @@ def _check_schema(
             raise RunFormatError(run, rel, f"no column(s) {unknown}; has {schema.names}")
 
 
-def _check_frame(run: Path, rel: str, frame: pd.DataFrame, expected: dict[str, str]) -> None:
-    """Check a frame about to be written, so that a writer never produces a bad run."""
-    _check_schema(run, rel, pa.Schema.from_pandas(frame, preserve_index=False), expected, None)
+def _checked_table(
+    run: Path, rel: str, data: pd.DataFrame | pa.Table, expected: dict[str, str]
+) -> pa.Table:
+    """Convert once and check a table about to be written: a writer never makes a bad run."""
+    table = _as_table(data)
+    _check_schema(run, rel, table.schema, expected, None)
+    return table
 
 
 def _empty_frame(expected: dict[str, str], columns: list[str] | None) -> pd.DataFrame:

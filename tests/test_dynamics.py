@@ -122,21 +122,12 @@ def test_sample_run_flipped_examples_are_found_and_forgotten_more():
 
     from sklearn.metrics import roc_auc_score
 
-    from analysis.dynamics import trace_matrices
+    from analysis.pipeline import compute_scores
     from analysis.runs import Run
 
     run = Run.open(Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20")
     ex = run.examples()
-    epochs, m = trace_matrices(
-        run.trace("eval"), len(ex), ("correct", "prob_label", "margin", "loss")
-    )
-    s = trace_scores(
-        correct=m["correct"],
-        prob_label=m["prob_label"],
-        margin=m["margin"],
-        loss=m["loss"],
-        epochs=epochs,
-    )
+    s = compute_scores(run)
     train = (ex["split"] == "train").to_numpy()
     flipped = ex["is_noisy"].to_numpy()[train]
     assert roc_auc_score(flipped, 1 - s["confidence"][train]) >= 0.9

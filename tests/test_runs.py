@@ -131,6 +131,11 @@ def _rewrite_parquet(path, frame):
 
 
 MALFORMED = {
+    "scalar inputs": (
+        lambda r: np.save(r / "inputs.npy", np.float32(1.0)),
+        "inputs.npy",
+        "shape \\(\\), expected 3 rows",
+    ),
     "unknown schema": (
         lambda r: _rewrite_json(r, schema_version=7),
         "run.json",
@@ -179,7 +184,7 @@ MALFORMED = {
     "short inputs": (
         lambda r: np.save(r / "inputs.npy", np.zeros((2, 2))),
         "inputs.npy",
-        "2 rows, expected 3",
+        "shape \\(2, 2\\), expected 3 rows",
     ),
 }
 
