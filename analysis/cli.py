@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
+from analysis.config import (
+    AnalysisConfig,
+    DataConfig,
+    ModelConfig,
+    RecordConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 app = typer.Typer(
     help="memdash: record, measure and explore what a deep network memorizes.",
@@ -203,25 +211,48 @@ def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
 @app.command()
 def analyze(
     run: Path = typer.Argument(..., help="A run directory."),
-    only: str = typer.Option("", help="Comma-separated steps (default: all)."),
+    only: str = typer.Option(
+        "", help="Comma-separated steps: scores,knn,umap,exposure (default all)."
+    ),
     force: bool = typer.Option(False, help="Recompute even what is up to date."),
+    knn_k: int = typer.Option(30, help="k-NN: neighbours that vote (Cohen et al.: 30)."),
+    knn_metric: str = typer.Option("l1", help="k-NN distance: l1 (Cohen et al.), l2 or cosine."),
+    knn_pca: int = typer.Option(0, help="k-NN: PCA to this many dimensions first (0: off)."),
+    knn_leave_one_out: bool = typer.Option(
+        True, help="k-NN: a training point does not vote for itself."
+    ),
+    umap_neighbors: int = typer.Option(15, help="UMAP: n_neighbors."),
+    umap_min_dist: float = typer.Option(0.1, help="UMAP: min_dist."),
+    seed: int = typer.Option(0, help="UMAP: random_state."),
 ) -> None:
     """Compute the run's missing or stale derived results into RUN/derived/."""
     from analysis.pipeline import analyze as run_analysis
     from analysis.runs import RunFormatError
 
+    started = time.perf_counter()
     try:
+        config = AnalysisConfig(
+            knn_k=knn_k,
+            knn_metric=knn_metric,
+            knn_pca=knn_pca or None,
+            knn_leave_one_out=knn_leave_one_out,
+            umap_neighbors=umap_neighbors,
+            umap_min_dist=umap_min_dist,
+            seed=seed,
+        )
         with console.status("analyzing") as status:
-            result = run_analysis(
-                run,
-                only=list(_names(only)) or None,
-                force=force,
-                progress=lambda step, state: status.update(f"{step}: {state}"),
+
+            def report(step: str, state: str) -> None:
+                if state in ("computed", "up to date"):
+                    console.print(f"{step}: {state} ({time.perf_counter() - started:.1f} s)")
+                else:
+                    status.update(f"{step}: {state}")
+
+            run_analysis(
+                run, only=list(_names(only)) or None, force=force, config=config, progress=report
             )
     except (RunFormatError, ValueError) as err:
         _fail(str(err))
-    for step, state in result.items():
-        console.print(f"{step}: {state}")
 
 
 @app.command()

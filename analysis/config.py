@@ -13,6 +13,7 @@ DATASETS = ("digits", "mnist1d", "synthetic", "npz")
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam")
 CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
+KNN_METRICS = ("l2", "cosine", "l1")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,31 @@ def _build(kind: type, raw: dict[str, Any]):
     if unknown:
         raise ValueError(f"unknown {kind.__name__} fields: {sorted(unknown)}")
     return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How `memdash analyze` computes derived results; each step's cache key holds its fields."""
+
+    knn_k: int = 30  # neighbours that vote (Cohen et al.'s k)
+    knn_metric: str = "l1"  # one of KNN_METRICS; Cohen et al. use L1
+    knn_pca: int | None = None  # PCA dimensions before the k-NN (Cohen et al. offer 64); None: off
+    knn_leave_one_out: bool = True  # a training point does not vote for itself
+    umap_neighbors: int = 15  # UMAP's n_neighbors
+    umap_min_dist: float = 0.1  # UMAP's min_dist
+    seed: int = 0  # UMAP's random_state
+
+    def __post_init__(self) -> None:
+        _choice("k-NN metric", self.knn_metric, KNN_METRICS)
+        if self.knn_k < 1 or self.umap_neighbors < 2:
+            raise ValueError("knn_k must be >= 1 and umap_neighbors >= 2")
+        if self.knn_pca is not None and self.knn_pca < 1:
+            raise ValueError(f"knn_pca must be >= 1 or None, got {self.knn_pca}")
+        if self.umap_min_dist < 0:
+            raise ValueError(f"umap_min_dist must be >= 0, got {self.umap_min_dist}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def validate(config: RunConfig) -> None:

@@ -116,14 +116,15 @@ def trace_scores(
 
 
 def trace_matrices(
-    trace: pd.DataFrame, n_examples: int, columns: tuple[str, ...]
+    trace: pd.DataFrame, n_examples: int, columns: tuple[str, ...], *, first_epoch: int = 1
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Pivot a long trace (one source) into (E, N) float arrays over epochs >= 1.
+    """Pivot a long trace (one source) into (E, N) float arrays over epochs >= first_epoch.
 
+    Scores use epochs 1..E (the default); epoch 0 is the untrained model.
     Returns the recorded epochs (E,) and one (E, N) array per column, NaN
     where an (epoch, example) pair is absent.
     """
-    rows = trace[trace["epoch"] >= 1]
+    rows = trace[trace["epoch"] >= first_epoch]
     epochs = np.unique(rows["epoch"].to_numpy())
     e_idx = np.searchsorted(epochs, rows["epoch"].to_numpy())
     ids = rows["example_id"].to_numpy()

@@ -79,6 +79,7 @@ _TRACE_PART = re.compile(r"^(eval|train)-epoch_(\d{3,})\.parquet$")
 _GRADS_PART = re.compile(r"^epoch_(\d{3,})\.parquet$")
 _EPOCH_DIR = re.compile(r"^epoch_(\d{3,})$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_DERIVED_NAME = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)?[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 class RunFormatError(ValueError):
@@ -511,21 +512,27 @@ class Run:
 
     # --- derived results
     def derived_path(self, name: str) -> Path:
-        if not _NAME.match(name):
-            raise ValueError(f"derived name {name!r} is not a plain file name")
+        """RUN/derived/NAME, where NAME is a file name, optionally under one folder."""
+        if not _DERIVED_NAME.match(name):
+            raise ValueError(f"derived name {name!r} is not a plain file name (or folder/name)")
         return self.path / "derived" / name
 
     def read_derived(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         file = self.derived_path(name)
         if not file.is_file():
             raise RunFormatError(self.path, f"derived/{name}", "missing; run `memdash analyze`")
-        return pq.read_table(file, columns=columns).to_pandas()
+        try:
+            return pq.read_table(file, columns=columns).to_pandas()
+        except (pa.ArrowException, OSError) as err:
+            raise RunFormatError(self.path, f"derived/{name}", f"unreadable ({err})") from err
 
     def write_derived(self, name: str, frame: pd.DataFrame) -> None:
-        write_parquet(self.derived_path(name), frame)
+        file = self.derived_path(name)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(file, frame)
 
     def derived_manifest(self) -> dict[str, Any]:
-        """derived/manifest.json: the key each derived result was computed from ({} if none)."""
+        """derived/manifest.json: per step, what its result was computed from ({} if none)."""
         file = self.path / "derived" / "manifest.json"
         try:
             manifest = json.loads(file.read_text())
@@ -533,9 +540,20 @@ class Run:
             return {}  # none, or unreadable: everything is recomputed
         return manifest if isinstance(manifest, dict) else {}
 
-    def record_derived(self, step: str, key: str) -> None:
-        """Note in the manifest (written after the result itself) that `step` is up to date."""
-        manifest = self.derived_manifest() | {step: key}
+    def replace_derived(
+        self, step: str, tables: dict[str, pd.DataFrame], entry: dict[str, Any]
+    ) -> None:
+        """Write a step's tables, remove the files it wrote before and no longer does,
+        then record `entry` plus the file list in the manifest (last, so an
+        interruption leaves the step stale)."""
+        old = self.derived_manifest().get(step)
+        for name, frame in tables.items():
+            self.write_derived(name, frame)
+        previous = old.get("files", []) if isinstance(old, dict) else []
+        for name in previous:
+            if isinstance(name, str) and name not in tables and _DERIVED_NAME.match(name):
+                self.derived_path(name).unlink(missing_ok=True)
+        manifest = self.derived_manifest() | {step: entry | {"files": sorted(tables)}}
         write_json(self.path / "derived" / "manifest.json", manifest)
 
     # --- validation

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 MEMDASH=${MEMDASH:-.venv/bin/memdash}
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
-  --embed-layers fc2,out --embed-epochs 0,10,30,60 --checkpoint-epochs 0,20,60 \
+  --canaries 10 --embed-layers fc2,out --embed-epochs 0,10,30,60 --checkpoint-epochs 0,20,60 \
   --overwrite --out sample_runs/digits_mlp_noise20
 $MEMDASH analyze sample_runs/digits_mlp_noise20

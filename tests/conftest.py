@@ -34,3 +34,15 @@ def tiny_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_config(), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def canary_run(tmp_path_factory) -> Path:
+    """The tiny run with 2 canaries per repeat count (1, 10, 50) and 40 references."""
+    from dataclasses import replace
+
+    config = tiny_config()
+    config = replace(config, data=replace(config.data, canaries=2, reference_canaries=40))
+    out = tmp_path_factory.mktemp("runs") / "canaries"
+    train(config, out)
+    return out

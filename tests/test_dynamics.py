@@ -122,12 +122,12 @@ def test_sample_run_flipped_examples_are_found_and_forgotten_more():
 
     from sklearn.metrics import roc_auc_score
 
-    from analysis.pipeline import compute_scores
     from analysis.runs import Run
+    from analysis.steps import compute_scores
 
     run = Run.open(Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20")
     ex = run.examples()
-    s = compute_scores(run)
+    s = compute_scores(run)["scores.parquet"]
     train = (ex["split"] == "train").to_numpy()
     flipped = ex["is_noisy"].to_numpy()[train]
     assert roc_auc_score(flipped, 1 - s["confidence"][train]) >= 0.9

@@ -1,12 +1,16 @@
+import math
 import shutil
 
 import numpy as np
 import pytest
+from sklearn.neighbors import NearestNeighbors
 from typer.testing import CliRunner
 
 from analysis.cli import app
-from analysis.pipeline import analyze, compute_scores
-from analysis.runs import Run, RunWriter
+from analysis.config import AnalysisConfig
+from analysis.pipeline import analyze
+from analysis.runs import Run, RunWriter, write_json
+from analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
 
 
 @pytest.fixture
@@ -17,7 +21,7 @@ def run_copy(tiny_run, tmp_path):
 
 def test_scores_have_eval_and_train_columns(run_copy):
     run = Run.open(run_copy)
-    scores = compute_scores(run)
+    scores = compute_scores(run)["scores.parquet"]
     assert len(scores) == 200 and scores["example_id"].tolist() == list(range(200))
     assert (scores["n_epochs"] == 4).all()  # eval: every example, epochs 1..4
     train = (run.examples()["split"] == "train").to_numpy()
@@ -30,28 +34,130 @@ def test_scores_have_eval_and_train_columns(run_copy):
     assert scores["confidence"][7] == pytest.approx(expect)
 
 
+ALL = ("scores", "knn", "umap", "exposure")
+
+
+def _states(state):
+    return dict.fromkeys(ALL, state)
+
+
 def test_analyze_caches_and_notices_staleness(run_copy):
-    assert analyze(run_copy) == {"scores": "computed"}
-    assert analyze(run_copy) == {"scores": "up to date"}
-    assert analyze(run_copy, force=True) == {"scores": "computed"}
+    assert analyze(run_copy) == _states("computed")
+    assert analyze(run_copy) == _states("up to date")
+    assert analyze(run_copy, only=["scores"], force=True) == {"scores": "computed"}
+    # a parameter in a step's key makes that step, and only it, stale
+    assert analyze(run_copy, config=AnalysisConfig(knn_k=5)) == _states("up to date") | {
+        "knn": "computed"
+    }
+    assert Run.open(run_copy).derived_manifest()["knn"]["params"]["knn_k"] == 5
     RunWriter.reopen(run_copy)  # status becomes running: the inputs changed
-    assert analyze(run_copy) == {"scores": "computed"}
+    assert analyze(run_copy, only=["scores"]) == {"scores": "computed"}
     assert Run.open(run_copy).read_derived("scores.parquet").shape[0] == 200
 
 
 def test_analyze_recomputes_a_missing_result_and_rejects_unknown_steps(run_copy):
-    analyze(run_copy)
-    (run_copy / "derived" / "scores.parquet").unlink()
-    assert analyze(run_copy) == {"scores": "computed"}
+    analyze(run_copy, only=["scores", "knn"])
+    (run_copy / "derived" / "neighbors.parquet").unlink()
+    assert analyze(run_copy, only=["scores", "knn"]) == {"scores": "up to date", "knn": "computed"}
     with pytest.raises(ValueError, match=r"unknown analysis step\(s\) \['umap9'\]; valid: scores"):
         analyze(run_copy, only=["umap9"])
 
 
+def test_an_old_or_broken_manifest_entry_means_stale_and_stale_files_are_removed(run_copy):
+    derived = run_copy / "derived"
+    derived.mkdir()
+    (derived / "umap").mkdir()
+    (derived / "umap" / "gone.parquet").write_bytes(b"old")
+    write_json(
+        derived / "manifest.json", {"scores": "b9b2", "umap": {"files": ["umap/gone.parquet"]}}
+    )
+    assert analyze(run_copy, only=["scores", "umap"]) == {"scores": "computed", "umap": "computed"}
+    assert sorted(p.name for p in (derived / "umap").iterdir()) == ["fc1.parquet", "out.parquet"]
+    (derived / "manifest.json").write_text("{not json")
+    assert analyze(run_copy, only=["scores"]) == {"scores": "computed"}
+
+
+def test_knn_step_matches_sklearn_leave_one_out(run_copy):
+    run = Run.open(run_copy)
+    tables = compute_knn(run, AnalysisConfig(knn_k=7))
+    ex = run.examples()
+    train = (ex["split"] == "train").to_numpy()
+    X = run.embedding(4, "out").astype(np.float32)
+    nn = NearestNeighbors(n_neighbors=7, metric="manhattan", algorithm="brute").fit(X[train])
+    train_ids = np.flatnonzero(train)
+    labels = ex["label"].to_numpy()
+    loo = train_ids[nn.kneighbors(return_distance=False)]  # sklearn leaves each point out
+    held = train_ids[nn.kneighbors(X[~train], return_distance=False)]
+    expect = np.empty(len(X), int)
+    expect[train] = [np.bincount(labels[r], minlength=4).argmax() for r in loo]
+    expect[~train] = [np.bincount(labels[r], minlength=4).argmax() for r in held]
+    per = tables["knn_examples.parquet"]
+    out = per[per["layer"] == "out"].sort_values("example_id")
+    np.testing.assert_array_equal(out["knn_pred"], expect)
+    assert (per["epoch"] == 4).all() and set(per["layer"]) == {"fc1", "out"}
+
+    knn = tables["knn.parquet"]
+    row = knn[
+        (knn.epoch == 4) & (knn.layer == "out") & (knn.split == "train") & (knn.subset == "all")
+    ]
+    assert row["n"].item() == train.sum()
+    assert row["knn_accuracy"].item() == pytest.approx(np.mean(expect[train] == labels[train]))
+    trace = run.trace("eval", epochs=[4])
+    assert row["dnn_accuracy"].item() == pytest.approx(trace["correct"][train].mean())
+    assert set(knn["subset"]) == {"all", "clean", "flipped"} and set(knn["epoch"]) == {0, 4}
+
+    nbrs = tables["neighbors.parquet"]
+    assert len(nbrs) == len(X) * 7 and (nbrs["layer"] == "out").all()
+    assert nbrs["neighbor_id"].isin(train_ids).all()
+    assert (nbrs["neighbor_id"] != nbrs["example_id"]).all()
+    first = nbrs[nbrs["example_id"] == train_ids[0]].sort_values("rank")
+    np.testing.assert_array_equal(first["neighbor_id"], loo[0])
+    assert first["distance"].is_monotonic_increasing
+
+
+def test_umap_step_writes_one_aligned_table_per_layer(run_copy):
+    tables = compute_umap(Run.open(run_copy), AnalysisConfig())
+    assert sorted(tables) == ["umap/fc1.parquet", "umap/out.parquet"]
+    for frame in tables.values():
+        assert len(frame) == 2 * 200 and sorted(frame["epoch"].unique()) == [0, 4]
+        assert np.isfinite(frame[["x", "y"]].to_numpy()).all()
+
+
+def test_exposure_step_on_canaries(canary_run):
+    run = Run.open(canary_run)
+    table = compute_exposure(run)["exposure.parquet"]
+    canaries = table[table["kind"] == "canary"]
+    assert sorted(canaries["repeats"].unique()) == [1, 10, 50]
+    assert len(canaries) == 6 * 5 and sorted(table["epoch"].unique()) == [0, 1, 2, 3, 4]
+    assert (table["ceiling"] == np.log2(40)).all()
+    refs = table[(table["kind"] == "reference") & (table["epoch"] == 0)]
+    # 40 references ranked among the other 39: mean log2(39) - log2(40!)/40
+    expect = math.log2(39) - math.lgamma(41) / math.log(2) / 40
+    assert refs["exposure_interpolation"].mean() == pytest.approx(expect)
+    # a canary's interpolation by hand at the last epoch
+    last = table[table["epoch"] == 4]
+    ref_loss = np.sort(last[last["kind"] == "reference"]["loss"].to_numpy())
+    c = last[last["kind"] == "canary"].iloc[0]
+    rank = 1 + np.searchsorted(ref_loss, c["loss"], side="right")
+    assert c["exposure_interpolation"] == pytest.approx(np.log2(40) - np.log2(rank))
+
+
+def test_exposure_of_a_run_without_canaries_is_an_empty_table(run_copy):
+    table = compute_exposure(Run.open(run_copy))["exposure.parquet"]
+    assert table.empty and "exposure_interpolation" in table.columns
+
+
 def test_analyze_command(run_copy):
     runner = CliRunner()
-    result = runner.invoke(app, ["analyze", str(run_copy)])
+    result = runner.invoke(app, ["analyze", str(run_copy), "--only", "scores,exposure"])
     assert result.exit_code == 0 and "scores: computed" in result.output
+    assert "exposure: computed" in result.output
     result = runner.invoke(app, ["analyze", str(run_copy), "--only", "scores"])
     assert "scores: up to date" in result.output
+    result = runner.invoke(app, ["analyze", str(run_copy), "--only", "knn", "--knn-k", "5"])
+    assert result.exit_code == 0 and "knn: computed" in result.output
+    assert Run.open(run_copy).derived_manifest()["knn"]["params"]["knn_k"] == 5
+    result = runner.invoke(app, ["analyze", str(run_copy), "--knn-metric", "chebyshev"])
+    assert result.exit_code == 1 and "unknown k-NN metric 'chebyshev'" in result.output
     result = runner.invoke(app, ["analyze", str(run_copy / "nowhere")])
     assert result.exit_code == 1 and "run.json" in result.output

@@ -1,0 +1,283 @@
+"""The analysis steps: read what a run recorded, compute with the pure modules, return tables.
+
+Each step returns ``{derived file name: DataFrame}``; `analysis.pipeline`
+caches them under RUN/derived/. Which examples form which group:
+
+* training set: ``split == "train"`` (with trained canaries); the k-NN index
+  holds these points with the labels they were trained with;
+* subsets ``all``, ``clean`` (neither flipped nor a canary) and ``flipped``
+  (``is_noisy``), per split;
+* canaries: trained canaries; references: ``split == "reference"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import AnalysisConfig
+from analysis.dynamics import trace_matrices, trace_scores
+from analysis.exposure import (
+    exposure_extrapolation,
+    exposure_interpolation,
+    reference_exposure,
+)
+from analysis.neighbors import agreement, knn_predict
+from analysis.projection import aligned_projections
+from analysis.runs import Run
+
+Progress = Callable[[str], None]
+SCORE_COLUMNS = ("correct", "prob_label", "margin", "loss")
+SUBSETS = ("all", "clean", "flipped")
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+def compute_scores(
+    run: Run, config: AnalysisConfig | None = None, progress: Progress = _quiet
+) -> dict[str, pd.DataFrame]:
+    """derived/scores.parquet: one row per example, the trace scores of `analysis.dynamics`.
+
+    Columns from the eval source over epochs 1..E, and the same from the
+    training-minibatch source with a ``_train`` suffix where the run recorded it.
+    """
+    n = run.n_examples()
+    out = pd.DataFrame({"example_id": np.arange(n, dtype=np.int64)})
+    for source in run.trace_sources():
+        progress(f"{source} trace")
+        trace = run.trace(source, columns=["epoch", "example_id", *SCORE_COLUMNS])
+        epochs, m = trace_matrices(trace, n, SCORE_COLUMNS)
+        if not len(epochs):
+            continue
+        scores = trace_scores(
+            correct=m["correct"],
+            prob_label=m["prob_label"],
+            margin=m["margin"],
+            loss=m["loss"],
+            epochs=epochs,
+        )
+        suffix = "" if source == "eval" else f"_{source}"
+        out = out.join(scores.add_suffix(suffix))
+    return {"scores.parquet": out}
+
+
+def subset_masks(examples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The boolean masks of SUBSETS over examples."""
+    noisy = examples["is_noisy"].to_numpy(bool)
+    canary = examples["is_canary"].to_numpy(bool)
+    return {"all": np.ones(len(examples), bool), "clean": ~noisy & ~canary, "flipped": noisy}
+
+
+def _network_predictions(run: Run, epochs: list[int]) -> dict[int, np.ndarray]:
+    """epoch -> the network's eval-pass prediction per example, -1 where not recorded."""
+    trace = run.trace("eval", columns=["epoch", "example_id", "pred"], epochs=epochs)
+    out = {}
+    for epoch in epochs:
+        rows = trace[trace["epoch"] == epoch]
+        pred = np.full(run.n_examples(), -1, np.int64)
+        pred[rows["example_id"].to_numpy()] = rows["pred"].to_numpy()
+        out[epoch] = pred
+    return out
+
+
+def _ordered_layers(run: Run, recorded: list[str]) -> list[str]:
+    """Recorded layers in the network's order (input side first)."""
+    order = {name: i for i, name in enumerate(run.layers)}
+    return sorted(recorded, key=lambda name: (order.get(name, len(order)), name))
+
+
+def compute_knn(
+    run: Run, config: AnalysisConfig, progress: Progress = _quiet
+) -> dict[str, pd.DataFrame]:
+    """k-NN versus the network (Cohen et al. 2018) at every recorded layer and epoch.
+
+    Returns
+    -------
+    knn.parquet : per (epoch, layer, split, subset): n and the metrics of
+        `analysis.neighbors.agreement` against the labels trained with, plus
+        ``knn_true_accuracy`` and ``dnn_true_accuracy`` against the true labels
+    knn_examples.parquet : per (example, layer) at the last recorded epoch:
+        ``knn_pred``, ``dnn_pred``, ``agrees`` (k-NN = network),
+        ``knn_is_label``, ``knn_is_true``
+    neighbors.parquet : per (example, rank): the k nearest training examples
+        (``neighbor_id``, ``distance``) at the last layer of the last epoch
+    """
+    examples = run.examples()
+    index = run.embedding_index()
+    train = (examples["split"] == "train").to_numpy()
+    labels = examples["label"].to_numpy(np.int64)
+    true = examples["true_label"].to_numpy(np.int64)
+    splits = {s: (examples["split"] == s).to_numpy() for s in examples["split"].unique()}
+    subsets = subset_masks(examples)
+    predictions = _network_predictions(run, list(index))
+    rows, per_example, neighbors = [], [], pd.DataFrame()
+    last_epoch = max(index, default=None)
+    for epoch, recorded in index.items():
+        layers = _ordered_layers(run, recorded)
+        for layer in layers:
+            progress(f"epoch {epoch} {layer}")
+            knn, ids, dist = knn_predict(
+                run.embedding(epoch, layer, mmap=False),
+                train,
+                labels,
+                run.n_classes,
+                n_neighbors=config.knn_k,
+                metric=config.knn_metric,
+                n_components=config.knn_pca,
+                leave_one_out=config.knn_leave_one_out,
+            )
+            dnn = predictions[epoch]
+            seen = dnn >= 0
+            for split, in_split in splits.items():
+                for subset, in_subset in subsets.items():
+                    sel = in_split & in_subset & seen
+                    if sel.any():
+                        rows.append(
+                            {"epoch": epoch, "layer": layer, "split": split, "subset": subset}
+                            | {"n": int(sel.sum())}
+                            | agreement(knn[sel], dnn[sel], labels[sel])
+                            | {
+                                "knn_true_accuracy": float(np.mean(knn[sel] == true[sel])),
+                                "dnn_true_accuracy": float(np.mean(dnn[sel] == true[sel])),
+                            }
+                        )
+            if epoch == last_epoch:
+                per_example.append(_example_rows(epoch, layer, knn, dnn, labels, true))
+                if layer == layers[-1]:
+                    neighbors = _neighbor_rows(epoch, layer, ids, dist)
+    columns = ["epoch", "layer", "split", "subset", "n", "knn_accuracy", "dnn_accuracy"]
+    knn_table = pd.DataFrame(
+        rows, columns=[*columns, "p_same", "ma", "md"] + ["knn_true_accuracy", "dnn_true_accuracy"]
+    )
+    examples_table = pd.concat(per_example, ignore_index=True) if per_example else pd.DataFrame()
+    return {
+        "knn.parquet": knn_table,
+        "knn_examples.parquet": examples_table,
+        "neighbors.parquet": neighbors,
+    }
+
+
+def _example_rows(
+    epoch: int, layer: str, knn: np.ndarray, dnn: np.ndarray, labels: np.ndarray, true: np.ndarray
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "example_id": np.arange(len(knn), dtype=np.int64),
+            "epoch": epoch,
+            "layer": layer,
+            "knn_pred": knn,
+            "dnn_pred": dnn,
+            "agrees": knn == dnn,
+            "knn_is_label": knn == labels,
+            "knn_is_true": knn == true,
+        }
+    )
+
+
+def _neighbor_rows(epoch: int, layer: str, ids: np.ndarray, dist: np.ndarray) -> pd.DataFrame:
+    n, k = ids.shape
+    return pd.DataFrame(
+        {
+            "example_id": np.repeat(np.arange(n, dtype=np.int64), k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
+            "neighbor_id": ids.ravel(),
+            "distance": dist.ravel(),
+            "epoch": epoch,
+            "layer": layer,
+        }
+    )
+
+
+def compute_umap(
+    run: Run, config: AnalysisConfig, progress: Progress = _quiet
+) -> dict[str, pd.DataFrame]:
+    """derived/umap/LAYER.parquet: every example's 2-D place at each recorded epoch.
+
+    Columns ``epoch``, ``example_id``, ``x``, ``y``; the epochs of a layer are
+    aligned to its last recorded epoch (`analysis.projection`).
+    """
+    index = run.embedding_index()
+    recorded = sorted({layer for layers in index.values() for layer in layers})
+    out = {}
+    for layer in _ordered_layers(run, recorded):
+        epochs = [e for e, layers in index.items() if layer in layers]
+        embeddings = {e: run.embedding(e, layer, mmap=False) for e in epochs}
+        projections = aligned_projections(
+            embeddings,
+            n_neighbors=config.umap_neighbors,
+            min_dist=config.umap_min_dist,
+            random_state=config.seed,
+            progress=lambda epoch, layer=layer: progress(f"{layer} epoch {epoch}"),
+        )
+        n = run.n_examples()
+        out[f"umap/{layer}.parquet"] = pd.DataFrame(
+            {
+                "epoch": np.repeat(np.array(epochs, np.int32), n),
+                "example_id": np.tile(np.arange(n, dtype=np.int64), len(epochs)),
+                "x": np.concatenate([projections[e][:, 0] for e in epochs]),
+                "y": np.concatenate([projections[e][:, 1] for e in epochs]),
+            }
+        )
+    return out
+
+
+EXPOSURE_COLUMNS = ("epoch", "example_id", "kind", "repeats", "loss")
+
+
+def compute_exposure(
+    run: Run, config: AnalysisConfig | None = None, progress: Progress = _quiet
+) -> dict[str, pd.DataFrame]:
+    """derived/exposure.parquet: per canary and reference, per recorded epoch (0 included).
+
+    Columns ``epoch``, ``example_id``, ``kind`` (canary or reference),
+    ``repeats`` (0 for references), ``loss``, ``exposure_interpolation``,
+    ``exposure_extrapolation`` and ``ceiling`` (log2 #references). A
+    reference's interpolation ranks it against the other references (the
+    untrained baseline, about 1.44 bits); its extrapolation uses the fit to all
+    references. An epoch whose reference losses cannot be fitted (all equal)
+    (or has fewer than 3) gets NaN extrapolations.
+    """
+    examples = run.examples()
+    canary = (examples["is_canary"] & (examples["split"] == "train")).to_numpy()
+    reference = (examples["split"] == "reference").to_numpy()
+    columns = [*EXPOSURE_COLUMNS, "exposure_interpolation", "exposure_extrapolation", "ceiling"]
+    if not canary.any() or reference.sum() < 2:
+        return {"exposure.parquet": pd.DataFrame(columns=columns)}
+    trace = run.trace("eval", columns=["epoch", "example_id", "loss"])
+    epochs, m = trace_matrices(trace, run.n_examples(), ("loss",), first_epoch=0)
+    ids = np.flatnonzero(canary | reference)
+    repeats = examples["canary_repeats"].to_numpy(np.int64)
+    frames = []
+    for e, epoch in enumerate(epochs):
+        progress(f"epoch {epoch}")
+        loss = m["loss"][e]
+        refs = loss[reference]
+        if np.isnan(refs).any():
+            continue  # the eval pass did not cover this epoch
+        interp = np.full(len(loss), np.nan)
+        interp[canary] = exposure_interpolation(loss[canary], refs)
+        interp[reference] = reference_exposure(refs)
+        try:
+            extrap = exposure_extrapolation(loss, refs)
+        except ValueError:
+            extrap = np.full(len(loss), np.nan)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "epoch": np.int32(epoch),
+                    "example_id": ids,
+                    "kind": np.where(canary[ids], "canary", "reference"),
+                    "repeats": np.where(canary[ids], repeats[ids], 0),
+                    "loss": loss[ids],
+                    "exposure_interpolation": interp[ids],
+                    "exposure_extrapolation": extrap[ids],
+                    "ceiling": np.log2(reference.sum()),
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return {"exposure.parquet": table}
