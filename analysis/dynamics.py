@@ -11,10 +11,13 @@ Margin Ranking" (AUM: the mean margin over epochs).
 Inputs are (E, N) arrays over the recorded epochs 1..E (epoch 0, the model
 before training, is never part of a score). Missing values rule: an entry that
 is NaN (an epoch not recorded for that example, or a NaN loss) is *missing*;
-means and standard deviations are taken over the observed epochs only and
-`n_epochs` says how many there were; a forgetting event needs two consecutive
-recorded epochs that are both observed. Never learned is its own flag (NaN
-epochs), never the cartography code's magic 1000.
+each mean and standard deviation is taken over that quantity's observed
+epochs only (a NaN loss leaves the loss mean over the other epochs, never a
+zero averaged in); `n_epochs` counts the epochs whose correctness was
+observed; a forgetting event needs two consecutive recorded epochs that are
+both observed, and a missing epoch is not "correct" for learning times.
+Never learned is its own flag (NaN epochs), never the cartography code's
+magic 1000.
 """
 
 from __future__ import annotations
@@ -91,27 +94,25 @@ def trace_scores(
     land), ``variability`` (its population std, ddof=0), ``correctness``,
     ``aum`` (mean margin; low = likely mislabeled), ``mean_loss``, ``n_epochs``.
     """
-    correct = np.asarray(correct, dtype=float)
-    observed = ~np.isnan(correct)
-    n_epochs = observed.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        events = forgetting_events(correct)
-        ever = (correct == 1).any(axis=0)
-        out = pd.DataFrame(
-            {
-                "forgetting_events": events,
-                "first_learned_epoch": first_learned_epoch(correct, epochs),
-                "learned_epoch": learned_epoch(correct, epochs),
-                "never_learned": ~ever & (n_epochs > 0),
-                "unforgettable": ever & (events == 0),
-                "confidence": _nanmean(prob_label, n_epochs),
-                "variability": _nanstd(prob_label, n_epochs),
-                "correctness": _nanmean(correct, n_epochs),
-                "aum": _nanmean(margin, n_epochs),
-                "mean_loss": _nanmean(loss, n_epochs),
-                "n_epochs": n_epochs.astype(np.int64),
-            }
+    from analysis._trace_kernel import FLOAT_COLUMNS, trace_sums  # numba, imported when needed
+
+    arrays = [
+        np.ascontiguousarray(a, dtype=np.float64) for a in (correct, prob_label, margin, loss)
+    ]
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
+        raise ValueError(
+            f"correct, prob_label, margin, loss must share one (E, N) shape, got "
+            f"{[a.shape for a in arrays]}"
         )
+    epochs = _epochs_axis(epochs, len(arrays[0]))
+    ints, floats = trace_sums(*arrays, epochs.astype(np.float64))
+    n_epochs, events = ints
+    ever = ~np.isnan(floats[:, 0])
+    out = pd.DataFrame(floats, columns=list(FLOAT_COLUMNS), copy=False)
+    out.insert(0, "forgetting_events", events)
+    out.insert(3, "never_learned", ~ever & (n_epochs > 0))
+    out.insert(4, "unforgettable", ever & (events == 0))
+    out["n_epochs"] = n_epochs
     return out
 
 
@@ -134,16 +135,3 @@ def trace_matrices(
         grid[e_idx, ids] = rows[column].to_numpy(dtype=np.float64)
         out[column] = grid
     return epochs, out
-
-
-def _nanmean(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    total = np.where(np.isnan(v), 0.0, v).sum(axis=0)
-    return np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
-
-
-def _nanstd(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    mean = _nanmean(v, counts)
-    dev = np.where(np.isnan(v), 0.0, v - mean) ** 2
-    return np.sqrt(np.where(counts > 0, dev.sum(axis=0) / np.maximum(counts, 1), np.nan))

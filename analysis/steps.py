@@ -31,6 +31,15 @@ from analysis.runs import Run
 Progress = Callable[[str], None]
 SCORE_COLUMNS = ("correct", "prob_label", "margin", "loss")
 SUBSETS = ("all", "clean", "flipped")
+KNN_COLUMNS = (
+    *("epoch", "layer", "split", "subset", "n", "knn_accuracy", "dnn_accuracy"),
+    *("p_same", "ma", "md", "knn_true_accuracy", "dnn_true_accuracy"),
+)
+KNN_EXAMPLE_COLUMNS = (
+    *("example_id", "epoch", "layer", "knn_pred", "dnn_pred"),
+    *("agrees", "knn_is_label", "knn_is_true"),
+)
+NEIGHBOR_COLUMNS = ("example_id", "rank", "neighbor_id", "distance", "epoch", "layer")
 
 
 def _quiet(message: str) -> None:
@@ -114,7 +123,8 @@ def compute_knn(
     splits = {s: (examples["split"] == s).to_numpy() for s in examples["split"].unique()}
     subsets = subset_masks(examples)
     predictions = _network_predictions(run, list(index))
-    rows, per_example, neighbors = [], [], pd.DataFrame()
+    rows, per_example = [], []
+    neighbors = pd.DataFrame(columns=NEIGHBOR_COLUMNS)
     last_epoch = max(index, default=None)
     for epoch, recorded in index.items():
         layers = _ordered_layers(run, recorded)
@@ -149,11 +159,12 @@ def compute_knn(
                 per_example.append(_example_rows(epoch, layer, knn, dnn, labels, true))
                 if layer == layers[-1]:
                     neighbors = _neighbor_rows(epoch, layer, ids, dist)
-    columns = ["epoch", "layer", "split", "subset", "n", "knn_accuracy", "dnn_accuracy"]
-    knn_table = pd.DataFrame(
-        rows, columns=[*columns, "p_same", "ma", "md"] + ["knn_true_accuracy", "dnn_true_accuracy"]
+    knn_table = pd.DataFrame(rows, columns=KNN_COLUMNS)
+    examples_table = (
+        pd.concat(per_example, ignore_index=True)
+        if per_example
+        else pd.DataFrame(columns=KNN_EXAMPLE_COLUMNS)
     )
-    examples_table = pd.concat(per_example, ignore_index=True) if per_example else pd.DataFrame()
     return {
         "knn.parquet": knn_table,
         "knn_examples.parquet": examples_table,

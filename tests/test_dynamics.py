@@ -1,10 +1,17 @@
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from analysis.dynamics import forgetting_events, learned_epoch, trace_scores
+from analysis.dynamics import (
+    first_learned_epoch,
+    forgetting_events,
+    learned_epoch,
+    trace_scores,
+)
 
 NAN = np.nan
 # 4 epochs x 4 examples, computed by hand below
@@ -102,6 +109,37 @@ def test_learned_epoch_equals_a_naive_loop(correct):
         col = correct[:, i]
         expect = next((epochs[e] for e in range(len(col)) if col[e:].all()), NAN)
         assert (np.isnan(got[i]) and np.isnan(expect)) or got[i] == expect
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.data(),
+    st.tuples(st.integers(1, 12), st.integers(1, 30)),
+)
+def test_fused_trace_scores_equal_the_numpy_definitions(data, shape):
+    correct = data.draw(arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, NAN])))
+    prob = data.draw(arrays(np.float64, shape, elements=st.floats(0, 1)))
+    prob[np.isnan(correct)] = NAN  # absent (epoch, example) pairs are NaN in every column
+    epochs = np.cumsum(data.draw(arrays(np.int64, shape[0], elements=st.integers(1, 3))))
+    loss = 1 - prob
+    loss[data.draw(arrays(bool, shape))] = NAN  # a NaN loss where the rest was recorded
+    s = trace_scores(correct=correct, prob_label=prob, margin=prob - 0.5, loss=loss, epochs=epochs)
+    np.testing.assert_array_equal(s["forgetting_events"], forgetting_events(correct))
+    np.testing.assert_array_equal(s["first_learned_epoch"], first_learned_epoch(correct, epochs))
+    np.testing.assert_array_equal(s["learned_epoch"], learned_epoch(correct, epochs))
+    observed = ~np.isnan(correct)
+    seen = observed.any(axis=0)
+    np.testing.assert_array_equal(s["n_epochs"], observed.sum(axis=0))
+    cols = np.flatnonzero(seen)
+    np.testing.assert_allclose(s["confidence"][cols], np.nanmean(prob[:, cols], axis=0))
+    np.testing.assert_allclose(s["variability"][cols], np.nanstd(prob[:, cols], axis=0), atol=1e-7)
+    np.testing.assert_allclose(s["aum"][cols], np.nanmean(prob[:, cols], axis=0) - 0.5)
+    np.testing.assert_allclose(s["correctness"][cols], np.nanmean(correct[:, cols], axis=0))
+    assert s.loc[~seen, ["confidence", "aum", "correctness"]].isna().all().all()
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN expected
+        np.testing.assert_allclose(s["mean_loss"], np.nanmean(loss, axis=0))
+    np.testing.assert_array_equal(s["never_learned"], seen & ~(correct == 1).any(axis=0))
 
 
 def test_trace_matrices_leave_absent_pairs_missing():

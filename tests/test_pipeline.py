@@ -161,3 +161,31 @@ def test_analyze_command(run_copy):
     assert result.exit_code == 1 and "unknown k-NN metric 'chebyshev'" in result.output
     result = runner.invoke(app, ["analyze", str(run_copy / "nowhere")])
     assert result.exit_code == 1 and "run.json" in result.output
+
+
+def test_a_run_without_embeddings_gets_empty_tables(tmp_path):
+    from dataclasses import replace
+
+    from analysis.training import train
+    from tests.conftest import tiny_config
+
+    config = tiny_config()
+    config = replace(config, record=replace(config.record, embed_layers=(), embed_epochs=()))
+    train(config, tmp_path / "bare")
+    assert analyze(tmp_path / "bare", only=["knn", "umap"]) == {
+        "knn": "computed",
+        "umap": "computed",
+    }
+    run = Run.open(tmp_path / "bare")
+    assert run.read_derived("knn.parquet").empty
+    assert run.read_derived("neighbors.parquet").empty
+    assert list(run.read_derived("knn_examples.parquet").columns)[:3] == [
+        "example_id",
+        "epoch",
+        "layer",
+    ]
+    assert run.derived_manifest()["umap"]["files"] == []
+    assert analyze(tmp_path / "bare", only=["knn", "umap"]) == {
+        "knn": "up to date",
+        "umap": "up to date",
+    }
