@@ -73,6 +73,13 @@ def train(
     hidden: str = typer.Option("512,256", help="MLP hidden widths (CNN: its dense width)."),
     channels: str = typer.Option("32,64", help="CNN convolution channels."),
     dropout: float = typer.Option(_M.dropout, help="Dropout rate after each hidden block."),
+    example_tied_dropout: bool = typer.Option(
+        False, help="Example-tied dropout after each hidden block (Maini et al.), not dropout."
+    ),
+    p_fixed: float = typer.Option(_M.p_fixed, help="Tied dropout: share of channels always kept."),
+    p_mem: float = typer.Option(
+        _M.p_mem, help="Tied dropout: chance an example keeps each other channel."
+    ),
     epochs: int = typer.Option(_T.epochs, help="Training epochs."),
     batch_size: int = typer.Option(_T.batch_size, help="Minibatch size."),
     optimizer: str = typer.Option(_T.optimizer, help="sgd or adam."),
@@ -88,7 +95,9 @@ def train(
     ),
     embed_layers: str = typer.Option("", help="Layers whose embeddings are stored, e.g. fc2,out."),
     embed_epochs: str = typer.Option("", help="Epochs at which embeddings are stored."),
-    checkpoint_epochs: str = typer.Option("0", help="Epochs whose weights are stored (0 = init)."),
+    checkpoint_epochs: str = typer.Option(
+        "0", help="Epochs whose weights are stored (0 = init; the last epoch always is)."
+    ),
     embed_dtype: str = typer.Option(_R.embed_dtype, help="float16 or float32."),
     seed: int = typer.Option(0, help="The seed every random choice derives from."),
     resume: bool = typer.Option(False, help="Continue a killed or failed run in --out."),
@@ -117,6 +126,9 @@ def train(
             hidden=_ints(hidden, "--hidden"),
             channels=_ints(channels, "--channels"),
             dropout=dropout,
+            example_tied_dropout=example_tied_dropout,
+            p_fixed=p_fixed,
+            p_mem=p_mem,
         ),
         train=TrainConfig(
             epochs=epochs,
@@ -226,12 +238,13 @@ def analyze(
     seed: int = typer.Option(0, help="UMAP: random_state."),
 ) -> None:
     """Compute the run's missing or stale derived results into RUN/derived/."""
-    from analysis.pipeline import analyze as run_analysis
-    from analysis.runs import RunFormatError
+    from analysis.pipeline import STEPS
 
-    started = time.perf_counter()
-    try:
-        config = AnalysisConfig(
+    _run_steps(
+        run,
+        only,
+        force,
+        lambda: AnalysisConfig(
             knn_k=knn_k,
             knn_metric=knn_metric,
             knn_pca=knn_pca or None,
@@ -239,8 +252,61 @@ def analyze(
             umap_neighbors=umap_neighbors,
             umap_min_dist=umap_min_dist,
             seed=seed,
-        )
-        with console.status("analyzing") as status:
+        ),
+        STEPS,
+    )
+
+
+@app.command()
+def localize(
+    run: Path = typer.Argument(..., help="A complete run directory."),
+    only: str = typer.Option(
+        "", help="Comma-separated steps: rewinding,retraining,flipping (default all)."
+    ),
+    force: bool = typer.Option(False, help="Recompute even what is up to date."),
+    retrain_epochs: int = typer.Option(10, help="Retraining: epochs on clean examples."),
+    flip_examples: int = typer.Option(200, help="Flipping: flipped and as many clean examples."),
+    flip_max_units: int = typer.Option(100, help="Flipping: the cap on zeroed units."),
+    flip_others: int = typer.Option(128, help="Flipping: the fixed batch of other examples."),
+    flip_own_weight: float = typer.Option(1.0, help="Flipping: B, the own loss's weight."),
+    flip_output_layer: bool = typer.Option(
+        False, help="Flipping: the output layer's units (class logits) may be zeroed too."
+    ),
+    seed: int = typer.Option(0, help="Which examples, the batch of others, retraining order."),
+    device: str = typer.Option("cpu", help="torch device."),
+) -> None:
+    """Where is memorization? Layer rewinding, layer retraining and neuron flipping
+    (Maini et al. 2023), cached in RUN/derived/."""
+    from analysis.config import LocalizeConfig
+    from analysis.pipeline import LOCALIZE_STEPS
+
+    _run_steps(
+        run,
+        only,
+        force,
+        lambda: LocalizeConfig(
+            retrain_epochs=retrain_epochs,
+            flip_examples=flip_examples,
+            flip_max_units=flip_max_units,
+            flip_others=flip_others,
+            flip_own_weight=flip_own_weight,
+            flip_output_layer=flip_output_layer,
+            seed=seed,
+            device=device,
+        ),
+        LOCALIZE_STEPS,
+    )
+
+
+def _run_steps(run: Path, only: str, force: bool, make_config, steps) -> None:
+    """Run pipeline steps with a status line and a line per finished step."""
+    from analysis.pipeline import analyze as run_analysis
+    from analysis.runs import RunFormatError
+
+    started = time.perf_counter()
+    try:
+        config = make_config()
+        with console.status("starting") as status:
 
             def report(step: str, state: str) -> None:
                 if state in ("computed", "up to date"):
@@ -249,7 +315,12 @@ def analyze(
                     status.update(f"{step}: {state}")
 
             run_analysis(
-                run, only=list(_names(only)) or None, force=force, config=config, progress=report
+                run,
+                only=list(_names(only)) or None,
+                force=force,
+                config=config,
+                progress=report,
+                steps=steps,
             )
     except (RunFormatError, ValueError) as err:
         _fail(str(err))

@@ -41,6 +41,9 @@ class ModelConfig:
     hidden: tuple[int, ...] = (512, 256)  # MLP widths (Feldman & Zhang's MNIST MLP); CNN: dense
     channels: tuple[int, ...] = (32, 64)  # CNN convolution channels, one conv block each
     dropout: float = 0.0  # dropout rate after every hidden block
+    example_tied_dropout: bool = False  # Maini et al.'s example-tied dropout instead of dropout
+    p_fixed: float = 0.2  # tied dropout: fraction of channels always kept (generalization)
+    p_mem: float = 0.1  # tied dropout: chance an example keeps each other channel (memorization)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,29 @@ class AnalysisConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """How `memdash localize` runs Maini et al.'s experiments; each step's key holds its fields."""
+
+    retrain_epochs: int = 10  # retraining: epochs of training the reset layer on clean examples
+    flip_examples: int = 200  # flipping: flipped and, as many, clean training examples (seeded)
+    flip_max_units: int = 100  # flipping: the cap on zeroed units per example
+    flip_others: int = 128  # flipping: size of the fixed batch of other examples
+    flip_own_weight: float = 1.0  # flipping: B, the weight of the example's own loss
+    flip_output_layer: bool = False  # flipping: may zero output units (class logits) too
+    seed: int = 0  # which examples are flipped, the batch of others, the retraining order
+    device: str = "cpu"  # torch device
+
+    def __post_init__(self) -> None:
+        if self.retrain_epochs < 0 or self.flip_examples < 0 or self.flip_max_units < 0:
+            raise ValueError("retrain_epochs, flip_examples and flip_max_units must be >= 0")
+        if self.flip_others < 1:
+            raise ValueError(f"flip_others must be >= 1, got {self.flip_others}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 def validate(config: RunConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
     d, m, t, r = config.data, config.model, config.train, config.record
@@ -152,6 +178,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"test_fraction must lie in (0, 1), got {d.test_fraction}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1), got {m.dropout}")
+    if m.example_tied_dropout and not (0 < m.p_fixed <= 1 and 0 <= m.p_mem <= 1):
+        raise ValueError(f"need 0 < p_fixed <= 1 and 0 <= p_mem <= 1, got {m.p_fixed}, {m.p_mem}")
     if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0:
         raise ValueError("epochs, batch_size and lr must be positive")
     if d.canaries < 0 or any(rep < 1 for rep in d.canary_repeats):

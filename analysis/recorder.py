@@ -41,6 +41,7 @@ from torch import nn
 
 from analysis.models import layer_names, layer_parameters
 from analysis.runs import RunWriter
+from analysis.tied_dropout import example_ids
 
 
 def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -379,10 +380,7 @@ class TraceRecorder:
             jobs.append(
                 partial(w.write_resume_state, _frozen(tensors), json.loads(json.dumps(meta)))
             )
-        correct = stats["correct"].cpu().numpy()
-        summary = {"epoch": epoch} | {
-            f"{name}_acc": float(correct[mask].mean()) for name, mask in self._groups.items()
-        }
+        summary = {"epoch": epoch} | self._accuracies(stats)
         jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary))
         self._submit(jobs)
         return summary
@@ -393,13 +391,23 @@ class TraceRecorder:
         if pending is not None:
             pending.result()
 
-    def finish(self, status: str = "complete") -> None:
-        """Flush the writes, then mark the run `complete` (or `failed`)."""
+    def finish(self, status: str = "complete", **extra: Any) -> None:
+        """Flush the writes, then mark the run `complete` (or `failed`), adding `extra`
+        to run.json."""
         try:
             self.flush()
         finally:
             self._io.shutdown(wait=True)
-            self.writer.finish(status)
+            self.writer.finish(status, **extra)
+
+    def group_accuracies(self) -> dict[str, float]:
+        """Accuracy (given labels) of an eval pass now: ``{train,clean,noisy,test}_acc``."""
+        stats, _ = self.evaluate()
+        return self._accuracies(stats)
+
+    def _accuracies(self, stats: dict[str, torch.Tensor]) -> dict[str, float]:
+        correct = stats["correct"].cpu().numpy()
+        return {f"{name}_acc": float(correct[mask].mean()) for name, mask in self._groups.items()}
 
     # --------------------------------------------------------------- helpers
     def _submit(self, jobs: list[Callable[[], None]]) -> None:
@@ -431,6 +439,11 @@ class TraceRecorder:
         return stats_table("train", epoch, presented.cpu().numpy(), stats)
 
     @torch.no_grad()
+    def _forward(self, inputs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The model on a batch, its example ids known to any example-tied dropout."""
+        with example_ids(self.model, ids):
+            return self.model(inputs)
+
     def evaluate(self, with_embeddings: bool = False):
         """Eval-mode pass over every example; returns (stats, {layer: (N, D) array})."""
         was_training = self.model.training
@@ -446,7 +459,17 @@ class TraceRecorder:
                 )
         try:
             logits = torch.cat(
-                [self.model(chunk) for chunk in torch.split(self.inputs, self.eval_batch_size)]
+                [
+                    self._forward(chunk, ids)
+                    for chunk, ids in zip(
+                        torch.split(self.inputs, self.eval_batch_size),
+                        torch.split(
+                            torch.arange(len(self.inputs), device=self.inputs.device),
+                            self.eval_batch_size,
+                        ),
+                        strict=True,
+                    )
+                ]
             )
         finally:
             for hook in hooks:

@@ -23,6 +23,7 @@ from analysis.data import load_dataset
 from analysis.models import build_model, layer_names
 from analysis.recorder import TraceRecorder
 from analysis.runs import Run, RunWriter
+from analysis.tied_dropout import MODES, example_ids, tied_mode
 
 _EPOCH_SEED_STRIDE = 1_000_003  # keeps per-epoch seeds of different run seeds apart
 
@@ -60,8 +61,15 @@ def make_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
     """The config's model, initialized from the run's seed."""
     torch.manual_seed(config.seed)
     m = config.model
+    tied = (m.p_fixed, m.p_mem, config.seed) if m.example_tied_dropout else None
     return build_model(
-        m.name, input_shape, n_classes, hidden=m.hidden, channels=m.channels, dropout=m.dropout
+        m.name,
+        input_shape,
+        n_classes,
+        hidden=m.hidden,
+        channels=m.channels,
+        dropout=m.dropout,
+        tied=tied,
     )
 
 
@@ -184,7 +192,7 @@ def train(
         grad_accounting=grad_accounting_on(config),
         embed_layers=rec_cfg.embed_layers,
         embed_epochs=rec_cfg.embed_epochs,
-        checkpoint_epochs=rec_cfg.checkpoint_epochs,
+        checkpoint_epochs=sorted({*rec_cfg.checkpoint_epochs, config.train.epochs}),
         embed_dtype=rec_cfg.embed_dtype,
         eval_batch_size=rec_cfg.eval_batch_size,
         split=prepared.examples["split"].to_numpy(),
@@ -203,7 +211,13 @@ def train(
         recorder.flush()  # epochs already handed over are kept
         writer.finish("failed", error=str(err) or type(err).__name__)
         raise
-    recorder.finish("complete")
+    extra = {}
+    if config.model.example_tied_dropout:
+        extra["example_tied_dropout"] = {}
+        for mode in MODES:
+            with tied_mode(model, mode):
+                extra["example_tied_dropout"][mode] = recorder.group_accuracies()
+    recorder.finish("complete", **extra)
     return out
 
 
@@ -214,7 +228,8 @@ def train_epoch(model, opt, recorder: TraceRecorder, inputs, labels, train_ids, 
     order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed))
     model.train()
     for ids in torch.split(train_ids[order.to(train_ids.device)], config.train.batch_size):
-        logits = model(inputs[ids])
+        with example_ids(model, ids):
+            logits = model(inputs[ids])
         losses = F.cross_entropy(logits, labels[ids], reduction="none")
         recorder.log_batch(ids, logits)
         opt.zero_grad(set_to_none=True)

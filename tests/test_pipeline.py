@@ -59,7 +59,7 @@ def test_analyze_recomputes_a_missing_result_and_rejects_unknown_steps(run_copy)
     analyze(run_copy, only=["scores", "knn"])
     (run_copy / "derived" / "neighbors.parquet").unlink()
     assert analyze(run_copy, only=["scores", "knn"]) == {"scores": "up to date", "knn": "computed"}
-    with pytest.raises(ValueError, match=r"unknown analysis step\(s\) \['umap9'\]; valid: scores"):
+    with pytest.raises(ValueError, match=r"unknown step\(s\) \['umap9'\]; valid: scores"):
         analyze(run_copy, only=["umap9"])
 
 
