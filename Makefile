@@ -40,6 +40,7 @@ test: lint ## Lint, then run the whole test suite
 bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/recording.py
 	$(BIN)/python benchmarks/analytics.py
+	$(BIN)/python benchmarks/localization.py
 
 sample-run: install ## Regenerate the sample run (command in sample_runs/README.md)
 	bash sample_runs/make_sample_runs.sh

@@ -132,7 +132,7 @@ def flip_batched(
     own_weight: float = 1.0,
     max_units: int = 100,
     layers: list[str] | None = None,
-    max_rows: int = 16_384,
+    max_rows: int = 4096,
 ) -> FlipResult:
     """Flip many examples at once, each with its own unit mask.
 
