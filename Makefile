@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.memdash-installed
+RAY_STAMP := $(VENV)/.memdash-ray-installed
 PORT ?= 8501
 
 .DEFAULT_GOAL := help
@@ -23,6 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv if missing and install memdash with its test tools
 
+# Ray (the optional extra `memdash[ray]`) for `memdash estimate --backend ray` and its test
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,ray]'
+	touch $(RAY_STAMP)
+
 demo: install ## Open the dashboard on sample_runs/ (http://127.0.0.1:$(PORT))
 	$(BIN)/memdash dashboard sample_runs --port $(PORT)
 
@@ -34,7 +40,7 @@ format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ## Lint, then run the whole test suite
+test: lint $(RAY_STAMP) ## Lint, then run the whole test suite (installs the ray extra)
 	$(BIN)/python -m pytest
 
 bench: install ## Run the benchmarks (prints ratios)

@@ -298,6 +298,111 @@ def localize(
     )
 
 
+@app.command()
+def estimate(
+    like: Path = typer.Option(None, help="Estimate for this run: its data, model and training."),
+    out: Path = typer.Option(None, help="Or create a new run here from the options below."),
+    dataset: str = typer.Option(_D.dataset, help="New run: digits, mnist1d, synthetic or npz."),
+    data_path: str = typer.Option(None, help="New run, npz: file with X, y."),
+    n_examples: int = typer.Option(None, help="New run, synthetic/mnist1d: examples in all."),
+    corruption: str = typer.Option(_D.corruption, help="New run: the label corruption."),
+    noise: float = typer.Option(_D.noise, help="New run: share of training examples corrupted."),
+    model: str = typer.Option(_M.name, help="New run: mlp or cnn."),
+    hidden: str = typer.Option("512,256", help="New run: hidden widths."),
+    epochs: int = typer.Option(_T.epochs, help="New run: training epochs of every model."),
+    batch_size: int = typer.Option(_T.batch_size, help="New run: minibatch size."),
+    lr: float = typer.Option(_T.lr, help="New run: learning rate."),
+    data_seed: int = typer.Option(0, help="New run: the seed of its data and corruption."),
+    models: int = typer.Option(256, help="Models per subset ratio."),
+    subset: float = typer.Option(0.7, help="Share of the training set each model trains on."),
+    ratios: str = typer.Option("", help="Several subset ratios for the C-score, e.g. 0.1,0.5,0.9."),
+    models_per_batch: int = typer.Option(16, help="Models trained at once (the unit of work)."),
+    seed: int = typer.Option(0, help="The seed of every model's initialization, subset, order."),
+    backend: str = typer.Option("local", help="local (this machine's cores) or ray."),
+    address: str = typer.Option(None, help="ray: the address of an existing cluster."),
+    workers: int = typer.Option(None, help="local processes or local Ray CPUs (default: all)."),
+    overwrite: bool = typer.Option(False, help="Discard an earlier estimate in the run."),
+) -> None:
+    """Held-out memorization scores (Feldman & Zhang) and C-scores from many models trained
+    on random subsets; resumable, local or on Ray."""
+    import shutil
+
+    from analysis.estimate import EstimateSpec
+    from analysis.estimate import estimate as run_estimate
+    from analysis.runs import RunFormatError
+
+    if (like is None) == (out is None):
+        _fail("give either --like RUN (an existing run) or --out DIR (a new one)")
+    try:
+        ratio_list = tuple(float(r) for r in ratios.split(",") if r.strip()) or (subset,)
+        spec = EstimateSpec(
+            ratios=ratio_list, models=models, models_per_batch=models_per_batch, seed=seed
+        )
+        if out is not None:
+            target = out if (out / "run.json").exists() and not overwrite else None
+            if target is None:
+                _new_estimate_run(
+                    out,
+                    RunConfig(
+                        data=DataConfig(
+                            dataset=dataset,
+                            path=data_path,
+                            n_examples=n_examples,
+                            corruption=corruption,
+                            noise=noise,
+                        ),
+                        model=ModelConfig(name=model, hidden=_ints(hidden, "--hidden")),
+                        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr),
+                        seed=data_seed,
+                        command="memdash " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                    ),
+                )
+        run = like or out
+        if overwrite:
+            shutil.rmtree(run / "heldout", ignore_errors=True)
+        started = time.perf_counter()
+        with console.status("estimating") as status:
+
+            def report(done: int, total: int) -> None:
+                status.update(
+                    f"model batches {done}/{total} ({time.perf_counter() - started:.0f} s)"
+                )
+
+            tables = run_estimate(
+                run, spec, backend=backend, address=address, workers=workers, progress=report
+            )
+    except (RunFormatError, ValueError) as err:
+        _fail(str(err))
+    held = tables["heldout.parquet"]
+    console.print(
+        f"{models} models x {len(spec.ratios)} ratio(s) in {time.perf_counter() - started:.0f} s; "
+        f"mean mem_score {held['mem_score'].mean():.3f}; wrote {run}/derived/heldout.parquet "
+        "and influence.parquet"
+    )
+
+
+def _new_estimate_run(out: Path, config: RunConfig) -> None:
+    """A run directory holding only the data of an estimate (no training trace)."""
+    from analysis.config import validate
+    from analysis.models import layer_names
+    from analysis.runs import RunWriter
+    from analysis.training import make_model, prepare_data
+
+    validate(config)
+    prepared = prepare_data(config)
+    model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
+    writer = RunWriter.create(
+        out,
+        config=config.to_dict(),
+        examples=prepared.examples,
+        inputs=prepared.inputs,
+        n_classes=prepared.n_classes,
+        layers=layer_names(model),
+        overwrite=True,
+    )
+    writer.finish("complete", estimate_only=True)
+
+
 def _run_steps(run: Path, only: str, force: bool, make_config, steps) -> None:
     """Run pipeline steps with a status line and a line per finished step."""
     from analysis.pipeline import analyze as run_analysis

@@ -592,6 +592,12 @@ class Run:
         return notes
 
     # --- helpers
+    def heldout_array(self, name: str) -> np.ndarray:
+        """An array of `memdash estimate` under RUN/heldout/ (see analysis/estimate.py)."""
+        if not _NAME.match(name):
+            raise ValueError(f"heldout file {name!r} is not a plain file name")
+        return self._load_npy(f"heldout/{name}", False)
+
     def _load_npy(self, rel: str, mmap: bool) -> np.ndarray:
         try:
             return np.load(self.path / rel, mmap_mode="r" if mmap else None, allow_pickle=False)

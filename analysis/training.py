@@ -9,7 +9,7 @@ run with the same seed would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -73,14 +73,23 @@ def make_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
     )
 
 
-def make_optimizer(config: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(
+    config: RunConfig, model: torch.nn.Module | Iterable[torch.Tensor], **options: Any
+) -> torch.optim.Optimizer:
+    """The config's optimizer over a model's parameters (or the given tensors).
+
+    Both optimizers act element by element, so one optimizer over stacked
+    parameters of K models equals K optimizers (`analysis.ensemble`).
+    `options` go to the optimizer (e.g. ``fused=True``).
+    """
     t = config.train
+    params = model.parameters() if isinstance(model, torch.nn.Module) else model
     if t.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+            params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **options
         )
     if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, **options)
     raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: sgd, adam")
 
 

@@ -1,0 +1,267 @@
+"""`memdash estimate`: train many models on random subsets, store what they got right, derive
+the held-out scores of `analysis.heldout`.
+
+The unit of work is a *batch* of models of one subset ratio (trained at once by
+`analysis.ensemble`). A batch job reads the run's inputs and labels, trains,
+and writes its own two files, so jobs can run in any process or on any Ray
+node, and in any order:
+
+    RUN/heldout/spec.json                 what is being estimated (never changes)
+    RUN/heldout/rR_bBBBB.subsets.npy      uint8 (k, ceil(T/8)): np.packbits of each model's subset
+    RUN/heldout/rR_bBBBB.correct.npy      uint8 (k, ceil(N/8)): np.packbits of its correctness
+
+(R = the ratio's index, BBBB = the batch's index; the correctness file is
+written last, so a batch is complete when it exists.) A killed estimate
+resumes by running only the missing batches; asking for more models adds
+batches. Every model's seed depends only on (seed, ratio index, model index)
+and every job uses one torch thread, so the results are the same on any
+backend and with any number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.config import RunConfig
+from analysis.ensemble import ensemble_correct, fit_batched, model_seed, subset_mask
+from analysis.heldout import c_scores, influence, mem_scores, top_influences
+from analysis.runs import Run, RunFormatError, write_json, write_npy
+
+BACKENDS = ("local", "ray")
+_BATCH = re.compile(r"^r(\d+)_b(\d{4,})\.correct\.npy$")
+
+
+@dataclass(frozen=True)
+class EstimateSpec:
+    """What an estimate trains: it is fixed once stored, except that `models` may grow."""
+
+    ratios: tuple[float, ...] = (0.7,)  # subset ratios; the first gives mem_score, all the C-score
+    models: int = 256  # models per ratio
+    models_per_batch: int = 16  # models trained at once: the unit of work
+    seed: int = 0  # every model's initialization, subset and order derive from it
+
+    def __post_init__(self) -> None:
+        if not self.ratios or any(not 0 < r < 1 for r in self.ratios):
+            raise ValueError(f"subset ratios must lie in (0, 1), got {self.ratios}")
+        if self.models < 2 or self.models_per_batch < 1:
+            raise ValueError("an estimate needs models >= 2 and models_per_batch >= 1")
+
+    def batches(self) -> list[tuple[int, int, int, int]]:
+        """(ratio index, batch index, first model, end model) of every batch."""
+        out = []
+        for ri in range(len(self.ratios)):
+            for b, lo in enumerate(range(0, self.models, self.models_per_batch)):
+                out.append((ri, b, lo, min(lo + self.models_per_batch, self.models)))
+        return out
+
+    def fixed(self) -> dict[str, Any]:
+        return {
+            "ratios": list(self.ratios),
+            "models_per_batch": self.models_per_batch,
+            "seed": self.seed,
+        }
+
+
+def _folder(run: Run) -> Path:
+    return run.path / "heldout"
+
+
+def _training_key(run: Run) -> str:
+    """What the models learn from: the run's data and training config, hashed."""
+    config = dict(run.config)
+    config.pop("record", None)
+    config.pop("command", None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_spec(run: Run, spec: EstimateSpec) -> None:
+    """Store the spec, or check it against the stored one (only `models` may change)."""
+    file = _folder(run) / "spec.json"
+    wanted = spec.fixed() | {"training": _training_key(run)}
+    if file.is_file():
+        stored = json.loads(file.read_text())
+        fixed = {k: stored.get(k) for k in wanted}
+        if fixed != wanted:
+            raise ValueError(
+                f"{run.path}/heldout holds an estimate made with {fixed}; this one asks for "
+                f"{wanted}. Use the same --ratios, --models-per-batch and --seed, or --overwrite."
+            )
+    write_json(file, wanted | {"models": spec.models})
+
+
+def completed(run: Run) -> set[tuple[int, int]]:
+    """(ratio index, batch index) of every batch already on disk."""
+    folder = _folder(run)
+    if not folder.is_dir():
+        return set()
+    return {(int(m[1]), int(m[2])) for f in folder.iterdir() if (m := _BATCH.match(f.name))}
+
+
+def run_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> None:
+    """Train one batch of models and write its files (the job every backend runs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic on every backend and worker count
+    try:
+        _train_batch(path, ratio_index, batch, first, end)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> None:
+    run = Run.open(path)
+    spec = json.loads((_folder(run) / "spec.json").read_text())
+    config = RunConfig.from_dict(run.config)
+    examples = run.examples(["split", "label"])
+    train_ids = np.flatnonzero((examples["split"] == "train").to_numpy())
+    ratio = spec["ratios"][ratio_index]
+    seeds = [model_seed(spec["seed"], ratio_index, k) for k in range(first, end)]
+    subsets = np.stack([subset_mask(s, len(train_ids), ratio) for s in seeds])
+    inputs = torch.tensor(np.asarray(run.inputs(), dtype=np.float32))
+    labels = torch.tensor(examples["label"].to_numpy(np.int64))
+    ens = fit_batched(config, inputs, labels, train_ids, seeds, subsets)
+    correct = ensemble_correct(ens, inputs, labels)
+    stem = _folder(run) / f"r{ratio_index}_b{batch:04d}"
+    write_npy(stem.with_name(stem.name + ".subsets.npy"), np.packbits(subsets, axis=1))
+    write_npy(stem.with_name(stem.name + ".correct.npy"), np.packbits(correct, axis=1))
+
+
+def _local(jobs: list[tuple], workers: int, done: Callable[[], None]) -> None:
+    if workers == 1:
+        for job in jobs:
+            run_batch(*job)
+            done()
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for future in [pool.submit(run_batch, *job) for job in jobs]:
+            future.result()
+            done()
+
+
+def _ray(jobs: list[tuple], address: str | None, workers: int, done: Callable[[], None]) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise ValueError("--backend ray needs Ray: pip install 'memdash[ray]'") from err
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1)(run_batch)
+        pending = [task.remote(*job) for job in jobs]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            ray.get(ready)
+            done()
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def estimate(
+    path: str | Path,
+    spec: EstimateSpec,
+    *,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Train the missing batches of an estimate, then derive and cache its scores.
+
+    Parameters
+    ----------
+    backend : ``local`` (processes on this machine) or ``ray`` (a Ray cluster at
+        `address`, or a local one started for the purpose)
+    workers : local processes or local Ray CPUs (default: all cores)
+    progress : called with (batches done, batches in all)
+
+    Returns
+    -------
+    the derived tables (``heldout.parquet``, ``influence.parquet``)
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    run = Run.open(path)
+    prepare_spec(run, spec)
+    have = completed(run)
+    jobs = [
+        (str(run.path), ri, b, lo, hi) for ri, b, lo, hi in spec.batches() if (ri, b) not in have
+    ]
+    total, count = len(spec.batches()), [len(spec.batches()) - len(jobs)]
+    workers = workers or os.cpu_count() or 1
+
+    def done() -> None:
+        count[0] += 1
+        if progress is not None:
+            progress(count[0], total)
+
+    if progress is not None:
+        progress(count[0], total)
+    if jobs:
+        if backend == "local":
+            _local(jobs, workers, done)
+        else:
+            _ray(jobs, address, workers, done)
+    tables = derive(run, spec)
+    key = hashlib.sha256(json.dumps([spec.fixed(), spec.models, _training_key(run)]).encode())
+    params = spec.fixed() | {"models": spec.models}
+    run.replace_derived("heldout", tables, {"key": key.hexdigest()[:16], "params": params})
+    return tables
+
+
+def load_batches(run: Run, spec: EstimateSpec, ratio_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `spec.models` models of a ratio: trained (K, N) and correct (K, N), bool."""
+    examples = run.examples(["split"])
+    n = len(examples)
+    train_ids = np.flatnonzero((examples["split"] == "train").to_numpy())
+    trained, correct = [], []
+    for ri, b, lo, hi in spec.batches():
+        if ri != ratio_index:
+            continue
+        stem = _folder(run) / f"r{ri}_b{b:04d}"
+        k = hi - lo
+        sub = np.unpackbits(run.heldout_array(f"{stem.name}.subsets.npy"), axis=1)
+        cor = np.unpackbits(run.heldout_array(f"{stem.name}.correct.npy"), axis=1)
+        if len(sub) != k or len(cor) != k:
+            raise RunFormatError(run.path, f"heldout/{stem.name}.*.npy", f"expected {k} models")
+        t = np.zeros((k, n), bool)
+        t[:, train_ids] = sub[:, : len(train_ids)].astype(bool)
+        trained.append(t)
+        correct.append(cor[:, :n].astype(bool))
+    return np.concatenate(trained), np.concatenate(correct)
+
+
+def derive(run: Run, spec: EstimateSpec) -> dict[str, pd.DataFrame]:
+    """heldout.parquet (per example) and influence.parquet (top 5 per test example)."""
+    examples = run.examples(["split"])
+    split = examples["split"].to_numpy()
+    heldout_by_ratio = {}
+    for ri, ratio in enumerate(spec.ratios):
+        trained, correct = load_batches(run, spec, ri)
+        scores = mem_scores(correct, trained)
+        heldout_by_ratio[ratio] = scores["heldout_accuracy"].to_numpy()
+        if ri == 0:
+            table = scores
+            test = split == "test"
+            infl = influence(correct[:, test], trained[:, split == "train"])
+            top = top_influences(infl, np.flatnonzero(split == "train"), np.flatnonzero(test))
+    table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
+    if len(spec.ratios) > 1:
+        table = table.join(c_scores(heldout_by_ratio))
+    return {"heldout.parquet": table, "influence.parquet": top}

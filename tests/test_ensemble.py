@@ -1,0 +1,86 @@
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from analysis.ensemble import (
+    StackedMLP,
+    VmapEnsemble,
+    fit_batched,
+    fit_sequential,
+    model_seed,
+    stack,
+    subset_mask,
+    train_batched,
+    train_sequential,
+)
+from analysis.models import layer_names, unit_module
+
+
+def _setting(model: ModelConfig):
+    config = RunConfig(
+        data=DataConfig(dataset="synthetic", n_examples=120, shape=(16,), n_classes=3),
+        model=model,
+        train=TrainConfig(epochs=3, batch_size=8, lr=0.05),
+    )
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(120, 16)), dtype=torch.float32)
+    y = torch.tensor(rng.integers(0, 3, 120))
+    train_ids = np.arange(90)
+    seeds = [model_seed(1, 0, k) for k in range(3)]
+    subsets = np.stack([subset_mask(s, 90, 0.7) for s in seeds])
+    return config, x, y, train_ids, seeds, subsets
+
+
+def test_subsets_and_seeds_are_fixed_by_the_seed():
+    assert model_seed(0, 0, 5) == model_seed(0, 0, 5) != model_seed(0, 1, 5)
+    m = subset_mask(7, 10, 0.7)
+    assert m.sum() == 7 and np.array_equal(m, subset_mask(7, 10, 0.7))
+    with pytest.raises(ValueError, match="leaves 0 of 10"):
+        subset_mask(7, 10, 0.01)
+
+
+def test_batched_mlp_training_equals_the_sequential_loop():
+    config, x, y, train_ids, seeds, subsets = _setting(ModelConfig(hidden=(12, 6)))
+    ens = fit_batched(config, x, y, train_ids, seeds, subsets)
+    assert isinstance(ens, StackedMLP)
+    models = fit_sequential(config, x, y, train_ids, seeds, subsets)
+    for k, model in enumerate(models):
+        for i, name in enumerate(layer_names(model)):
+            layer = unit_module(model, name)
+            torch.testing.assert_close(ens.weights[i][k], layer.weight.T, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(ens.biases[i][k, 0], layer.bias, atol=1e-5, rtol=1e-4)
+    np.testing.assert_array_equal(
+        train_batched(config, x, y, train_ids, seeds, subsets),
+        train_sequential(config, x, y, train_ids, seeds, subsets),
+    )
+
+
+def test_batched_cnn_training_through_vmap_equals_the_sequential_loop():
+    config, x, y, train_ids, seeds, subsets = _setting(
+        ModelConfig(name="cnn", channels=(4,), hidden=(8,))
+    )
+    ens = fit_batched(config, x, y, train_ids, seeds, subsets)
+    assert isinstance(ens, VmapEnsemble)
+    models = fit_sequential(config, x, y, train_ids, seeds, subsets)
+    for name, stacked in ens.params.items():
+        for k, model in enumerate(models):
+            torch.testing.assert_close(stacked[k], model.state_dict()[name], atol=1e-5, rtol=1e-4)
+
+
+def test_models_of_a_batch_need_equal_subsets_and_stack_picks_the_form():
+    config, x, y, train_ids, seeds, subsets = _setting(ModelConfig(hidden=(12,)))
+    subsets[0, np.flatnonzero(subsets[0])[0]] = False
+    with pytest.raises(ValueError, match="same subset size"):
+        fit_batched(config, x, y, train_ids, seeds, subsets)
+    tied = replace(config, model=replace(config.model, example_tied_dropout=True))
+    with pytest.raises(ValueError, match="example-tied dropout"):
+        fit_batched(tied, x, y, train_ids, seeds[:1], subsets[1:2])
+    from analysis.models import cnn, mlp
+
+    assert isinstance(stack([mlp((4,), 2), mlp((4,), 2)]), StackedMLP)
+    assert isinstance(
+        stack([cnn((1, 8), 2, channels=(2,)), cnn((1, 8), 2, channels=(2,))]), VmapEnsemble
+    )
