@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.app_pages import runs
+from dashboard.app_pages import examples, runs
 
 
 def main() -> None:
     st.set_page_config(page_title="memdash", layout="wide")
-    pages = [st.Page(runs.render, title="Runs", url_path="runs", default=True)]
+    pages = [
+        st.Page(runs.render, title="Runs", url_path="runs", default=True),
+        st.Page(examples.render, title="Examples", url_path="examples"),
+    ]
     st.navigation(pages).run()
 
 

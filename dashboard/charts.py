@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -47,4 +48,95 @@ def training_curves(curves: pd.DataFrame, *, metric: str = "accuracy") -> go.Fig
         fig.update_yaxes(range=[0, 1.02])
     if len(curves) and curves["epoch"].max() <= 20:
         fig.update_xaxes(dtick=1)  # whole epochs only
+    return fig
+
+
+# --- one example --------------------------------------------------------------------------
+
+
+def _as_signal_or_image(x: np.ndarray) -> np.ndarray:
+    """Drop a leading single channel: (1, H, W) -> (H, W), (1, L) -> (L,)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x[0] if x.ndim >= 2 and x.shape[0] == 1 else x
+
+
+def example_input(x: np.ndarray, *, title: str = "") -> go.Figure:
+    """An example's input: a grey image for 2-D inputs, a line for 1-D ones (mean over channels
+    of multi-channel images)."""
+    x = _as_signal_or_image(x)
+    if x.ndim == 3:
+        x = x.mean(axis=0)
+    fig = go.Figure()
+    if x.ndim == 2:
+        fig.add_trace(go.Heatmap(z=x, colorscale="Greys", showscale=False, hoverinfo="skip"))
+        fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+        fig.update_xaxes(visible=False)
+    else:
+        fig.add_trace(go.Scatter(y=x.ravel(), mode="lines", line={"color": "#333"}))
+        fig.update_xaxes(title="position")
+    fig.update_layout(title=title, height=260, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def thumbnail(x: np.ndarray, *, height: int = 28) -> np.ndarray:
+    """A float image in [0, 1] for st.image: the input itself for 2-D inputs (ink dark),
+    a rasterized line for 1-D ones."""
+    x = _as_signal_or_image(x)
+    if x.ndim == 3:
+        x = x.mean(axis=0)
+    span = float(x.max() - x.min()) or 1.0
+    scaled = (x - x.min()) / span
+    if x.ndim == 2:
+        return 1.0 - scaled
+    rows = np.round((1 - scaled.ravel()) * (height - 1)).astype(int)
+    image = np.ones((height, len(rows)), np.float32)
+    image[rows, np.arange(len(rows))] = 0.0
+    return image
+
+
+def trajectory(frame: pd.DataFrame) -> go.Figure:
+    """One example over epochs: probability of the given label and loss, correct marked,
+    forgetting events (correct -> wrong) flagged.
+
+    Parameters
+    ----------
+    frame : columns ``epoch``, ``prob_label``, ``loss``, ``correct``
+    """
+    frame = frame.sort_values("epoch")
+    correct = frame["correct"].astype(bool).to_numpy()
+    forgot = np.flatnonzero(correct[:-1] & ~correct[1:]) + 1
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=frame["epoch"],
+            y=frame["prob_label"],
+            name="p(given label)",
+            mode="lines+markers",
+            marker={"color": np.where(correct, "#2ca02c", "#d62728"), "size": 6},
+            line={"color": "#1f77b4"},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frame["epoch"], y=frame["loss"], name="loss", yaxis="y2", line={"color": "#999"}
+        )
+    )
+    if len(forgot):
+        fig.add_trace(
+            go.Scatter(
+                x=frame["epoch"].to_numpy()[forgot],
+                y=frame["prob_label"].to_numpy()[forgot],
+                name="forgetting event",
+                mode="markers",
+                marker={"symbol": "x", "size": 12, "color": "#d62728"},
+            )
+        )
+    fig.update_layout(
+        xaxis_title="epoch",
+        yaxis={"title": "p(given label)", "range": [0, 1.02]},
+        yaxis2={"title": "loss", "overlaying": "y", "side": "right"},
+        legend={"orientation": "h", "y": -0.25},
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )
     return fig

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from analysis.curves import accuracy_curves
+from analysis.dynamics import trace_matrices
 from analysis.runs import Run, RunFormatError, discover_runs
+from analysis.tables import example_table
 
 ROOTS_ENV = "MEMDASH_ROOTS"
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -118,3 +121,60 @@ def trace_sources(path: Path) -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _sources(path: str, stamp: float) -> list[str]:
     return Run.open(path).trace_sources()
+
+
+def _derived_stamp(path: Path) -> float:
+    """Changes whenever an analysis step records a result (the manifest is written last)."""
+    try:
+        return (path / "derived" / "manifest.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def examples(path: Path) -> pd.DataFrame:
+    """Every example with its kind and all its derived scores (`analysis.tables`)."""
+    return _examples(str(path), _stamp(path), _derived_stamp(path))
+
+
+@st.cache_data(show_spinner="reading the examples…", max_entries=16)
+def _examples(path: str, stamp: float, derived: float) -> pd.DataFrame:
+    return example_table(Run.open(path))
+
+
+def inputs(path: Path) -> np.ndarray:
+    """The run's inputs, memory-mapped (row i = example i)."""
+    return _inputs(str(path), _stamp(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _inputs(path: str, stamp: float) -> np.ndarray:
+    return Run.open(path).inputs(mmap=True)
+
+
+TRAJECTORY_COLUMNS = ("prob_label", "loss", "correct")
+
+
+def trajectory(path: Path, example_id: int) -> pd.DataFrame:
+    """One example's eval-pass trace: ``epoch`` and TRAJECTORY_COLUMNS, epoch 0 included."""
+    epochs, grids = _trace_grids(str(path), _stamp(path))
+    return pd.DataFrame({"epoch": epochs} | {c: g[:, example_id] for c, g in grids.items()})
+
+
+@st.cache_resource(show_spinner="reading the trace…", max_entries=8)
+def _trace_grids(path: str, stamp: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    run = Run.open(path)
+    trace = run.trace("eval", columns=["epoch", "example_id", *TRAJECTORY_COLUMNS])
+    return trace_matrices(trace, run.n_examples(), TRAJECTORY_COLUMNS, first_epoch=0)
+
+
+def derived(path: Path, name: str) -> pd.DataFrame | None:
+    """A derived table, or None when its analysis has not run."""
+    return _derived(str(path), name, _derived_stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _derived(path: str, name: str, stamp: float) -> pd.DataFrame | None:
+    run = Run.open(path)
+    if not run.derived_path(name).is_file():
+        return None
+    return run.read_derived(name)

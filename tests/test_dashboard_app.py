@@ -51,3 +51,48 @@ def test_empty_root_explains_how_to_make_a_run(tmp_path, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert "memdash train" in at.info[0].value
+
+
+@pytest.fixture
+def analyzed(tiny_run, tmp_path, monkeypatch):
+    """The tiny run with scores, k-NN and a small held-out estimate."""
+    from analysis.estimate import EstimateSpec, estimate
+    from analysis.pipeline import analyze
+
+    shutil.copytree(tiny_run, tmp_path / "tiny")
+    analyze(tmp_path / "tiny", only=["scores", "knn"])
+    estimate(tmp_path / "tiny", EstimateSpec(models=4, models_per_batch=4), workers=1)
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    return tmp_path / "tiny"
+
+
+def _page(name):
+    """A script that renders one page (AppTest runs a function's source as its script)."""
+    import importlib
+
+    importlib.import_module(f"dashboard.app_pages.{name}").render()
+
+
+def page_test(name: str) -> AppTest:
+    return AppTest.from_function(_page, args=(name,), default_timeout=60)
+
+
+def test_examples_page_filters_opens_and_shows_mem_score(analyzed):
+    at = page_test("examples").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 200 and {"mem_score", "confidence", "forgetting_events"} <= set(
+        table.columns
+    )
+    # filter to flipped examples only
+    at.multiselect(key="examples_kinds").set_value(["flipped"]).run()
+    flipped = at.dataframe[0].value
+    assert set(flipped["kind"]) == {"flipped"} and 0 < len(flipped) < 200
+    # the gallery by mem_score opens an example in the detail
+    at.selectbox(key="examples_gallery_score").set_value("mem_score").run()
+    opener = next(b for b in at.button if b.key.startswith("examples_open_"))
+    opener.click().run()
+    assert not at.exception
+    assert at.session_state["examples_id"] == int(opener.key.rsplit("_", 1)[1])
+    assert len(at.get("plotly_chart")) == 2  # the input and its trajectory
+    assert any("k-NN against the network" in m.value for m in at.markdown)

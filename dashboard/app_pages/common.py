@@ -1,0 +1,58 @@
+"""What several pages share: choosing a run, and the direction of every score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+
+# score -> True when a higher value means "more memorized / harder", with a one-line meaning
+SCORES: dict[str, tuple[bool, str]] = {
+    "mem_score": (True, "held-out memorization (Feldman & Zhang): in- minus out-models' accuracy"),
+    "forgetting_events": (True, "times the example went from right to wrong (Toneva et al.)"),
+    "confidence": (False, "mean probability of the given label over epochs (data maps)"),
+    "variability": (True, "std of that probability over epochs (data maps)"),
+    "correctness": (False, "share of epochs the example was right"),
+    "aum": (False, "area under the margin (Pleiss et al.): low = likely mislabeled"),
+    "mean_loss": (True, "mean loss over epochs"),
+    "learned_epoch": (True, "epoch from which it stays right"),
+    "first_learned_epoch": (True, "first epoch it was right"),
+    "neurons_zeroed": (False, "hidden units zeroed to flip it (Maini et al.): few = memorized"),
+    "heldout_accuracy": (False, "accuracy of the models that did not train on it"),
+    "c_score": (False, "expected held-out accuracy over subset ratios (Jiang et al.)"),
+}
+
+
+def score_columns(table: pd.DataFrame) -> list[str]:
+    """The known scores a table holds, in SCORES order."""
+    return [c for c in SCORES if c in table.columns and table[c].notna().any()]
+
+
+def most_memorized(table: pd.DataFrame, score: str, n: int) -> pd.DataFrame:
+    """The n examples most memorized by `score` (its direction from SCORES), NaN last."""
+    higher = SCORES.get(score, (True, ""))[0]
+    return (
+        table.dropna(subset=[score]).sort_values(score, ascending=not higher, kind="stable").head(n)
+    )
+
+
+def choose_run(roots: tuple[str, ...], key: str) -> Path | None:
+    """A selectbox of the readable runs; None (with a message) when there is none."""
+    summaries = data.run_summaries(roots)
+    healthy = summaries.index[summaries["status"] != "error"].tolist()
+    if not healthy:
+        st.info("No readable run under " + ", ".join(roots) + ". Record one with `memdash train`.")
+        return None
+    index = st.selectbox(
+        "Run",
+        healthy,
+        format_func=lambda i: (
+            f"{summaries.loc[i, 'run']} ({summaries.loc[i, 'dataset']}, "
+            f"noise {summaries.loc[i, 'noise']})"
+        ),
+        key=key,
+    )
+    return data.run_path(roots, index)

@@ -1,0 +1,188 @@
+"""Examples: every example with its scores (filter, sort, export), the most memorized ones as a
+gallery, and one example in detail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.app_pages.common import SCORES, choose_run, most_memorized, score_columns
+
+GALLERY_SIZE = 12
+BASE_COLUMNS = ["example_id", "kind", "split", "label", "true_label"]
+
+
+def render() -> None:
+    st.title("Examples")
+    path = choose_run(data.run_roots(), key="examples_run")
+    if path is None:
+        return
+    table = data.examples(path)
+    scores = score_columns(table)
+    if not scores:
+        st.info(
+            "No scores yet for this run: compute them with "
+            f"`memdash analyze {path}` (and `memdash estimate --like {path}` for mem_score)."
+        )
+    shown = _filters(table, scores)
+    _table(shown, scores, path)
+    if scores:
+        _gallery(shown, scores, path)
+    _detail(table, scores, path)
+
+
+def _filters(table: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
+    left, middle, right = st.columns(3)
+    kinds = sorted(table["kind"].unique())
+    chosen = left.multiselect("Kinds", kinds, default=kinds, key="examples_kinds")
+    labels = sorted(table["label"].unique().tolist())
+    picked = middle.multiselect("Given labels", labels, default=labels, key="examples_labels")
+    mask = table["kind"].isin(chosen) & table["label"].isin(picked)
+    if scores:
+        score = right.selectbox("Filter by score", scores, key="examples_filter_score")
+        values = table[score].dropna()
+        lo, hi = float(values.min()), float(values.max())
+        if hi > lo:
+            low, high = right.slider(
+                f"{score} range", lo, hi, (lo, hi), key=f"examples_range_{score}"
+            )
+            mask &= table[score].between(low, high) | (table[score].isna() & (low == lo))
+    return table[mask]
+
+
+def _table(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
+    columns = BASE_COLUMNS + [c for c in shown.columns if c not in BASE_COLUMNS]
+    st.caption(
+        f"{len(shown):,} examples shown. Click a row to open it below; "
+        "sort by clicking a column header."
+    )
+    event = st.dataframe(
+        shown[columns],
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="examples_table",
+        height=320,
+        column_config={
+            s: st.column_config.NumberColumn(s, help=SCORES[s][1], format="%.3f") for s in scores
+        },
+    )
+    rows = list(event.selection.rows) if event is not None else []
+    ids = selected_ids(rows, shown)
+    if ids and st.session_state.get("examples_last_row") != ids[0]:
+        st.session_state["examples_last_row"] = ids[0]
+        st.session_state["examples_id"] = ids[0]
+    st.download_button(
+        "Download these examples as CSV",
+        shown[columns].to_csv(index=False),
+        file_name=f"{path.name}_examples.csv",
+        mime="text/csv",
+        key="examples_csv",
+    )
+
+
+def selected_ids(rows: list[int], shown: pd.DataFrame) -> list[int]:
+    """The example ids of selected row positions of the table as shown."""
+    return [int(shown["example_id"].iloc[r]) for r in rows if 0 <= r < len(shown)]
+
+
+def _open(example_id: int) -> None:
+    st.session_state["examples_id"] = example_id
+
+
+def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
+    st.subheader("Most memorized")
+    score = st.selectbox(
+        "By score",
+        scores,
+        key="examples_gallery_score",
+        help="; ".join(f"{s}: {SCORES[s][1]}" for s in scores),
+    )
+    top = most_memorized(shown, score, GALLERY_SIZE)
+    if top.empty:
+        st.info("No example in the filter has this score.")
+        return
+    inputs = data.inputs(path)
+    columns = st.columns(6)
+    for i, row in enumerate(top.itertuples(index=False)):
+        col = columns[i % 6]
+        col.image(
+            charts.thumbnail(np.asarray(inputs[row.example_id])),
+            caption=f"#{row.example_id} {row.kind}: {row.label} (true {row.true_label}) "
+            f"{score} {getattr(row, score):.2f}",
+            width=84,
+            clamp=True,
+        )
+        col.button(
+            "open",
+            key=f"examples_open_{row.example_id}",
+            on_click=_open,
+            args=(int(row.example_id),),
+        )
+
+
+def _detail(table: pd.DataFrame, scores: list[str], path: Path) -> None:
+    st.subheader("One example")
+    st.session_state.setdefault("examples_id", int(table["example_id"].iloc[0]))
+    example_id = int(
+        st.number_input(
+            "Example id", min_value=0, max_value=len(table) - 1, step=1, key="examples_id"
+        )
+    )
+    row = table.iloc[example_id]
+    inputs = data.inputs(path)
+    left, right = st.columns([1, 2])
+    left.plotly_chart(
+        charts.example_input(np.asarray(inputs[example_id]), title=f"example {example_id}"),
+        width="stretch",
+        key="examples_input",
+    )
+    facts = {
+        "kind": row["kind"],
+        "given label": int(row["label"]),
+        "true label": int(row["true_label"]),
+        **{s: round(float(row[s]), 3) for s in scores if pd.notna(row[s])},
+    }
+    left.dataframe(pd.Series(facts, name="value").astype(str), width="stretch")
+    traj = data.trajectory(path, example_id)
+    if traj["correct"].notna().any():
+        right.plotly_chart(charts.trajectory(traj.dropna()), width="stretch", key="examples_traj")
+    else:
+        right.info("This run has no eval trace for this example.")
+    _neighbours(path, example_id, table)
+
+
+def _neighbours(path: Path, example_id: int, table: pd.DataFrame) -> None:
+    knn = data.derived(path, "knn_examples.parquet")
+    nbrs = data.derived(path, "neighbors.parquet")
+    if knn is None or nbrs is None or knn.empty:
+        st.info(f"Nearest neighbours and k-NN predictions: run `memdash analyze {path}`.")
+        return
+    mine = knn[knn["example_id"] == example_id][
+        ["layer", "knn_pred", "dnn_pred", "agrees", "knn_is_true"]
+    ]
+    st.markdown(
+        f"**k-NN against the network** at epoch {int(knn['epoch'].iloc[0])}: what a vote of "
+        "the nearest training examples predicts at each layer, and whether the network agrees."
+    )
+    st.dataframe(mine, hide_index=True)
+    near = nbrs[nbrs["example_id"] == example_id].sort_values("rank").head(12)
+    st.markdown(
+        f"**Nearest training examples** at layer `{near['layer'].iloc[0]}` "
+        "(given label, true label in brackets)"
+    )
+    inputs = data.inputs(path)
+    columns = st.columns(6)
+    labels = table.set_index("example_id")
+    for i, n in enumerate(near.itertuples(index=False)):
+        other = labels.loc[n.neighbor_id]
+        columns[i % 6].image(
+            charts.thumbnail(np.asarray(inputs[n.neighbor_id])),
+            caption=f"#{n.neighbor_id}: {other['label']} ({other['true_label']}), {n.distance:.1f}",
+            width=70,
+            clamp=True,
+        )
