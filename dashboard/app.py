@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.app_pages import examples, runs
+from dashboard.app_pages import examples, exposure, knn, localization, runs
 
 
 def main() -> None:
@@ -12,6 +12,9 @@ def main() -> None:
     pages = [
         st.Page(runs.render, title="Runs", url_path="runs", default=True),
         st.Page(examples.render, title="Examples", url_path="examples"),
+        st.Page(knn.render, title="k-NN vs network", url_path="knn"),
+        st.Page(localization.render, title="Localization", url_path="localization"),
+        st.Page(exposure.render, title="Exposure", url_path="exposure"),
     ]
     st.navigation(pages).run()
 

@@ -140,3 +140,109 @@ def trajectory(frame: pd.DataFrame) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
     return fig
+
+
+# --- shared building blocks ---------------------------------------------------------------
+
+
+def heatmap(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    value: str,
+    title: str = "",
+    zmin: float | None = 0.0,
+    zmax: float | None = 1.0,
+    y_order: list | None = None,
+) -> go.Figure:
+    """A heatmap of `value` over the (x, y) pairs of a long table, cells annotated."""
+    grid = frame.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
+    if y_order is not None:
+        grid = grid.reindex([v for v in y_order if v in grid.index])
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.to_numpy(),
+            x=[str(c) for c in grid.columns],
+            y=[str(i) for i in grid.index],
+            zmin=zmin,
+            zmax=zmax,
+            colorscale="Viridis",
+            text=np.round(grid.to_numpy(), 2),
+            texttemplate="%{text}" if grid.size <= 200 else None,
+            hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{value} %{{z:.3f}}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        xaxis_type="category",
+        height=max(220, 60 + 40 * len(grid)),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def lines(
+    frame: pd.DataFrame, *, x: str, y: str, color: str, title: str = "", dash: str | None = None
+) -> go.Figure:
+    """One line per value of `color` (and of `dash`, drawn dashed), y against x."""
+    fig = go.Figure()
+    groups = [color] if dash is None else [color, dash]
+    for key, rows in frame.sort_values(x).groupby(groups, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        name = " / ".join(str(k) for k in key)
+        style = {"dash": RUN_DASHES[list(frame[dash].unique()).index(key[1]) % 6]} if dash else {}
+        fig.add_trace(go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=name, line=style))
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=360,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def histograms(frame: pd.DataFrame, *, value: str, group: str, title: str = "") -> go.Figure:
+    """Overlaid histograms of `value`, one per group, as shares of the group."""
+    fig = go.Figure()
+    for name, rows in frame.groupby(group, sort=True):
+        fig.add_trace(go.Histogram(x=rows[value], name=str(name), opacity=0.6, histnorm="percent"))
+    fig.update_layout(
+        barmode="overlay",
+        title=title,
+        xaxis_title=value,
+        yaxis_title="% of the group",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def exposure_chart(table: pd.DataFrame, *, epoch: int, method: str, ceiling: float) -> go.Figure:
+    """Canaries' exposure at one epoch against their repetitions, with the ceiling and the
+    1.44-bit baseline of untrained canaries (references)."""
+    rows = table[(table["epoch"] == epoch) & (table["kind"] == "canary")]
+    fig = go.Figure(
+        go.Box(
+            x=rows["repeats"].astype(str),
+            y=rows[method],
+            boxpoints="all",
+            name="canaries",
+            hovertext=rows["example_id"].map(lambda i: f"example {i}"),
+        )
+    )
+    fig.add_hline(
+        y=ceiling, line_dash="dash", annotation_text=f"ceiling log2(#refs) = {ceiling:.2f}"
+    )
+    fig.add_hline(y=np.log2(np.e), line_dash="dot", annotation_text="untrained: log2(e) = 1.44")
+    fig.update_layout(
+        title=f"exposure at epoch {epoch}",
+        xaxis_title="times seen per epoch",
+        yaxis_title=f"{method} (bits)",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig

@@ -178,3 +178,27 @@ def _derived(path: str, name: str, stamp: float) -> pd.DataFrame | None:
     if not run.derived_path(name).is_file():
         return None
     return run.read_derived(name)
+
+
+def manifest(path: Path) -> dict:
+    """derived/manifest.json: per analysis step its key, parameters and files."""
+    return Run.open(path).derived_manifest()
+
+
+def layer_order(path: Path) -> list[str]:
+    """The run's layers in forward order."""
+    return list(Run.open(path).layers)
+
+
+def run_meta(path: Path) -> dict:
+    """run.json."""
+    return dict(Run.open(path).meta)
+
+
+def layer_grads(path: Path) -> pd.DataFrame:
+    return _layer_grads(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _layer_grads(path: str, stamp: float) -> pd.DataFrame:
+    return Run.open(path).layer_grads()

@@ -96,3 +96,52 @@ def test_examples_page_filters_opens_and_shows_mem_score(analyzed):
     assert at.session_state["examples_id"] == int(opener.key.rsplit("_", 1)[1])
     assert len(at.get("plotly_chart")) == 2  # the input and its trajectory
     assert any("k-NN against the network" in m.value for m in at.markdown)
+
+
+def test_knn_page_heatmaps_follow_the_chosen_examples(analyzed):
+    at = page_test("knn").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 4  # P_SAME, MA, MD heatmaps and accuracy per layer
+    assert "leave-one-out" in at.caption[0].value
+    at.selectbox(key="knn_subset").set_value("flipped").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+    assert '"md"' in at.get("plotly_chart")[2].proto.spec
+
+
+def test_localization_page_shows_the_four_experiments(analyzed):
+    from analysis.config import LocalizeConfig
+    from analysis.pipeline import LOCALIZE_STEPS, analyze
+
+    config = LocalizeConfig(retrain_epochs=1, flip_examples=5, flip_others=16)
+    analyze(analyzed, config=config, steps=LOCALIZE_STEPS)
+    at = page_test("localization").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 7
+    at.radio(key="localization_group").set_value("clean_acc").run()
+    assert not at.exception
+    at.radio(key="localization_kind").set_value(at.radio(key="localization_kind").options[-1]).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 7
+
+
+def test_pages_say_which_command_computes_what_is_missing(roots):
+    for name, command in (("knn", "memdash analyze"), ("exposure", "memdash analyze")):
+        at = page_test(name).run()
+        assert not at.exception
+        assert any(command in i.value for i in at.info), name
+    at = page_test("localization").run()
+    assert not at.exception and any("memdash localize" in i.value for i in at.info)
+
+
+def test_exposure_page_against_repetitions_and_epochs(canary_run, tmp_path, monkeypatch):
+    from analysis.pipeline import analyze
+
+    shutil.copytree(canary_run, tmp_path / "c")
+    analyze(tmp_path / "c", only=["exposure"])
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    at = page_test("exposure").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert "ceiling log2(#refs) = 5.32" in at.get("plotly_chart")[0].proto.spec
+    at.radio(key="exposure_method").set_value("exposure_extrapolation").run()
+    at.select_slider(key="exposure_epoch").set_value(0).run()
+    assert not at.exception
+    assert "exposure at epoch 0" in at.get("plotly_chart")[0].proto.spec

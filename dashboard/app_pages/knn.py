@@ -1,0 +1,79 @@
+"""k-NN vs network: where in the network a vote of the nearest training examples agrees with
+the network's own prediction (Cohen, Sapiro and Giryes 2018)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.app_pages.common import choose_run
+
+METRICS = {
+    "p_same": "P_SAME: share of examples where the k-NN and the network predict the same class",
+    "ma": "MA: agreement among examples the network gets right",
+    "md": "MD: agreement among examples the network gets wrong",
+}
+
+
+def render() -> None:
+    st.title("k-NN vs network")
+    path = choose_run(data.run_roots(), key="knn_run")
+    if path is None:
+        return
+    table = data.derived(path, "knn.parquet")
+    if table is None or table.empty:
+        st.info(
+            f"No k-NN results for this run: record embeddings (`memdash train --embed-layers "
+            f"fc2,out --embed-epochs 0,10,30`) and run `memdash analyze {path}`."
+        )
+        return
+    manifest = data.manifest(path).get("knn", {}).get("params", {})
+    st.caption(
+        f"k = {manifest.get('knn_k')}, {manifest.get('knn_metric')} distance, "
+        + (
+            "leave-one-out: a training example never votes for itself. "
+            if manifest.get("knn_leave_one_out")
+            else "each training example votes for itself. "
+        )
+        + "Accuracies use the labels the network was trained with."
+    )
+    left, right = st.columns(2)
+    splits = sorted(table["split"].unique())
+    split = left.selectbox(
+        "Split", splits, index=splits.index("train") if "train" in splits else 0, key="knn_split"
+    )
+    subsets = sorted(table[table["split"] == split]["subset"].unique())
+    subset = right.selectbox("Examples", subsets, key="knn_subset")
+    rows = table[(table["split"] == split) & (table["subset"] == subset)]
+    layers = data.layer_order(path)
+    columns = st.columns(3)
+    for col, (metric, meaning) in zip(columns, METRICS.items(), strict=True):
+        col.plotly_chart(
+            charts.heatmap(rows, x="epoch", y="layer", value=metric, title=metric, y_order=layers),
+            width="stretch",
+            key=f"knn_heat_{metric}",
+        )
+        col.caption(meaning)
+    last = rows[rows["epoch"] == rows["epoch"].max()].melt(
+        id_vars=["layer"],
+        value_vars=["knn_accuracy", "dnn_accuracy", "knn_true_accuracy", "dnn_true_accuracy"],
+        var_name="measure",
+        value_name="accuracy",
+    )
+    last["layer_index"] = last["layer"].map({name: i for i, name in enumerate(layers)})
+    st.plotly_chart(
+        charts.lines(
+            last.sort_values("layer_index"),
+            x="layer",
+            y="accuracy",
+            color="measure",
+            title=f"accuracy per layer at epoch {int(rows['epoch'].max())}",
+        ),
+        width="stretch",
+        key="knn_layers",
+    )
+    st.caption(
+        "For flipped examples: `knn_true_accuracy` high while `dnn_accuracy` is high means the "
+        "neighbours still vote for the true class while the network has memorized the given "
+        "(wrong) one."
+    )
