@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.app_pages import examples, exposure, knn, localization, runs
+from dashboard.app_pages import (
+    compare,
+    embeddings,
+    examples,
+    exposure,
+    forgetting,
+    knn,
+    localization,
+    runs,
+)
 
 
 def main() -> None:
@@ -12,9 +21,12 @@ def main() -> None:
     pages = [
         st.Page(runs.render, title="Runs", url_path="runs", default=True),
         st.Page(examples.render, title="Examples", url_path="examples"),
+        st.Page(forgetting.render, title="Forgetting and data map", url_path="forgetting"),
+        st.Page(embeddings.render, title="Embeddings", url_path="embeddings"),
         st.Page(knn.render, title="k-NN vs network", url_path="knn"),
         st.Page(localization.render, title="Localization", url_path="localization"),
         st.Page(exposure.render, title="Exposure", url_path="exposure"),
+        st.Page(compare.render, title="Compare runs", url_path="compare"),
     ]
     st.navigation(pages).run()
 

@@ -10,6 +10,13 @@ from analysis.curves import GROUPS
 
 GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#d62728", "#9467bd", "#2ca02c"), strict=True))
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+KIND_COLORS = {
+    "clean": "#1f77b4",
+    "flipped": "#d62728",
+    "canary": "#9467bd",
+    "test": "#2ca02c",
+    "reference": "#7f7f7f",
+}
 
 
 def training_curves(curves: pd.DataFrame, *, metric: str = "accuracy") -> go.Figure:
@@ -246,3 +253,84 @@ def exposure_chart(table: pd.DataFrame, *, epoch: int, method: str, ceiling: flo
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return fig
+
+
+def scatter(
+    table: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    color: str,
+    title: str = "",
+    max_points: int | None = None,
+    seed: int = 0,
+) -> go.Figure:
+    """A WebGL scatter of examples (``example_id`` in customdata for selections), coloured by
+    a numeric column (colour scale) or a categorical one (one trace per value).
+
+    `max_points` draws a seeded sample of that many examples (None: all).
+    """
+    if max_points is not None and len(table) > max_points:
+        table = table.sample(max_points, random_state=seed)
+    fig = go.Figure()
+    hover = f"example %{{customdata}}<br>{x} %{{x:.3f}}<br>{y} %{{y:.3f}}<extra></extra>"
+    values = table[color]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        fig.add_trace(
+            go.Scattergl(
+                x=table[x],
+                y=table[y],
+                mode="markers",
+                customdata=table["example_id"],
+                marker={
+                    "color": values,
+                    "colorscale": "Viridis",
+                    "size": 5,
+                    "showscale": True,
+                    "colorbar": {"title": color},
+                },
+                hovertemplate=hover,
+                name=color,
+            )
+        )
+    else:
+        for value, rows in table.groupby(values.astype(str), sort=True):
+            fig.add_trace(
+                go.Scattergl(
+                    x=rows[x],
+                    y=rows[y],
+                    mode="markers",
+                    customdata=rows["example_id"],
+                    marker={
+                        "size": 5,
+                        "color": KIND_COLORS.get(value) if color == "kind" else None,
+                    },
+                    hovertemplate=hover,
+                    name=f"{color} = {value}",
+                )
+            )
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        dragmode="lasso",
+        height=520,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def selected_example_ids(selection: dict | None) -> list[int]:
+    """The example ids of the points a plotly selection event holds (box, lasso or click)."""
+    if not selection:
+        return []
+    points = selection.get("selection", selection).get("points", [])
+    ids = []
+    for point in points:
+        value = point.get("customdata")
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if value is not None:
+            ids.append(int(value))
+    return sorted(set(ids))

@@ -13,5 +13,6 @@ $MEMDASH localize sample_runs/digits_mlp_noise20
 $MEMDASH estimate --like sample_runs/digits_mlp_noise20 --models 256
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
-  --example-tied-dropout --p-fixed 0.2 --p-mem 0.1 \
+  --canaries 10 --example-tied-dropout --p-fixed 0.2 --p-mem 0.1 \
   --overwrite --out sample_runs/digits_mlp_noise20_tied
+$MEMDASH analyze sample_runs/digits_mlp_noise20_tied

@@ -34,9 +34,20 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tiny_run, tmp_path):
+    from analysis.config import LocalizeConfig
+    from analysis.estimate import EstimateSpec, estimate
+    from analysis.pipeline import LOCALIZE_STEPS, analyze
+
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     shutil.copytree(tiny_run, tmp_path / "tiny")
+    analyze(tmp_path / "tiny")
+    analyze(
+        tmp_path / "tiny",
+        config=LocalizeConfig(retrain_epochs=1, flip_examples=5),
+        steps=LOCALIZE_STEPS,
+    )
+    estimate(tmp_path / "tiny", EstimateSpec(models=4, models_per_batch=4), workers=1)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "analysis.cli", "dashboard", str(tmp_path), "--port", str(port)],
@@ -75,4 +86,44 @@ def test_runs_page_draws_its_chart_without_exceptions(server, tmp_path):
         page.wait_for_selector(".js-plotly-plot .g-ytitle:has-text('loss')", timeout=30_000)
         assert page.locator("[data-testid='stException']").count() == 0
         page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
+        browser.close()
+
+
+PAGES = {
+    "examples": "Examples",
+    "forgetting": "Forgetting and data map",
+    "embeddings": "Embeddings",
+    "knn": "k-NN vs network",
+    "localization": "Localization",
+    "exposure": "Exposure",
+    "compare": "Compare runs",
+}
+
+
+def test_every_page_renders_and_a_selected_point_opens_its_example(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        for path, title in PAGES.items():
+            page.goto(f"{server}/{path}")
+            page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            assert page.locator("[data-testid='stException']").count() == 0, path
+        page.goto(f"{server}/embeddings")
+        plot = page.locator(".js-plotly-plot .nsewdrag").first
+        plot.wait_for(timeout=60_000)
+        box = plot.bounding_box()
+        x0, y0 = box["x"] + 5, box["y"] + 5
+        x1, y1 = box["x"] + box["width"] - 5, box["y"] + box["height"] - 5
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for x, y in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 2)):
+            page.mouse.move(x, y, steps=5)
+        page.mouse.up()
+        page.wait_for_selector("text=selected examples", timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot >> nth=2", timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.screenshot(path=str(tmp_path / "embeddings.png"), full_page=True)
         browser.close()

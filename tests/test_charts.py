@@ -39,3 +39,120 @@ def test_overlaid_runs_differ_by_dash_and_name():
 
 def test_empty_frame_gives_an_empty_figure():
     assert len(training_curves(_curves([]).iloc[0:0]).data) == 0
+
+
+# --- the builders of the other pages ------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from dashboard.app_pages.common import most_memorized  # noqa: E402
+from dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
+from dashboard.app_pages.examples import selected_ids  # noqa: E402
+from dashboard.charts import (  # noqa: E402
+    exposure_chart,
+    heatmap,
+    scatter,
+    selected_example_ids,
+    thumbnail,
+    trajectory,
+)
+
+
+def test_thumbnails_of_images_and_signals():
+    image = np.array([[[0.0, 2.0], [4.0, 4.0]]])  # (1, 2, 2): ink is high values
+    np.testing.assert_allclose(thumbnail(image), [[1.0, 0.5], [0.0, 0.0]])
+    line = thumbnail(np.array([[0.0, 1.0, 0.5]]), height=3)  # (1, L): a rasterized line
+    assert line.shape == (3, 3)
+    assert [int(np.argmin(line[:, i])) for i in range(3)] == [2, 0, 1]  # low values at the bottom
+
+
+def test_trajectory_marks_forgetting_events():
+    frame = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2, 3],
+            "prob_label": [0.1, 0.9, 0.2, 0.8],
+            "loss": [2, 0.1, 1.6, 0.2],
+            "correct": [0, 1, 0, 1],
+        }
+    )
+    fig = trajectory(frame)
+    events = [t for t in fig.data if t.name == "forgetting event"]
+    assert len(events) == 1 and list(events[0].x) == [2]  # right at 1, wrong at 2
+
+
+def test_heatmap_pivots_and_orders_rows():
+    frame = pd.DataFrame(
+        {
+            "epoch": [0, 0, 5, 5],
+            "layer": ["fc1", "out", "fc1", "out"],
+            "p_same": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    fig = heatmap(frame, x="epoch", y="layer", value="p_same", y_order=["out", "fc1"])
+    assert list(fig.data[0].y) == ["out", "fc1"] and list(fig.data[0].x) == ["0", "5"]
+    np.testing.assert_allclose(fig.data[0].z, [[0.2, 0.4], [0.1, 0.3]])
+
+
+def test_scatter_colours_and_samples_and_selection_reads_example_ids():
+    table = pd.DataFrame(
+        {
+            "example_id": range(10),
+            "x": range(10),
+            "y": range(10),
+            "kind": ["clean"] * 7 + ["flipped"] * 3,
+            "score": np.linspace(0, 1, 10),
+        }
+    )
+    by_kind = scatter(table, x="x", y="y", color="kind")
+    assert [t.name for t in by_kind.data] == ["kind = clean", "kind = flipped"]
+    assert list(by_kind.data[1].customdata) == [7, 8, 9]
+    by_score = scatter(table, x="x", y="y", color="score", max_points=4)
+    assert len(by_score.data) == 1 and len(by_score.data[0].x) == 4
+    event = {"selection": {"points": [{"customdata": 8}, {"customdata": [3]}, {"x": 1}]}}
+    assert selected_example_ids(event) == [3, 8]
+    assert selected_example_ids(None) == [] and selected_example_ids({"selection": {}}) == []
+
+
+def test_exposure_chart_draws_the_ceiling_and_the_baseline():
+    table = pd.DataFrame(
+        {
+            "epoch": [1, 1, 1],
+            "kind": ["canary", "canary", "reference"],
+            "example_id": [0, 1, 2],
+            "repeats": [1, 50, 0],
+            "exposure_interpolation": [1.0, 8.0, 1.4],
+        }
+    )
+    fig = exposure_chart(table, epoch=1, method="exposure_interpolation", ceiling=8.97)
+    assert list(fig.data[0].y) == [1.0, 8.0]  # canaries only
+    texts = [a.text for a in fig.layout.annotations]
+    assert any("8.97" in t for t in texts) and any("1.44" in t for t in texts)
+
+
+def test_selection_helpers_of_the_pages():
+    shown = pd.DataFrame({"example_id": [5, 9, 12]})
+    assert selected_ids([2, 0, 7], shown) == [12, 5]
+    table = pd.DataFrame(
+        {
+            "example_id": [0, 1, 2, 3],
+            "confidence": [0.9, 0.1, np.nan, 0.5],
+            "mem_score": [0.0, 0.9, 0.5, np.nan],
+        }
+    )
+    assert most_memorized(table, "confidence", 2)["example_id"].tolist() == [1, 3]  # low first
+    assert most_memorized(table, "mem_score", 2)["example_id"].tolist() == [1, 2]  # high first
+    a = pd.DataFrame(
+        {
+            "example_id": [0, 1, 2],
+            "kind": ["clean"] * 3,
+            "label": [0, 1, 2],
+            "true_label": [0, 1, 2],
+            "mem_score": [0.9, 0.1, 0.8],
+        }
+    )
+    b = a.assign(mem_score=[0.2, 0.7, 0.9])
+    both = paired(a, b, "mem_score")
+    only_a, only_b = memorized_in_one(both, "mem_score", 0.5, higher=True)
+    assert only_a["example_id"].tolist() == [0] and only_b["example_id"].tolist() == [1]
+    assert mismatch(a, b) == "" and "3 examples against 2" in mismatch(a, b.iloc[:2])
+    assert "true labels differ" in mismatch(a, b.assign(true_label=[0, 1, 1]))

@@ -145,3 +145,47 @@ def test_exposure_page_against_repetitions_and_epochs(canary_run, tmp_path, monk
     at.select_slider(key="exposure_epoch").set_value(0).run()
     assert not at.exception
     assert "exposure at epoch 0" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_forgetting_page_lists_a_selection_of_the_data_map(analyzed):
+    at = page_test("forgetting").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 3
+    at.selectbox(key="forgetting_colour").set_value("correctness").run()
+    at.radio(key="forgetting_when").set_value("learned_epoch").run()
+    assert not at.exception
+    at.session_state["forgetting_map"] = {
+        "selection": {"points": [{"customdata": 3}, {"customdata": 7}]}
+    }
+    at.run()
+    assert not at.exception
+    assert any("2 selected examples" in m.value for m in at.markdown)
+    assert at.dataframe[0].value["example_id"].tolist() == [3, 7]
+
+
+def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
+    from analysis.pipeline import analyze
+
+    analyze(analyzed, only=["umap"])
+    at = page_test("embeddings").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.select_slider(key="embeddings_epoch").set_value(0).run()
+    at.selectbox(key="embeddings_colour").set_value("mem_score").run()
+    assert not at.exception and "at epoch 0" in at.get("plotly_chart")[0].proto.spec
+    at.session_state["embeddings_map"] = {"selection": {"points": [{"customdata": 11}]}}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="embeddings_open").value == 11
+    assert len(at.get("plotly_chart")) == 3  # the map, the example's input and trajectory
+
+
+def test_compare_page_pairs_two_runs_of_the_same_examples(analyzed, tmp_path):
+    from analysis.pipeline import analyze
+
+    shutil.copytree(analyzed, tmp_path / "twin")
+    analyze(tmp_path / "twin", only=["scores"], force=True)
+    at = page_test("compare").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 2  # the paired scatter and the overlaid curves
+    at.selectbox(key="compare_score").set_value("confidence").run()
+    assert not at.exception
+    assert any("Memorized in A only: 0" in m.value for m in at.markdown)  # a run and its copy

@@ -133,13 +133,20 @@ def _detail(table: pd.DataFrame, scores: list[str], path: Path) -> None:
             "Example id", min_value=0, max_value=len(table) - 1, step=1, key="examples_id"
         )
     )
+    show_example(path, table, scores, example_id, key="examples")
+
+
+def show_example(
+    path: Path, table: pd.DataFrame, scores: list[str], example_id: int, *, key: str
+) -> None:
+    """One example: its input, labels and scores, trajectory, k-NN and nearest neighbours."""
     row = table.iloc[example_id]
     inputs = data.inputs(path)
     left, right = st.columns([1, 2])
     left.plotly_chart(
         charts.example_input(np.asarray(inputs[example_id]), title=f"example {example_id}"),
         width="stretch",
-        key="examples_input",
+        key=f"{key}_input",
     )
     facts = {
         "kind": row["kind"],
@@ -150,7 +157,7 @@ def _detail(table: pd.DataFrame, scores: list[str], path: Path) -> None:
     left.dataframe(pd.Series(facts, name="value").astype(str), width="stretch")
     traj = data.trajectory(path, example_id)
     if traj["correct"].notna().any():
-        right.plotly_chart(charts.trajectory(traj.dropna()), width="stretch", key="examples_traj")
+        right.plotly_chart(charts.trajectory(traj.dropna()), width="stretch", key=f"{key}_traj")
     else:
         right.info("This run has no eval trace for this example.")
     _neighbours(path, example_id, table)

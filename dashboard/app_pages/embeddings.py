@@ -1,0 +1,77 @@
+"""Embeddings: every example's place in a layer's 2-D UMAP, aligned across epochs, coloured by
+any score; select points to list them, pick one to open it."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.app_pages.common import choose_run, score_columns
+from dashboard.app_pages.examples import show_example
+
+SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
+EXTRA_COLOURS = ("kind", "label", "true_label", "knn_agrees")
+
+
+def render() -> None:
+    st.title("Embeddings")
+    path = choose_run(data.run_roots(), key="embeddings_run")
+    if path is None:
+        return
+    files = data.manifest(path).get("umap", {}).get("files", [])
+    layers = [f.split("/")[1].removesuffix(".parquet") for f in files]
+    if not layers:
+        st.info(
+            "No projections for this run: record embeddings (`memdash train --embed-layers "
+            f"fc2,out --embed-epochs 0,10,30`) and run `memdash analyze {path}`."
+        )
+        return
+    table = data.examples(path)
+    left, middle, right = st.columns(3)
+    layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="embeddings_layer")
+    points = data.derived(path, f"umap/{layer}.parquet")
+    epochs = sorted(points["epoch"].unique().tolist())
+    epoch = middle.select_slider("Epoch", epochs, value=epochs[-1], key="embeddings_epoch")
+    colours = [c for c in EXTRA_COLOURS if c in table.columns] + score_columns(table)
+    colour = right.selectbox("Colour by", colours, key="embeddings_colour")
+    everything = st.checkbox(
+        f"Draw every point (otherwise a seeded sample of {SAMPLE:,})",
+        value=len(table) <= SAMPLE,
+        key="embeddings_all",
+    )
+    at = points[points["epoch"] == epoch].merge(table, on="example_id")
+    event = st.plotly_chart(
+        charts.scatter(
+            at,
+            x="x",
+            y="y",
+            color=colour,
+            max_points=None if everything else SAMPLE,
+            title=f"{layer} at epoch {epoch}",
+        ),
+        width="stretch",
+        on_select="rerun",
+        selection_mode=("box", "lasso", "points"),
+        key="embeddings_map",
+    )
+    st.caption(
+        "Each epoch's projection starts from the next epoch's layout and is rotated onto it, so "
+        "an example keeps its place while you move the slider unless its neighbourhood changed."
+    )
+    ids = charts.selected_example_ids(event)
+    if not ids:
+        return
+    chosen = table[table["example_id"].isin(ids)]
+    st.markdown(f"**{len(chosen)} selected examples**")
+    inputs = data.inputs(path)
+    columns = st.columns(8)
+    for i, row in enumerate(chosen.head(16).itertuples(index=False)):
+        columns[i % 8].image(
+            charts.thumbnail(np.asarray(inputs[row.example_id])),
+            caption=f"#{row.example_id} {row.kind}: {row.label}",
+            width=64,
+            clamp=True,
+        )
+    example_id = st.selectbox("Open", chosen["example_id"].tolist(), key="embeddings_open")
+    show_example(path, table, score_columns(table), int(example_id), key="embeddings")
