@@ -48,6 +48,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/analytics.py
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/heldout.py
+	$(BIN)/python benchmarks/dashboard.py
 
 sample-run: install ## Regenerate the sample run (command in sample_runs/README.md)
 	bash sample_runs/make_sample_runs.sh

@@ -24,10 +24,11 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +140,25 @@ def _train_batch(path: str, ratio_index: int, batch: int, first: int, end: int) 
 
 
 def _local(jobs: list[tuple], workers: int, done: Callable[[], None]) -> None:
+    """Run jobs here (one worker) or in `workers` fresh Python processes at a time.
+
+    Each process runs ``python -m analysis.estimate PATH R B FIRST END``: plain arguments in,
+    files out, nothing pickled.
+    """
     if workers == 1:
         for job in jobs:
             run_batch(*job)
             done()
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        for future in [pool.submit(run_batch, *job) for job in jobs]:
+
+    def launch(job: tuple) -> None:
+        command = [sys.executable, "-m", "analysis.estimate", *map(str, job)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"model batch {job[1:3]} failed:\n{result.stderr[-2000:]}")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in as_completed([pool.submit(launch, job) for job in jobs]):
             future.result()
             done()
 
@@ -265,3 +278,7 @@ def derive(run: Run, spec: EstimateSpec) -> dict[str, pd.DataFrame]:
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))
     return {"heldout.parquet": table, "influence.parquet": top}
+
+
+if __name__ == "__main__":  # one job of the local backend: PATH R B FIRST END
+    run_batch(sys.argv[1], *(int(a) for a in sys.argv[2:6]))
