@@ -29,6 +29,10 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path[0] = str(REPO)  # `dashboard` is the app package, not this script
+
+from tests.test_browser import CHROMIUM, FLAGS  # noqa: E402  (the browser the tests drive)
+
 CACHE = REPO / "benchmarks" / ".cache"
 PAGES = (
     "runs",
@@ -40,16 +44,6 @@ PAGES = (
     "exposure",
     "compare",
 )
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _page(name: str) -> None:
