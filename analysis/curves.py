@@ -10,6 +10,15 @@ import numpy as np
 import pandas as pd
 
 GROUPS = ("train (clean)", "train (flipped)", "canaries", "test")
+SUBSETS = ("all", "clean", "flipped")
+
+
+def subset_masks(examples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks of SUBSETS: every example, clean ones (neither flipped nor a canary),
+    flipped ones (``is_noisy``)."""
+    noisy = examples["is_noisy"].to_numpy(bool)
+    canary = examples["is_canary"].to_numpy(bool)
+    return {"all": np.ones(len(examples), bool), "clean": ~noisy & ~canary, "flipped": noisy}
 
 
 def example_groups(examples: pd.DataFrame) -> pd.Series:

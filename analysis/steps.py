@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import AnalysisConfig
+from analysis.curves import subset_masks
 from analysis.dynamics import trace_matrices, trace_scores
 from analysis.exposure import (
     exposure_extrapolation,
@@ -30,7 +31,6 @@ from analysis.runs import Run
 
 Progress = Callable[[str], None]
 SCORE_COLUMNS = ("correct", "prob_label", "margin", "loss")
-SUBSETS = ("all", "clean", "flipped")
 KNN_COLUMNS = (
     *("epoch", "layer", "split", "subset", "n", "knn_accuracy", "dnn_accuracy"),
     *("p_same", "ma", "md", "knn_true_accuracy", "dnn_true_accuracy"),
@@ -72,13 +72,6 @@ def compute_scores(
         suffix = "" if source == "eval" else f"_{source}"
         out = out.join(scores.add_suffix(suffix))
     return {"scores.parquet": out}
-
-
-def subset_masks(examples: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The boolean masks of SUBSETS over examples."""
-    noisy = examples["is_noisy"].to_numpy(bool)
-    canary = examples["is_canary"].to_numpy(bool)
-    return {"all": np.ones(len(examples), bool), "clean": ~noisy & ~canary, "flipped": noisy}
 
 
 def _network_predictions(run: Run, epochs: list[int]) -> dict[int, np.ndarray]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.curves import subset_masks
 from analysis.runs import Run
-from analysis.steps import subset_masks
 
 HELDOUT_COLUMNS = ("mem_score", "mem_se", "n_in", "n_out", "heldout_accuracy", "c_score")
 

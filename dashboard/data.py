@@ -132,11 +132,14 @@ def _derived_stamp(path: Path) -> float:
 
 
 def examples(path: Path) -> pd.DataFrame:
-    """Every example with its kind and all its derived scores (`analysis.tables`)."""
+    """Every example with its kind and all its derived scores (`analysis.tables`).
+
+    Shared between reruns without a copy (100,000 rows copy slowly): read-only.
+    """
     return _examples(str(path), _stamp(path), _derived_stamp(path))
 
 
-@st.cache_data(show_spinner="reading the examples…", max_entries=16)
+@st.cache_resource(show_spinner="reading the examples…", max_entries=16)
 def _examples(path: str, stamp: float, derived: float) -> pd.DataFrame:
     return example_table(Run.open(path))
 
@@ -168,11 +171,12 @@ def _trace_grids(path: str, stamp: float) -> tuple[np.ndarray, dict[str, np.ndar
 
 
 def derived(path: Path, name: str) -> pd.DataFrame | None:
-    """A derived table, or None when its analysis has not run."""
+    """A derived table, or None when its analysis has not run. Shared without a copy
+    (neighbors.parquet of 100,000 examples has 3 million rows): read-only."""
     return _derived(str(path), name, _derived_stamp(path))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def _derived(path: str, name: str, stamp: float) -> pd.DataFrame | None:
     run = Run.open(path)
     if not run.derived_path(name).is_file():

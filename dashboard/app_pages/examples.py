@@ -13,6 +13,7 @@ from dashboard import charts, data
 from dashboard.app_pages.common import SCORES, choose_run, most_memorized, score_columns
 
 GALLERY_SIZE = 12
+TABLE_ROWS = 10_000  # rows sent to the browser; the CSV holds every filtered example
 BASE_COLUMNS = ["example_id", "kind", "split", "label", "true_label"]
 
 
@@ -57,11 +58,18 @@ def _filters(table: pd.DataFrame, scores: list[str]) -> pd.DataFrame:
 def _table(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     columns = BASE_COLUMNS + [c for c in shown.columns if c not in BASE_COLUMNS]
     st.caption(
-        f"{len(shown):,} examples shown. Click a row to open it below; "
+        f"{len(shown):,} examples match. Click a row to open it below; "
         "sort by clicking a column header."
+        + (
+            f" The table holds the first {TABLE_ROWS:,} (by id): narrow the filter, or "
+            "download the CSV for all of them."
+            if len(shown) > TABLE_ROWS
+            else ""
+        )
     )
+    table_rows = shown.head(TABLE_ROWS)
     event = st.dataframe(
-        shown[columns],
+        table_rows[columns],
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -72,13 +80,13 @@ def _table(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
         },
     )
     rows = list(event.selection.rows) if event is not None else []
-    ids = selected_ids(rows, shown)
+    ids = selected_ids(rows, table_rows)
     if ids and st.session_state.get("examples_last_row") != ids[0]:
         st.session_state["examples_last_row"] = ids[0]
         st.session_state["examples_id"] = ids[0]
     st.download_button(
         "Download these examples as CSV",
-        shown[columns].to_csv(index=False),
+        lambda: shown[columns].to_csv(index=False),  # made only when clicked
         file_name=f"{path.name}_examples.csv",
         mime="text/csv",
         key="examples_csv",
