@@ -403,6 +403,35 @@ def _new_estimate_run(out: Path, config: RunConfig) -> None:
     writer.finish("complete", estimate_only=True)
 
 
+@app.command()
+def findings(
+    runs: list[Path] = typer.Argument(
+        None, help="Runs, or folders of runs (default sample_runs/)."
+    ),
+) -> None:
+    """Check the papers' findings on the runs: the statistic and a verdict for each."""
+    from analysis.findings import check_all
+    from analysis.runs import Run, RunFormatError, discover_runs
+
+    roots = runs or [Path("sample_runs") if Path("sample_runs").is_dir() else REPO_SAMPLE_RUNS]
+    opened = []
+    for path in discover_runs(roots):
+        try:
+            opened.append(Run.open(path))
+        except RunFormatError as err:
+            console.print(f"[yellow]skipped[/] {err}")
+    if not opened:
+        _fail(f"no runs under {', '.join(map(str, roots))}")
+    table = Table(title=f"findings on {len(opened)} run(s)", show_lines=True)
+    for column in ("finding", "verdict", "statistic", "reference"):
+        table.add_column(column)
+    colour = {"holds": "green", "does not hold": "red"}
+    for f in check_all(opened):
+        verdict = f"[{colour.get(f.verdict, 'yellow')}]{f.verdict}[/]"
+        table.add_row(f.title, verdict, f.statistic or f.why, f.reference)
+    console.print(table)
+
+
 def _run_steps(run: Path, only: str, force: bool, make_config, steps) -> None:
     """Run pipeline steps with a status line and a line per finished step."""
     from analysis.pipeline import analyze as run_analysis

@@ -9,6 +9,7 @@ from dashboard.app_pages import (
     embeddings,
     examples,
     exposure,
+    findings,
     forgetting,
     knn,
     localization,
@@ -27,6 +28,7 @@ def main() -> None:
         st.Page(localization.render, title="Localization", url_path="localization"),
         st.Page(exposure.render, title="Exposure", url_path="exposure"),
         st.Page(compare.render, title="Compare runs", url_path="compare"),
+        st.Page(findings.render, title="Findings", url_path="findings"),
     ]
     st.navigation(pages).run()
 

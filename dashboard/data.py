@@ -206,3 +206,23 @@ def layer_grads(path: Path) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _layer_grads(path: str, stamp: float) -> pd.DataFrame:
     return Run.open(path).layer_grads()
+
+
+def findings(roots: tuple[str, ...]) -> tuple[list, dict[str, Path]]:
+    """The papers' findings on the runs under the roots, and the run path of each role."""
+    paths = discovered(roots)
+    stamp = max((_stamp(Path(p)) + _derived_stamp(Path(p)) for p in paths), default=0.0)
+    return _findings(tuple(paths), stamp)
+
+
+@st.cache_data(show_spinner="checking the findings…", max_entries=4)
+def _findings(paths: tuple[str, ...], stamp: float) -> tuple[list, dict[str, Path]]:
+    from analysis.findings import check_all, roles
+
+    runs = []
+    for path in paths:
+        try:
+            runs.append(Run.open(path))
+        except RunFormatError:
+            continue
+    return check_all(runs), {role: run.path for role, run in roles(runs).items()}

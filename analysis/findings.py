@@ -1,0 +1,406 @@
+"""The papers' findings, checked on recorded runs: a statistic and a verdict for each.
+
+Every check takes the runs it needs (by role) and returns a `Finding`; one
+whose inputs are missing says so ("not enough data") instead of failing. The
+roles are found from the runs' configs (`roles`): ``clean`` (no corruption),
+``noise`` (symmetric label noise, no dropout), ``dropout`` (the same with
+dropout), ``tied`` (example-tied dropout), ``random`` (random labels),
+``canaries`` (a run with canaries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.curves import accuracy_curves
+from analysis.runs import Run
+
+HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough data"
+
+
+@dataclass
+class Finding:
+    """One finding on some runs: what was measured, and whether the paper's claim holds."""
+
+    key: str
+    title: str
+    reference: str
+    verdict: str = MISSING
+    statistic: str = ""  # the measured numbers, in words
+    values: dict[str, float] = field(default_factory=dict)
+    why: str = ""  # for "not enough data": what is missing
+
+
+def roles(runs: list[Run]) -> dict[str, Run]:
+    """Each role's run (the first complete run that fits it)."""
+    out: dict[str, Run] = {}
+    for run in runs:
+        if run.status != "complete" or run.meta.get("estimate_only"):
+            continue
+        data, model = run.config.get("data", {}), run.config.get("model", {})
+        noise, corruption = data.get("noise", 0.0), data.get("corruption", "symmetric")
+        tied, dropout = model.get("example_tied_dropout", False), model.get("dropout", 0.0)
+        if noise == 0:
+            role = "clean"
+        elif corruption == "random_labels":
+            role = "random"
+        elif tied:
+            role = "tied"
+        elif dropout > 0:
+            role = "dropout"
+        else:
+            role = "noise"
+        out.setdefault(role, run)
+        if data.get("canaries", 0) > 0:
+            out.setdefault("canaries", run)
+    return out
+
+
+def _curves(run: Run) -> pd.DataFrame:
+    """Accuracy per epoch and group, pivoted: one column per group."""
+    trace = run.trace("eval", columns=["epoch", "example_id", "correct", "loss"])
+    table = accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))
+    return table.pivot(index="epoch", columns="group", values="accuracy")
+
+
+def first_epoch(series: pd.Series, level: float) -> float:
+    """The first epoch at which a curve reaches `level` (NaN if never)."""
+    hit = series.index[series.to_numpy() >= level]
+    return float(hit[0]) if len(hit) else float("nan")
+
+
+def _need(finding: Finding, runs: dict[str, Run], *needed: str) -> bool:
+    missing = [r for r in needed if r not in runs]
+    if missing:
+        finding.why = "needs a run with " + ", ".join(missing)
+    return not missing
+
+
+def _verdict(ok: bool) -> str:
+    return HOLDS if ok else FAILS
+
+
+def clean_before_flipped(runs: dict[str, Run]) -> Finding:
+    f = Finding("order", "Clean examples are fitted before flipped ones", "Arpit et al. 2017")
+    if not _need(f, runs, "noise"):
+        return f
+    c = _curves(runs["noise"])
+    clean, flipped = first_epoch(c["train (clean)"], 0.9), first_epoch(c["train (flipped)"], 0.9)
+    f.values = {"clean_epoch_90": clean, "flipped_epoch_90": flipped}
+    f.statistic = f"90% of clean examples fitted at epoch {clean:g}, of flipped ones at {flipped:g}"
+    f.verdict = _verdict(clean < flipped or (np.isfinite(clean) and np.isnan(flipped)))
+    return f
+
+
+def slower_with_noise(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "noise_rate",
+        "Fitting the training set takes longer with more noise, longest with random labels",
+        "Arpit et al. 2017; Zhang et al. 2017",
+    )
+    if not _need(f, runs, "clean", "noise", "random"):
+        return f
+    epochs = {}
+    for role in ("clean", "noise", "random"):
+        c = _curves(runs[role])
+        train = c[[g for g in ("train (clean)", "train (flipped)") if g in c.columns]]
+        weights = runs[role].examples()
+        n_flipped = int((weights["split"].eq("train") & weights["is_noisy"]).sum())
+        n_train = int(weights["split"].eq("train").sum())
+        share = n_flipped / n_train
+        acc = train["train (clean)"] * (1 - share) + train.get("train (flipped)", 0) * share
+        epochs[role] = first_epoch(acc, 0.95)
+    f.values = {f"{k}_epoch_95": v for k, v in epochs.items()}
+    f.statistic = "95% of the training set fitted at epoch " + ", ".join(
+        f"{v:g} ({k})" for k, v in epochs.items()
+    )
+    e = [epochs[k] if np.isfinite(epochs[k]) else np.inf for k in ("clean", "noise", "random")]
+    f.verdict = _verdict(e[0] < e[1] < e[2] or (e[0] < e[1] and e[2] == np.inf))
+    return f
+
+
+def test_peaks_before_memorization(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "early_peak",
+        "Test accuracy peaks before the flipped examples are memorized",
+        "Arpit et al. 2017",
+    )
+    if not _need(f, runs, "noise"):
+        return f
+    c = _curves(runs["noise"])
+    peak = float(c["test"].idxmax())
+    half = first_epoch(c["train (flipped)"], 0.5)
+    f.values = {
+        "test_peak_epoch": peak,
+        "test_peak": float(c["test"].max()),
+        "test_final": float(c["test"].iloc[-1]),
+        "flipped_half_epoch": half,
+    }
+    f.statistic = (
+        f"test accuracy peaks at {c['test'].max():.3f} (epoch {peak:g}) and ends at "
+        f"{c['test'].iloc[-1]:.3f}; half the flipped examples are fitted at epoch {half:g}"
+    )
+    f.verdict = _verdict(np.isnan(half) or peak < half)
+    return f
+
+
+def dropout_slows_memorization(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "dropout",
+        "Dropout slows the fitting of flipped examples more than of clean ones",
+        "Arpit et al. 2017",
+    )
+    if not _need(f, runs, "noise", "dropout"):
+        return f
+    plain, drop = _curves(runs["noise"]), _curves(runs["dropout"])
+    delay = {}
+    for group, level in (("train (clean)", 0.9), ("train (flipped)", 0.5)):
+        a, b = first_epoch(plain[group], level), first_epoch(drop[group], level)
+        delay[group] = (b if np.isfinite(b) else drop.index.max() + 1) - a
+    f.values = {
+        "clean_delay": delay["train (clean)"],
+        "flipped_delay": delay["train (flipped)"],
+        "flipped_final_plain": float(plain["train (flipped)"].iloc[-1]),
+        "flipped_final_dropout": float(drop["train (flipped)"].iloc[-1]),
+    }
+    f.statistic = (
+        f"dropout delays 90% clean fit by {delay['train (clean)']:g} epochs and 50% flipped fit "
+        f"by {delay['train (flipped)']:g} (at least: not reached counts as the run's end); "
+        f"final flipped accuracy {f.values['flipped_final_plain']:.2f} without, "
+        f"{f.values['flipped_final_dropout']:.2f} with"
+    )
+    f.verdict = _verdict(delay["train (flipped)"] > delay["train (clean)"])
+    return f
+
+
+def _scores(run: Run) -> pd.DataFrame | None:
+    if "scores" not in run.derived_manifest():
+        return None
+    ex = run.examples()
+    s = run.read_derived("scores.parquet")
+    train = (ex["split"] == "train") & ~ex["is_canary"]
+    return s[train.to_numpy()].assign(flipped=ex["is_noisy"][train].to_numpy())
+
+
+def forgetting(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "forgetting",
+        "Flipped examples are forgotten more often; most clean examples are unforgettable",
+        "Toneva et al. 2019",
+    )
+    if not _need(f, runs, "noise"):
+        return f
+    s = _scores(runs["noise"])
+    if s is None:
+        f.why = "run `memdash analyze` on the noisy run"
+        return f
+    mean_f = s.groupby("flipped")["forgetting_events"].mean()
+    unforgettable = float(s[~s["flipped"]]["unforgettable"].mean())
+    f.values = {
+        "forgetting_flipped": float(mean_f[True]),
+        "forgetting_clean": float(mean_f[False]),
+        "clean_unforgettable": unforgettable,
+    }
+    f.statistic = (
+        f"forgetting events: {mean_f[True]:.2f} per flipped example, {mean_f[False]:.2f} per "
+        f"clean one; {unforgettable:.0%} of clean examples never forgotten"
+    )
+    f.verdict = _verdict(mean_f[True] > mean_f[False] and unforgettable > 0.5)
+    return f
+
+
+def data_map(runs: dict[str, Run]) -> Finding:
+    from sklearn.metrics import roc_auc_score
+
+    f = Finding(
+        "data_map",
+        "Flipped examples are hard to learn: 1 - confidence finds them (AUROC >= 0.9)",
+        "Swayamdipta et al. 2020",
+    )
+    if not _need(f, runs, "noise"):
+        return f
+    s = _scores(runs["noise"])
+    if s is None:
+        f.why = "run `memdash analyze` on the noisy run"
+        return f
+    auroc = float(roc_auc_score(s["flipped"], 1 - s["confidence"]))
+    f.values = {"auroc": auroc}
+    f.statistic = f"AUROC of 1 - confidence for finding flipped examples: {auroc:.3f}"
+    f.verdict = _verdict(auroc >= 0.9)
+    return f
+
+
+def memorization_scores(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "mem_score",
+        "Flipped examples have high held-out memorization scores, typical ones low",
+        "Feldman & Zhang 2020",
+    )
+    if not _need(f, runs, "noise"):
+        return f
+    run = runs["noise"]
+    if "heldout" not in run.derived_manifest():
+        f.why = "run `memdash estimate --like` on the noisy run"
+        return f
+    ex = run.examples()
+    h = run.read_derived("heldout.parquet")
+    train = ((ex["split"] == "train") & ~ex["is_canary"]).to_numpy()
+    flipped = ex["is_noisy"].to_numpy() & train
+    clean = train & ~flipped
+    values = {
+        "flipped_mean": float(h["mem_score"][flipped].mean()),
+        "clean_median": float(h["mem_score"][clean].median()),
+        "clean_mean": float(h["mem_score"][clean].mean()),
+    }
+    f.values = values
+    f.statistic = (
+        f"mem_score: flipped mean {values['flipped_mean']:.2f}; clean median "
+        f"{values['clean_median']:.2f} (mean {values['clean_mean']:.2f})"
+    )
+    f.verdict = _verdict(values["flipped_mean"] > 0.5 and values["clean_median"] < 0.1)
+    return f
+
+
+def exposure(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "exposure",
+        "Exposure rises with repetitions; untrained canaries sit near 1.44 bits",
+        "Carlini et al. 2019",
+    )
+    if not _need(f, runs, "canaries"):
+        return f
+    run = runs["canaries"]
+    if "exposure" not in run.derived_manifest():
+        f.why = "run `memdash analyze` on the run with canaries"
+        return f
+    table = run.read_derived("exposure.parquet")
+    first_fit = table[table["epoch"] == 1]
+    by = (
+        first_fit[first_fit["kind"] == "canary"].groupby("repeats")["exposure_interpolation"].mean()
+    )
+    refs = float(table[table["kind"] == "reference"]["exposure_interpolation"].mean())
+    f.values = {f"repeats_{int(r)}": float(v) for r, v in by.items()} | {"references": refs}
+    f.statistic = (
+        "mean exposure after one epoch: "
+        + ", ".join(f"{v:.2f} bits seen {r}x" for r, v in by.items())
+        + f"; references {refs:.2f} bits"
+    )
+    rising = bool(np.all(np.diff(by.to_numpy()) > 0))
+    f.verdict = _verdict(rising and abs(refs - np.log2(np.e)) < 0.1)
+    return f
+
+
+def knn_versus_network(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "knn",
+        "On flipped examples the network predicts the given label, the k-NN the true one",
+        "Cohen et al. 2018",
+    )
+    if not _need(f, runs, "noise"):
+        return f
+    run = runs["noise"]
+    if "knn" not in run.derived_manifest():
+        f.why = "run `memdash analyze` on the noisy run (with embeddings)"
+        return f
+    k = run.read_derived("knn.parquet")
+    rows = k[
+        (k["split"] == "train") & (k["subset"] == "flipped") & (k["epoch"] == k["epoch"].max())
+    ]
+    if rows.empty:
+        f.why = "no embeddings of flipped training examples"
+        return f
+    f.values = {f"{r.layer}_dnn": r.dnn_accuracy for r in rows.itertuples()} | {
+        f"{r.layer}_knn_true": r.knn_true_accuracy for r in rows.itertuples()
+    }
+    f.statistic = "at the last epoch, per layer: " + "; ".join(
+        f"{r.layer}: network {r.dnn_accuracy:.2f} given, k-NN {r.knn_true_accuracy:.2f} true"
+        for r in rows.itertuples()
+    )
+    f.verdict = _verdict(
+        bool(((rows["dnn_accuracy"] > 0.5) & (rows["knn_true_accuracy"] > 0.5)).any())
+    )
+    return f
+
+
+def flipping(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "flipping",
+        "Flipped examples flip with fewer neurons than clean ones, spread over several layers",
+        "Maini et al. 2023",
+    )
+    if not _need(f, runs, "noise"):
+        return f
+    run = runs["noise"]
+    if "flipping" not in run.derived_manifest():
+        f.why = "run `memdash localize` on the noisy run"
+        return f
+    per = run.read_derived("localization.parquet")
+    layers = run.read_derived("localization_layers.parquet")
+    med = per.groupby("kind")["neurons_zeroed"].median()
+    used = layers[(layers["kind"] == "flipped") & (layers["units_zeroed"] > 0)]["layer"].nunique()
+    f.values = {
+        "flipped_median": float(med["flipped"]),
+        "clean_median": float(med["clean"]),
+        "flipped_layers": float(used),
+    }
+    f.statistic = (
+        f"median units zeroed: {med['flipped']:g} for flipped, {med['clean']:g} for clean; "
+        f"flipped examples' units lie in {used} layers"
+    )
+    f.verdict = _verdict(med["flipped"] < med["clean"] and used >= 2)
+    return f
+
+
+def tied_dropout(runs: dict[str, Run]) -> Finding:
+    f = Finding(
+        "tied_dropout",
+        "Example-tied dropout: dropping the memorization channels removes most flipped accuracy "
+        "while test accuracy holds",
+        "Maini et al. 2023",
+    )
+    if not _need(f, runs, "tied"):
+        return f
+    result = runs["tied"].meta.get("example_tied_dropout", {})
+    keep, drop = result.get("keep", {}), result.get("drop", {})
+    if "noisy_acc" not in keep:
+        f.why = "the tied run has no flipped examples"
+        return f
+    f.values = {
+        "flipped_keep": keep["noisy_acc"],
+        "flipped_drop": drop["noisy_acc"],
+        "test_keep": keep["test_acc"],
+        "test_drop": drop["test_acc"],
+    }
+    f.statistic = (
+        f"flipped accuracy {keep['noisy_acc']:.2f} -> {drop['noisy_acc']:.2f}; test accuracy "
+        f"{keep['test_acc']:.2f} -> {drop['test_acc']:.2f}"
+    )
+    f.verdict = _verdict(
+        drop["noisy_acc"] <= keep["noisy_acc"] / 2 and drop["test_acc"] > keep["test_acc"] - 0.05
+    )
+    return f
+
+
+CHECKS: tuple[Callable[[dict[str, Run]], Finding], ...] = (
+    clean_before_flipped,
+    slower_with_noise,
+    test_peaks_before_memorization,
+    dropout_slows_memorization,
+    forgetting,
+    data_map,
+    memorization_scores,
+    exposure,
+    knn_versus_network,
+    flipping,
+    tied_dropout,
+)
+
+
+def check_all(runs: list[Run]) -> list[Finding]:
+    """Every finding on the given runs, in the order of the issue's list."""
+    by_role = roles(runs)
+    return [check(by_role) for check in CHECKS]

@@ -1,0 +1,105 @@
+"""Findings: the papers' claims checked on the runs under the roots, each with its figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+
+BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
+
+
+def render() -> None:
+    st.title("Findings")
+    roots = data.run_roots()
+    results, paths = data.findings(roots)
+    st.caption(
+        "Each claim from the memorization papers, measured on the runs under "
+        + ", ".join(f"`{r}`" for r in roots)
+        + ". The same checks print with `memdash findings`."
+    )
+    summary = pd.DataFrame(
+        [{"finding": f.title, "verdict": f.verdict, "reference": f.reference} for f in results]
+    )
+    st.dataframe(summary, hide_index=True, width="stretch", key="findings_table")
+    titles = [f.title for f in results]
+    chosen = st.selectbox("Look at", titles, key="findings_choice")
+    finding = results[titles.index(chosen)]
+    st.subheader(finding.title)
+    st.markdown(
+        f"**{BADGE.get(finding.verdict, ':orange[not enough data]')}** "
+        f"({finding.reference}). {finding.statistic or finding.why}"
+    )
+    figure = FIGURES.get(finding.key)
+    if figure is not None and finding.statistic:
+        st.plotly_chart(figure(paths), width="stretch", key="findings_figure")
+
+
+def _curves(paths: dict[str, Path], *roles: str):
+    frames = [data.curves(paths[r], "eval") for r in roles if r in paths]
+    return charts.training_curves(pd.concat(frames, ignore_index=True))
+
+
+def _train_scores(paths: dict[str, Path], role: str) -> pd.DataFrame:
+    table = data.examples(paths[role])
+    return table[table["kind"].isin(["clean", "flipped"])]
+
+
+FIGURES = {
+    "order": lambda p: _curves(p, "noise"),
+    "noise_rate": lambda p: _curves(p, "clean", "noise", "random"),
+    "early_peak": lambda p: _curves(p, "noise"),
+    "dropout": lambda p: _curves(p, "noise", "dropout"),
+    "forgetting": lambda p: charts.histograms(
+        _train_scores(p, "noise"), value="forgetting_events", group="kind"
+    ),
+    "data_map": lambda p: charts.scatter(
+        _train_scores(p, "noise"), x="variability", y="confidence", color="kind"
+    ),
+    "mem_score": lambda p: charts.histograms(
+        _train_scores(p, "noise"), value="mem_score", group="kind"
+    ),
+    "exposure": lambda p: charts.exposure_chart(
+        data.derived(p["canaries"], "exposure.parquet"),
+        epoch=1,
+        method="exposure_interpolation",
+        ceiling=float(data.derived(p["canaries"], "exposure.parquet")["ceiling"].iloc[0]),
+    ),
+    "knn": lambda p: charts.lines(
+        _knn_flipped(p), x="layer", y="accuracy", color="measure", title="flipped examples"
+    ),
+    "flipping": lambda p: charts.histograms(
+        data.derived(p["noise"], "localization.parquet"), value="neurons_zeroed", group="kind"
+    ),
+    "tied_dropout": lambda p: charts.lines(
+        _tied(p), x="mode", y="accuracy", color="examples", title="example-tied dropout"
+    ),
+}
+
+
+def _knn_flipped(paths: dict[str, Path]) -> pd.DataFrame:
+    k = data.derived(paths["noise"], "knn.parquet")
+    rows = k[
+        (k["split"] == "train") & (k["subset"] == "flipped") & (k["epoch"] == k["epoch"].max())
+    ]
+    rows = rows.assign(
+        order=rows["layer"].map({n: i for i, n in enumerate(data.layer_order(paths["noise"]))})
+    )
+    return rows.sort_values("order").melt(
+        id_vars=["layer"],
+        value_vars=["dnn_accuracy", "knn_true_accuracy"],
+        var_name="measure",
+        value_name="accuracy",
+    )
+
+
+def _tied(paths: dict[str, Path]) -> pd.DataFrame:
+    result = data.run_meta(paths["tied"])["example_tied_dropout"]
+    rows = []
+    for mode in ("keep", "drop"):
+        for key, name in (("clean_acc", "clean"), ("noisy_acc", "flipped"), ("test_acc", "test")):
+            rows.append({"mode": mode, "examples": name, "accuracy": result[mode][key]})
+    return pd.DataFrame(rows)
