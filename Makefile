@@ -7,7 +7,7 @@ RAY_STAMP := $(VENV)/.memdash-ray-installed
 PORT ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench sample-run clean
+.PHONY: help install demo test lint format bench sample-run sample-runs clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,8 +50,10 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/heldout.py
 	$(BIN)/python benchmarks/dashboard.py
 
-sample-run: install ## Regenerate the sample run (command in sample_runs/README.md)
+sample-runs: install ## Rebuild the sample suite with its analyses (commands in sample_runs/README.md)
 	bash sample_runs/make_sample_runs.sh
+
+sample-run: sample-runs
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache .hypothesis

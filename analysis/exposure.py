@@ -17,6 +17,8 @@ An untrained canary's expected exposure is about log2(e) = 1.44 bits.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import integrate, stats
 
@@ -101,7 +103,8 @@ def skewnorm_logcdf(x: np.ndarray, a: float, loc: float, scale: float) -> np.nda
         def ratio(v: float, at: float = at, slope: float = slope, log_at: float = log_at) -> float:
             return np.exp(stats.skewnorm.logpdf(at - v / slope, a, loc, scale) - log_at)
 
-        with np.errstate(over="ignore", under="ignore"):
+        with np.errstate(over="ignore", under="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", integrate.IntegrationWarning)  # checked below
             tail, _ = integrate.quad(ratio, 0, np.inf)
         if not (np.isfinite(tail) and tail > 0):
             tail = 1.0  # too steep to integrate: the limit, log CDF ~ log pdf - log s

@@ -12,6 +12,7 @@ caches them under RUN/derived/. Which examples form which group:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import numpy as np
@@ -265,10 +266,9 @@ def compute_exposure(
         interp = np.full(len(loss), np.nan)
         interp[canary] = exposure_interpolation(loss[canary], refs)
         interp[reference] = reference_exposure(refs)
-        try:
-            extrap = exposure_extrapolation(loss, refs)
-        except ValueError:
-            extrap = np.full(len(loss), np.nan)
+        extrap = np.full(len(loss), np.nan)
+        with contextlib.suppress(ValueError):  # references all equal (or < 3): NaN
+            extrap[ids] = exposure_extrapolation(loss[ids], refs)
         frames.append(
             pd.DataFrame(
                 {

@@ -189,3 +189,21 @@ def test_compare_page_pairs_two_runs_of_the_same_examples(analyzed, tmp_path):
     at.selectbox(key="compare_score").set_value("confidence").run()
     assert not at.exception
     assert any("Memorized in A only: 0" in m.value for m in at.markdown)  # a run and its copy
+
+
+def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
+    samples = Path(APP).parents[1] / "sample_runs"
+    monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
+    at = page_test("findings").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 11 and set(table["verdict"]) <= {
+        "holds",
+        "does not hold",
+        "not enough data",
+    }
+    at.selectbox(key="findings_choice").set_value(
+        "Flipped examples are hard to learn: 1 - confidence finds them (AUROC >= 0.9)"
+    ).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert any("AUROC" in m.value and "holds" in m.value for m in at.markdown)

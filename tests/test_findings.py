@@ -1,0 +1,113 @@
+"""The papers' findings on the shipped sample suite (the numbers the Findings page shows).
+
+Each test asserts the statistic measured on the suite and the verdict. A
+finding that does not hold here is asserted as not holding, with why.
+"""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cli import app
+from analysis.findings import HOLDS, check_all, roles
+from analysis.runs import Run, discover_runs
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
+
+
+@pytest.fixture(scope="module")
+def suite():
+    runs = [Run.open(p) for p in discover_runs([SAMPLES])]
+    return {f.key: f for f in check_all(runs)}, roles(runs)
+
+
+def test_the_suite_fills_every_role_and_every_finding_holds(suite):
+    findings, by_role = suite
+    assert set(by_role) == {"clean", "noise", "dropout", "tied", "random", "canaries"}
+    assert by_role["noise"].name == "digits_mlp_noise20"
+    assert {f.verdict for f in findings.values()} == {HOLDS}
+    assert len(findings) == 11
+
+
+def test_clean_examples_are_fitted_first(suite):
+    f = suite[0]["order"]
+    assert f.verdict == HOLDS
+    assert f.values["clean_epoch_90"] == 2 and f.values["flipped_epoch_90"] == 51
+
+
+def test_fitting_takes_longer_with_more_noise(suite):
+    """95% of the training set: epoch 2 clean, 46 with 20% flipped labels, never with
+    random labels in 60 epochs (the slowest)."""
+    f = suite[0]["noise_rate"]
+    assert f.verdict == HOLDS
+    assert f.values["clean_epoch_95"] == 2 and f.values["noise_epoch_95"] == 46
+    assert f.values["random_epoch_95"] != f.values["random_epoch_95"]  # NaN: never reached
+
+
+def test_dropout_slows_flipped_examples_more(suite):
+    """Dropout 0.5: clean examples fitted as fast (delay 0), half the flipped ones 29 epochs
+    later at least (never within the run), final flipped accuracy 0.94 -> 0.09."""
+    f = suite[0]["dropout"]
+    assert f.verdict == HOLDS
+    assert f.values["clean_delay"] == 0 and f.values["flipped_delay"] >= 29
+    assert f.values["flipped_final_dropout"] < 0.2 < 0.9 < f.values["flipped_final_plain"]
+
+
+def test_test_accuracy_peaks_before_memorization(suite):
+    f = suite[0]["early_peak"]
+    assert f.verdict == HOLDS
+    assert f.values["test_peak_epoch"] == 6 and f.values["flipped_half_epoch"] == 32
+    assert f.values["test_peak"] > f.values["test_final"] + 0.1
+
+
+def test_flipped_examples_are_forgotten_more(suite):
+    f = suite[0]["forgetting"]
+    assert f.verdict == HOLDS
+    assert f.values["forgetting_flipped"] > 4 * f.values["forgetting_clean"]
+    assert f.values["clean_unforgettable"] > 0.5
+
+
+def test_data_map_finds_flipped_examples(suite):
+    f = suite[0]["data_map"]
+    assert f.verdict == HOLDS and f.values["auroc"] >= 0.99
+
+
+def test_flipped_examples_have_high_memorization_scores(suite):
+    f = suite[0]["mem_score"]
+    assert f.verdict == HOLDS
+    assert f.values["flipped_mean"] > 0.8 and f.values["clean_median"] < 0.1
+
+
+def test_exposure_rises_with_repetitions(suite):
+    f = suite[0]["exposure"]
+    assert f.verdict == HOLDS
+    assert f.values["repeats_1"] < f.values["repeats_10"] < f.values["repeats_50"]
+    assert f.values["references"] == pytest.approx(1.44, abs=0.05)
+
+
+def test_knn_predicts_the_true_label_where_the_network_memorized(suite):
+    f = suite[0]["knn"]
+    assert f.verdict == HOLDS
+    assert f.values["fc2_dnn"] > 0.9 and f.values["fc2_knn_true"] > 0.85
+    assert f.values["out_knn_true"] < 0.5  # in the last layer the neighbours memorized too
+
+
+def test_flipped_examples_flip_with_fewer_neurons(suite):
+    f = suite[0]["flipping"]
+    assert f.verdict == HOLDS
+    assert f.values["flipped_median"] == 3 and f.values["clean_median"] == 10
+    assert f.values["flipped_layers"] == 2
+
+
+def test_example_tied_dropout_removes_memorization(suite):
+    f = suite[0]["tied_dropout"]
+    assert f.verdict == HOLDS
+    assert f.values["flipped_drop"] < 0.05 and f.values["test_drop"] > f.values["test_keep"]
+
+
+def test_findings_command_prints_every_verdict():
+    result = CliRunner().invoke(app, ["findings", str(SAMPLES)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert result.output.count("holds") + result.output.count("not enough data") >= 11
+    assert "Swayamdipta et al. 2020" in result.output
