@@ -12,6 +12,7 @@ from dashboard.app_pages import (
     findings,
     forgetting,
     knn,
+    learn,
     localization,
     runs,
 )
@@ -19,7 +20,7 @@ from dashboard.app_pages import (
 
 def main() -> None:
     st.set_page_config(page_title="memdash", layout="wide")
-    pages = [
+    explore = [
         st.Page(runs.render, title="Runs", url_path="runs", default=True),
         st.Page(examples.render, title="Examples", url_path="examples"),
         st.Page(forgetting.render, title="Forgetting and data map", url_path="forgetting"),
@@ -30,6 +31,11 @@ def main() -> None:
         st.Page(compare.render, title="Compare runs", url_path="compare"),
         st.Page(findings.render, title="Findings", url_path="findings"),
     ]
+    lessons = [
+        st.Page(render, title=title, url_path=f"learn-{slug}")
+        for slug, title, render in learn.LESSONS
+    ]
+    pages = {"Explore": explore, "Learn": lessons}
     st.navigation(pages).run()
 
 

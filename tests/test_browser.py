@@ -97,6 +97,8 @@ PAGES = {
     "localization": "Localization",
     "exposure": "Exposure",
     "compare": "Compare runs",
+    "findings": "Findings",
+    "learn-data-maps": "Data maps",
 }
 
 

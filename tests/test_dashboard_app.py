@@ -207,3 +207,39 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
     ).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
     assert any("AUROC" in m.value and "holds" in m.value for m in at.markdown)
+
+
+def _lesson(index):
+    """A script that renders one Learn page."""
+    from dashboard.app_pages import learn
+
+    learn.LESSONS[index][2]()
+
+
+LESSON_CONTROLS = [
+    ("radio", "learn_mem_noise", "all labels shuffled", "test"),
+    ("toggle", "learn_order_dropout", True, "epoch"),
+    ("slider", "learn_forget_rank", 3, "forgotten"),
+    ("slider", "learn_map_threshold", 0.5, "flagged"),
+    ("slider", "learn_mem_threshold", 0.8, "Above 0.80"),
+    ("select_slider", "learn_exposure_epoch", 0, None),
+    ("radio", "learn_knn_subset", "clean", None),
+    ("radio", "learn_loc_view", "example-tied dropout", None),
+]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_every_learn_page_explains_draws_and_reacts(index, monkeypatch):
+    from dashboard.app_pages import learn
+
+    monkeypatch.setenv("MEMDASH_ROOTS", str(Path(APP).parents[1] / "sample_runs"))
+    at = AppTest.from_function(_lesson, args=(index,), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == learn.LESSONS[index][1]
+    assert "The question" in at.info[0].value and "Reference" in at.caption[0].value
+    assert len(at.get("plotly_chart")) == 1
+    kind, key, value, text = LESSON_CONTROLS[index]
+    getattr(at, kind)(key=key).set_value(value).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    if text:
+        assert any(text in m.value for m in at.markdown)

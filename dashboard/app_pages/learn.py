@@ -1,0 +1,329 @@
+"""Learn: one page per concept, each with a plain explanation, a live chart from the sample
+runs, a control to try something, the question it answers, and the paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+
+NOISE_RUNS = {"no noise": "clean", "20% flipped labels": "noise", "all labels shuffled": "random"}
+
+
+def _roles() -> dict[str, Path]:
+    return data.findings(data.run_roots())[1]
+
+
+def _intro(title: str, text: str, question: str, reference: str) -> None:
+    st.title(title)
+    st.markdown(text)
+    st.info(f"**The question:** {question}")
+    st.caption(f"Reference: {reference}")
+
+
+def _need(paths: dict[str, Path], *roles: str) -> bool:
+    missing = [r for r in roles if r not in paths]
+    if missing:
+        st.warning(
+            "This lesson uses the sample suite (`make sample-runs`); the runs under "
+            f"{', '.join(data.run_roots())} lack: {', '.join(missing)}."
+        )
+    return not missing
+
+
+def _train_table(path: Path) -> pd.DataFrame:
+    table = data.examples(path)
+    return table[table["kind"].isin(["clean", "flipped"])]
+
+
+def memorization() -> None:
+    _intro(
+        "What memorization is",
+        "A network *memorizes* an example when it gets that example right only because it "
+        "saw it in training: it could not have predicted it from the other examples. Large "
+        "networks can memorize anything, even labels chosen at random. That matters twice: "
+        "memorized examples can leak private training data, and memorizing wrong labels "
+        "hurts accuracy on new data. Pick a training set below and watch the training and "
+        "test accuracy.",
+        "Can a network fit labels that carry no information, and what does that cost on new data?",
+        "Zhang et al. 2017, Understanding deep learning requires rethinking generalization; "
+        "Feldman 2020, Does learning require memorization?",
+    )
+    paths = _roles()
+    if not _need(paths, *NOISE_RUNS.values()):
+        return
+    choice = st.radio("Training labels", list(NOISE_RUNS), horizontal=True, key="learn_mem_noise")
+    curves = data.curves(paths[NOISE_RUNS[choice]], "eval")
+    st.plotly_chart(charts.training_curves(curves), width="stretch", key="learn_mem_chart")
+    final = curves[curves["epoch"] == curves["epoch"].max()].set_index("group")["accuracy"]
+    st.markdown(
+        "After the last epoch: "
+        + ", ".join(f"**{g}** {v:.0%}" for g, v in final.items())
+        + ". With shuffled labels the network still fits most training examples, but the "
+        "test set stays at chance: what it learned is memorized, not understood."
+    )
+
+
+def order_of_fitting() -> None:
+    _intro(
+        "Label noise and the order of fitting",
+        "Flip some training labels to a wrong class and train. The network first learns "
+        "what the clean examples have in common: their accuracy rises within a few epochs "
+        "while the flipped ones stay wrong. Only later does it memorize the flipped labels "
+        "one by one, and test accuracy falls as it does. Dropout slows that memorization.",
+        "Does a network learn patterns before it memorizes exceptions?",
+        "Arpit et al. 2017, A closer look at memorization in deep networks",
+    )
+    paths = _roles()
+    if not _need(paths, "noise", "dropout"):
+        return
+    dropout = st.toggle("Train with dropout 0.5", key="learn_order_dropout")
+    path = paths["dropout" if dropout else "noise"]
+    curves = data.curves(path, "eval")
+    st.plotly_chart(charts.training_curves(curves), width="stretch", key="learn_order_chart")
+    wide = curves.pivot(index="epoch", columns="group", values="accuracy")
+    st.markdown(
+        f"Test accuracy is highest at epoch **{int(wide['test'].idxmax())}** "
+        f"({wide['test'].max():.0%}); by the last epoch the flipped examples are "
+        f"**{wide['train (flipped)'].iloc[-1]:.0%}** fitted and the test set is at "
+        f"**{wide['test'].iloc[-1]:.0%}**."
+    )
+
+
+def forgetting() -> None:
+    _intro(
+        "Forgetting events",
+        "Between two epochs an example can go from right to wrong: a *forgetting event*. "
+        "Most clean examples, once learned, are never forgotten. Examples with wrong labels "
+        "flip back and forth as the network is pulled between the label and what similar "
+        "examples say. Choose an example to follow it through training.",
+        "Which examples does the network keep forgetting?",
+        "Toneva et al. 2019, An empirical study of example forgetting during deep neural "
+        "network learning",
+    )
+    paths = _roles()
+    if not _need(paths, "noise"):
+        return
+    table = _train_table(paths["noise"])
+    kind = st.radio("Examples", ["flipped", "clean"], horizontal=True, key="learn_forget_kind")
+    ranked = table[table["kind"] == kind].sort_values("forgetting_events", ascending=False)
+    rank = st.slider(
+        "Rank by forgetting events (0 = forgotten most)",
+        0,
+        len(ranked) - 1,
+        0,
+        key="learn_forget_rank",
+    )
+    row = ranked.iloc[rank]
+    st.plotly_chart(
+        charts.trajectory(data.trajectory(paths["noise"], int(row["example_id"])).dropna()),
+        width="stretch",
+        key="learn_forget_chart",
+    )
+    means = table.groupby("kind")["forgetting_events"].mean()
+    st.markdown(
+        f"Example {int(row['example_id'])} was forgotten **{int(row['forgetting_events'])}** "
+        f"times. On average a flipped example is forgotten {means['flipped']:.1f} times and a "
+        f"clean one {means['clean']:.1f} times."
+    )
+
+
+def data_maps() -> None:
+    _intro(
+        "Data maps",
+        "For each training example, average over epochs the probability the network gives "
+        "its label (*confidence*) and how much that probability moves (*variability*). "
+        "Easy examples sit at the top; examples the network never believes sit at the "
+        "bottom, and that is where wrong labels land. Move the threshold to flag the "
+        "least-confident examples as suspicious.",
+        "Can training dynamics alone find mislabeled examples?",
+        "Swayamdipta et al. 2020, Dataset cartography",
+    )
+    paths = _roles()
+    if not _need(paths, "noise"):
+        return
+    table = _train_table(paths["noise"])
+    threshold = st.slider(
+        "Flag examples with confidence below", 0.0, 1.0, 0.3, 0.05, key="learn_map_threshold"
+    )
+    flagged = table["confidence"] < threshold
+    flipped = table["kind"] == "flipped"
+    st.plotly_chart(
+        charts.scatter(
+            table.assign(flagged=flagged),
+            x="variability",
+            y="confidence",
+            color="kind",
+            title="the data map of the 20% noise run",
+        ),
+        width="stretch",
+        key="learn_map_chart",
+    )
+    caught = int((flagged & flipped).sum())
+    st.markdown(
+        f"**{int(flagged.sum())}** examples flagged: **{caught}** of the {int(flipped.sum())} "
+        f"flipped ones (recall {caught / flipped.sum():.0%}), and "
+        f"{int((flagged & ~flipped).sum())} clean ones."
+    )
+
+
+def heldout_score() -> None:
+    _intro(
+        "The held-out memorization score",
+        "Train many networks, each on a random 70% of the training set. For one example, "
+        "compare how often it is right in the networks that trained on it with the networks "
+        "that did not. A typical example is right either way (score near 0). A memorized "
+        "one is right only when it was trained on (score near 1).",
+        "How much does getting this example right depend on having seen it?",
+        "Feldman & Zhang 2020, What neural networks memorize and why",
+    )
+    paths = _roles()
+    if not _need(paths, "noise"):
+        return
+    table = _train_table(paths["noise"])
+    if "mem_score" not in table.columns:
+        st.warning("Run `memdash estimate --like` on the 20% noise run first.")
+        return
+    threshold = st.slider(
+        "Call an example memorized above", 0.0, 1.0, 0.5, 0.05, key="learn_mem_threshold"
+    )
+    st.plotly_chart(
+        charts.histograms(table, value="mem_score", group="kind"),
+        width="stretch",
+        key="learn_heldout_chart",
+    )
+    share = table.assign(high=table["mem_score"] > threshold).groupby("kind")["high"].mean()
+    st.markdown(
+        f"Above {threshold:.2f}: **{share['flipped']:.0%}** of flipped examples and "
+        f"**{share['clean']:.0%}** of clean ones."
+    )
+
+
+def exposure() -> None:
+    _intro(
+        "Exposure and canaries",
+        "Insert *canaries*, random inputs with random labels, into the training set, some "
+        "once, some many times per epoch. Keep other random inputs, never trained on, as "
+        "references. Exposure counts in bits how far a canary's loss falls below the "
+        "references': about 1.44 bits means no more than chance; the maximum, log2 of the "
+        "number of references, means it is more familiar than every one of them.",
+        "How much does repeating a secret in the training data expose it?",
+        "Carlini et al. 2019, The secret sharer",
+    )
+    paths = _roles()
+    if not _need(paths, "canaries"):
+        return
+    table = data.derived(paths["canaries"], "exposure.parquet")
+    epochs = sorted(table["epoch"].unique())
+    epoch = st.select_slider(
+        "After epoch", epochs, value=epochs[min(1, len(epochs) - 1)], key="learn_exposure_epoch"
+    )
+    ceiling = float(table["ceiling"].iloc[0])
+    st.plotly_chart(
+        charts.exposure_chart(table, epoch=epoch, method="exposure_interpolation", ceiling=ceiling),
+        width="stretch",
+        key="learn_exposure_chart",
+    )
+
+
+def knn() -> None:
+    _intro(
+        "k-NN against the network",
+        "At any layer, each example has neighbours: the training examples whose activations "
+        "are closest. Let the 30 nearest vote on its class and compare with the network's "
+        "answer. Where the two agree the layer represents the example like its class; where "
+        "the network says the flipped label but the neighbours vote for the true class, the "
+        "network has memorized a label its own features do not support.",
+        "Does the network classify like its nearest neighbours, or does it memorize?",
+        "Cohen, Sapiro and Giryes 2018, DNN or k-NN: that is the generalize vs. memorize question",
+    )
+    paths = _roles()
+    if not _need(paths, "noise"):
+        return
+    k = data.derived(paths["noise"], "knn.parquet")
+    subset = st.radio(
+        "Training examples", ["flipped", "clean"], horizontal=True, key="learn_knn_subset"
+    )
+    rows = k[(k["split"] == "train") & (k["subset"] == subset)]
+    order = {n: i for i, n in enumerate(data.layer_order(paths["noise"]))}
+    long = rows.melt(
+        id_vars=["epoch", "layer"],
+        value_vars=["dnn_accuracy", "knn_true_accuracy"],
+        var_name="measure",
+        value_name="accuracy",
+    )
+    long["measure"] = long["layer"] + ": " + long["measure"].str.replace("_accuracy", "")
+    st.plotly_chart(
+        charts.lines(
+            long.assign(o=long["layer"].map(order)).sort_values("o"),
+            x="epoch",
+            y="accuracy",
+            color="measure",
+            title="network (given label) and k-NN (true label) by epoch",
+        ),
+        width="stretch",
+        key="learn_knn_chart",
+    )
+
+
+def localization() -> None:
+    _intro(
+        "Localization and example-tied dropout",
+        "Where does a network keep a memorized label? Zero its neurons one at a time, most "
+        "important for that example first, until the prediction changes: memorized examples "
+        "change after a few neurons, spread over several layers. Example-tied dropout turns "
+        "this around: each example may use only its own small set of neurons, which can be "
+        "switched off after training.",
+        "Can memorization be found in, and cut out of, a few neurons?",
+        "Maini et al. 2023, Can neural network memorization be localized?",
+    )
+    paths = _roles()
+    if not _need(paths, "noise", "tied"):
+        return
+    view = st.radio(
+        "Show",
+        ["neurons needed to flip an example", "example-tied dropout"],
+        horizontal=True,
+        key="learn_loc_view",
+    )
+    if view.startswith("neurons"):
+        per = data.derived(paths["noise"], "localization.parquet")
+        st.plotly_chart(
+            charts.histograms(per, value="neurons_zeroed", group="kind"),
+            width="stretch",
+            key="learn_loc_chart",
+        )
+        med = per.groupby("kind")["neurons_zeroed"].median()
+        st.markdown(
+            f"Median: **{med['flipped']:g}** neurons for a flipped example, "
+            f"**{med['clean']:g}** for a clean one."
+        )
+    else:
+        result = data.run_meta(paths["tied"])["example_tied_dropout"]
+        rows = [
+            {"memorization neurons": m, "examples": name, "accuracy": result[m][key]}
+            for m in ("keep", "drop")
+            for key, name in (("noisy_acc", "flipped"), ("test_acc", "test"))
+        ]
+        st.plotly_chart(
+            charts.lines(
+                pd.DataFrame(rows), x="memorization neurons", y="accuracy", color="examples"
+            ),
+            width="stretch",
+            key="learn_loc_chart",
+        )
+
+
+LESSONS = (
+    ("what-is-memorization", "What memorization is", memorization),
+    ("order-of-fitting", "Label noise and the order of fitting", order_of_fitting),
+    ("forgetting", "Forgetting events", forgetting),
+    ("data-maps", "Data maps", data_maps),
+    ("heldout-score", "The held-out memorization score", heldout_score),
+    ("exposure", "Exposure and canaries", exposure),
+    ("knn", "k-NN against the network", knn),
+    ("localization", "Localization and example-tied dropout", localization),
+)
