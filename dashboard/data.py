@@ -226,3 +226,12 @@ def _findings(paths: tuple[str, ...], stamp: float) -> tuple[list, dict[str, Pat
         except RunFormatError:
             continue
     return check_all(runs), {role: run.path for role, run in roles(runs).items()}
+
+
+def compute(path: Path, steps: list[str], progress) -> None:
+    """Run analysis or localization steps on a run (the pipeline of `memdash analyze`)."""
+    from analysis.pipeline import LOCALIZE_STEPS, STEPS, analyze
+
+    registry = LOCALIZE_STEPS if set(steps) <= set(LOCALIZE_STEPS) else STEPS
+    analyze(path, only=steps, steps=registry, progress=progress)
+    st.cache_data.clear()  # keyed by file stamps already; drop the stale copies at once

@@ -243,3 +243,12 @@ def test_every_learn_page_explains_draws_and_reacts(index, monkeypatch):
     assert not at.exception and len(at.get("plotly_chart")) == 1
     if text:
         assert any(text in m.value for m in at.markdown)
+
+
+def test_a_page_computes_its_missing_results_on_request(roots):
+    at = page_test("forgetting").run()
+    assert any("memdash analyze" in i.value for i in at.info)
+    at.button(key="forgetting_compute").click().run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 3  # the scores now exist: histograms and data map
+    assert (roots / "tiny" / "derived" / "scores.parquet").is_file()

@@ -131,14 +131,17 @@ def test_fused_trace_scores_equal_the_numpy_definitions(data, shape):
     seen = observed.any(axis=0)
     np.testing.assert_array_equal(s["n_epochs"], observed.sum(axis=0))
     cols = np.flatnonzero(seen)
-    np.testing.assert_allclose(s["confidence"][cols], np.nanmean(prob[:, cols], axis=0))
+    close = {"rtol": 1e-9, "atol": 1e-12}  # sums in another order: last-bit differences
+    np.testing.assert_allclose(s["confidence"][cols], np.nanmean(prob[:, cols], axis=0), **close)
     np.testing.assert_allclose(s["variability"][cols], np.nanstd(prob[:, cols], axis=0), atol=1e-7)
-    np.testing.assert_allclose(s["aum"][cols], np.nanmean(prob[:, cols], axis=0) - 0.5)
-    np.testing.assert_allclose(s["correctness"][cols], np.nanmean(correct[:, cols], axis=0))
+    np.testing.assert_allclose(s["aum"][cols], np.nanmean(prob[:, cols], axis=0) - 0.5, **close)
+    np.testing.assert_allclose(
+        s["correctness"][cols], np.nanmean(correct[:, cols], axis=0), **close
+    )
     assert s.loc[~seen, ["confidence", "aum", "correctness"]].isna().all().all()
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN expected
-        np.testing.assert_allclose(s["mean_loss"], np.nanmean(loss, axis=0))
+        np.testing.assert_allclose(s["mean_loss"], np.nanmean(loss, axis=0), **close)
     np.testing.assert_array_equal(s["never_learned"], seen & ~(correct == 1).any(axis=0))
 
 

@@ -56,3 +56,24 @@ def choose_run(roots: tuple[str, ...], key: str) -> Path | None:
         key=key,
     )
     return data.run_path(roots, index)
+
+
+def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: str) -> None:
+    """Say what is missing and which command computes it, with a button that computes it here
+    (through the same pipeline, a progress bar per step)."""
+    st.info(f"{what} not computed for this run yet: `{command} {path}`, or compute it here.")
+    if st.button(f"Compute {', '.join(steps)} now", key=key):
+        bar = st.progress(0.0, text="starting")
+        done: list[str] = []
+
+        def report(step: str, state: str) -> None:
+            if state in ("computed", "up to date"):
+                done.append(step)
+            bar.progress(len(done) / len(steps), text=f"{step}: {state}")
+
+        try:
+            data.compute(path, steps, report)
+        except (ValueError, OSError) as err:  # RunFormatError is a ValueError
+            st.error(f"Could not compute {', '.join(steps)}: {err}")
+            return
+        st.rerun()

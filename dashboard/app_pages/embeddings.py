@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run, score_columns
+from dashboard.app_pages.common import choose_run, offer_analysis, score_columns
 from dashboard.app_pages.examples import show_example
 
 SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
@@ -19,12 +19,16 @@ def render() -> None:
     path = choose_run(data.run_roots(), key="embeddings_run")
     if path is None:
         return
-    files = data.manifest(path).get("umap", {}).get("files", [])
+    manifest = data.manifest(path)
+    if "umap" not in manifest:
+        offer_analysis(path, "Projections", ["umap"], "memdash analyze", "embeddings_compute")
+        return
+    files = manifest["umap"].get("files", [])
     layers = [f.split("/")[1].removesuffix(".parquet") for f in files]
     if not layers:
         st.info(
-            "No projections for this run: record embeddings (`memdash train --embed-layers "
-            f"fc2,out --embed-epochs 0,10,30`) and run `memdash analyze {path}`."
+            "This run recorded no embeddings: train with `--embed-layers fc2,out "
+            "--embed-epochs 0,10,30` to project them."
         )
         return
     table = data.examples(path)

@@ -10,7 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import SCORES, choose_run, most_memorized, score_columns
+from dashboard.app_pages.common import (
+    SCORES,
+    choose_run,
+    most_memorized,
+    offer_analysis,
+    score_columns,
+)
 
 GALLERY_SIZE = 12
 TABLE_ROWS = 10_000  # rows sent to the browser; the CSV holds every filtered example
@@ -25,9 +31,8 @@ def render() -> None:
     table = data.examples(path)
     scores = score_columns(table)
     if not scores:
-        st.info(
-            "No scores yet for this run: compute them with "
-            f"`memdash analyze {path}` (and `memdash estimate --like {path}` for mem_score)."
+        offer_analysis(
+            path, "Per-example scores", ["scores", "knn"], "memdash analyze", "examples_compute"
         )
     shown = _filters(table, scores)
     _table(shown, scores, path)

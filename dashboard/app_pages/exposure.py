@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run
+from dashboard.app_pages.common import choose_run, offer_analysis
 
 METHODS = {
     "exposure_interpolation": "rank among the references: at most log2(#references)",
@@ -20,11 +20,11 @@ def render() -> None:
     if path is None:
         return
     table = data.derived(path, "exposure.parquet")
-    if table is None or table.empty:
-        st.info(
-            "No canaries in this run (train with `--canaries 10`), or exposure not computed: "
-            f"`memdash analyze {path}`."
-        )
+    if table is None:
+        offer_analysis(path, "Exposure", ["exposure"], "memdash analyze", "exposure_compute")
+        return
+    if table.empty:
+        st.info("No canaries in this run: train with `--canaries 10` to measure exposure.")
         return
     epochs = sorted(table["epoch"].unique())
     left, right = st.columns(2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run
+from dashboard.app_pages.common import choose_run, offer_analysis
 
 COLOURS = ("kind", "correctness", "forgetting_events", "mem_score", "label")
 
@@ -18,7 +18,7 @@ def render() -> None:
         return
     table = data.examples(path)
     if "forgetting_events" not in table.columns:
-        st.info(f"No trace scores for this run yet: `memdash analyze {path}`.")
+        offer_analysis(path, "Trace scores", ["scores"], "memdash analyze", "forgetting_compute")
         return
     train = table[table["split"] == "train"]
     left, right = st.columns(2)

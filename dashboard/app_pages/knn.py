@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run
+from dashboard.app_pages.common import choose_run, offer_analysis
 
 METRICS = {
     "p_same": "P_SAME: share of examples where the k-NN and the network predict the same class",
@@ -21,10 +21,13 @@ def render() -> None:
     if path is None:
         return
     table = data.derived(path, "knn.parquet")
-    if table is None or table.empty:
+    if table is None:
+        offer_analysis(path, "The k-NN comparison", ["knn"], "memdash analyze", "knn_compute")
+        return
+    if table.empty:
         st.info(
-            f"No k-NN results for this run: record embeddings (`memdash train --embed-layers "
-            f"fc2,out --embed-epochs 0,10,30`) and run `memdash analyze {path}`."
+            "This run recorded no embeddings: train with `--embed-layers fc2,out "
+            "--embed-epochs 0,10,30` to compare a k-NN on them with the network."
         )
         return
     manifest = data.manifest(path).get("knn", {}).get("params", {})

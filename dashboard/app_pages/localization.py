@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run
+from dashboard.app_pages.common import choose_run, offer_analysis
 
 
 def render() -> None:
@@ -24,7 +24,13 @@ def render() -> None:
 
 
 def _missing(what: str, path: Path) -> None:
-    st.info(f"{what}: run `memdash localize {path}`.")
+    offer_analysis(
+        path,
+        what,
+        ["rewinding", "retraining", "flipping"],
+        "memdash localize",
+        f"localization_compute_{what[:4]}",
+    )
 
 
 def _gradients(path: Path) -> None:
