@@ -384,23 +384,12 @@ def estimate(
 def _new_estimate_run(out: Path, config: RunConfig) -> None:
     """A run directory holding only the data of an estimate (no training trace)."""
     from analysis.config import validate
-    from analysis.models import layer_names
-    from analysis.runs import RunWriter
-    from analysis.training import make_model, prepare_data
+    from analysis.training import create_run, make_model, prepare_data
 
     validate(config)
     prepared = prepare_data(config)
     model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
-    writer = RunWriter.create(
-        out,
-        config=config.to_dict(),
-        examples=prepared.examples,
-        inputs=prepared.inputs,
-        n_classes=prepared.n_classes,
-        layers=layer_names(model),
-        overwrite=True,
-    )
-    writer.finish("complete", estimate_only=True)
+    create_run(out, config, prepared, model, overwrite=True).finish("complete", estimate_only=True)
 
 
 @app.command()

@@ -21,6 +21,16 @@ def subset_masks(examples: pd.DataFrame) -> dict[str, np.ndarray]:
     return {"all": np.ones(len(examples), bool), "clean": ~noisy & ~canary, "flipped": noisy}
 
 
+def training_groups(examples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks of the training examples that are clean (neither flipped nor a canary)
+    and of those that are flipped (``is_noisy``), and of the test set."""
+    split = examples["split"].to_numpy()
+    train = split == "train"
+    noisy = examples["is_noisy"].to_numpy(bool)
+    canary = examples["is_canary"].to_numpy(bool)
+    return {"clean": train & ~noisy & ~canary, "flipped": train & noisy, "test": split == "test"}
+
+
 def example_groups(examples: pd.DataFrame) -> pd.Series:
     """The curve group of every example (reference canaries get none: NaN).
 

@@ -10,13 +10,14 @@ dropout), ``tied`` (example-tied dropout), ``random`` (random labels),
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from analysis.curves import accuracy_curves
+from analysis.curves import accuracy_curves, training_groups
 from analysis.runs import Run
 
 HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough data"
@@ -61,7 +62,14 @@ def roles(runs: list[Run]) -> dict[str, Run]:
 
 
 def _curves(run: Run) -> pd.DataFrame:
-    """Accuracy per epoch and group, pivoted: one column per group."""
+    """Accuracy per epoch and group, pivoted: one column per group (read once per run state:
+    four findings use the noisy run's curves)."""
+    return _curves_of(str(run.path), run.meta.get("updated_at"))
+
+
+@functools.lru_cache(maxsize=16)
+def _curves_of(path: str, updated_at: str | None) -> pd.DataFrame:
+    run = Run.open(path)
     trace = run.trace("eval", columns=["epoch", "example_id", "correct", "loss"])
     table = accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))
     return table.pivot(index="epoch", columns="group", values="accuracy")
@@ -78,6 +86,23 @@ def _need(finding: Finding, runs: dict[str, Run], *needed: str) -> bool:
     if missing:
         finding.why = "needs a run with " + ", ".join(missing)
     return not missing
+
+
+def _analyzed(f: Finding, runs: dict[str, Run], role: str, step: str, command: str) -> Run | None:
+    """The role's run if it has `step`'s results, else None with `f.why` saying what to run."""
+    if not _need(f, runs, role):
+        return None
+    run = runs[role]
+    if step not in run.derived_manifest():
+        f.why = f"run `{command}` on the {role} run"
+        return None
+    return run
+
+
+def _train_examples(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the run's clean and flipped training examples (canaries left out)."""
+    groups = training_groups(run.examples())
+    return groups["clean"], groups["flipped"]
 
 
 def _verdict(ok: bool) -> str:
@@ -177,13 +202,14 @@ def dropout_slows_memorization(runs: dict[str, Run]) -> Finding:
     return f
 
 
-def _scores(run: Run) -> pd.DataFrame | None:
-    if "scores" not in run.derived_manifest():
+def _scores(f: Finding, runs: dict[str, Run]) -> pd.DataFrame | None:
+    """The noisy run's trace scores of its clean and flipped training examples."""
+    run = _analyzed(f, runs, "noise", "scores", "memdash analyze")
+    if run is None:
         return None
-    ex = run.examples()
-    s = run.read_derived("scores.parquet")
-    train = (ex["split"] == "train") & ~ex["is_canary"]
-    return s[train.to_numpy()].assign(flipped=ex["is_noisy"][train].to_numpy())
+    clean, flipped = _train_examples(run)
+    keep = clean | flipped
+    return run.read_derived("scores.parquet")[keep].assign(flipped=flipped[keep])
 
 
 def forgetting(runs: dict[str, Run]) -> Finding:
@@ -192,11 +218,8 @@ def forgetting(runs: dict[str, Run]) -> Finding:
         "Flipped examples are forgotten more often; most clean examples are unforgettable",
         "Toneva et al. 2019",
     )
-    if not _need(f, runs, "noise"):
-        return f
-    s = _scores(runs["noise"])
+    s = _scores(f, runs)
     if s is None:
-        f.why = "run `memdash analyze` on the noisy run"
         return f
     mean_f = s.groupby("flipped")["forgetting_events"].mean()
     unforgettable = float(s[~s["flipped"]]["unforgettable"].mean())
@@ -221,11 +244,8 @@ def data_map(runs: dict[str, Run]) -> Finding:
         "Flipped examples are hard to learn: 1 - confidence finds them (AUROC >= 0.9)",
         "Swayamdipta et al. 2020",
     )
-    if not _need(f, runs, "noise"):
-        return f
-    s = _scores(runs["noise"])
+    s = _scores(f, runs)
     if s is None:
-        f.why = "run `memdash analyze` on the noisy run"
         return f
     auroc = float(roc_auc_score(s["flipped"], 1 - s["confidence"]))
     f.values = {"auroc": auroc}
@@ -240,17 +260,11 @@ def memorization_scores(runs: dict[str, Run]) -> Finding:
         "Flipped examples have high held-out memorization scores, typical ones low",
         "Feldman & Zhang 2020",
     )
-    if not _need(f, runs, "noise"):
+    run = _analyzed(f, runs, "noise", "heldout", "memdash estimate --like")
+    if run is None:
         return f
-    run = runs["noise"]
-    if "heldout" not in run.derived_manifest():
-        f.why = "run `memdash estimate --like` on the noisy run"
-        return f
-    ex = run.examples()
     h = run.read_derived("heldout.parquet")
-    train = ((ex["split"] == "train") & ~ex["is_canary"]).to_numpy()
-    flipped = ex["is_noisy"].to_numpy() & train
-    clean = train & ~flipped
+    clean, flipped = _train_examples(run)
     values = {
         "flipped_mean": float(h["mem_score"][flipped].mean()),
         "clean_median": float(h["mem_score"][clean].median()),
@@ -271,11 +285,8 @@ def exposure(runs: dict[str, Run]) -> Finding:
         "Exposure rises with repetitions; untrained canaries sit near 1.44 bits",
         "Carlini et al. 2019",
     )
-    if not _need(f, runs, "canaries"):
-        return f
-    run = runs["canaries"]
-    if "exposure" not in run.derived_manifest():
-        f.why = "run `memdash analyze` on the run with canaries"
+    run = _analyzed(f, runs, "canaries", "exposure", "memdash analyze")
+    if run is None:
         return f
     table = run.read_derived("exposure.parquet")
     first_fit = table[table["epoch"] == 1]
@@ -300,11 +311,8 @@ def knn_versus_network(runs: dict[str, Run]) -> Finding:
         "On flipped examples the network predicts the given label, the k-NN the true one",
         "Cohen et al. 2018",
     )
-    if not _need(f, runs, "noise"):
-        return f
-    run = runs["noise"]
-    if "knn" not in run.derived_manifest():
-        f.why = "run `memdash analyze` on the noisy run (with embeddings)"
+    run = _analyzed(f, runs, "noise", "knn", "memdash analyze")
+    if run is None:
         return f
     k = run.read_derived("knn.parquet")
     rows = k[
@@ -332,11 +340,8 @@ def flipping(runs: dict[str, Run]) -> Finding:
         "Flipped examples flip with fewer neurons than clean ones, spread over several layers",
         "Maini et al. 2023",
     )
-    if not _need(f, runs, "noise"):
-        return f
-    run = runs["noise"]
-    if "flipping" not in run.derived_manifest():
-        f.why = "run `memdash localize` on the noisy run"
+    run = _analyzed(f, runs, "noise", "flipping", "memdash localize")
+    if run is None:
         return f
     per = run.read_derived("localization.parquet")
     layers = run.read_derived("localization_layers.parquet")

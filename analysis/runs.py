@@ -381,6 +381,11 @@ class Run:
     def layers(self) -> list[str]:
         return list(self.meta.get("layers", []))
 
+    def in_layer_order(self, names: Iterable[str]) -> list[str]:
+        """Layer names in the network's forward order (names it does not list last, by name)."""
+        order = {name: i for i, name in enumerate(self.layers)}
+        return sorted(names, key=lambda name: (order.get(name, len(order)), name))
+
     # --- tables
     def examples(self, columns: list[str] | None = None) -> pd.DataFrame:
         """examples.parquet (one row per example, row i = example i)."""

@@ -87,12 +87,6 @@ def _network_predictions(run: Run, epochs: list[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def _ordered_layers(run: Run, recorded: list[str]) -> list[str]:
-    """Recorded layers in the network's order (input side first)."""
-    order = {name: i for i, name in enumerate(run.layers)}
-    return sorted(recorded, key=lambda name: (order.get(name, len(order)), name))
-
-
 def compute_knn(
     run: Run, config: AnalysisConfig, progress: Progress = _quiet
 ) -> dict[str, pd.DataFrame]:
@@ -121,7 +115,7 @@ def compute_knn(
     neighbors = pd.DataFrame(columns=NEIGHBOR_COLUMNS)
     last_epoch = max(index, default=None)
     for epoch, recorded in index.items():
-        layers = _ordered_layers(run, recorded)
+        layers = run.in_layer_order(recorded)
         for layer in layers:
             progress(f"epoch {epoch} {layer}")
             knn, ids, dist = knn_predict(
@@ -208,7 +202,7 @@ def compute_umap(
     index = run.embedding_index()
     recorded = sorted({layer for layers in index.values() for layer in layers})
     out = {}
-    for layer in _ordered_layers(run, recorded):
+    for layer in run.in_layer_order(recorded):
         epochs = [e for e, layers in index.items() if layer in layers]
         embeddings = {e: run.embedding(e, layer, mmap=False) for e in epochs}
         projections = aligned_projections(

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from analysis.config import LocalizeConfig, RunConfig
+from analysis.curves import training_groups
 from analysis.flipping import flip_batched, masked_correct, n_units
 from analysis.models import layer_names
 from analysis.rewinding import group_accuracy, retrain, rewind
@@ -67,15 +68,10 @@ def load(run: Run, device: str = "cpu") -> Loaded:
     model.load_state_dict(final)
     model.eval()
     examples = run.examples()
-    train = (examples["split"] == "train").to_numpy()
-    noisy = examples["is_noisy"].to_numpy(bool)
-    canary = examples["is_canary"].to_numpy(bool)
-    masks = {
-        "clean": train & ~noisy & ~canary,
-        "flipped": train & noisy,
-        "test": (examples["split"] == "test").to_numpy(),
+    groups = {
+        k: torch.from_numpy(np.flatnonzero(v)).to(device)
+        for k, v in training_groups(examples).items()
     }
-    groups = {k: torch.from_numpy(np.flatnonzero(v)).to(device) for k, v in masks.items()}
     labels = torch.tensor(examples["label"].to_numpy(np.int64), device=device)
     return Loaded(config, model, final, inputs, labels, groups)
 
@@ -141,17 +137,15 @@ def flip_sample(run: Run, config: LocalizeConfig) -> tuple[np.ndarray, np.ndarra
     last = run.trace("eval", columns=["example_id", "correct"], epochs=[run.epochs_completed])
     fitted = np.zeros(len(examples), bool)
     fitted[last["example_id"].to_numpy()] = last["correct"].to_numpy(bool)
-    train = (examples["split"] == "train").to_numpy()
-    noisy = examples["is_noisy"].to_numpy(bool)
-    canary = examples["is_canary"].to_numpy(bool)
+    groups = training_groups(examples)
     rng = np.random.default_rng(config.seed)
     picked, kinds = [], []
-    for kind, mask in (("flipped", train & noisy), ("clean", train & ~noisy & ~canary)):
-        ids = np.flatnonzero(mask & fitted)
+    for kind in ("flipped", "clean"):
+        ids = np.flatnonzero(groups[kind] & fitted)
         take = np.sort(rng.choice(ids, size=min(config.flip_examples, len(ids)), replace=False))
         picked.append(take)
         kinds += [kind] * len(take)
-    train_ids = np.flatnonzero(train)
+    train_ids = np.flatnonzero((examples["split"] == "train").to_numpy())
     others = np.sort(
         rng.choice(train_ids, size=min(config.flip_others, len(train_ids)), replace=False)
     )

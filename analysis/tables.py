@@ -44,8 +44,7 @@ def example_table(run: Run) -> pd.DataFrame:
     if "knn" in manifest:
         knn = run.read_derived("knn_examples.parquet")
         if len(knn):
-            order = {name: i for i, name in enumerate(run.layers)}
-            last = max(knn["layer"].unique(), key=lambda name: order.get(name, -1))
+            last = run.in_layer_order(knn["layer"].unique())[-1]
             rows = knn[knn["layer"] == last][["example_id", "knn_pred", "agrees", "knn_is_true"]]
             rows = rows.rename(columns={"agrees": "knn_agrees"})
             table = table.merge(rows, on="example_id", how="left")

@@ -180,15 +180,7 @@ def train(
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         load_optimizer_state(opt, tensors, meta)
     else:
-        writer = RunWriter.create(
-            out,
-            config=config.to_dict(),
-            examples=prepared.examples,
-            inputs=prepared.inputs,
-            n_classes=prepared.n_classes,
-            layers=layer_names(model),
-            overwrite=overwrite,
-        )
+        writer = create_run(out, config, prepared, model, overwrite=overwrite)
     labels = torch.tensor(prepared.examples["label"].to_numpy(), device=device)
     is_noisy = torch.tensor(prepared.examples["is_noisy"].to_numpy(), device=device)
     recorder = TraceRecorder(
@@ -228,6 +220,26 @@ def train(
                 extra["example_tied_dropout"][mode] = recorder.group_accuracies()
     recorder.finish("complete", **extra)
     return out
+
+
+def create_run(
+    out: str | Path,
+    config: RunConfig,
+    prepared: Prepared,
+    model: torch.nn.Module,
+    *,
+    overwrite: bool = False,
+) -> RunWriter:
+    """A new run directory holding the config, examples and inputs (nothing trained yet)."""
+    return RunWriter.create(
+        out,
+        config=config.to_dict(),
+        examples=prepared.examples,
+        inputs=prepared.inputs,
+        n_classes=prepared.n_classes,
+        layers=layer_names(model),
+        overwrite=overwrite,
+    )
 
 
 def train_epoch(model, opt, recorder: TraceRecorder, inputs, labels, train_ids, config, epoch):

@@ -30,9 +30,7 @@ import torch
 from analysis.config import DataConfig, RunConfig, TrainConfig
 from analysis.ensemble import fit_batched, fit_sequential, model_seed, subset_mask
 from analysis.estimate import EstimateSpec, estimate
-from analysis.models import layer_names
-from analysis.runs import RunWriter
-from analysis.training import make_model, prepare_data
+from analysis.training import create_run, make_model, prepare_data
 
 K = 16
 
@@ -70,14 +68,8 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        RunWriter.create(
-            run,
-            config=config.to_dict(),
-            examples=prepared.examples,
-            inputs=prepared.inputs,
-            n_classes=prepared.n_classes,
-            layers=layer_names(make_model(config, prepared.inputs.shape[1:], 10)),
-        ).finish("complete")
+        model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
+        create_run(run, config, prepared, model).finish("complete")
         start = time.perf_counter()
         estimate(run, EstimateSpec(models=2 * K, models_per_batch=K), workers=2)
         local = (time.perf_counter() - start) / 2  # per K models
