@@ -194,10 +194,16 @@ def heatmap(
 def lines(
     frame: pd.DataFrame, *, x: str, y: str, color: str, title: str = "", dash: str | None = None
 ) -> go.Figure:
-    """One line per value of `color` (and of `dash`, drawn dashed), y against x."""
+    """One line per value of `color` (and of `dash`, drawn dashed), y against x.
+
+    A numeric x is drawn in increasing order; categories (layers, modes) in the order the
+    rows give them.
+    """
     fig = go.Figure()
     groups = [color] if dash is None else [color, dash]
-    for key, rows in frame.sort_values(x).groupby(groups, sort=False):
+    if pd.api.types.is_numeric_dtype(frame[x]):
+        frame = frame.sort_values(x, kind="stable")
+    for key, rows in frame.groupby(groups, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         name = " / ".join(str(k) for k in key)
         style = {"dash": RUN_DASHES[list(frame[dash].unique()).index(key[1]) % 6]} if dash else {}

@@ -194,6 +194,13 @@ def layer_order(path: Path) -> list[str]:
     return list(Run.open(path).layers)
 
 
+def by_layer(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame's rows in the forward order of their ``layer`` (stable within a layer)."""
+    order = {name: i for i, name in enumerate(layer_order(path))}
+    rank = frame["layer"].map(order).fillna(len(order))
+    return frame.iloc[np.argsort(rank.to_numpy(), kind="stable")]
+
+
 def run_meta(path: Path) -> dict:
     """run.json."""
     return dict(Run.open(path).meta)
@@ -208,24 +215,44 @@ def _layer_grads(path: str, stamp: float) -> pd.DataFrame:
     return Run.open(path).layer_grads()
 
 
-def findings(roots: tuple[str, ...]) -> tuple[list, dict[str, Path]]:
-    """The papers' findings on the runs under the roots, and the run path of each role."""
-    paths = discovered(roots)
-    stamp = max((_stamp(Path(p)) + _derived_stamp(Path(p)) for p in paths), default=0.0)
-    return _findings(tuple(paths), stamp)
+def _roots_stamp(paths: list[str]) -> float:
+    return max((_stamp(Path(p)) + _derived_stamp(Path(p)) for p in paths), default=0.0)
 
 
-@st.cache_data(show_spinner="checking the findings…", max_entries=4)
-def _findings(paths: tuple[str, ...], stamp: float) -> tuple[list, dict[str, Path]]:
-    from analysis.findings import check_all, roles
-
+def _readable(paths: tuple[str, ...]) -> list[Run]:
     runs = []
     for path in paths:
         try:
             runs.append(Run.open(path))
         except RunFormatError:
             continue
-    return check_all(runs), {role: run.path for role, run in roles(runs).items()}
+    return runs
+
+
+def findings(roots: tuple[str, ...]) -> list:
+    """The papers' findings (`analysis.findings.Finding`) on the runs under the roots."""
+    paths = discovered(roots)
+    return _findings(tuple(paths), _roots_stamp(paths))
+
+
+@st.cache_data(show_spinner="checking the findings…", max_entries=4)
+def _findings(paths: tuple[str, ...], stamp: float) -> list:
+    from analysis.findings import check_all
+
+    return check_all(_readable(paths))
+
+
+def role_paths(roots: tuple[str, ...]) -> dict[str, Path]:
+    """The run of each role of `analysis.findings.roles` (noise, clean, tied, ...)."""
+    paths = discovered(roots)
+    return _role_paths(tuple(paths), _roots_stamp(paths))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _role_paths(paths: tuple[str, ...], stamp: float) -> dict[str, Path]:
+    from analysis.findings import roles
+
+    return {role: run.path for role, run in roles(_readable(paths)).items()}
 
 
 def compute(path: Path, steps: list[str], progress) -> None:
@@ -233,5 +260,4 @@ def compute(path: Path, steps: list[str], progress) -> None:
     from analysis.pipeline import LOCALIZE_STEPS, STEPS, analyze
 
     registry = LOCALIZE_STEPS if set(steps) <= set(LOCALIZE_STEPS) else STEPS
-    analyze(path, only=steps, steps=registry, progress=progress)
-    st.cache_data.clear()  # keyed by file stamps already; drop the stale copies at once
+    analyze(path, only=steps, steps=registry, progress=progress)  # caches key on the manifest

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import charts, data
 
 # score -> True when a higher value means "more memorized / harder", with a one-line meaning
 SCORES: dict[str, tuple[bool, str]] = {
@@ -77,3 +78,36 @@ def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: s
             st.error(f"Could not compute {', '.join(steps)}: {err}")
             return
         st.rerun()
+
+
+def thumbnail_grid(
+    path: Path, ids: list[int], captions: list[str], *, per_row: int, width: int
+) -> list:
+    """Thumbnails of examples' inputs in rows of `per_row`; returns the cell of each, in order
+    (to put a button under one)."""
+    inputs = data.inputs(path)
+    columns = st.columns(per_row)
+    cells = []
+    for i, (example_id, caption) in enumerate(zip(ids, captions, strict=True)):
+        cell = columns[i % per_row]
+        cell.image(
+            charts.thumbnail(np.asarray(inputs[example_id])),
+            caption=caption,
+            width=width,
+            clamp=True,
+        )
+        cells.append(cell)
+    return cells
+
+
+def selectable_scatter(figure, table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Draw a scatter of examples whose box, lasso or click selection reruns the page;
+    return the rows of `table` selected (none: empty)."""
+    event = st.plotly_chart(
+        figure,
+        width="stretch",
+        on_select="rerun",
+        selection_mode=("box", "lasso", "points"),
+        key=key,
+    )
+    return table[table["example_id"].isin(charts.selected_example_ids(event))]

@@ -3,11 +3,16 @@ any score; select points to list them, pick one to open it."""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run, offer_analysis, score_columns
+from dashboard.app_pages.common import (
+    choose_run,
+    offer_analysis,
+    score_columns,
+    selectable_scatter,
+    thumbnail_grid,
+)
 from dashboard.app_pages.examples import show_example
 
 SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
@@ -45,7 +50,7 @@ def render() -> None:
         key="embeddings_all",
     )
     at = points[points["epoch"] == epoch].merge(table, on="example_id")
-    event = st.plotly_chart(
+    chosen = selectable_scatter(
         charts.scatter(
             at,
             x="x",
@@ -54,28 +59,18 @@ def render() -> None:
             max_points=None if everything else SAMPLE,
             title=f"{layer} at epoch {epoch}",
         ),
-        width="stretch",
-        on_select="rerun",
-        selection_mode=("box", "lasso", "points"),
+        at,
         key="embeddings_map",
     )
     st.caption(
         "Each epoch's projection starts from the next epoch's layout and is rotated onto it, so "
         "an example keeps its place while you move the slider unless its neighbourhood changed."
     )
-    ids = charts.selected_example_ids(event)
-    if not ids:
+    if chosen.empty:
         return
-    chosen = table[table["example_id"].isin(ids)]
     st.markdown(f"**{len(chosen)} selected examples**")
-    inputs = data.inputs(path)
-    columns = st.columns(8)
-    for i, row in enumerate(chosen.head(16).itertuples(index=False)):
-        columns[i % 8].image(
-            charts.thumbnail(np.asarray(inputs[row.example_id])),
-            caption=f"#{row.example_id} {row.kind}: {row.label}",
-            width=64,
-            clamp=True,
-        )
+    first = chosen.head(16)
+    captions = [f"#{r.example_id} {r.kind}: {r.label}" for r in first.itertuples(index=False)]
+    thumbnail_grid(path, first["example_id"].tolist(), captions, per_row=8, width=64)
     example_id = st.selectbox("Open", chosen["example_id"].tolist(), key="embeddings_open")
     show_example(path, table, score_columns(table), int(example_id), key="embeddings")

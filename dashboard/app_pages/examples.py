@@ -16,6 +16,7 @@ from dashboard.app_pages.common import (
     most_memorized,
     offer_analysis,
     score_columns,
+    thumbnail_grid,
 )
 
 GALLERY_SIZE = 12
@@ -119,18 +120,15 @@ def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     if top.empty:
         st.info("No example in the filter has this score.")
         return
-    inputs = data.inputs(path)
-    columns = st.columns(6)
-    for i, row in enumerate(top.itertuples(index=False)):
-        col = columns[i % 6]
-        col.image(
-            charts.thumbnail(np.asarray(inputs[row.example_id])),
-            caption=f"#{row.example_id} {row.kind}: {row.label} (true {row.true_label}) "
-            f"{score} {getattr(row, score):.2f}",
-            width=84,
-            clamp=True,
-        )
-        col.button(
+    captions = [
+        f"#{row.example_id} {row.kind}: {row.label} (true {row.true_label}) "
+        f"{score} {getattr(row, score):.2f}"
+        for row in top.itertuples(index=False)
+    ]
+    ids = top["example_id"].tolist()
+    cells = thumbnail_grid(path, ids, captions, per_row=6, width=84)
+    for cell, row in zip(cells, top.itertuples(index=False), strict=True):
+        cell.button(
             "open",
             key=f"examples_open_{row.example_id}",
             on_click=_open,
@@ -195,14 +193,11 @@ def _neighbours(path: Path, example_id: int, table: pd.DataFrame) -> None:
         f"**Nearest training examples** at layer `{near['layer'].iloc[0]}` "
         "(given label, true label in brackets)"
     )
-    inputs = data.inputs(path)
-    columns = st.columns(6)
-    labels = table.set_index("example_id")
-    for i, n in enumerate(near.itertuples(index=False)):
-        other = labels.loc[n.neighbor_id]
-        columns[i % 6].image(
-            charts.thumbnail(np.asarray(inputs[n.neighbor_id])),
-            caption=f"#{n.neighbor_id}: {other['label']} ({other['true_label']}), {n.distance:.1f}",
-            width=70,
-            clamp=True,
+    labels = table.set_index("example_id").loc[near["neighbor_id"]]
+    captions = [
+        f"#{n.neighbor_id}: {lab} ({true}), {n.distance:.1f}"
+        for n, lab, true in zip(
+            near.itertuples(index=False), labels["label"], labels["true_label"], strict=True
         )
+    ]
+    thumbnail_grid(path, near["neighbor_id"].tolist(), captions, per_row=6, width=70)

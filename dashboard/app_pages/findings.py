@@ -15,7 +15,7 @@ BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
 def render() -> None:
     st.title("Findings")
     roots = data.run_roots()
-    results, paths = data.findings(roots)
+    results, paths = data.findings(roots), data.role_paths(roots)
     st.caption(
         "Each claim from the memorization papers, measured on the runs under "
         + ", ".join(f"`{r}`" for r in roots)
@@ -85,10 +85,7 @@ def _knn_flipped(paths: dict[str, Path]) -> pd.DataFrame:
     rows = k[
         (k["split"] == "train") & (k["subset"] == "flipped") & (k["epoch"] == k["epoch"].max())
     ]
-    rows = rows.assign(
-        order=rows["layer"].map({n: i for i, n in enumerate(data.layer_order(paths["noise"]))})
-    )
-    return rows.sort_values("order").melt(
+    return data.by_layer(paths["noise"], rows).melt(
         id_vars=["layer"],
         value_vars=["dnn_accuracy", "knn_true_accuracy"],
         var_name="measure",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, data
-from dashboard.app_pages.common import choose_run, offer_analysis
+from dashboard.app_pages.common import choose_run, offer_analysis, selectable_scatter
 
 COLOURS = ("kind", "correctness", "forgetting_events", "mem_score", "label")
 
@@ -51,7 +51,7 @@ def render() -> None:
     st.subheader("Data map")
     colours = [c for c in COLOURS if c in table.columns]
     colour = st.selectbox("Colour by", colours, key="forgetting_colour")
-    event = st.plotly_chart(
+    chosen = selectable_scatter(
         charts.scatter(
             train,
             x="variability",
@@ -59,17 +59,13 @@ def render() -> None:
             color=colour,
             title="confidence against variability over epochs (training examples)",
         ),
-        width="stretch",
-        on_select="rerun",
-        selection_mode=("box", "lasso", "points"),
+        train,
         key="forgetting_map",
     )
     st.caption(
         "Top left: easy to learn. Bottom left: hard to learn, where flipped labels land. "
         "Right: ambiguous. Draw a box or lasso to list the examples inside."
     )
-    ids = charts.selected_example_ids(event)
-    if ids:
-        chosen = table[table["example_id"].isin(ids)]
+    if len(chosen):
         st.markdown(f"**{len(chosen)} selected examples** (open one on the Examples page)")
         st.dataframe(chosen, hide_index=True, key="forgetting_selected")

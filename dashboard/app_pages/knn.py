@@ -63,10 +63,9 @@ def render() -> None:
         var_name="measure",
         value_name="accuracy",
     )
-    last["layer_index"] = last["layer"].map({name: i for i, name in enumerate(layers)})
     st.plotly_chart(
         charts.lines(
-            last.sort_values("layer_index"),
+            data.by_layer(path, last),
             x="layer",
             y="accuracy",
             color="measure",

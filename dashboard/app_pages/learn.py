@@ -14,7 +14,7 @@ NOISE_RUNS = {"no noise": "clean", "20% flipped labels": "noise", "all labels sh
 
 
 def _roles() -> dict[str, Path]:
-    return data.findings(data.run_roots())[1]
+    return data.role_paths(data.run_roots())
 
 
 def _intro(title: str, text: str, question: str, reference: str) -> None:
@@ -248,7 +248,6 @@ def knn() -> None:
         "Training examples", ["flipped", "clean"], horizontal=True, key="learn_knn_subset"
     )
     rows = k[(k["split"] == "train") & (k["subset"] == subset)]
-    order = {n: i for i, n in enumerate(data.layer_order(paths["noise"]))}
     long = rows.melt(
         id_vars=["epoch", "layer"],
         value_vars=["dnn_accuracy", "knn_true_accuracy"],
@@ -258,7 +257,7 @@ def knn() -> None:
     long["measure"] = long["layer"] + ": " + long["measure"].str.replace("_accuracy", "")
     st.plotly_chart(
         charts.lines(
-            long.assign(o=long["layer"].map(order)).sort_values("o"),
+            data.by_layer(paths["noise"], long),
             x="epoch",
             y="accuracy",
             color="measure",
