@@ -397,27 +397,50 @@ def findings(
     runs: list[Path] = typer.Argument(
         None, help="Runs, or folders of runs (default sample_runs/)."
     ),
+    source: str = typer.Option(
+        "eval",
+        help="Trace of the trace-based findings: eval (end-of-epoch eval pass) or train "
+        "(training minibatches, as Toneva et al. and Swayamdipta et al. score them).",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the findings as a JSON list of objects instead of a table."
+    ),
 ) -> None:
     """Check the papers' findings on the runs: the statistic and a verdict for each."""
+    import json
+
     from analysis.findings import check_all
     from analysis.runs import Run, RunFormatError, discover_runs
+    from analysis.sources import SOURCES, check_source
 
+    try:
+        check_source(source)
+    except ValueError as err:
+        _fail(str(err))
     roots = runs or [Path("sample_runs") if Path("sample_runs").is_dir() else REPO_SAMPLE_RUNS]
     opened = []
+    notes = Console(stderr=True) if as_json else console  # keep stdout pure JSON
     for path in discover_runs(roots):
         try:
             opened.append(Run.open(path))
         except RunFormatError as err:
-            console.print(f"[yellow]skipped[/] {err}")
+            notes.print(f"[yellow]skipped[/] {err}")
     if not opened:
         _fail(f"no runs under {', '.join(map(str, roots))}")
+    results = check_all(opened, source=source)
+    if as_json:
+        print(json.dumps([f.as_dict() for f in results], indent=2))
+        return
     table = Table(title=f"findings on {len(opened)} run(s)", show_lines=True)
-    for column in ("finding", "verdict", "statistic", "reference"):
+    for column in ("finding", "verdict", "statistic", "trace", "reference"):
         table.add_column(column)
     colour = {"holds": "green", "does not hold": "red"}
-    for f in check_all(opened):
+    for f in results:
         verdict = f"[{colour.get(f.verdict, 'yellow')}]{f.verdict}[/]"
-        table.add_row(f.title, verdict, f.statistic or f.why, f.reference)
+        trace = SOURCES.get(f.source, "")
+        if f.fell_back:
+            trace += f" (no {SOURCES[source]} recorded)"
+        table.add_row(f.title, verdict, f.statistic or f.why, trace, f.reference)
     console.print(table)
 
 

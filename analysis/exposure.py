@@ -10,17 +10,42 @@ has fallen below the references':
   exposure = log2(#references) - log2(rank), at most log2(#references)
   (the ceiling);
 * extrapolation: fit a skew-normal to the references' losses, and
-  exposure = -log2(CDF(canary loss)), which can pass the ceiling.
+  exposure = -log2(CDF(canary loss)), which can pass the ceiling. The CDF is
+  exact over its whole range (`analysis.skewnorm`); a fit that degenerates
+  onto the references' loss floor is flagged (`ReferenceFit.floored`), since
+  its extrapolation below the floor measures the fit's cliff rather than the
+  references;
+* extrapolation in log-loss (memdash's tail model, not the paper's): the same
+  skew-normal fitted to log(loss). A trained network's losses pile up at a
+  floor near 0, which the loss-space fit turns into a cliff; their logarithms
+  have no floor, and on the sample suite no log-space fit of any epoch sits on
+  one while every canary below every reference scores at least the ceiling
+  minus 1 bit. Losses of exactly 0 (below float32's smallest number) count as
+  that smallest number, so their exposure is a lower bound.
 
 An untrained canary's expected exposure is about log2(e) = 1.44 bits.
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate, stats
+
+from analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf
+
+__all__ = [
+    "ReferenceFit",
+    "exposure_extrapolation",
+    "exposure_extrapolation_log",
+    "exposure_interpolation",
+    "extrapolated_exposure",
+    "fit_references",
+    "log_loss",
+    "reference_exposure",
+    "skewnorm_fit",
+    "skewnorm_logcdf",
+]
 
 
 def _references(reference_loss: np.ndarray, minimum: int) -> np.ndarray:
@@ -52,20 +77,48 @@ def exposure_interpolation(canary_loss: np.ndarray, reference_loss: np.ndarray) 
     return np.where(np.isnan(loss), np.nan, np.log2(len(ref)) - np.log2(rank))
 
 
-def skewnorm_fit(reference_loss: np.ndarray) -> tuple[float, float, float]:
-    """Maximum-likelihood skew-normal (shape a, loc, scale) of the references' losses."""
-    ref = _references(reference_loss, 3)
-    if np.ptp(ref) == 0:
-        raise ValueError("reference losses are all equal; a skew-normal cannot be fitted")
-    a, loc, scale = stats.skewnorm.fit(ref)
-    return float(a), float(loc), float(scale)
+@dataclass(frozen=True)
+class ReferenceFit:
+    """The skew-normal fitted to one epoch's reference losses."""
+
+    shape: float  # a; 0 is a normal distribution
+    loc: float
+    scale: float
+    n_references: int
+    floored: bool  # the fit sits on the references' loss floor (see analysis.skewnorm)
+
+
+def fit_references(reference_loss: np.ndarray) -> ReferenceFit:
+    """Maximum-likelihood skew-normal of the references' losses, with its floor flag.
+
+    Parameters
+    ----------
+    reference_loss : shape (R,), R >= 3, finite, not all equal
+    """
+    ref = np.asarray(reference_loss, dtype=float)
+    a, loc, scale = skewnorm_fit(ref)
+    return ReferenceFit(a, loc, scale, len(ref), is_floored(ref, a, loc, scale))
+
+
+def extrapolated_exposure(canary_loss: np.ndarray, fit: ReferenceFit) -> np.ndarray:
+    """-log2 CDF(canary loss) under a fitted skew-normal: exposure in bits, >= 0.
+
+    Parameters
+    ----------
+    canary_loss : shape (M,), NaN for a missing loss (gives NaN)
+    fit : the references' fit (`fit_references`)
+
+    Returns
+    -------
+    float, shape (M,); higher = more memorized; finite however far below the
+    references the loss lies
+    """
+    loss = np.asarray(canary_loss, dtype=float)
+    return -skewnorm_logcdf(loss, fit.shape, fit.loc, fit.scale) / np.log(2)
 
 
 def exposure_extrapolation(canary_loss: np.ndarray, reference_loss: np.ndarray) -> np.ndarray:
     """Exposure from a skew-normal fitted to the references: -log2 CDF(canary loss).
-
-    Computed through the log-CDF, so a loss far below every reference still
-    gives a finite number of bits.
 
     Parameters
     ----------
@@ -76,40 +129,36 @@ def exposure_extrapolation(canary_loss: np.ndarray, reference_loss: np.ndarray) 
     -------
     float, shape (M,), >= 0; higher = more memorized
     """
-    a, loc, scale = skewnorm_fit(reference_loss)
-    loss = np.asarray(canary_loss, dtype=float)
-    return -skewnorm_logcdf(loss, a, loc, scale) / np.log(2)
+    return extrapolated_exposure(canary_loss, fit_references(reference_loss))
 
 
-def skewnorm_logcdf(x: np.ndarray, a: float, loc: float, scale: float) -> np.ndarray:
-    """log CDF of a skew-normal, finite far into the left tail.
+SMALLEST_LOSS = float(np.finfo(np.float32).smallest_subnormal)
 
-    scipy's ``skewnorm.logcdf`` is the log of the CDF, which underflows to
-    -inf below about 1e-308; there the tail integral is taken relative to the
-    density at x and in units of its decay length 1/s (s = d log pdf / dx):
-    log CDF(x) = log pdf(x) - log s + log of the integral over v >= 0 of
-    pdf(x - v/s) / pdf(x), an integrand that falls off like exp(-v) (its
-    integral tends to 1, the value used where it is too steep to integrate).
+
+def log_loss(loss: np.ndarray) -> np.ndarray:
+    """log(loss), a loss of 0 counted as float32's smallest positive number (NaN stays NaN).
+
+    Returns
+    -------
+    float, shape of `loss`
     """
-    x = np.asarray(x, dtype=float)
-    out = np.asarray(stats.skewnorm.logcdf(x, a, loc, scale), dtype=float)
-    for i in zip(*np.nonzero(np.isneginf(out)), strict=True):
-        at = float(x[i])
-        z = (at - loc) / scale
-        slope = (-z + a * np.exp(stats.norm.logpdf(a * z) - stats.norm.logcdf(a * z))) / scale
-        slope = max(slope, 1 / scale)
-        log_at = stats.skewnorm.logpdf(at, a, loc, scale)
+    return np.log(np.maximum(np.asarray(loss, dtype=float), SMALLEST_LOSS))
 
-        def ratio(v: float, at: float = at, slope: float = slope, log_at: float = log_at) -> float:
-            return np.exp(stats.skewnorm.logpdf(at - v / slope, a, loc, scale) - log_at)
 
-        with np.errstate(over="ignore", under="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", integrate.IntegrationWarning)  # checked below
-            tail, _ = integrate.quad(ratio, 0, np.inf)
-        if not (np.isfinite(tail) and tail > 0):
-            tail = 1.0  # too steep to integrate: the limit, log CDF ~ log pdf - log s
-        out[i] = log_at - np.log(slope) + np.log(tail)
-    return out
+def exposure_extrapolation_log(canary_loss: np.ndarray, reference_loss: np.ndarray) -> np.ndarray:
+    """Exposure from a skew-normal fitted to the references' log-losses: memdash's tail model
+    for losses that pile up at a floor (see the module docstring).
+
+    Parameters
+    ----------
+    canary_loss : shape (M,), NaN for a missing loss (gives NaN)
+    reference_loss : shape (R,), R >= 3
+
+    Returns
+    -------
+    float, shape (M,), >= 0; higher = more memorized
+    """
+    return extrapolated_exposure(log_loss(canary_loss), fit_references(log_loss(reference_loss)))
 
 
 def reference_exposure(reference_loss: np.ndarray) -> np.ndarray:

@@ -6,6 +6,11 @@ roles are found from the runs' configs (`roles`): ``clean`` (no corruption),
 ``noise`` (symmetric label noise, no dropout), ``dropout`` (the same with
 dropout), ``tied`` (example-tied dropout), ``random`` (random labels),
 ``canaries`` (a run with canaries).
+
+The findings on trace scores and training curves use the trace chosen with
+``source`` (`analysis.sources`: the end-of-epoch eval pass or the training
+minibatches), falling back to the eval pass where a run recorded only that;
+each `Finding` names the trace it used.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pandas as pd
 
 from analysis.curves import accuracy_curves, training_groups
 from analysis.runs import Run
+from analysis.sources import check_source, select_source
 
 HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough data"
 
@@ -34,6 +40,20 @@ class Finding:
     statistic: str = ""  # the measured numbers, in words
     values: dict[str, float] = field(default_factory=dict)
     why: str = ""  # for "not enough data": what is missing
+    source: str = ""  # the trace its numbers come from (analysis.sources), "" for none
+    fell_back: bool = False  # the trace asked for was not recorded: the eval pass was used
+
+    def as_dict(self) -> dict:
+        """The finding as plain JSON-ready values (`memdash findings --json`)."""
+        return {
+            "id": self.key,
+            "title": self.title,
+            "statistic": self.statistic or self.why,
+            "verdict": self.verdict,
+            "source": self.source,
+            "reference": self.reference,
+            "values": self.values,
+        }
 
 
 def roles(runs: list[Run]) -> dict[str, Run]:
@@ -61,16 +81,16 @@ def roles(runs: list[Run]) -> dict[str, Run]:
     return out
 
 
-def _curves(run: Run) -> pd.DataFrame:
-    """Accuracy per epoch and group, pivoted: one column per group (read once per run state:
-    four findings use the noisy run's curves)."""
-    return _curves_of(str(run.path), run.meta.get("updated_at"))
+def _curves(run: Run, source: str = "eval") -> pd.DataFrame:
+    """Accuracy per epoch and group from one trace, pivoted: one column per group (read once
+    per run state: four findings use the noisy run's curves)."""
+    return _curves_of(str(run.path), run.meta.get("updated_at"), source)
 
 
 @functools.lru_cache(maxsize=16)
-def _curves_of(path: str, updated_at: str | None) -> pd.DataFrame:
+def _curves_of(path: str, updated_at: str | None, source: str) -> pd.DataFrame:
     run = Run.open(path)
-    trace = run.trace("eval", columns=["epoch", "example_id", "correct", "loss"])
+    trace = run.trace(source, columns=["epoch", "example_id", "correct", "loss"])
     table = accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))
     return table.pivot(index="epoch", columns="group", values="accuracy")
 
@@ -109,11 +129,18 @@ def _verdict(ok: bool) -> str:
     return HOLDS if ok else FAILS
 
 
-def clean_before_flipped(runs: dict[str, Run]) -> Finding:
+def _source(f: Finding, source: str, *runs: Run) -> str:
+    """`source` if every run recorded it, else the eval pass; noted on the finding."""
+    used = source if all(source in run.trace_sources() for run in runs) else "eval"
+    f.source, f.fell_back = used, used != source
+    return used
+
+
+def clean_before_flipped(runs: dict[str, Run], *, source: str = "eval") -> Finding:
     f = Finding("order", "Clean examples are fitted before flipped ones", "Arpit et al. 2017")
     if not _need(f, runs, "noise"):
         return f
-    c = _curves(runs["noise"])
+    c = _curves(runs["noise"], _source(f, source, runs["noise"]))
     clean, flipped = first_epoch(c["train (clean)"], 0.9), first_epoch(c["train (flipped)"], 0.9)
     f.values = {"clean_epoch_90": clean, "flipped_epoch_90": flipped}
     f.statistic = f"90% of clean examples fitted at epoch {clean:g}, of flipped ones at {flipped:g}"
@@ -121,7 +148,7 @@ def clean_before_flipped(runs: dict[str, Run]) -> Finding:
     return f
 
 
-def slower_with_noise(runs: dict[str, Run]) -> Finding:
+def slower_with_noise(runs: dict[str, Run], *, source: str = "eval") -> Finding:
     f = Finding(
         "noise_rate",
         "Fitting the training set takes longer with more noise, longest with random labels",
@@ -130,8 +157,9 @@ def slower_with_noise(runs: dict[str, Run]) -> Finding:
     if not _need(f, runs, "clean", "noise", "random"):
         return f
     epochs = {}
+    used = _source(f, source, *(runs[r] for r in ("clean", "noise", "random")))
     for role in ("clean", "noise", "random"):
-        c = _curves(runs[role])
+        c = _curves(runs[role], used)
         train = c[[g for g in ("train (clean)", "train (flipped)") if g in c.columns]]
         weights = runs[role].examples()
         n_flipped = int((weights["split"].eq("train") & weights["is_noisy"]).sum())
@@ -156,6 +184,7 @@ def test_peaks_before_memorization(runs: dict[str, Run]) -> Finding:
     )
     if not _need(f, runs, "noise"):
         return f
+    f.source = "eval"  # test accuracy is measured by the eval pass alone
     c = _curves(runs["noise"])
     peak = float(c["test"].idxmax())
     half = first_epoch(c["train (flipped)"], 0.5)
@@ -173,7 +202,7 @@ def test_peaks_before_memorization(runs: dict[str, Run]) -> Finding:
     return f
 
 
-def dropout_slows_memorization(runs: dict[str, Run]) -> Finding:
+def dropout_slows_memorization(runs: dict[str, Run], *, source: str = "eval") -> Finding:
     f = Finding(
         "dropout",
         "Dropout slows the fitting of flipped examples more than of clean ones",
@@ -181,7 +210,8 @@ def dropout_slows_memorization(runs: dict[str, Run]) -> Finding:
     )
     if not _need(f, runs, "noise", "dropout"):
         return f
-    plain, drop = _curves(runs["noise"]), _curves(runs["dropout"])
+    used = _source(f, source, runs["noise"], runs["dropout"])
+    plain, drop = _curves(runs["noise"], used), _curves(runs["dropout"], used)
     delay = {}
     for group, level in (("train (clean)", 0.9), ("train (flipped)", 0.5)):
         a, b = first_epoch(plain[group], level), first_epoch(drop[group], level)
@@ -202,23 +232,24 @@ def dropout_slows_memorization(runs: dict[str, Run]) -> Finding:
     return f
 
 
-def _scores(f: Finding, runs: dict[str, Run]) -> pd.DataFrame | None:
-    """The noisy run's trace scores of its clean and flipped training examples."""
+def _scores(f: Finding, runs: dict[str, Run], source: str) -> pd.DataFrame | None:
+    """The noisy run's trace scores (from `source`) of its clean and flipped training examples."""
     run = _analyzed(f, runs, "noise", "scores", "memdash analyze")
     if run is None:
         return None
     clean, flipped = _train_examples(run)
     keep = clean | flipped
-    return run.read_derived("scores.parquet")[keep].assign(flipped=flipped[keep])
+    scores = select_source(run.read_derived("scores.parquet"), _source(f, source, run))
+    return scores[keep].assign(flipped=flipped[keep])
 
 
-def forgetting(runs: dict[str, Run]) -> Finding:
+def forgetting(runs: dict[str, Run], *, source: str = "eval") -> Finding:
     f = Finding(
         "forgetting",
         "Flipped examples are forgotten more often; most clean examples are unforgettable",
         "Toneva et al. 2019",
     )
-    s = _scores(f, runs)
+    s = _scores(f, runs, source)
     if s is None:
         return f
     mean_f = s.groupby("flipped")["forgetting_events"].mean()
@@ -236,7 +267,7 @@ def forgetting(runs: dict[str, Run]) -> Finding:
     return f
 
 
-def data_map(runs: dict[str, Run]) -> Finding:
+def data_map(runs: dict[str, Run], *, source: str = "eval") -> Finding:
     from sklearn.metrics import roc_auc_score
 
     f = Finding(
@@ -244,7 +275,7 @@ def data_map(runs: dict[str, Run]) -> Finding:
         "Flipped examples are hard to learn: 1 - confidence finds them (AUROC >= 0.9)",
         "Swayamdipta et al. 2020",
     )
-    s = _scores(f, runs)
+    s = _scores(f, runs, source)
     if s is None:
         return f
     auroc = float(roc_auc_score(s["flipped"], 1 - s["confidence"]))
@@ -288,17 +319,42 @@ def exposure(runs: dict[str, Run]) -> Finding:
     run = _analyzed(f, runs, "canaries", "exposure", "memdash analyze")
     if run is None:
         return f
+    f.source = "eval"  # canary losses of the end-of-epoch pass
     table = run.read_derived("exposure.parquet")
     first_fit = table[table["epoch"] == 1]
     by = (
         first_fit[first_fit["kind"] == "canary"].groupby("repeats")["exposure_interpolation"].mean()
     )
     refs = float(table[table["kind"] == "reference"]["exposure_interpolation"].mean())
-    f.values = {f"repeats_{int(r)}": float(v) for r, v in by.items()} | {"references": refs}
+    last = table[(table["epoch"] == table["epoch"].max()) & (table["kind"] == "canary")]
+    extrap = last.groupby("repeats")["exposure_extrapolation"].mean()
+    floored = bool(last["fit_floored"].any()) if "fit_floored" in last else False
+    in_log = (
+        last.groupby("repeats")["exposure_extrapolation_log"].mean()
+        if "exposure_extrapolation_log" in last
+        else pd.Series(dtype=float)
+    )
+    f.values = (
+        {f"repeats_{int(r)}": float(v) for r, v in by.items()}
+        | {"references": refs}
+        | {f"extrapolated_last_{int(r)}": float(v) for r, v in extrap.items()}
+        | {f"extrapolated_log_last_{int(r)}": float(v) for r, v in in_log.items()}
+        | {"last_fit_floored": float(floored)}
+    )
+    bits = lambda means: ", ".join(f"{v:.1f} ({r}x)" for r, v in means.items())  # noqa: E731
     f.statistic = (
         "mean exposure after one epoch: "
         + ", ".join(f"{v:.2f} bits seen {r}x" for r, v in by.items())
-        + f"; references {refs:.2f} bits"
+        + f"; references {refs:.2f} bits. At the last epoch (epoch "
+        + f"{int(table['epoch'].max())}), extrapolated bits from the losses (the paper's fit): "
+        + bits(extrap)
+        + (
+            " [marked: that epoch's fit sits on the references' loss floor, so these "
+            "measure the fit's cliff]"
+            if floored
+            else ""
+        )
+        + (f"; from the log-losses (no floor): {bits(in_log)}" if len(in_log) else "")
     )
     rising = bool(np.all(np.diff(by.to_numpy()) > 0))
     f.verdict = _verdict(rising and abs(refs - np.log2(np.e)) < 0.1)
@@ -405,7 +461,24 @@ CHECKS: tuple[Callable[[dict[str, Run]], Finding], ...] = (
 )
 
 
-def check_all(runs: list[Run]) -> list[Finding]:
-    """Every finding on the given runs, in the order of the issue's list."""
+# the checks whose numbers come from a trace: they take the trace source
+TRACE_CHECKS = (
+    clean_before_flipped,
+    slower_with_noise,
+    dropout_slows_memorization,
+    forgetting,
+    data_map,
+)
+
+
+def check_all(runs: list[Run], *, source: str = "eval") -> list[Finding]:
+    """Every finding on the given runs, in the order of the issue's list.
+
+    ``source`` picks the trace of the trace-based findings (`analysis.sources`).
+    """
+    check_source(source)
     by_role = roles(runs)
-    return [check(by_role) for check in CHECKS]
+    return [
+        check(by_role, source=source) if check in TRACE_CHECKS else check(by_role)
+        for check in CHECKS
+    ]

@@ -15,8 +15,13 @@ in Overparameterized Models": the C-score, an example's expected accuracy
 under models that did not train on it, averaged over subset ratios (higher =
 more regular).
 
-Standard errors use the binomial formula for a difference of two means,
-sqrt(p_in (1 - p_in) / n_in + p_out (1 - p_out) / n_out).
+Uncertainty: ``mem_se`` is the binomial (Wald) standard error of a difference
+of two proportions, sqrt(p_in (1 - p_in) / n_in + p_out (1 - p_out) / n_out),
+which collapses to 0 when both accuracies are 0 or 1. ``mem_lo`` and
+``mem_hi`` bound a 95% interval that never collapses: Newcombe's hybrid score
+interval (Newcombe 1998, "Interval estimation for the difference between
+independent proportions", method 10), built from the Wilson intervals of the
+in- and out-accuracies.
 """
 
 from __future__ import annotations
@@ -40,6 +45,54 @@ def _mean(hits: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.where(n > 0, hits / np.maximum(n, 1), np.nan)
 
 
+Z_95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_interval(
+    p: np.ndarray, n: np.ndarray, *, z: float = Z_95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion `p` observed in `n` trials (NaN where n = 0).
+
+    Returns
+    -------
+    (lower, upper), each of the broadcast shape of `p` and `n`, within [0, 1]
+    """
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrink = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / shrink
+        half = z / shrink * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def newcombe_interval(
+    p_in: np.ndarray,
+    n_in: np.ndarray,
+    p_out: np.ndarray,
+    n_out: np.ndarray,
+    *,
+    z: float = Z_95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Newcombe's hybrid score interval for the difference p_in - p_out.
+
+    Parameters
+    ----------
+    p_in, p_out : the two observed proportions, shape (N,)
+    n_in, n_out : their numbers of trials, shape (N,)
+
+    Returns
+    -------
+    (lower, upper), shape (N,), within [-1, 1]; it contains p_in - p_out and
+    has positive width whenever both n are finite (unlike the Wald interval)
+    """
+    l_in, u_in = wilson_interval(p_in, n_in, z=z)
+    l_out, u_out = wilson_interval(p_out, n_out, z=z)
+    d = p_in - p_out
+    lower = d - np.sqrt((p_in - l_in) ** 2 + (u_out - p_out) ** 2)
+    upper = d + np.sqrt((u_in - p_in) ** 2 + (p_out - l_out) ** 2)
+    return lower, upper
+
+
 def mem_scores(correct: np.ndarray, trained: np.ndarray) -> pd.DataFrame:
     """Feldman & Zhang's memorization score of every example.
 
@@ -51,9 +104,10 @@ def mem_scores(correct: np.ndarray, trained: np.ndarray) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame, N rows: ``mem_score`` (NaN without both in and out models),
-    ``mem_se``, ``n_in``, ``n_out``, ``in_accuracy``, ``heldout_accuracy``
-    (the out-models' accuracy)
+    DataFrame, N rows: ``mem_score`` (NaN without both in and out models;
+    higher = more memorized), ``mem_se`` (Wald), ``mem_lo`` and ``mem_hi``
+    (Newcombe's 95% interval), ``n_in``, ``n_out``, ``in_accuracy``,
+    ``heldout_accuracy`` (the out-models' accuracy)
     """
     correct, trained = _check(correct, trained)
     n_in = trained.sum(axis=0)
@@ -62,10 +116,13 @@ def mem_scores(correct: np.ndarray, trained: np.ndarray) -> pd.DataFrame:
     p_out = _mean((correct & ~trained).sum(axis=0), n_out)
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt(p_in * (1 - p_in) / n_in + p_out * (1 - p_out) / n_out)
+    lower, upper = newcombe_interval(p_in, n_in, p_out, n_out)
     return pd.DataFrame(
         {
             "mem_score": p_in - p_out,
             "mem_se": se,
+            "mem_lo": lower,
+            "mem_hi": upper,
             "n_in": n_in.astype(np.int64),
             "n_out": n_out.astype(np.int64),
             "in_accuracy": p_in,

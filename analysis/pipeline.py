@@ -40,7 +40,7 @@ STEPS: dict[str, Step] = {
     "scores": Step(compute_scores, (), 1),
     "knn": Step(compute_knn, ("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"), 1),
     "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed"), 1),
-    "exposure": Step(compute_exposure, (), 1),
+    "exposure": Step(compute_exposure, (), 3),
 }
 _FLIP = (
     *("flip_examples", "flip_max_units", "flip_others", "flip_own_weight"),

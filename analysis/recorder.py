@@ -54,7 +54,8 @@ def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch
 
     Returns
     -------
-    dict of tensors of shape (B,): ``loss`` (cross-entropy), ``prob_label``
+    dict of tensors of shape (B,): ``loss`` (cross-entropy, exact down to about 1e-38
+    rather than to one ulp of the logits), ``prob_label``
     (softmax probability of the label), ``margin`` (label logit minus the
     largest other logit; > 0 exactly when the label wins), ``pred`` (argmax,
     first index on ties) and ``correct`` (pred == label).
@@ -62,8 +63,11 @@ def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch
     logits = logits.float()
     y = labels.view(-1, 1)
     label_logit = logits.gather(1, y).squeeze(1)
-    loss = torch.logsumexp(logits, 1) - label_logit
-    other = logits.scatter(1, y, float("-inf")).amax(1)
+    others = logits.scatter(1, y, float("-inf"))
+    # log(1 + sum_j exp(z_j - z_y)) without cancellation: logsumexp(z) - z_y rounds every
+    # loss below one ulp of the logits (about 1e-6) to 0, which ties memorized canaries
+    loss = torch.nn.functional.softplus(torch.logsumexp(others, 1) - label_logit)
+    other = others.amax(1)
     pred = logits.argmax(1)
     return {
         "loss": loss,

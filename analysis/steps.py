@@ -22,8 +22,10 @@ from analysis.config import AnalysisConfig
 from analysis.curves import subset_masks
 from analysis.dynamics import trace_matrices, trace_scores
 from analysis.exposure import (
-    exposure_extrapolation,
     exposure_interpolation,
+    extrapolated_exposure,
+    fit_references,
+    log_loss,
     reference_exposure,
 )
 from analysis.neighbors import agreement, knn_predict
@@ -225,32 +227,52 @@ def compute_umap(
 
 
 EXPOSURE_COLUMNS = ("epoch", "example_id", "kind", "repeats", "loss")
+EXPOSURE_FIT_COLUMNS = ("epoch", "space", "n_references", "shape", "loc", "scale", "floored")
+# the two extrapolations: the paper's skew-normal of the losses, memdash's of the log-losses
+EXTRAPOLATIONS = {
+    "loss": ("exposure_extrapolation", lambda loss: loss),
+    "log_loss": ("exposure_extrapolation_log", log_loss),
+}
 
 
 def compute_exposure(
     run: Run, config: AnalysisConfig | None = None, progress: Progress = _quiet
 ) -> dict[str, pd.DataFrame]:
-    """derived/exposure.parquet: per canary and reference, per recorded epoch (0 included).
+    """derived/exposure.parquet and exposure_fits.parquet, per recorded epoch (0 included).
 
-    Columns ``epoch``, ``example_id``, ``kind`` (canary or reference),
-    ``repeats`` (0 for references), ``loss``, ``exposure_interpolation``,
-    ``exposure_extrapolation`` and ``ceiling`` (log2 #references). A
-    reference's interpolation ranks it against the other references (the
-    untrained baseline, about 1.44 bits); its extrapolation uses the fit to all
-    references. An epoch whose reference losses cannot be fitted (all equal)
-    (or has fewer than 3) gets NaN extrapolations.
+    ``exposure.parquet``, per canary and reference: ``epoch``, ``example_id``,
+    ``kind`` (canary or reference), ``repeats`` (0 for references), ``loss``,
+    ``exposure_interpolation``, ``exposure_extrapolation`` (the paper's:
+    skew-normal of the losses), ``exposure_extrapolation_log`` (skew-normal of
+    the log-losses), ``ceiling`` (log2 #references) and ``fit_floored`` (the
+    epoch's loss-space fit sits on the references' loss floor, so its
+    extrapolation is a property of the fit's cliff). A reference's
+    interpolation ranks it against the other references (the untrained
+    baseline, about 1.44 bits); its extrapolations use the fits to all
+    references. ``exposure_fits.parquet``, per epoch and ``space`` (``loss``
+    or ``log_loss``): the fit's ``shape``, ``loc``, ``scale``,
+    ``n_references`` and ``floored``. An epoch whose references cannot be
+    fitted (all equal, or fewer than 3) gets NaN extrapolations and no fit row.
     """
     examples = run.examples()
     canary = (examples["is_canary"] & (examples["split"] == "train")).to_numpy()
     reference = (examples["split"] == "reference").to_numpy()
-    columns = [*EXPOSURE_COLUMNS, "exposure_interpolation", "exposure_extrapolation", "ceiling"]
+    columns = [
+        *EXPOSURE_COLUMNS,
+        "exposure_interpolation",
+        *(column for column, _ in EXTRAPOLATIONS.values()),
+        *("ceiling", "fit_floored"),
+    ]
     if not canary.any() or reference.sum() < 2:
-        return {"exposure.parquet": pd.DataFrame(columns=columns)}
+        return {
+            "exposure.parquet": pd.DataFrame(columns=columns),
+            "exposure_fits.parquet": pd.DataFrame(columns=list(EXPOSURE_FIT_COLUMNS)),
+        }
     trace = run.trace("eval", columns=["epoch", "example_id", "loss"])
     epochs, m = trace_matrices(trace, run.n_examples(), ("loss",), first_epoch=0)
     ids = np.flatnonzero(canary | reference)
     repeats = examples["canary_repeats"].to_numpy(np.int64)
-    frames = []
+    frames, fits = [], []
     for e, epoch in enumerate(epochs):
         progress(f"epoch {epoch}")
         loss = m["loss"][e]
@@ -260,9 +282,16 @@ def compute_exposure(
         interp = np.full(len(loss), np.nan)
         interp[canary] = exposure_interpolation(loss[canary], refs)
         interp[reference] = reference_exposure(refs)
-        extrap = np.full(len(loss), np.nan)
-        with contextlib.suppress(ValueError):  # references all equal (or < 3): NaN
-            extrap[ids] = exposure_extrapolation(loss[ids], refs)
+        extrap, floored = {}, {}
+        for space, (column, transform) in EXTRAPOLATIONS.items():
+            extrap[column], floored[space] = np.full(len(loss), np.nan), False
+            with contextlib.suppress(ValueError):  # references all equal (or < 3): NaN
+                fit = fit_references(transform(refs))
+                extrap[column][ids] = extrapolated_exposure(transform(loss[ids]), fit)
+                floored[space] = fit.floored
+                fits.append(
+                    (epoch, space, fit.n_references, fit.shape, fit.loc, fit.scale, fit.floored)
+                )
         frames.append(
             pd.DataFrame(
                 {
@@ -272,10 +301,14 @@ def compute_exposure(
                     "repeats": np.where(canary[ids], repeats[ids], 0),
                     "loss": loss[ids],
                     "exposure_interpolation": interp[ids],
-                    "exposure_extrapolation": extrap[ids],
+                    **{column: values[ids] for column, values in extrap.items()},
                     "ceiling": np.log2(reference.sum()),
+                    "fit_floored": floored["loss"],
                 }
             )
         )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return {"exposure.parquet": table}
+    fit_table = pd.DataFrame(fits, columns=list(EXPOSURE_FIT_COLUMNS)).astype(
+        {"epoch": np.int32, "n_references": np.int64}
+    )
+    return {"exposure.parquet": table, "exposure_fits.parquet": fit_table}

@@ -8,7 +8,10 @@ import pandas as pd
 from analysis.curves import subset_masks
 from analysis.runs import Run
 
-HELDOUT_COLUMNS = ("mem_score", "mem_se", "n_in", "n_out", "heldout_accuracy", "c_score")
+HELDOUT_COLUMNS = (
+    *("mem_score", "mem_se", "mem_lo", "mem_hi", "n_in", "n_out"),
+    *("heldout_accuracy", "c_score"),
+)
 
 
 def example_kind(examples: pd.DataFrame) -> pd.Series:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import state
 from dashboard.app_pages import (
     compare,
     embeddings,
@@ -36,7 +37,9 @@ def main() -> None:
         for slug, title, render in learn.LESSONS
     ]
     pages = {"Explore": explore, "Learn": lessons}
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    state.source_control()
+    page.run()
 
 
 main()

@@ -157,16 +157,17 @@ def _inputs(path: str, stamp: float) -> np.ndarray:
 TRAJECTORY_COLUMNS = ("prob_label", "loss", "correct")
 
 
-def trajectory(path: Path, example_id: int) -> pd.DataFrame:
-    """One example's eval-pass trace: ``epoch`` and TRAJECTORY_COLUMNS, epoch 0 included."""
-    epochs, grids = _trace_grids(str(path), _stamp(path))
+def trajectory(path: Path, example_id: int, source: str = "eval") -> pd.DataFrame:
+    """One example's trace from `source`: ``epoch`` and TRAJECTORY_COLUMNS (epoch 0 included
+    for the eval pass; the minibatch trace starts at epoch 1)."""
+    epochs, grids = _trace_grids(str(path), _stamp(path), source)
     return pd.DataFrame({"epoch": epochs} | {c: g[:, example_id] for c, g in grids.items()})
 
 
 @st.cache_resource(show_spinner="reading the trace…", max_entries=8)
-def _trace_grids(path: str, stamp: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _trace_grids(path: str, stamp: float, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     run = Run.open(path)
-    trace = run.trace("eval", columns=["epoch", "example_id", *TRAJECTORY_COLUMNS])
+    trace = run.trace(source, columns=["epoch", "example_id", *TRAJECTORY_COLUMNS])
     return trace_matrices(trace, run.n_examples(), TRAJECTORY_COLUMNS, first_epoch=0)
 
 
@@ -229,17 +230,18 @@ def _readable(paths: tuple[str, ...]) -> list[Run]:
     return runs
 
 
-def findings(roots: tuple[str, ...]) -> list:
-    """The papers' findings (`analysis.findings.Finding`) on the runs under the roots."""
+def findings(roots: tuple[str, ...], source: str = "eval") -> list:
+    """The papers' findings (`analysis.findings.Finding`) on the runs under the roots, the
+    trace-based ones from `source`."""
     paths = discovered(roots)
-    return _findings(tuple(paths), _roots_stamp(paths))
+    return _findings(tuple(paths), _roots_stamp(paths), source)
 
 
-@st.cache_data(show_spinner="checking the findings…", max_entries=4)
-def _findings(paths: tuple[str, ...], stamp: float) -> list:
+@st.cache_data(show_spinner="checking the findings…", max_entries=8)
+def _findings(paths: tuple[str, ...], stamp: float, source: str) -> list:
     from analysis.findings import check_all
 
-    return check_all(_readable(paths))
+    return check_all(_readable(paths), source=source)
 
 
 def role_paths(roots: tuple[str, ...]) -> dict[str, Path]:

@@ -35,12 +35,20 @@ def test_runs_page_lists_runs_and_draws_curves(roots):
 
 def test_runs_page_interactions(roots):
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert at.radio(key="runs_source").options == ["eval", "train"]
+    # the trace control sits in the sidebar (shared by every page, kept in the URL)
+    assert at.sidebar.radio(key="source").options == [
+        "end-of-epoch eval pass",
+        "training minibatches (train mode, before each update)",
+    ]
+    assert any("end-of-epoch eval pass" in c.value for c in at.caption)
     at.radio(key="runs_metric").set_value("loss").run()
     assert not at.exception
     assert '"loss"' in at.get("plotly_chart")[0].proto.spec
-    at.radio(key="runs_source").set_value("train").run()
+    at.sidebar.radio(key="source").set_value("train").run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert any("training minibatches" in c.value for c in at.caption)
+    # test accuracy still comes from the eval pass, the only one that sees the test set
+    assert '"test"' in at.get("plotly_chart")[0].proto.spec
     at.multiselect(key="runs_chosen").set_value([]).run()
     assert not at.get("plotly_chart")
     assert any("Choose at least one run" in i.value for i in at.info)
@@ -252,3 +260,46 @@ def test_a_page_computes_its_missing_results_on_request(roots):
     assert not at.exception
     assert len(at.get("plotly_chart")) == 3  # the scores now exist: histograms and data map
     assert (roots / "tiny" / "derived" / "scores.parquet").is_file()
+
+
+def test_forgetting_page_reads_the_chosen_trace(analyzed):
+    from analysis.runs import Run
+
+    scores = Run.open(analyzed).read_derived("scores.parquet")
+    picked = {"selection": {"points": [{"customdata": 3}, {"customdata": 7}]}}
+    at = page_test("forgetting")
+    at.session_state["forgetting_map"] = picked
+    at.run()
+    assert any("end-of-epoch eval pass" in c.value for c in at.caption)
+    shown = at.dataframe[0].value.set_index("example_id")["forgetting_events"]
+    assert shown.tolist() == scores["forgetting_events"][[3, 7]].tolist()
+    # the sidebar's trace (shared state) switches every trace score to the minibatch columns
+    at.session_state["source"] = "train"
+    at.run()
+    assert not at.exception
+    assert any("training minibatches" in c.value for c in at.caption)
+    shown = at.dataframe[0].value.set_index("example_id")["forgetting_events"]
+    assert shown.tolist() == scores["forgetting_events_train"][[3, 7]].tolist()
+
+
+def test_exposure_page_marks_fits_on_the_loss_floor(monkeypatch):
+    """On the sample suite the last epoch's loss-space fit sits on the floor: the page warns
+    and shades such epochs; the log-loss model has no floor and no warning."""
+    samples = Path(APP).parents[1] / "sample_runs"
+    monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
+    at = page_test("exposure").run()
+    runs = at.selectbox(key="exposure_run")
+    runs.select_index(
+        next(i for i, o in enumerate(runs.options) if o.startswith("digits_mlp_noise20 ("))
+    )
+    at.run()
+    at.radio(key="exposure_method").set_value("exposure_extrapolation").run()
+    assert not at.exception
+    assert any("sits on the references' loss floor" in w.value for w in at.warning)
+    charts = at.get("plotly_chart")
+    assert "skew-normal fit on the references' loss floor" in charts[0].proto.spec
+    assert "fit on the references' loss floor" in charts[1].proto.spec
+    assert '"type":"log"' in charts[1].proto.spec.replace(" ", "")
+    at.radio(key="exposure_method").set_value("exposure_extrapolation_log").run()
+    assert not at.exception and not at.warning
+    assert any("log-losses" in c.value for c in at.caption)

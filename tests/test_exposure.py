@@ -1,6 +1,8 @@
 import math
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -10,6 +12,7 @@ from analysis.exposure import (
     reference_exposure,
     skewnorm_fit,
 )
+from analysis.runs import Run
 
 
 def test_interpolation_by_hand():
@@ -87,3 +90,78 @@ def test_skewnorm_logcdf_far_tail_follows_the_mills_ratio():
     a, z = 3.0, -200.0
     expect = stats.skewnorm.logpdf(z, a) - np.log(-z * (1 + a**2))
     assert skewnorm_logcdf(np.array([z]), a, 0.0, 1.0)[0] == pytest.approx(expect, rel=1e-4)
+
+
+# --- on the shipped sample suite (regenerated with exact losses) ---------------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
+DIGITS = [
+    "digits_mlp_noise20",
+    "digits_mlp_noise20_tied",
+    "digits_mlp_noise20_dropout",
+    "digits_mlp_clean",
+    "digits_mlp_random_labels",
+]
+MNIST1D = "mnist1d_cnn_noise10_canaries"
+OLD_FALLBACK_BITS = 0.32574806  # what the quadrature fallback wrote into hundreds of rows
+
+
+def suite_exposure(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    run = Run.open(SAMPLES / name)
+    return run.read_derived("exposure.parquet"), run.read_derived("exposure_fits.parquet")
+
+
+@pytest.mark.parametrize("name", DIGITS)
+def test_suite_log_loss_extrapolation_rises_with_repetitions_at_the_last_epoch(name):
+    table, _ = suite_exposure(name)
+    last = table[(table["epoch"] == table["epoch"].max()) & (table["kind"] == "canary")]
+    means = last.groupby("repeats")["exposure_extrapolation_log"].mean()
+    assert list(means.index) == [1, 10, 50]
+    assert means[1] < means[10] < means[50]
+
+
+def test_suite_mnist1d_canaries_are_saturated_at_the_last_epoch_but_ordered_after_one():
+    """After 60 epochs every MNIST-1D canary is memorized to a loss near 1e-10 whatever its
+    repetitions (no monotone score of the loss can rise there: interpolation does not
+    either); after one epoch exposure rises with repetitions, as the paper finds."""
+    table, _ = suite_exposure(MNIST1D)
+    canaries = table[table["kind"] == "canary"]
+    last = canaries[canaries["epoch"] == canaries["epoch"].max()]
+    assert (last.groupby("repeats")["loss"].median() < 1e-7).all()
+    first = canaries[canaries["epoch"] == 1].groupby("repeats")["exposure_interpolation"].mean()
+    assert first[1] < first[10] < first[50]
+
+
+@pytest.mark.parametrize("name", [*DIGITS, MNIST1D])
+def test_suite_has_no_fallback_rows_and_records_every_fit(name):
+    table, fits = suite_exposure(name)
+    # the fallback fired on losses above a floored fit's cliff (a healthy epoch's reference
+    # of the dropout run sits at 0.325748 bits by coincidence)
+    floored = table[table["fit_floored"]]
+    assert not np.isclose(floored["exposure_extrapolation"], OLD_FALLBACK_BITS, atol=1e-7).any()
+    epochs = sorted(table["epoch"].unique())
+    for space in ("loss", "log_loss"):
+        assert sorted(fits[fits["space"] == space]["epoch"]) == epochs
+    # the log-loss fits never sit on a floor
+    assert not fits[fits["space"] == "log_loss"]["floored"].any()
+
+
+def test_suite_floored_loss_fits_are_flagged_where_the_references_hit_zero():
+    """digits_mlp_noise20: 36 of 61 epochs' loss-space fits are floored (shape >= 1e6), as
+    the issue counted (35 with the rounded losses); the rows of those epochs carry the flag."""
+    table, fits = suite_exposure("digits_mlp_noise20")
+    loss_fits = fits[fits["space"] == "loss"]
+    assert int(loss_fits["floored"].sum()) == 36
+    assert (loss_fits[loss_fits["floored"]]["shape"] > 1e6).all()
+    flagged = table.groupby("epoch")["fit_floored"].first()
+    assert flagged[loss_fits[loss_fits["floored"]]["epoch"]].all()
+
+
+@pytest.mark.parametrize("name", [*DIGITS, MNIST1D])
+def test_suite_canaries_below_every_reference_pass_the_ceiling_minus_one_bit(name):
+    table, _ = suite_exposure(name)
+    lowest = table[table["kind"] == "reference"].groupby("epoch")["loss"].min()
+    canaries = table[table["kind"] == "canary"].join(lowest.rename("lowest"), on="epoch")
+    below = canaries[canaries["loss"] < canaries["lowest"]]
+    assert len(below) > 0
+    assert (below["exposure_extrapolation_log"] >= below["ceiling"] - 1).all()

@@ -10,6 +10,7 @@ from analysis.cli import app
 from analysis.config import AnalysisConfig
 from analysis.pipeline import analyze
 from analysis.runs import Run, RunWriter, write_json
+from analysis.skewnorm import skewnorm_logcdf
 from analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
 
 
@@ -140,11 +141,31 @@ def test_exposure_step_on_canaries(canary_run):
     c = last[last["kind"] == "canary"].iloc[0]
     rank = 1 + np.searchsorted(ref_loss, c["loss"], side="right")
     assert c["exposure_interpolation"] == pytest.approx(np.log2(40) - np.log2(rank))
+    # one fit per epoch and space; each row carries its epoch's loss-space floor flag, and
+    # each extrapolation is -log2 CDF under that epoch's fit in its space
+    tables = compute_exposure(run)
+    fits = tables["exposure_fits.parquet"]
+    assert sorted(fits["space"].unique()) == ["log_loss", "loss"]
+    assert fits[fits["space"] == "loss"]["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert (fits["n_references"] == 40).all()
+    flags = table.groupby("epoch")["fit_floored"].agg(["min", "max"])
+    assert (flags["min"] == flags["max"]).all()
+    assert (flags["min"].to_numpy() == fits[fits["space"] == "loss"]["floored"].to_numpy()).all()
+    by_space = fits[fits["epoch"] == 4].set_index("space")
+    for space, column, x in (
+        ("loss", "exposure_extrapolation", c["loss"]),
+        ("log_loss", "exposure_extrapolation_log", np.log(max(c["loss"], 1.4e-45))),
+    ):
+        fit = by_space.loc[space]
+        bits = -skewnorm_logcdf(np.array([x]), fit["shape"], fit["loc"], fit["scale"])
+        assert c[column] == pytest.approx(bits[0] / np.log(2))
 
 
 def test_exposure_of_a_run_without_canaries_is_an_empty_table(run_copy):
-    table = compute_exposure(Run.open(run_copy))["exposure.parquet"]
+    tables = compute_exposure(Run.open(run_copy))
+    table = tables["exposure.parquet"]
     assert table.empty and "exposure_interpolation" in table.columns
+    assert tables["exposure_fits.parquet"].empty
 
 
 def test_analyze_command(run_copy):

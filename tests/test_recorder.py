@@ -25,6 +25,17 @@ def test_example_stats_by_hand():
     assert s["correct"].tolist() == [True, False, False]
 
 
+def test_example_stats_keep_tiny_losses_exact():
+    """A dominant label: loss = log(1 + 2 e^-40) = 2 e^-40 + O(e^-80) (about 8.5e-18), where
+    logsumexp(z) - z_y rounds to 0 and would tie every memorized canary."""
+    logits = torch.tensor([[40.0, 0.0, 0.0], [40.0, 10.0, 0.0]])
+    s = example_stats(logits, torch.tensor([0, 0]))
+    np.testing.assert_allclose(
+        s["loss"], [2 * np.exp(-40.0), np.exp(-30.0) + np.exp(-40.0)], rtol=1e-5
+    )
+    assert (torch.logsumexp(logits, 1) - logits[:, 0]).tolist() == [0.0, 0.0]
+
+
 class _Writer:
     """Collects what a recorder writes, in memory."""
 

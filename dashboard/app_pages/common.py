@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, state
 
 # score -> True when a higher value means "more memorized / harder", with a one-line meaning
 SCORES: dict[str, tuple[bool, str]] = {
@@ -111,3 +111,23 @@ def selectable_scatter(figure, table: pd.DataFrame, key: str) -> pd.DataFrame:
         key=key,
     )
     return table[table["example_id"].isin(charts.selected_example_ids(event))]
+
+
+def chosen_curves(paths: list[Path]) -> pd.DataFrame:
+    """Accuracy and loss curves of the runs from the chosen trace (one trace for all: the eval
+    pass unless every run recorded the chosen one), with a caption saying which. The test
+    curve always comes from the eval pass, the only one that sees the test set."""
+    common = set.intersection(*(set(data.trace_sources(p)) for p in paths))
+    used = state.source_used(common)
+    frames = []
+    for path in paths:
+        curves = data.curves(path, used)
+        if used != "eval":
+            test = data.curves(path, "eval")
+            curves = pd.concat([curves, test[test["group"] == "test"]], ignore_index=True)
+        frames.append(curves)
+    note = state.source_note(used)
+    if used != "eval":
+        note = note.replace(". Switch", "; test accuracy from the end-of-epoch eval pass. Switch")
+    st.caption(note)
+    return pd.concat(frames, ignore_index=True)

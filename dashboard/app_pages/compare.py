@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
-from dashboard.app_pages.common import SCORES, score_columns
+from dashboard import charts, data, state
+from dashboard.app_pages.common import SCORES, chosen_curves, score_columns
 
 
 def render() -> None:
@@ -22,7 +22,7 @@ def render() -> None:
     a = left.selectbox("Run A", healthy, index=0, format_func=label, key="compare_a")
     b = right.selectbox("Run B", healthy, index=1, format_func=label, key="compare_b")
     path_a, path_b = data.run_path(roots, a), data.run_path(roots, b)
-    ta, tb = data.examples(path_a), data.examples(path_b)
+    ta, tb = state.with_source(data.examples(path_a), data.examples(path_b))
     problem = mismatch(ta, tb)
     if problem:
         st.warning(f"These runs cannot be compared example by example: {problem}.")
@@ -60,7 +60,7 @@ def render() -> None:
     c1.dataframe(only_a, hide_index=True, key="compare_only_a")
     c2.markdown(f"**Memorized in B only: {len(only_b)}**")
     c2.dataframe(only_b, hide_index=True, key="compare_only_b")
-    curves = pd.concat([data.curves(path_a, "eval"), data.curves(path_b, "eval")])
+    curves = chosen_curves([path_a, path_b])
     st.plotly_chart(charts.training_curves(curves), width="stretch", key="compare_curves")
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from analysis.sources import SOURCES
+from dashboard import charts, data, state
 from dashboard.app_pages.common import (
     SCORES,
     choose_run,
@@ -29,7 +30,7 @@ def render() -> None:
     path = choose_run(data.run_roots(), key="examples_run")
     if path is None:
         return
-    table = data.examples(path)
+    table = state.with_source(data.examples(path))
     scores = score_columns(table)
     if not scores:
         offer_analysis(
@@ -120,9 +121,11 @@ def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     if top.empty:
         st.info("No example in the filter has this score.")
         return
+    has_ci = "mem_lo" in top.columns
     captions = [
         f"#{row.example_id} {row.kind}: {row.label} (true {row.true_label}) "
         f"{score} {getattr(row, score):.2f}"
+        + (f" [{row.mem_lo:.2f}, {row.mem_hi:.2f}]" if score == "mem_score" and has_ci else "")
         for row in top.itertuples(index=False)
     ]
     ids = top["example_id"].tolist()
@@ -134,6 +137,13 @@ def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
             on_click=_open,
             args=(int(row.example_id),),
         )
+
+
+def mem_interval(row: pd.Series) -> dict[str, str]:
+    """The mem_score's 95% interval (Newcombe) as a fact, where the run has one."""
+    if pd.isna(row.get("mem_lo")):
+        return {}
+    return {"mem_score 95% interval": f"[{row['mem_lo']:.2f}, {row['mem_hi']:.2f}]"}
 
 
 def _detail(table: pd.DataFrame, scores: list[str], path: Path) -> None:
@@ -164,13 +174,16 @@ def show_example(
         "given label": int(row["label"]),
         "true label": int(row["true_label"]),
         **{s: round(float(row[s]), 3) for s in scores if pd.notna(row[s])},
+        **mem_interval(row),
     }
     left.dataframe(pd.Series(facts, name="value").astype(str), width="stretch")
-    traj = data.trajectory(path, example_id)
+    source = state.source_used(data.trace_sources(path))
+    traj = data.trajectory(path, example_id, source)
     if traj["correct"].notna().any():
+        right.caption(f"Trajectory from the {SOURCES[source]}.")
         right.plotly_chart(charts.trajectory(traj.dropna()), width="stretch", key=f"{key}_traj")
     else:
-        right.info("This run has no eval trace for this example.")
+        right.info(f"This run has no {SOURCES[source]} trace for this example.")
     _neighbours(path, example_id, table)
 
 

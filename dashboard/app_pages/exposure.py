@@ -10,8 +10,12 @@ from dashboard.app_pages.common import choose_run, offer_analysis
 
 METHODS = {
     "exposure_interpolation": "rank among the references: at most log2(#references)",
-    "exposure_extrapolation": "from a skew-normal fitted to the references: can pass the ceiling",
+    "exposure_extrapolation": "the paper's: a skew-normal fitted to the references' losses; "
+    "can pass the ceiling, but degenerates where losses pile up at 0",
+    "exposure_extrapolation_log": "memdash's tail model: the same fit to log(loss), "
+    "which has no floor",
 }
+SPACES = {"exposure_extrapolation": "loss", "exposure_extrapolation_log": "log_loss"}
 
 
 def render() -> None:
@@ -28,8 +32,13 @@ def render() -> None:
         return
     epochs = sorted(table["epoch"].unique())
     left, right = st.columns(2)
+    methods = [m for m in METHODS if m in table.columns]
     method = left.radio(
-        "Exposure", list(METHODS), horizontal=True, key="exposure_method", help=str(METHODS)
+        "Exposure",
+        methods,
+        format_func=lambda m: m.removeprefix("exposure_").replace("_", " "),
+        key="exposure_method",
+        help=" ".join(f"{m.removeprefix('exposure_')}: {METHODS[m]}." for m in methods),
     )
     epoch = right.select_slider("Epoch", epochs, value=epochs[-1], key="exposure_epoch")
     ceiling = float(table["ceiling"].iloc[0])
@@ -38,17 +47,58 @@ def render() -> None:
         width="stretch",
         key="exposure_box",
     )
-    over = table.groupby(["epoch", "kind", "repeats"], as_index=False)[method].mean()
-    over["group"] = over.apply(
-        lambda r: "references (untrained)" if r["kind"] == "reference" else f"seen {r['repeats']}x",
-        axis=1,
+    fits = data.derived(path, "exposure_fits.parquet")
+    if fits is not None and method in SPACES:
+        fits = fits[fits["space"] == SPACES[method]]
+    floored = (
+        fits.loc[fits["floored"], "epoch"].astype(int).tolist()
+        if fits is not None and method in SPACES
+        else []
     )
+    if method in SPACES:
+        _fit_note(fits, epoch)
+    statistic = st.radio("Per group", ["median", "mean"], horizontal=True, key="exposure_statistic")
     st.plotly_chart(
-        charts.lines(over, x="epoch", y=method, color="group", title="mean exposure over epochs"),
+        charts.exposure_over_epochs(table, method=method, floored=floored, statistic=statistic),
         width="stretch",
         key="exposure_lines",
     )
     st.caption(
         "References are scored against the other references: their mean stays near "
         "log2(e) = 1.44 bits, the exposure of a canary the model never saw."
+        + (
+            f" Shaded: the {len(floored)} epochs whose skew-normal fit sits on the references' "
+            "loss floor."
+            if floored
+            else ""
+        )
     )
+
+
+def _fit_note(fits, epoch: int) -> None:
+    """The epoch's skew-normal fit, with a warning when it sits on the loss floor."""
+    if fits is None or fits.empty:
+        st.caption(
+            "This run's exposure was computed before fits were recorded: rerun "
+            "`memdash analyze --only exposure --force`."
+        )
+        return
+    row = fits[fits["epoch"] == epoch]
+    if row.empty:
+        st.caption(f"No skew-normal fit at epoch {epoch} (reference losses all equal).")
+        return
+    fit = row.iloc[0]
+    text = (
+        f"Epoch {epoch}: skew-normal fitted to {int(fit['n_references'])} references' "
+        f"{fit['space'].replace('_', '-')}es, shape "
+        f"{fit['shape']:.3g}, location {fit['loc']:.3g}, scale {fit['scale']:.3g}."
+    )
+    if fit["floored"]:
+        st.warning(
+            text + " This fit sits on the references' loss floor: it puts a cliff at the "
+            "smallest reference loss, so extrapolated exposure there measures the cliff, not "
+            "how unusual the canary is among the references. Read interpolated exposure for "
+            "this epoch."
+        )
+    else:
+        st.caption(text)

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from analysis.sources import SOURCES
+from dashboard import charts, data, state
+from dashboard.app_pages.common import chosen_curves
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
 
@@ -15,14 +17,22 @@ BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
 def render() -> None:
     st.title("Findings")
     roots = data.run_roots()
-    results, paths = data.findings(roots), data.role_paths(roots)
+    results, paths = data.findings(roots, state.trace_source()), data.role_paths(roots)
     st.caption(
         "Each claim from the memorization papers, measured on the runs under "
         + ", ".join(f"`{r}`" for r in roots)
         + ". The same checks print with `memdash findings`."
     )
     summary = pd.DataFrame(
-        [{"finding": f.title, "verdict": f.verdict, "reference": f.reference} for f in results]
+        [
+            {
+                "finding": f.title,
+                "verdict": f.verdict,
+                "trace": SOURCES.get(f.source, "n/a"),
+                "reference": f.reference,
+            }
+            for f in results
+        ]
     )
     st.dataframe(summary, hide_index=True, width="stretch", key="findings_table")
     titles = [f.title for f in results]
@@ -33,18 +43,19 @@ def render() -> None:
         f"**{BADGE.get(finding.verdict, ':orange[not enough data]')}** "
         f"({finding.reference}). {finding.statistic or finding.why}"
     )
+    if finding.source:
+        st.caption(state.source_note(finding.source))
     figure = FIGURES.get(finding.key)
     if figure is not None and finding.statistic:
         st.plotly_chart(figure(paths), width="stretch", key="findings_figure")
 
 
 def _curves(paths: dict[str, Path], *roles: str):
-    frames = [data.curves(paths[r], "eval") for r in roles if r in paths]
-    return charts.training_curves(pd.concat(frames, ignore_index=True))
+    return charts.training_curves(chosen_curves([paths[r] for r in roles if r in paths]))
 
 
 def _train_scores(paths: dict[str, Path], role: str) -> pd.DataFrame:
-    table = data.examples(paths[role])
+    table = state.with_source(data.examples(paths[role]))
     return table[table["kind"].isin(["clean", "flipped"])]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, state
 from dashboard.app_pages.common import choose_run, offer_analysis, selectable_scatter
 
 COLOURS = ("kind", "correctness", "forgetting_events", "mem_score", "label")
@@ -16,7 +16,7 @@ def render() -> None:
     path = choose_run(data.run_roots(), key="forgetting_run")
     if path is None:
         return
-    table = data.examples(path)
+    table = state.with_source(data.examples(path))
     if "forgetting_events" not in table.columns:
         offer_analysis(path, "Trace scores", ["scores"], "memdash analyze", "forgetting_compute")
         return

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data
+from analysis.sources import SOURCE_SENTENCE
+from dashboard import charts, data, state
+from dashboard.app_pages.common import chosen_curves
 
 NOISE_RUNS = {"no noise": "clean", "20% flipped labels": "noise", "all labels shuffled": "random"}
 
@@ -34,8 +36,13 @@ def _need(paths: dict[str, Path], *roles: str) -> bool:
     return not missing
 
 
-def _train_table(path: Path) -> pd.DataFrame:
+def _train_table(path: Path, *, trace: bool = True) -> pd.DataFrame:
+    """The clean and flipped training examples; with `trace`, their trace scores from the
+    chosen trace, after the sentence that says what the two traces are."""
     table = data.examples(path)
+    if trace:
+        st.markdown(SOURCE_SENTENCE)
+        table = state.with_source(table)
     return table[table["kind"].isin(["clean", "flipped"])]
 
 
@@ -56,7 +63,7 @@ def memorization() -> None:
     if not _need(paths, *NOISE_RUNS.values()):
         return
     choice = st.radio("Training labels", list(NOISE_RUNS), horizontal=True, key="learn_mem_noise")
-    curves = data.curves(paths[NOISE_RUNS[choice]], "eval")
+    curves = chosen_curves([paths[NOISE_RUNS[choice]]])
     st.plotly_chart(charts.training_curves(curves), width="stretch", key="learn_mem_chart")
     final = curves[curves["epoch"] == curves["epoch"].max()].set_index("group")["accuracy"]
     st.markdown(
@@ -82,7 +89,7 @@ def order_of_fitting() -> None:
         return
     dropout = st.toggle("Train with dropout 0.5", key="learn_order_dropout")
     path = paths["dropout" if dropout else "noise"]
-    curves = data.curves(path, "eval")
+    curves = chosen_curves([path])
     st.plotly_chart(charts.training_curves(curves), width="stretch", key="learn_order_chart")
     wide = curves.pivot(index="epoch", columns="group", values="accuracy")
     st.markdown(
@@ -183,7 +190,7 @@ def heldout_score() -> None:
     paths = _roles()
     if not _need(paths, "noise"):
         return
-    table = _train_table(paths["noise"])
+    table = _train_table(paths["noise"], trace=False)
     if "mem_score" not in table.columns:
         st.warning("Run `memdash estimate --like` on the 20% noise run first.")
         return

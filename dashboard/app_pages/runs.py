@@ -7,11 +7,7 @@ import streamlit as st
 
 from analysis.runs import RunFormatError
 from dashboard import charts, data
-
-SOURCE_HELP = (
-    "eval: an end-of-epoch pass in eval mode over every example. "
-    "train: the training minibatches themselves, in train mode, before each update."
-)
+from dashboard.app_pages.common import chosen_curves
 
 
 def render() -> None:
@@ -75,21 +71,21 @@ def _runs_table(summaries: pd.DataFrame) -> None:
 
 def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -> None:
     paths = {i: data.run_path(roots, i) for i in chosen}
-    sources = sorted(set.intersection(*(set(data.trace_sources(p)) for p in paths.values())))
-    left, right = st.columns(2)
-    source = left.radio(
-        "Trace source", sources or ["eval"], horizontal=True, key="runs_source", help=SOURCE_HELP
-    )
-    metric = right.radio("Measure", ["accuracy", "loss"], horizontal=True, key="runs_metric")
-    frames = []
+    metric = st.radio("Measure", ["accuracy", "loss"], horizontal=True, key="runs_metric")
+    readable = []
     for i, path in paths.items():
         try:
-            frames.append(data.curves(path, source))
+            data.trace_sources(path)
+            readable.append(path)
         except RunFormatError as err:
             st.error(f"{labels[i]}: {err}")
-    if not frames:
+    if not readable:
         return
-    curves = pd.concat(frames, ignore_index=True)
+    try:
+        curves = chosen_curves(readable)
+    except RunFormatError as err:
+        st.error(str(err))
+        return
     st.subheader("Training curves")
     st.caption(
         "Measured with the labels the network was trained with: for flipped examples, "
