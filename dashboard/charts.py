@@ -261,7 +261,11 @@ def exposure_chart(table: pd.DataFrame, *, epoch: int, method: str, ceiling: flo
         title=f"exposure at epoch {epoch}"
         + (" (skew-normal fit on the references' loss floor)" if floored else ""),
         xaxis_title="times seen per epoch",
-        yaxis_title=f"{method} (bits)",
+        xaxis_type="category",  # 1, 10, 50 evenly spaced, in order
+        xaxis_categoryorder="array",
+        xaxis_categoryarray=[str(r) for r in sorted(rows["repeats"].unique())],
+        yaxis_title=f"{method} (bits{', log scale' if method != 'exposure_interpolation' else ''})",
+        yaxis_type="linear" if method == "exposure_interpolation" else "log",
         height=380,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )

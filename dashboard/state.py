@@ -20,8 +20,8 @@ def source_control() -> None:
     """The sidebar's trace control, shared by every page and kept in the URL (``?source=``)."""
     st.sidebar.radio(
         "Trace of the trace scores",
-        list(SOURCES),
-        format_func=SOURCES.__getitem__,
+        list(SOURCES),  # the URL holds the option itself: ?source=train
+        captions=list(SOURCES.values()),
         key=SOURCE_KEY,
         bind="query-params",
         help=SOURCE_SENTENCE,

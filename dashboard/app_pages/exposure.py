@@ -65,7 +65,8 @@ def render() -> None:
     )
     st.caption(
         "References are scored against the other references: their mean stays near "
-        "log2(e) = 1.44 bits, the exposure of a canary the model never saw."
+        "log2(e) = 1.44 bits (their median near 1 bit), the exposure of a canary the model "
+        "never saw."
         + (
             f" Shaded: the {len(floored)} epochs whose skew-normal fit sits on the references' "
             "loss floor."
