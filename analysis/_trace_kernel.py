@@ -1,7 +1,7 @@
-"""One fused pass over the (E, N) trace arrays (numba), for `analysis.dynamics.trace_scores`.
+"""One fused numba pass over the (E, N) trace arrays, for `memdash.analysis.dynamics.trace_scores`.
 
 Reading four (E, N) arrays once is the memory limit of the trace scores; the
-numpy expressions in `analysis.dynamics` each make their own passes and
+numpy expressions in `memdash.analysis.dynamics` each make their own passes and
 temporaries. This kernel walks the examples in blocks (parallel over
 blocks), each example's epochs in turn with its sums in registers; the cache
 lines of neighbouring examples are reused, so every array is read once.
@@ -27,7 +27,7 @@ FLOAT_COLUMNS = (
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def trace_sums(correct, prob, margin, loss, epochs):  # pragma: no cover - compiled
-    """Per example: the trace scores of `analysis.dynamics.trace_scores`.
+    """Per example: the trace scores of `memdash.analysis.dynamics.trace_scores`.
 
     Parameters
     ----------

@@ -10,11 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from analysis.config import (
+from memdash.analysis.config import (
     AnalysisConfig,
     DataConfig,
     ModelConfig,
@@ -22,6 +18,9 @@ from analysis.config import (
     RunConfig,
     TrainConfig,
 )
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 app = typer.Typer(
     help="memdash: record, measure and explore what a deep network memorizes.",
@@ -104,8 +103,8 @@ def train(
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ) -> None:
     """Train a model and record its per-example trace into a run directory."""
-    from analysis.training import TrainingError
-    from analysis.training import train as run_training
+    from memdash.analysis.training import TrainingError
+    from memdash.analysis.training import train as run_training
 
     config = RunConfig(
         data=DataConfig(
@@ -151,7 +150,7 @@ def train(
         command="memdash " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     if resume and replace(config, command="") == RunConfig():
-        from analysis.runs import Run, RunFormatError
+        from memdash.analysis.runs import Run, RunFormatError
 
         try:  # no options given: resume with the stored ones
             config = RunConfig.from_dict(Run.open(out).config)
@@ -183,7 +182,7 @@ def train(
 @app.command()
 def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
     """Print a run's summary and validate every file in it."""
-    from analysis.runs import Run, RunFormatError
+    from memdash.analysis.runs import Run, RunFormatError
 
     try:
         r = Run.open(run)
@@ -238,7 +237,7 @@ def analyze(
     seed: int = typer.Option(0, help="UMAP: random_state."),
 ) -> None:
     """Compute the run's missing or stale derived results into RUN/derived/."""
-    from analysis.pipeline import STEPS
+    from memdash.analysis.pipeline import STEPS
 
     _run_steps(
         run,
@@ -277,8 +276,8 @@ def localize(
 ) -> None:
     """Where is memorization? Layer rewinding, layer retraining and neuron flipping
     (Maini et al. 2023), cached in RUN/derived/."""
-    from analysis.config import LocalizeConfig
-    from analysis.pipeline import LOCALIZE_STEPS
+    from memdash.analysis.config import LocalizeConfig
+    from memdash.analysis.pipeline import LOCALIZE_STEPS
 
     _run_steps(
         run,
@@ -327,9 +326,9 @@ def estimate(
     on random subsets; resumable, local or on Ray."""
     import shutil
 
-    from analysis.estimate import EstimateSpec
-    from analysis.estimate import estimate as run_estimate
-    from analysis.runs import RunFormatError
+    from memdash.analysis.estimate import EstimateSpec
+    from memdash.analysis.estimate import estimate as run_estimate
+    from memdash.analysis.runs import RunFormatError
 
     if (like is None) == (out is None):
         _fail("give either --like RUN (an existing run) or --out DIR (a new one)")
@@ -383,8 +382,8 @@ def estimate(
 
 def _new_estimate_run(out: Path, config: RunConfig) -> None:
     """A run directory holding only the data of an estimate (no training trace)."""
-    from analysis.config import validate
-    from analysis.training import create_run, make_model, prepare_data
+    from memdash.analysis.config import validate
+    from memdash.analysis.training import create_run, make_model, prepare_data
 
     validate(config)
     prepared = prepare_data(config)
@@ -409,9 +408,9 @@ def findings(
     """Check the papers' findings on the runs: the statistic and a verdict for each."""
     import json
 
-    from analysis.findings import check_all
-    from analysis.runs import Run, RunFormatError, discover_runs
-    from analysis.sources import SOURCES, check_source
+    from memdash.analysis.findings import check_all
+    from memdash.analysis.runs import Run, RunFormatError, discover_runs
+    from memdash.analysis.sources import SOURCES, check_source
 
     try:
         check_source(source)
@@ -446,8 +445,8 @@ def findings(
 
 def _run_steps(run: Path, only: str, force: bool, make_config, steps) -> None:
     """Run pipeline steps with a status line and a line per finished step."""
-    from analysis.pipeline import analyze as run_analysis
-    from analysis.runs import RunFormatError
+    from memdash.analysis.pipeline import analyze as run_analysis
+    from memdash.analysis.runs import RunFormatError
 
     started = time.perf_counter()
     try:

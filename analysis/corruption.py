@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from analysis.data import Dataset
+from memdash.analysis.data import Dataset
 
 # independent random streams derived from the run's seed
 _NOISE_STREAM, _CANARY_STREAM = 1, 2

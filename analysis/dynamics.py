@@ -94,7 +94,10 @@ def trace_scores(
     land), ``variability`` (its population std, ddof=0), ``correctness``,
     ``aum`` (mean margin; low = likely mislabeled), ``mean_loss``, ``n_epochs``.
     """
-    from analysis._trace_kernel import FLOAT_COLUMNS, trace_sums  # numba, imported when needed
+    from memdash.analysis._trace_kernel import (  # numba, imported when needed
+        FLOAT_COLUMNS,
+        trace_sums,
+    )
 
     arrays = [
         np.ascontiguousarray(a, dtype=np.float64) for a in (correct, prob_label, margin, loss)

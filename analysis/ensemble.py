@@ -22,12 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from memdash.analysis.config import RunConfig
+from memdash.analysis.models import Dense, build_model, layer_names, unit_module
+from memdash.analysis.training import make_optimizer
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-
-from analysis.config import RunConfig
-from analysis.models import Dense, build_model, layer_names, unit_module
-from analysis.training import make_optimizer
 
 
 def model_seed(seed: int, ratio_index: int, model: int) -> int:
@@ -94,7 +93,7 @@ class VmapEnsemble:
 
 
 class StackedMLP:
-    """K MLPs of `analysis.models.mlp` as batched matrix products (baddbmm).
+    """K MLPs of `memdash.analysis.models.mlp` as batched matrix products (baddbmm).
 
     The same computation as the models, without vmap's per-call overhead:
     weights stacked as (K, in, out), biases as (K, 1, out).

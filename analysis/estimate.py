@@ -1,8 +1,8 @@
 """`memdash estimate`: train many models on random subsets, store what they got right, derive
-the held-out scores of `analysis.heldout`.
+the held-out scores of `memdash.analysis.heldout`.
 
 The unit of work is a *batch* of models of one subset ratio (trained at once by
-`analysis.ensemble`). A batch job reads the run's inputs and labels, trains,
+`memdash.analysis.ensemble`). A batch job reads the run's inputs and labels, trains,
 and writes its own two files, so jobs can run in any process or on any Ray
 node, and in any order:
 
@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
-from analysis.config import RunConfig
-from analysis.ensemble import ensemble_correct, fit_batched, model_seed, subset_mask
-from analysis.heldout import c_scores, influence, mem_scores, top_influences
-from analysis.runs import Run, RunFormatError, write_json, write_npy
+from memdash.analysis.config import RunConfig
+from memdash.analysis.ensemble import ensemble_correct, fit_batched, model_seed, subset_mask
+from memdash.analysis.heldout import c_scores, influence, mem_scores, top_influences
+from memdash.analysis.runs import Run, RunFormatError, write_json, write_npy
 
 BACKENDS = ("local", "ray")
 _BATCH = re.compile(r"^r(\d+)_b(\d{4,})\.correct\.npy$")
@@ -152,7 +151,7 @@ def _local(jobs: list[tuple], workers: int, done: Callable[[], None]) -> None:
         return
 
     def launch(job: tuple) -> None:
-        command = [sys.executable, "-m", "analysis.estimate", *map(str, job)]
+        command = [sys.executable, "-m", "memdash.analysis.estimate", *map(str, job)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"model batch {job[1:3]} failed:\n{result.stderr[-2000:]}")

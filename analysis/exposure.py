@@ -11,7 +11,7 @@ has fallen below the references':
   (the ceiling);
 * extrapolation: fit a skew-normal to the references' losses, and
   exposure = -log2(CDF(canary loss)), which can pass the ceiling. The CDF is
-  exact over its whole range (`analysis.skewnorm`); a fit that degenerates
+  exact over its whole range (`memdash.analysis.skewnorm`); a fit that degenerates
   onto the references' loss floor is flagged (`ReferenceFit.floored`), since
   its extrapolation below the floor measures the fit's cliff rather than the
   references;
@@ -31,8 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf
+from memdash.analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf
 
 __all__ = [
     "ReferenceFit",

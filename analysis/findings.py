@@ -8,7 +8,7 @@ dropout), ``tied`` (example-tied dropout), ``random`` (random labels),
 ``canaries`` (a run with canaries).
 
 The findings on trace scores and training curves use the trace chosen with
-``source`` (`analysis.sources`: the end-of-epoch eval pass or the training
+``source`` (`memdash.analysis.sources`: the end-of-epoch eval pass or the training
 minibatches), falling back to the eval pass where a run recorded only that;
 each `Finding` names the trace it used.
 """
@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
-from analysis.curves import accuracy_curves, training_groups
-from analysis.runs import Run
-from analysis.sources import check_source, select_source
+from memdash.analysis.curves import accuracy_curves, training_groups
+from memdash.analysis.runs import Run
+from memdash.analysis.sources import check_source, select_source
 
 HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough data"
 
@@ -474,7 +473,7 @@ TRACE_CHECKS = (
 def check_all(runs: list[Run], *, source: str = "eval") -> list[Finding]:
     """Every finding on the given runs, in the order of the issue's list.
 
-    ``source`` picks the trace of the trace-based findings (`analysis.sources`).
+    ``source`` picks the trace of the trace-based findings (`memdash.analysis.sources`).
     """
     check_source(source)
     by_role = roles(runs)

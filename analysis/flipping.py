@@ -33,10 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from memdash.analysis.models import layer_names, unit_module
+from memdash.analysis.tied_dropout import example_ids
 from torch import nn
-
-from analysis.models import layer_names, unit_module
-from analysis.tied_dropout import example_ids
 
 
 @dataclass

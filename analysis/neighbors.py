@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
-
-from analysis.config import KNN_METRICS as METRICS
+from memdash.analysis.config import KNN_METRICS as METRICS
 
 
 def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-from analysis.config import AnalysisConfig, LocalizeConfig
-from analysis.runs import Run
-from analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
-from analysis.steps_localization import compute_flipping, compute_retraining, compute_rewinding
+from memdash.analysis.config import AnalysisConfig, LocalizeConfig
+from memdash.analysis.runs import Run
+from memdash.analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
+from memdash.analysis.steps_localization import (
+    compute_flipping,
+    compute_retraining,
+    compute_rewinding,
+)
 
 Config = AnalysisConfig | LocalizeConfig
 

@@ -20,8 +20,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-
-from analysis.neighbors import knn_graph
+from memdash.analysis.neighbors import knn_graph
 
 _CACHE_ENABLED = False
 

@@ -37,11 +37,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
+from memdash.analysis.models import layer_names, layer_parameters
+from memdash.analysis.runs import RunWriter
+from memdash.analysis.tied_dropout import example_ids
 from torch import nn
-
-from analysis.models import layer_names, layer_parameters
-from analysis.runs import RunWriter
-from analysis.tied_dropout import example_ids
 
 
 def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from analysis import __version__
+from memdash.analysis import __version__
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "complete", "failed")

@@ -1,6 +1,6 @@
 """The analysis steps: read what a run recorded, compute with the pure modules, return tables.
 
-Each step returns ``{derived file name: DataFrame}``; `analysis.pipeline`
+Each step returns ``{derived file name: DataFrame}``; `memdash.analysis.pipeline`
 caches them under RUN/derived/. Which examples form which group:
 
 * training set: ``split == "train"`` (with trained canaries); the k-NN index
@@ -17,20 +17,19 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
-from analysis.config import AnalysisConfig
-from analysis.curves import subset_masks
-from analysis.dynamics import trace_matrices, trace_scores
-from analysis.exposure import (
+from memdash.analysis.config import AnalysisConfig
+from memdash.analysis.curves import subset_masks
+from memdash.analysis.dynamics import trace_matrices, trace_scores
+from memdash.analysis.exposure import (
     exposure_interpolation,
     extrapolated_exposure,
     fit_references,
     log_loss,
     reference_exposure,
 )
-from analysis.neighbors import agreement, knn_predict
-from analysis.projection import aligned_projections
-from analysis.runs import Run
+from memdash.analysis.neighbors import agreement, knn_predict
+from memdash.analysis.projection import aligned_projections
+from memdash.analysis.runs import Run
 
 Progress = Callable[[str], None]
 SCORE_COLUMNS = ("correct", "prob_label", "margin", "loss")
@@ -52,7 +51,7 @@ def _quiet(message: str) -> None:
 def compute_scores(
     run: Run, config: AnalysisConfig | None = None, progress: Progress = _quiet
 ) -> dict[str, pd.DataFrame]:
-    """derived/scores.parquet: one row per example, the trace scores of `analysis.dynamics`.
+    """derived/scores.parquet: one row per example, the trace scores of `memdash.analysis.dynamics`.
 
     Columns from the eval source over epochs 1..E, and the same from the
     training-minibatch source with a ``_train`` suffix where the run recorded it.
@@ -97,7 +96,7 @@ def compute_knn(
     Returns
     -------
     knn.parquet : per (epoch, layer, split, subset): n and the metrics of
-        `analysis.neighbors.agreement` against the labels trained with, plus
+        `memdash.analysis.neighbors.agreement` against the labels trained with, plus
         ``knn_true_accuracy`` and ``dnn_true_accuracy`` against the true labels
     knn_examples.parquet : per (example, layer) at the last recorded epoch:
         ``knn_pred``, ``dnn_pred``, ``agrees`` (k-NN = network),
@@ -199,7 +198,7 @@ def compute_umap(
     """derived/umap/LAYER.parquet: every example's 2-D place at each recorded epoch.
 
     Columns ``epoch``, ``example_id``, ``x``, ``y``; the epochs of a layer are
-    aligned to its last recorded epoch (`analysis.projection`).
+    aligned to its last recorded epoch (`memdash.analysis.projection`).
     """
     index = run.embedding_index()
     recorded = sorted({layer for layers in index.values() for layer in layers})

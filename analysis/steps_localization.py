@@ -1,8 +1,8 @@
 """The localization steps of `memdash localize` (Maini et al. 2023) on a recorded run.
 
 Each rebuilds the run's model from its config and checkpoints (the final
-epoch and, for retraining, epoch 0), computes with `analysis.rewinding` and
-`analysis.flipping`, and returns ``{derived file name: DataFrame}``.
+epoch and, for retraining, epoch 0), computes with `memdash.analysis.rewinding` and
+`memdash.analysis.flipping`, and returns ``{derived file name: DataFrame}``.
 Groups (given labels throughout): ``clean`` (training examples neither
 flipped nor canaries), ``flipped`` (``is_noisy``), ``test``.
 """
@@ -15,15 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from memdash.analysis.config import LocalizeConfig, RunConfig
+from memdash.analysis.curves import training_groups
+from memdash.analysis.flipping import flip_batched, masked_correct, n_units
+from memdash.analysis.models import layer_names
+from memdash.analysis.rewinding import group_accuracy, retrain, rewind
+from memdash.analysis.runs import Run, RunFormatError
+from memdash.analysis.training import make_model, make_optimizer
 from torch import nn
-
-from analysis.config import LocalizeConfig, RunConfig
-from analysis.curves import training_groups
-from analysis.flipping import flip_batched, masked_correct, n_units
-from analysis.models import layer_names
-from analysis.rewinding import group_accuracy, retrain, rewind
-from analysis.runs import Run, RunFormatError
-from analysis.training import make_model, make_optimizer
 
 Progress = Callable[[str], None]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from analysis.curves import subset_masks
-from analysis.runs import Run
+from memdash.analysis.curves import subset_masks
+from memdash.analysis.runs import Run
 
 HELDOUT_COLUMNS = (
     *("mem_score", "mem_se", "mem_lo", "mem_hi", "n_in", "n_out"),

@@ -16,14 +16,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-from analysis.config import RunConfig, validate
-from analysis.corruption import Prepared, prepare
-from analysis.data import load_dataset
-from analysis.models import build_model, layer_names
-from analysis.recorder import TraceRecorder
-from analysis.runs import Run, RunWriter
-from analysis.tied_dropout import MODES, example_ids, tied_mode
+from memdash.analysis.config import RunConfig, validate
+from memdash.analysis.corruption import Prepared, prepare
+from memdash.analysis.data import load_dataset
+from memdash.analysis.models import build_model, layer_names
+from memdash.analysis.recorder import TraceRecorder
+from memdash.analysis.runs import Run, RunWriter
+from memdash.analysis.tied_dropout import MODES, example_ids, tied_mode
 
 _EPOCH_SEED_STRIDE = 1_000_003  # keeps per-epoch seeds of different run seeds apart
 
@@ -79,7 +78,7 @@ def make_optimizer(
     """The config's optimizer over a model's parameters (or the given tensors).
 
     Both optimizers act element by element, so one optimizer over stacked
-    parameters of K models equals K optimizers (`analysis.ensemble`).
+    parameters of K models equals K optimizers (`memdash.analysis.ensemble`).
     `options` go to the optimizer (e.g. ``fused=True``).
     """
     t = config.train

@@ -1,12 +1,12 @@
 """The analytics of issue 3, each measured side by side in one process (UMAP: in child processes).
 
-trace scores   `analysis.dynamics.trace_scores` on N=100,000 examples x E=100
+trace scores   `memdash.analysis.dynamics.trace_scores` on N=100,000 examples x E=100
                epochs, against a straightforward per-example Python loop (how
                the research code computes them) and against one read of the
                same four (E, N) arrays (a plain sum: the memory limit).
                Goals: >= 100 x faster than the loop, <= 3 x the memory pass.
 k-NN           all-against-all k=30 neighbours of N=50,000 points in D=256
-               (leave-one-out): `analysis.neighbors.FaissKNN` against
+               (leave-one-out): `memdash.analysis.neighbors.FaissKNN` against
                scikit-learn's brute-force NearestNeighbors, and against the
                machine's limit, 2*N*N*D flops at the matrix-multiply rate
                measured here for FAISS's block shape (4096 x D times D x 1024),
@@ -38,9 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from analysis.dynamics import trace_scores
-from analysis.neighbors import FaissKNN
+from memdash.analysis.dynamics import trace_scores
+from memdash.analysis.neighbors import FaissKNN
 
 
 def timed(fn, repeats: int = 5) -> float:
@@ -192,7 +191,7 @@ start = time.perf_counter()
 import numpy as np
 X = np.load(sys.argv[2])
 if sys.argv[1] == "memdash":
-    from analysis.projection import umap_2d
+    from memdash.analysis.projection import umap_2d
     project = lambda: umap_2d(X, random_state=0)
 else:
     import umap
@@ -208,9 +207,8 @@ print(json.dumps({"fresh": fresh, "warm": warm}))
 
 
 def bench_umap(n: int) -> None:
+    from memdash.analysis.data import load_dataset
     from sklearn.manifold import trustworthiness
-
-    from analysis.data import load_dataset
 
     data = load_dataset("mnist1d", seed=0, n_examples=n, test_fraction=0.5)
     X = np.concatenate([data.x_train, data.x_test]).reshape(n, -1).astype(np.float32)

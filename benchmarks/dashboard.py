@@ -49,7 +49,7 @@ PAGES = (
 def _page(name: str) -> None:
     import importlib
 
-    importlib.import_module(f"dashboard.app_pages.{name}").render()
+    importlib.import_module(f"memdash.dashboard.app_pages.{name}").render()
 
 
 def reruns(root: Path, pages=PAGES) -> None:
@@ -86,7 +86,15 @@ def first_chart(root: Path, path: str, selector: str, *, check_all: bool = False
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         start = time.perf_counter()
         server = subprocess.Popen(
-            [sys.executable, "-m", "analysis.cli", "dashboard", str(root), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "memdash.analysis.cli",
+                "dashboard",
+                str(root),
+                "--port",
+                str(port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -132,7 +140,7 @@ def big_run() -> Path:
     run = root / "synthetic_100k"
     if (run / "derived" / "manifest.json").is_file():
         return root
-    memdash = [sys.executable, "-m", "analysis.cli"]
+    memdash = [sys.executable, "-m", "memdash.analysis.cli"]
     subprocess.run(
         [
             *memdash,

@@ -31,11 +31,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from analysis.recorder import TraceRecorder, example_stats
-from analysis.runs import RunWriter
-from analysis.training import make_model, make_optimizer, prepare_data, to_device
+from memdash.analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from memdash.analysis.recorder import TraceRecorder, example_stats
+from memdash.analysis.runs import RunWriter
+from memdash.analysis.training import make_model, make_optimizer, prepare_data, to_device
 
 SETTINGS = {
     "digits MLP": RunConfig(

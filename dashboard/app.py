@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-
-from dashboard import state
-from dashboard.app_pages import (
+from memdash.dashboard import state
+from memdash.dashboard.app_pages import (
     compare,
     embeddings,
     examples,

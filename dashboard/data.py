@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-
-from analysis.curves import accuracy_curves
-from analysis.dynamics import trace_matrices
-from analysis.runs import Run, RunFormatError, discover_runs
-from analysis.tables import example_table
+from memdash.analysis.curves import accuracy_curves
+from memdash.analysis.dynamics import trace_matrices
+from memdash.analysis.runs import Run, RunFormatError, discover_runs
+from memdash.analysis.tables import example_table
 
 ROOTS_ENV = "MEMDASH_ROOTS"
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -132,7 +131,7 @@ def _derived_stamp(path: Path) -> float:
 
 
 def examples(path: Path) -> pd.DataFrame:
-    """Every example with its kind and all its derived scores (`analysis.tables`).
+    """Every example with its kind and all its derived scores (`memdash.analysis.tables`).
 
     Shared between reruns without a copy (100,000 rows copy slowly): read-only.
     """
@@ -231,7 +230,7 @@ def _readable(paths: tuple[str, ...]) -> list[Run]:
 
 
 def findings(roots: tuple[str, ...], source: str = "eval") -> list:
-    """The papers' findings (`analysis.findings.Finding`) on the runs under the roots, the
+    """The papers' findings (`memdash.analysis.findings.Finding`) on the runs under the roots, the
     trace-based ones from `source`."""
     paths = discovered(roots)
     return _findings(tuple(paths), _roots_stamp(paths), source)
@@ -239,27 +238,27 @@ def findings(roots: tuple[str, ...], source: str = "eval") -> list:
 
 @st.cache_data(show_spinner="checking the findings…", max_entries=8)
 def _findings(paths: tuple[str, ...], stamp: float, source: str) -> list:
-    from analysis.findings import check_all
+    from memdash.analysis.findings import check_all
 
     return check_all(_readable(paths), source=source)
 
 
 def role_paths(roots: tuple[str, ...]) -> dict[str, Path]:
-    """The run of each role of `analysis.findings.roles` (noise, clean, tied, ...)."""
+    """The run of each role of `memdash.analysis.findings.roles` (noise, clean, tied, ...)."""
     paths = discovered(roots)
     return _role_paths(tuple(paths), _roots_stamp(paths))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _role_paths(paths: tuple[str, ...], stamp: float) -> dict[str, Path]:
-    from analysis.findings import roles
+    from memdash.analysis.findings import roles
 
     return {role: run.path for role, run in roles(_readable(paths)).items()}
 
 
 def compute(path: Path, steps: list[str], progress) -> None:
     """Run analysis or localization steps on a run (the pipeline of `memdash analyze`)."""
-    from analysis.pipeline import LOCALIZE_STEPS, STEPS, analyze
+    from memdash.analysis.pipeline import LOCALIZE_STEPS, STEPS, analyze
 
     registry = LOCALIZE_STEPS if set(steps) <= set(LOCALIZE_STEPS) else STEPS
     analyze(path, only=steps, steps=registry, progress=progress)  # caches key on the manifest

@@ -1,6 +1,6 @@
 """The dashboard's shared state: what follows the user from page to page, kept in the URL.
 
-Widgets that hold it live in the entrypoint (`dashboard.app`) and are bound to
+Widgets that hold it live in the entrypoint (`memdash.dashboard.app`) and are bound to
 the URL's query parameters (``bind="query-params"``), so the value survives a
 page switch and a reload, and a link carries it. Pages read it through the
 functions here, never through their own widgets.
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-
-from analysis.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
+from memdash.analysis.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
 
 SOURCE_KEY = "source"
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
-from analysis.training import train
+from memdash.analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
+from memdash.analysis.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,9 +34,9 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tiny_run, tmp_path):
-    from analysis.config import LocalizeConfig
-    from analysis.estimate import EstimateSpec, estimate
-    from analysis.pipeline import LOCALIZE_STEPS, analyze
+    from memdash.analysis.config import LocalizeConfig
+    from memdash.analysis.estimate import EstimateSpec, estimate
+    from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
@@ -50,7 +50,15 @@ def server(tiny_run, tmp_path):
     estimate(tmp_path / "tiny", EstimateSpec(models=4, models_per_batch=4), workers=1)
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "analysis.cli", "dashboard", str(tmp_path), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "memdash.analysis.cli",
+            "dashboard",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=dict(os.environ),

@@ -1,6 +1,5 @@
 import pandas as pd
-
-from dashboard.charts import GROUP_COLORS, training_curves
+from memdash.dashboard.charts import GROUP_COLORS, training_curves
 
 
 def _curves(runs):
@@ -44,11 +43,10 @@ def test_empty_frame_gives_an_empty_figure():
 # --- the builders of the other pages ------------------------------------------------------
 
 import numpy as np  # noqa: E402
-
-from dashboard.app_pages.common import most_memorized  # noqa: E402
-from dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
-from dashboard.app_pages.examples import selected_ids  # noqa: E402
-from dashboard.charts import (  # noqa: E402
+from memdash.dashboard.app_pages.common import most_memorized  # noqa: E402
+from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
+from memdash.dashboard.app_pages.examples import selected_ids  # noqa: E402
+from memdash.dashboard.charts import (  # noqa: E402
     exposure_chart,
     heatmap,
     scatter,

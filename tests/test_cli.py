@@ -1,8 +1,7 @@
 import numpy as np
+from memdash.analysis.cli import app
+from memdash.analysis.runs import Run
 from typer.testing import CliRunner
-
-from analysis.cli import app
-from analysis.runs import Run
 
 runner = CliRunner()
 TINY = [

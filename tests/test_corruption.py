@@ -2,15 +2,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from analysis.corruption import (
+from memdash.analysis.corruption import (
     make_canaries,
     prepare,
     random_inputs,
     random_labels,
     symmetric_noise,
 )
-from analysis.data import synthetic
+from memdash.analysis.data import synthetic
 
 
 @settings(max_examples=60, deadline=None)

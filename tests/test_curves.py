@@ -1,8 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis.curves import accuracy_curves, example_groups
+from memdash.analysis.curves import accuracy_curves, example_groups
 
 
 def _examples():

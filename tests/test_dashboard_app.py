@@ -61,8 +61,8 @@ def test_empty_root_explains_how_to_make_a_run(tmp_path, monkeypatch):
 @pytest.fixture
 def analyzed(tiny_run, tmp_path, monkeypatch):
     """The tiny run with scores, k-NN and a small held-out estimate."""
-    from analysis.estimate import EstimateSpec, estimate
-    from analysis.pipeline import analyze
+    from memdash.analysis.estimate import EstimateSpec, estimate
+    from memdash.analysis.pipeline import analyze
 
     shutil.copytree(tiny_run, tmp_path / "tiny")
     analyze(tmp_path / "tiny", only=["scores", "knn"])
@@ -75,7 +75,7 @@ def _page(name):
     """A script that renders one page (AppTest runs a function's source as its script)."""
     import importlib
 
-    importlib.import_module(f"dashboard.app_pages.{name}").render()
+    importlib.import_module(f"memdash.dashboard.app_pages.{name}").render()
 
 
 def page_test(name: str) -> AppTest:
@@ -114,8 +114,8 @@ def test_knn_page_heatmaps_follow_the_chosen_examples(analyzed):
 
 
 def test_localization_page_shows_the_four_experiments(analyzed):
-    from analysis.config import LocalizeConfig
-    from analysis.pipeline import LOCALIZE_STEPS, analyze
+    from memdash.analysis.config import LocalizeConfig
+    from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
 
     config = LocalizeConfig(retrain_epochs=1, flip_examples=5, flip_others=16)
     analyze(analyzed, config=config, steps=LOCALIZE_STEPS)
@@ -138,7 +138,7 @@ def test_pages_say_which_command_computes_what_is_missing(roots):
 
 
 def test_exposure_page_against_repetitions_and_epochs(canary_run, tmp_path, monkeypatch):
-    from analysis.pipeline import analyze
+    from memdash.analysis.pipeline import analyze
 
     shutil.copytree(canary_run, tmp_path / "c")
     analyze(tmp_path / "c", only=["exposure"])
@@ -168,7 +168,7 @@ def test_forgetting_page_lists_a_selection_of_the_data_map(analyzed):
 
 
 def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
-    from analysis.pipeline import analyze
+    from memdash.analysis.pipeline import analyze
 
     analyze(analyzed, only=["umap"])
     at = page_test("embeddings").run()
@@ -184,7 +184,7 @@ def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
 
 
 def test_compare_page_pairs_two_runs_of_the_same_examples(analyzed, tmp_path):
-    from analysis.pipeline import analyze
+    from memdash.analysis.pipeline import analyze
 
     shutil.copytree(analyzed, tmp_path / "twin")
     analyze(tmp_path / "twin", only=["scores"], force=True)
@@ -216,7 +216,7 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
 
 def _lesson(index):
     """A script that renders one Learn page."""
-    from dashboard.app_pages import learn
+    from memdash.dashboard.app_pages import learn
 
     learn.LESSONS[index][2]()
 
@@ -235,7 +235,7 @@ LESSON_CONTROLS = [
 
 @pytest.mark.parametrize("index", range(8))
 def test_every_learn_page_explains_draws_and_reacts(index, monkeypatch):
-    from dashboard.app_pages import learn
+    from memdash.dashboard.app_pages import learn
 
     monkeypatch.setenv("MEMDASH_ROOTS", str(Path(APP).parents[1] / "sample_runs"))
     at = AppTest.from_function(_lesson, args=(index,), default_timeout=60).run()
@@ -260,7 +260,7 @@ def test_a_page_computes_its_missing_results_on_request(roots):
 
 
 def test_forgetting_page_reads_the_chosen_trace(analyzed):
-    from analysis.runs import Run
+    from memdash.analysis.runs import Run
 
     scores = Run.open(analyzed).read_derived("scores.parquet")
     picked = {"selection": {"points": [{"customdata": 3}, {"customdata": 7}]}}

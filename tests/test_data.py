@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from analysis.data import load_dataset, synthetic
+from memdash.analysis.data import load_dataset, synthetic
 
 
 def test_digits_is_a_stratified_image_split():

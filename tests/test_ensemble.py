@@ -3,9 +3,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
-from analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from analysis.ensemble import (
+from memdash.analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from memdash.analysis.ensemble import (
     StackedMLP,
     VmapEnsemble,
     fit_batched,
@@ -16,7 +15,7 @@ from analysis.ensemble import (
     train_batched,
     train_sequential,
 )
-from analysis.models import layer_names, unit_module
+from memdash.analysis.models import layer_names, unit_module
 
 
 def _setting(model: ModelConfig):
@@ -78,7 +77,7 @@ def test_models_of_a_batch_need_equal_subsets_and_stack_picks_the_form():
     tied = replace(config, model=replace(config.model, example_tied_dropout=True))
     with pytest.raises(ValueError, match="example-tied dropout"):
         fit_batched(tied, x, y, train_ids, seeds[:1], subsets[1:2])
-    from analysis.models import cnn, mlp
+    from memdash.analysis.models import cnn, mlp
 
     assert isinstance(stack([mlp((4,), 2), mlp((4,), 2)]), StackedMLP)
     assert isinstance(

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memdash.analysis.cli import app
+from memdash.analysis.estimate import EstimateSpec, completed, estimate
+from memdash.analysis.runs import Run
 from typer.testing import CliRunner
-
-from analysis.cli import app
-from analysis.estimate import EstimateSpec, completed, estimate
-from analysis.runs import Run
 
 SPEC = EstimateSpec(models=6, models_per_batch=2, seed=3)
 

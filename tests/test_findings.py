@@ -7,11 +7,10 @@ finding that does not hold here is asserted as not holding, with why.
 from pathlib import Path
 
 import pytest
+from memdash.analysis.cli import app
+from memdash.analysis.findings import HOLDS, check_all, roles
+from memdash.analysis.runs import Run, discover_runs
 from typer.testing import CliRunner
-
-from analysis.cli import app
-from analysis.findings import HOLDS, check_all, roles
-from analysis.runs import Run, discover_runs
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 
@@ -139,8 +138,9 @@ def test_trace_findings_read_the_trace_asked_for_and_name_it():
 def test_a_run_without_the_minibatch_trace_falls_back_to_the_eval_pass(tmp_path):
     from dataclasses import replace
 
-    from analysis.pipeline import analyze
-    from analysis.training import train
+    from memdash.analysis.pipeline import analyze
+    from memdash.analysis.training import train
+
     from tests.conftest import tiny_config
 
     config = tiny_config()

@@ -1,9 +1,8 @@
 import pytest
 import torch
+from memdash.analysis.flipping import flip_batched, flip_one, masked_correct
+from memdash.analysis.models import Classifier, Dense, cnn, mlp
 from torch import nn
-
-from analysis.flipping import flip_batched, flip_one, masked_correct
-from analysis.models import Classifier, Dense, cnn, mlp
 
 
 def _hand_network() -> Classifier:

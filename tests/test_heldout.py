@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from analysis.heldout import (
+from memdash.analysis.heldout import (
     c_scores,
     influence,
     mem_scores,

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from memdash.analysis.cli import app
+from memdash.analysis.config import LocalizeConfig
+from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
+from memdash.analysis.rewinding import group_accuracy
+from memdash.analysis.runs import Run, RunWriter
+from memdash.analysis.steps_localization import compute_flipping, load
+from memdash.analysis.tied_dropout import tied_mode
+from memdash.analysis.training import train
 from typer.testing import CliRunner
 
-from analysis.cli import app
-from analysis.config import LocalizeConfig
-from analysis.pipeline import LOCALIZE_STEPS, analyze
-from analysis.rewinding import group_accuracy
-from analysis.runs import Run, RunWriter
-from analysis.steps_localization import compute_flipping, load
-from analysis.tied_dropout import tied_mode
-from analysis.training import train
 from tests.conftest import tiny_config
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"

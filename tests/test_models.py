@@ -1,7 +1,6 @@
 import pytest
 import torch
-
-from analysis.models import build_model, layer_names, layer_parameters
+from memdash.analysis.models import build_model, layer_names, layer_parameters
 
 
 @pytest.mark.parametrize(

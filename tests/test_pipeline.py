@@ -3,15 +3,14 @@ import shutil
 
 import numpy as np
 import pytest
+from memdash.analysis.cli import app
+from memdash.analysis.config import AnalysisConfig
+from memdash.analysis.pipeline import analyze
+from memdash.analysis.runs import Run, RunWriter, write_json
+from memdash.analysis.skewnorm import skewnorm_logcdf
+from memdash.analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
 from sklearn.neighbors import NearestNeighbors
 from typer.testing import CliRunner
-
-from analysis.cli import app
-from analysis.config import AnalysisConfig
-from analysis.pipeline import analyze
-from analysis.runs import Run, RunWriter, write_json
-from analysis.skewnorm import skewnorm_logcdf
-from analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
 
 
 @pytest.fixture
@@ -187,7 +186,8 @@ def test_analyze_command(run_copy):
 def test_a_run_without_embeddings_gets_empty_tables(tmp_path):
     from dataclasses import replace
 
-    from analysis.training import train
+    from memdash.analysis.training import train
+
     from tests.conftest import tiny_config
 
     config = tiny_config()

@@ -2,10 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from memdash.analysis.recorder import GradientAccountant, TraceRecorder, example_stats
+from memdash.analysis.runs import Run
 from torch import nn
-
-from analysis.recorder import GradientAccountant, TraceRecorder, example_stats
-from analysis.runs import Run
 
 
 def test_example_stats_by_hand():

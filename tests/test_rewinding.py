@@ -2,9 +2,8 @@ import copy
 
 import pytest
 import torch
-
-from analysis.models import mlp
-from analysis.rewinding import group_accuracy, layer_state, retrain, rewind
+from memdash.analysis.models import mlp
+from memdash.analysis.rewinding import group_accuracy, layer_state, retrain, rewind
 
 
 @pytest.fixture

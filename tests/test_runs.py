@@ -10,8 +10,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from analysis.runs import Run, RunFormatError, RunWriter, discover_runs
+from memdash.analysis.runs import Run, RunFormatError, RunWriter, discover_runs
 
 
 def _examples(n=3):

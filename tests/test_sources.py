@@ -2,8 +2,7 @@
 
 import pandas as pd
 import pytest
-
-from analysis.sources import check_source, has_source, select_source
+from memdash.analysis.sources import check_source, has_source, select_source
 
 TABLE = pd.DataFrame(
     {

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
-from analysis.models import mlp
-from analysis.tied_dropout import (
+from memdash.analysis.models import mlp
+from memdash.analysis.tied_dropout import (
     ExampleTiedDropout,
     channel_uniforms,
     example_ids,

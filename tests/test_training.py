@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from analysis.config import TrainConfig
-from analysis.runs import Run
-from analysis.training import (
+from memdash.analysis.config import TrainConfig
+from memdash.analysis.runs import Run
+from memdash.analysis.training import (
     TrainingError,
     load_optimizer_state,
     optimizer_state,
     train,
 )
+
 from tests.conftest import tiny_config
 
 
@@ -133,7 +133,7 @@ KILL_ARGS = [
 
 
 def _memdash(*args):
-    return [sys.executable, "-m", "analysis.cli", "train", *args]
+    return [sys.executable, "-m", "memdash.analysis.cli", "train", *args]
 
 
 @pytest.mark.slow
@@ -185,7 +185,7 @@ def replace_command(cfg):
 
 
 def test_config_round_trips_through_run_json(tiny_run):
-    from analysis.config import RunConfig
+    from memdash.analysis.config import RunConfig
 
     cfg = RunConfig.from_dict(Run.open(tiny_run).config)
     assert cfg == replace(tiny_config(), command=cfg.command)

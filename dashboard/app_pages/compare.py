@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-
-from dashboard import charts, data, state
-from dashboard.app_pages.common import SCORES, chosen_curves, score_columns
+from memdash.dashboard import charts, data, state
+from memdash.dashboard.app_pages.common import SCORES, chosen_curves, score_columns
 
 
 def render() -> None:

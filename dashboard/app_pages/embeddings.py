@@ -4,16 +4,15 @@ any score; select points to list them, pick one to open it."""
 from __future__ import annotations
 
 import streamlit as st
-
-from dashboard import charts, data
-from dashboard.app_pages.common import (
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import (
     choose_run,
     offer_analysis,
     score_columns,
     selectable_scatter,
     thumbnail_grid,
 )
-from dashboard.app_pages.examples import show_example
+from memdash.dashboard.app_pages.examples import show_example
 
 SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
 EXTRA_COLOURS = ("kind", "label", "true_label", "knn_agrees")

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-
-from analysis.sources import SOURCES
-from dashboard import charts, data, state
-from dashboard.app_pages.common import (
+from memdash.analysis.sources import SOURCES
+from memdash.dashboard import charts, data, state
+from memdash.dashboard.app_pages.common import (
     SCORES,
     choose_run,
     most_memorized,

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import streamlit as st
-
-from dashboard import charts, data
-from dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 
 METHODS = {
     "exposure_interpolation": "rank among the references: at most log2(#references)",

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-
-from analysis.sources import SOURCES
-from dashboard import charts, data, state
-from dashboard.app_pages.common import chosen_curves
+from memdash.analysis.sources import SOURCES
+from memdash.dashboard import charts, data, state
+from memdash.dashboard.app_pages.common import chosen_curves
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
 

@@ -4,9 +4,8 @@ the network's own prediction (Cohen, Sapiro and Giryes 2018)."""
 from __future__ import annotations
 
 import streamlit as st
-
-from dashboard import charts, data
-from dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 
 METRICS = {
     "p_same": "P_SAME: share of examples where the k-NN and the network predict the same class",

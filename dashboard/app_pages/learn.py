@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-
-from analysis.sources import SOURCE_SENTENCE
-from dashboard import charts, data, state
-from dashboard.app_pages.common import chosen_curves
+from memdash.analysis.sources import SOURCE_SENTENCE
+from memdash.dashboard import charts, data, state
+from memdash.dashboard.app_pages.common import chosen_curves
 
 NOISE_RUNS = {"no noise": "clean", "20% flipped labels": "noise", "all labels shuffled": "random"}
 

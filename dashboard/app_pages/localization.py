@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-
-from dashboard import charts, data
-from dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 
 
 def render() -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-
-from analysis.runs import RunFormatError
-from dashboard import charts, data
-from dashboard.app_pages.common import chosen_curves
+from memdash.analysis.runs import RunFormatError
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import chosen_curves
 
 
 def render() -> None:
