@@ -10,6 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from memdash.analysis.config import (
     AnalysisConfig,
     DataConfig,
@@ -18,9 +22,6 @@ from memdash.analysis.config import (
     RunConfig,
     TrainConfig,
 )
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 app = typer.Typer(
     help="memdash: record, measure and explore what a deep network memorizes.",

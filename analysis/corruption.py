@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from memdash.analysis.data import Dataset
 
 # independent random streams derived from the run's seed

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
 from memdash.analysis.config import RunConfig
 from memdash.analysis.models import Dense, build_model, layer_names, unit_module
 from memdash.analysis.training import make_optimizer
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
 
 def model_seed(seed: int, ratio_index: int, model: int) -> int:

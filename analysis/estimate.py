@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
 from memdash.analysis.config import RunConfig
 from memdash.analysis.ensemble import ensemble_correct, fit_batched, model_seed, subset_mask
 from memdash.analysis.heldout import c_scores, influence, mem_scores, top_influences

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from memdash.analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf
 
 __all__ = [

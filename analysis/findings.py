@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
 from memdash.analysis.curves import accuracy_curves, training_groups
 from memdash.analysis.runs import Run
 from memdash.analysis.sources import check_source, select_source

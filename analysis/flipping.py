@@ -33,9 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from memdash.analysis.models import layer_names, unit_module
 from memdash.analysis.tied_dropout import example_ids
-from torch import nn
 
 
 @dataclass

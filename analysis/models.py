@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
-from memdash.analysis.tied_dropout import ExampleTiedDropout
 from torch import nn
+
+from memdash.analysis.tied_dropout import ExampleTiedDropout
 
 MODELS = ("mlp", "cnn")
 Tied = tuple[float, float, int] | None  # example-tied dropout (p_fixed, p_mem, seed), or none

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+
 from memdash.analysis.config import KNN_METRICS as METRICS
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from memdash.analysis.config import AnalysisConfig, LocalizeConfig
 from memdash.analysis.runs import Run
 from memdash.analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap

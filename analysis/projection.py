@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+
 from memdash.analysis.neighbors import knn_graph
 
 _CACHE_ENABLED = False

@@ -37,10 +37,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
+from torch import nn
+
 from memdash.analysis.models import layer_names, layer_parameters
 from memdash.analysis.runs import RunWriter
 from memdash.analysis.tied_dropout import example_ids
-from torch import nn
 
 
 def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from memdash.analysis.tied_dropout import example_ids
 from torch import nn
+
+from memdash.analysis.tied_dropout import example_ids
 
 Groups = dict[str, torch.Tensor]  # group name -> example ids
 

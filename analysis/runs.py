@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from memdash.analysis import __version__
 
 SCHEMA_VERSION = 1

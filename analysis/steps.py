@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
 from memdash.analysis.config import AnalysisConfig
 from memdash.analysis.curves import subset_masks
 from memdash.analysis.dynamics import trace_matrices, trace_scores

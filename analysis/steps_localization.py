@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
+
 from memdash.analysis.config import LocalizeConfig, RunConfig
 from memdash.analysis.curves import training_groups
 from memdash.analysis.flipping import flip_batched, masked_correct, n_units
@@ -22,7 +24,6 @@ from memdash.analysis.models import layer_names
 from memdash.analysis.rewinding import group_accuracy, retrain, rewind
 from memdash.analysis.runs import Run, RunFormatError
 from memdash.analysis.training import make_model, make_optimizer
-from torch import nn
 
 Progress = Callable[[str], None]
 

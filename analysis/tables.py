@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from memdash.analysis.curves import subset_masks
 from memdash.analysis.runs import Run
 

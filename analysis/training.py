@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from memdash.analysis.config import RunConfig, validate
 from memdash.analysis.corruption import Prepared, prepare
 from memdash.analysis.data import load_dataset

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from memdash.analysis.dynamics import trace_scores
 from memdash.analysis.neighbors import FaissKNN
 
@@ -207,8 +208,9 @@ print(json.dumps({"fresh": fresh, "warm": warm}))
 
 
 def bench_umap(n: int) -> None:
-    from memdash.analysis.data import load_dataset
     from sklearn.manifold import trustworthiness
+
+    from memdash.analysis.data import load_dataset
 
     data = load_dataset("mnist1d", seed=0, n_examples=n, test_fraction=0.5)
     X = np.concatenate([data.x_train, data.x_test]).reshape(n, -1).astype(np.float32)

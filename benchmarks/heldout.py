@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from memdash.analysis.config import DataConfig, RunConfig, TrainConfig
 from memdash.analysis.ensemble import fit_batched, fit_sequential, model_seed, subset_mask
 from memdash.analysis.estimate import EstimateSpec, estimate

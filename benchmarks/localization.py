@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from memdash.analysis.config import LocalizeConfig
 from memdash.analysis.flipping import flip_batched, flip_one
 from memdash.analysis.runs import Run

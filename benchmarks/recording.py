@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
 from memdash.analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from memdash.analysis.recorder import TraceRecorder, example_stats
 from memdash.analysis.runs import RunWriter

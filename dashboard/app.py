@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+
 from memdash.dashboard import state
 from memdash.dashboard.app_pages import (
     compare,

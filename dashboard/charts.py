@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
 from memdash.analysis.curves import GROUPS
 
 GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#d62728", "#9467bd", "#2ca02c"), strict=True))

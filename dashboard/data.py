@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+
 from memdash.analysis.curves import accuracy_curves
 from memdash.analysis.dynamics import trace_matrices
 from memdash.analysis.runs import Run, RunFormatError, discover_runs

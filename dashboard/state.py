@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
 from memdash.analysis.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
 
 SOURCE_KEY = "source"

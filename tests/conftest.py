@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from memdash.analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
 from memdash.analysis.training import train
 

@@ -1,4 +1,5 @@
 import pandas as pd
+
 from memdash.dashboard.charts import GROUP_COLORS, training_curves
 
 
@@ -43,6 +44,7 @@ def test_empty_frame_gives_an_empty_figure():
 # --- the builders of the other pages ------------------------------------------------------
 
 import numpy as np  # noqa: E402
+
 from memdash.dashboard.app_pages.common import most_memorized  # noqa: E402
 from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
 from memdash.dashboard.app_pages.examples import selected_ids  # noqa: E402

@@ -1,7 +1,8 @@
 import numpy as np
+from typer.testing import CliRunner
+
 from memdash.analysis.cli import app
 from memdash.analysis.runs import Run
-from typer.testing import CliRunner
 
 runner = CliRunner()
 TINY = [

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from memdash.analysis.corruption import (
     make_canaries,
     prepare,

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from memdash.analysis.curves import accuracy_curves, example_groups
 
 

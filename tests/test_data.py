@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from memdash.analysis.data import load_dataset, synthetic
 
 

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from memdash.analysis.dynamics import (
     first_learned_epoch,
     forgetting_events,
@@ -146,6 +147,7 @@ def test_fused_trace_scores_equal_the_numpy_definitions(data, shape):
 
 def test_trace_matrices_leave_absent_pairs_missing():
     import pandas as pd
+
     from memdash.analysis.dynamics import trace_matrices
 
     trace = pd.DataFrame(
@@ -159,9 +161,10 @@ def test_trace_matrices_leave_absent_pairs_missing():
 def test_sample_run_flipped_examples_are_found_and_forgotten_more():
     from pathlib import Path
 
+    from sklearn.metrics import roc_auc_score
+
     from memdash.analysis.runs import Run
     from memdash.analysis.steps import compute_scores
-    from sklearn.metrics import roc_auc_score
 
     run = Run.open(Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20")
     ex = run.examples()

@@ -3,6 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+
 from memdash.analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from memdash.analysis.ensemble import (
     StackedMLP,

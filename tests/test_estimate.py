@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from memdash.analysis.cli import app
 from memdash.analysis.estimate import EstimateSpec, completed, estimate
 from memdash.analysis.runs import Run
-from typer.testing import CliRunner
 
 SPEC = EstimateSpec(models=6, models_per_batch=2, seed=3)
 

@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
 from memdash.analysis.exposure import (
     exposure_extrapolation,
     exposure_interpolation,
@@ -11,7 +13,6 @@ from memdash.analysis.exposure import (
     skewnorm_fit,
 )
 from memdash.analysis.runs import Run
-from scipy import stats
 
 
 def test_interpolation_by_hand():

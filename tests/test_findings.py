@@ -7,10 +7,11 @@ finding that does not hold here is asserted as not holding, with why.
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from memdash.analysis.cli import app
 from memdash.analysis.findings import HOLDS, check_all, roles
 from memdash.analysis.runs import Run, discover_runs
-from typer.testing import CliRunner
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 
@@ -140,7 +141,6 @@ def test_a_run_without_the_minibatch_trace_falls_back_to_the_eval_pass(tmp_path)
 
     from memdash.analysis.pipeline import analyze
     from memdash.analysis.training import train
-
     from tests.conftest import tiny_config
 
     config = tiny_config()

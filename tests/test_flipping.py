@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch import nn
+
 from memdash.analysis.flipping import flip_batched, flip_one, masked_correct
 from memdash.analysis.models import Classifier, Dense, cnn, mlp
-from torch import nn
 
 
 def _hand_network() -> Classifier:

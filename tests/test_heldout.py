@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from memdash.analysis.heldout import (
     c_scores,
     influence,

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from memdash.analysis.cli import app
 from memdash.analysis.config import LocalizeConfig
 from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
@@ -16,8 +18,6 @@ from memdash.analysis.runs import Run, RunWriter
 from memdash.analysis.steps_localization import compute_flipping, load
 from memdash.analysis.tied_dropout import tied_mode
 from memdash.analysis.training import train
-from typer.testing import CliRunner
-
 from tests.conftest import tiny_config
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from memdash.analysis.models import build_model, layer_names, layer_parameters
 
 

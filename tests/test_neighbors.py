@@ -3,9 +3,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from memdash.analysis.neighbors import FaissKNN, agreement, knn_graph, knn_predict, vote
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
+
+from memdash.analysis.neighbors import FaissKNN, agreement, knn_graph, knn_predict, vote
 
 SKLEARN_METRIC = {"l2": "euclidean", "l1": "manhattan", "cosine": "cosine"}
 LINE = np.array([[0.0], [1.0], [3.0], [7.0]])

@@ -3,14 +3,15 @@ import shutil
 
 import numpy as np
 import pytest
+from sklearn.neighbors import NearestNeighbors
+from typer.testing import CliRunner
+
 from memdash.analysis.cli import app
 from memdash.analysis.config import AnalysisConfig
 from memdash.analysis.pipeline import analyze
 from memdash.analysis.runs import Run, RunWriter, write_json
 from memdash.analysis.skewnorm import skewnorm_logcdf
 from memdash.analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
-from sklearn.neighbors import NearestNeighbors
-from typer.testing import CliRunner
 
 
 @pytest.fixture
@@ -187,7 +188,6 @@ def test_a_run_without_embeddings_gets_empty_tables(tmp_path):
     from dataclasses import replace
 
     from memdash.analysis.training import train
-
     from tests.conftest import tiny_config
 
     config = tiny_config()

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from memdash.analysis.projection import aligned_projections, procrustes_align, umap_2d
 from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness
+
+from memdash.analysis.projection import aligned_projections, procrustes_align, umap_2d
 
 
 def _rotation(degrees: float) -> np.ndarray:

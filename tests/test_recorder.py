@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
+
 from memdash.analysis.recorder import GradientAccountant, TraceRecorder, example_stats
 from memdash.analysis.runs import Run
-from torch import nn
 
 
 def test_example_stats_by_hand():

@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+
 from memdash.analysis.models import mlp
 from memdash.analysis.rewinding import group_accuracy, layer_state, retrain, rewind
 

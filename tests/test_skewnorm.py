@@ -6,8 +6,9 @@ import math
 import mpmath as mp
 import numpy as np
 import pytest
-from memdash.analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf, standard_logcdf
 from scipy import stats
+
+from memdash.analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf, standard_logcdf
 
 SHAPES = [0.0, 1e-3, 0.5, 3.0, 100.0, 1e4, 1e7, 1e9, -1.0, -10.0, -1e9]
 

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+
 from memdash.analysis.sources import check_source, has_source, select_source
 
 TABLE = pd.DataFrame(

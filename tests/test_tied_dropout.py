@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from memdash.analysis.models import mlp
 from memdash.analysis.tied_dropout import (
     ExampleTiedDropout,

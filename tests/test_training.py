@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from memdash.analysis.config import TrainConfig
 from memdash.analysis.runs import Run
 from memdash.analysis.training import (
@@ -18,7 +19,6 @@ from memdash.analysis.training import (
     optimizer_state,
     train,
 )
-
 from tests.conftest import tiny_config
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+
 from memdash.dashboard import charts, data, state
 
 # score -> True when a higher value means "more memorized / harder", with a one-line meaning

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import SCORES, chosen_curves, score_columns
 

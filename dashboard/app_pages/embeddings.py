@@ -4,6 +4,7 @@ any score; select points to list them, pick one to open it."""
 from __future__ import annotations
 
 import streamlit as st
+
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import (
     choose_run,

@@ -4,6 +4,7 @@ data map (Toneva et al. 2019; Swayamdipta et al. 2020)."""
 from __future__ import annotations
 
 import streamlit as st
+
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import choose_run, offer_analysis, selectable_scatter
 

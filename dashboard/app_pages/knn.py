@@ -4,6 +4,7 @@ the network's own prediction (Cohen, Sapiro and Giryes 2018)."""
 from __future__ import annotations
 
 import streamlit as st
+
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 

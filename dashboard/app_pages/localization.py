@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 

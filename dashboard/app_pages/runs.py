@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+
 from memdash.analysis.runs import RunFormatError
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import chosen_curves
