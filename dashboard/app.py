@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from memdash.dashboard import state
+from memdash.dashboard import data, state
 from memdash.dashboard.app_pages import (
     compare,
     embeddings,
@@ -38,6 +38,8 @@ def main() -> None:
     ]
     pages = {"Explore": explore, "Learn": lessons}
     page = st.navigation(pages)
+    state.run_control(data.run_summaries(data.run_roots()))
+    state.example_control()
     state.source_control()
     page.run()
 

@@ -7,16 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from memdash.analysis.curves import GROUPS
+from memdash.dashboard.labels import label
+from memdash.dashboard.palette import GROUP_COLORS, KIND_COLORS, SEQUENTIAL, repeat_color
 
-GROUP_COLORS = dict(zip(GROUPS, ("#1f77b4", "#d62728", "#9467bd", "#2ca02c"), strict=True))
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
-KIND_COLORS = {
-    "clean": "#1f77b4",
-    "flipped": "#d62728",
-    "canary": "#9467bd",
-    "test": "#2ca02c",
-    "reference": "#7f7f7f",
-}
+# kinds drawn first lie underneath: never-trained examples under the trained ones
+DRAW_ORDER = ("test", "reference", "clean", "canary", "flipped")
 
 
 def training_curves(curves: pd.DataFrame, *, metric: str = "accuracy") -> go.Figure:
@@ -174,16 +170,18 @@ def heatmap(
             y=[str(i) for i in grid.index],
             zmin=zmin,
             zmax=zmax,
-            colorscale="Viridis",
+            colorscale=SEQUENTIAL,
             text=np.round(grid.to_numpy(), 2),
             texttemplate="%{text}" if grid.size <= 200 else None,
-            hovertemplate=f"{x} %{{x}}<br>{y} %{{y}}<br>{value} %{{z:.3f}}<extra></extra>",
+            hovertemplate=f"{label(x)} %{{x}}<br>{label(y)} %{{y}}<br>{label(value)} %{{z:.3f}}"
+            "<extra></extra>",
+            colorbar={"title": label(value)},
         )
     )
     fig.update_layout(
         title=title,
-        xaxis_title=x,
-        yaxis_title=y,
+        xaxis_title=label(x),
+        yaxis_title=label(y),
         xaxis_type="category",
         height=max(220, 60 + 40 * len(grid)),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -207,11 +205,15 @@ def lines(
         key = key if isinstance(key, tuple) else (key,)
         name = " / ".join(str(k) for k in key)
         style = {"dash": RUN_DASHES[list(frame[dash].unique()).index(key[1]) % 6]} if dash else {}
-        fig.add_trace(go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=name, line=style))
+        if color in ("kind", "examples") and str(key[0]) in KIND_COLORS:
+            style["color"] = KIND_COLORS[str(key[0])]
+        fig.add_trace(
+            go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=label(name), line=style)
+        )
     fig.update_layout(
         title=title,
-        xaxis_title=x,
-        yaxis_title=y,
+        xaxis_title=label(x),
+        yaxis_title=label(y),
         height=360,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
@@ -219,19 +221,55 @@ def lines(
 
 
 def histograms(frame: pd.DataFrame, *, value: str, group: str, title: str = "") -> go.Figure:
-    """Overlaid histograms of `value`, one per group, as shares of the group."""
+    """Overlaid histograms of `value`, one per group, as shares of the group, all on the same
+    bins (whole numbers for integer values); kinds in their palette colours."""
+    values = frame[value].dropna().astype(float)
+    bins = shared_bins(values.to_numpy(), integer=value_is_integer(values))
     fig = go.Figure()
-    for name, rows in frame.groupby(group, sort=True):
-        fig.add_trace(go.Histogram(x=rows[value], name=str(name), opacity=0.6, histnorm="percent"))
+    groups = sorted(frame[group].dropna().unique(), key=_draw_rank)
+    for name in groups:
+        rows = frame[frame[group] == name]
+        fig.add_trace(
+            go.Histogram(
+                x=rows[value],
+                name=str(name),
+                opacity=0.6,
+                histnorm="percent",
+                xbins=bins,
+                autobinx=False,
+                marker={"color": KIND_COLORS.get(str(name))},
+            )
+        )
     fig.update_layout(
         barmode="overlay",
         title=title,
-        xaxis_title=value,
+        xaxis_title=label(value),
         yaxis_title="% of the group",
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return fig
+
+
+def _draw_rank(kind: object) -> int:
+    return DRAW_ORDER.index(kind) if kind in DRAW_ORDER else len(DRAW_ORDER)
+
+
+def value_is_integer(values: pd.Series) -> bool:
+    """Whether every value is a whole number (counts, epochs)."""
+    return bool(len(values)) and bool(np.all(np.mod(values.to_numpy(float), 1) == 0))
+
+
+def shared_bins(values: np.ndarray, *, integer: bool, n: int = 30) -> dict[str, float]:
+    """One set of histogram bins for every group: unit bins centred on whole numbers for
+    integer values, else `n` equal bins over the range."""
+    if len(values) == 0:
+        return {"start": 0.0, "end": 1.0, "size": 1.0}
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if integer:
+        return {"start": lo - 0.5, "end": hi + 0.5, "size": 1.0}
+    size = (hi - lo) / n if hi > lo else 1.0
+    return {"start": lo, "end": hi + size * 1e-9, "size": size}
 
 
 def exposure_chart(table: pd.DataFrame, *, epoch: int, method: str, ceiling: float) -> go.Figure:
@@ -250,6 +288,7 @@ def exposure_chart(table: pd.DataFrame, *, epoch: int, method: str, ceiling: flo
             y=rows[method],
             boxpoints="all",
             name="canaries",
+            marker={"color": KIND_COLORS["canary"]},
             hovertext=rows["example_id"].map(lambda i: f"example {i}"),
         )
     )
@@ -264,7 +303,7 @@ def exposure_chart(table: pd.DataFrame, *, epoch: int, method: str, ceiling: flo
         xaxis_type="category",  # 1, 10, 50 evenly spaced, in order
         xaxis_categoryorder="array",
         xaxis_categoryarray=[str(r) for r in sorted(rows["repeats"].unique())],
-        yaxis_title=f"{method} (bits{', log scale' if method != 'exposure_interpolation' else ''})",
+        yaxis_title=label(method) + (", log scale" if method != "exposure_interpolation" else ""),
         yaxis_type="linear" if method == "exposure_interpolation" else "log",
         height=380,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -300,15 +339,21 @@ def exposure_over_epochs(
     """
     over = table.groupby(["epoch", "kind", "repeats"], as_index=False)[method].agg(statistic)
     fig = go.Figure()
+    repeats_seen = sorted(over.loc[over["kind"] == "canary", "repeats"].unique())
     for (kind, repeats), rows in over.groupby(["kind", "repeats"], sort=True):
         name = "references (untrained)" if kind == "reference" else f"canaries seen {repeats}x"
+        colour = (
+            KIND_COLORS["reference"]
+            if kind == "reference"
+            else repeat_color(repeats_seen.index(repeats))
+        )
         fig.add_trace(
             go.Scatter(
                 x=rows["epoch"],
                 y=rows[method],
                 mode="lines+markers",
                 name=name,
-                line={"color": KIND_COLORS["reference"]} if kind == "reference" else {},
+                line={"color": colour},
             )
         )
     for first, last in floored_spans(floored):
@@ -329,7 +374,7 @@ def exposure_over_epochs(
     fig.update_layout(
         title=f"{statistic} exposure over epochs",
         xaxis_title="epoch",
-        yaxis_title=f"{statistic} {method} (bits{', log scale' if log else ''})",
+        yaxis_title=f"{statistic} {label(method)}" + (", log scale" if log else ""),
         yaxis_type="log" if log else "linear",
         height=380,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -346,61 +391,126 @@ def scatter(
     title: str = "",
     max_points: int | None = None,
     seed: int = 0,
+    jitter: float = 0.0,
 ) -> go.Figure:
-    """A WebGL scatter of examples (``example_id`` in customdata for selections), coloured by
-    a numeric column (colour scale) or a categorical one (one trace per value).
+    """A WebGL scatter of examples (``example_id`` first in customdata, for selections),
+    coloured by a numeric column (colour scale) or a categorical one (one trace per value,
+    kinds in their palette colours, never-trained kinds drawn underneath).
 
-    `max_points` draws a seeded sample of that many examples (None: all).
+    Hover says, in words, the example's kind, given and true label and the coloured value.
+    `max_points` draws a seeded sample of that many examples (None: all); `jitter` spreads
+    the points by up to that much (seeded) so integer scores do not hide each other.
     """
     if max_points is not None and len(table) > max_points:
         table = table.sample(max_points, random_state=seed)
+    if jitter:
+        rng = np.random.default_rng(seed)
+        table = table.assign(
+            **{
+                x: table[x] + rng.uniform(-jitter, jitter, len(table)),
+                y: table[y] + rng.uniform(-jitter, jitter, len(table)),
+            }
+        )
     fig = go.Figure()
-    hover = f"example %{{customdata}}<br>{x} %{{x:.3f}}<br>{y} %{{y:.3f}}<extra></extra>"
     values = table[color]
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
         fig.add_trace(
-            go.Scattergl(
-                x=table[x],
-                y=table[y],
-                mode="markers",
-                customdata=table["example_id"],
+            _points(
+                table,
+                x,
+                y,
+                color,
                 marker={
                     "color": values,
-                    "colorscale": "Viridis",
+                    "colorscale": SEQUENTIAL,
                     "size": 5,
                     "showscale": True,
-                    "colorbar": {"title": color},
+                    "colorbar": {"title": label(color)},
                 },
-                hovertemplate=hover,
-                name=color,
+                name=label(color),
             )
         )
     else:
-        for value, rows in table.groupby(values.astype(str), sort=True):
+        groups = dict(list(table.groupby(values.astype(str), sort=True)))
+        for value in sorted(groups, key=_draw_rank):
+            colour = KIND_COLORS.get(value) if color == "kind" else None
+            name = value if color == "kind" else f"{label(color)} = {value}"
             fig.add_trace(
-                go.Scattergl(
-                    x=rows[x],
-                    y=rows[y],
-                    mode="markers",
-                    customdata=rows["example_id"],
-                    marker={
-                        "size": 5,
-                        "color": KIND_COLORS.get(value) if color == "kind" else None,
-                    },
-                    hovertemplate=hover,
-                    name=f"{color} = {value}",
-                )
+                _points(groups[value], x, y, color, marker={"size": 5, "color": colour}, name=name)
             )
     fig.update_layout(
         title=title,
-        xaxis_title=x,
-        yaxis_title=y,
+        xaxis_title=label(x),
+        yaxis_title=label(y),
         dragmode="lasso",
         height=520,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "y": -0.15},
     )
     return fig
+
+
+HOVER_COLUMNS = ("example_id", "kind", "label", "true_label")
+
+
+def paired_scatter(
+    both: pd.DataFrame, *, score: str, threshold: float, flagged: pd.DataFrame
+) -> go.Figure:
+    """A score in run A against run B, one point per example coloured by its kinds in both
+    runs; integer scores jittered (seeded, by less than half a unit) so equal values do not
+    hide each other; the threshold drawn on both axes and the examples it flags ringed."""
+    x, y = f"{score} A", f"{score} B"
+    integer = value_is_integer(both[x]) and value_is_integer(both[y])
+    coloured = both.assign(kind=both["kinds"])
+    fig = scatter(
+        coloured,
+        x=x,
+        y=y,
+        color="kind",
+        jitter=0.3 if integer else 0.0,
+        title=f"{label(score)}: run A against run B, one point per example"
+        + (" (jittered: the values are whole numbers)" if integer else ""),
+    )
+    fig.add_vline(x=threshold, line_dash="dash", line_color="#444")
+    fig.add_hline(y=threshold, line_dash="dash", line_color="#444")
+    if len(flagged):
+        fig.add_trace(
+            go.Scattergl(
+                x=flagged[x],
+                y=flagged[y],
+                mode="markers",
+                marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5}},
+                name="memorized in one run only",
+                hoverinfo="skip",
+            )
+        )
+    return fig
+
+
+def _points(rows: pd.DataFrame, x: str, y: str, color: str, *, marker: dict, name: str):
+    """One WebGL trace of examples with their id, kind, labels and coloured value on hover."""
+    extra = [c for c in HOVER_COLUMNS if c in rows.columns]
+    custom = rows[extra].astype(object).assign(_value=rows[color].astype(object))
+    lines = ["example %{customdata[0]}"]
+    if "kind" in extra:
+        lines.append("kind: %{customdata[" + str(extra.index("kind")) + "]}")
+    if "label" in extra and "true_label" in extra:
+        lines.append(
+            "given label %{customdata[" + str(extra.index("label")) + "]}, "
+            "true label %{customdata[" + str(extra.index("true_label")) + "]}"
+        )
+    lines.append(f"{label(color)}: %{{customdata[{len(extra)}]}}")
+    lines.append(f"{label(x)} %{{x:.3f}}, {label(y)} %{{y:.3f}}")
+    return go.Scattergl(
+        x=rows[x],
+        y=rows[y],
+        mode="markers",
+        customdata=custom.to_numpy(),
+        marker=marker,
+        hovertemplate="<br>".join(lines) + "<extra></extra>",
+        name=name,
+    )
 
 
 def selected_example_ids(selection: dict | None) -> list[int]:

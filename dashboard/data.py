@@ -46,7 +46,25 @@ def discovered(roots: tuple[str, ...]) -> list[str]:
 def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
     """One row per discovered run; a broken run gets status ``error`` and its message."""
     rows = [_summary(path, _stamp(Path(path))) for path in discovered(roots)]
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    table["run"] = unique_names(table["run"].tolist(), table["path"].tolist())
+    return table
+
+
+def unique_names(names: list[str], paths: list[str]) -> list[str]:
+    """Run names as the dashboard lists them: a name that several runs share gets its folder
+    (and, if still shared, a number), so each name (in a URL too) means one run."""
+    counts = pd.Series(names).value_counts()
+    out = [
+        name if counts[name] == 1 else f"{name} ({Path(path).name})"
+        for name, path in zip(names, paths, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(out):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            out[i] = f"{name} #{seen[name]}"
+    return out
 
 
 SUMMARY_COLUMNS = [
@@ -61,6 +79,7 @@ SUMMARY_COLUMNS = [
     "clean acc",
     "flipped acc",
     "test acc",
+    "analyses",
     "error",
     "path",
 ]
@@ -89,6 +108,8 @@ def _summary(path: str, stamp: float) -> dict:
         "clean acc": last.get("clean_acc"),
         "flipped acc": last.get("noisy_acc"),
         "test acc": last.get("test_acc"),
+        # how much there is to explore: derived steps, plus one for recorded embeddings
+        "analyses": len(run.derived_manifest()) + bool(run.embedding_index()),
     }
 
 
@@ -200,6 +221,16 @@ def by_layer(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     order = {name: i for i, name in enumerate(layer_order(path))}
     rank = frame["layer"].map(order).fillna(len(order))
     return frame.iloc[np.argsort(rank.to_numpy(), kind="stable")]
+
+
+def has_embeddings(path: Path) -> bool:
+    """Whether the run recorded any embeddings."""
+    return _has_embeddings(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _has_embeddings(path: str, stamp: float) -> bool:
+    return bool(Run.open(path).embedding_index())
 
 
 def run_meta(path: Path) -> dict:

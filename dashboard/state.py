@@ -8,6 +8,8 @@ functions here, never through their own widgets.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -62,3 +64,99 @@ def with_source(*tables: pd.DataFrame) -> pd.DataFrame | tuple[pd.DataFrame, ...
     st.caption(source_note(used))
     out = tuple(select_source(t, used) if has_source(t, "eval") else t for t in tables)
     return out[0] if len(out) == 1 else out
+
+
+# --- the current run and example -------------------------------------------------------------
+
+RUN_KEY, EXAMPLE_KEY, RUN_B_KEY = "run", "example", "run_b"
+
+
+def readable_runs(summaries: pd.DataFrame) -> pd.DataFrame:
+    """The runs a page can show: readable, one row per distinct name (as the Runs page lists
+    them), the most informative first (the most analyses, then by name)."""
+    ok = summaries[summaries["status"] != "error"]
+    ok = ok.sort_values(["analyses", "run"], ascending=[False, True], kind="stable")
+    return ok.drop_duplicates("run")
+
+
+def run_control(summaries: pd.DataFrame) -> None:
+    """The sidebar's run: a name among the discovered runs, kept in the URL (``?run=NAME``).
+
+    A name from the URL is only ever looked up among the discovered runs (never joined into a
+    path); an unknown one is said to be unknown, and the most informative run is shown.
+    """
+    runs = readable_runs(summaries)
+    if runs.empty:
+        return
+    names = runs["run"].tolist()
+    asked = st.query_params.get(RUN_KEY)
+    if RUN_KEY not in st.session_state and asked not in names:
+        # no (valid) run in the URL: start on the most informative run, written into the URL
+        st.session_state[RUN_KEY] = names[0]
+    st.sidebar.selectbox("Run", names, index=None, key=RUN_KEY, bind="query-params")
+    if asked is not None and asked not in names:
+        shown = asked if len(asked) <= 60 else asked[:60] + "…"
+        st.sidebar.warning(f"No run named “{shown}” under the roots; showing {current_name()}.")
+
+
+def current_name() -> str | None:
+    """The current run's name (None before the sidebar is drawn or with no readable run)."""
+    return st.session_state.get(RUN_KEY)
+
+
+def current_run(summaries: pd.DataFrame) -> Path | None:
+    """The current run's path, looked up by name among the discovered runs (None with a
+    message when there is none)."""
+    runs = readable_runs(summaries)
+    if runs.empty:
+        return None
+    name = current_name()
+    row = runs[runs["run"] == name]
+    return Path((row if len(row) else runs.head(1))["path"].iloc[0])
+
+
+def run_name(summaries: pd.DataFrame, path: Path) -> str:
+    """The name under which the dashboard lists the run at `path`."""
+    match = summaries[summaries["path"] == str(path)]
+    return str(match["run"].iloc[0]) if len(match) else path.name
+
+
+def example_control() -> None:
+    """The sidebar's current example id, kept in the URL (``?example=ID``); empty = none."""
+    st.sidebar.number_input(
+        "Example",
+        min_value=0,
+        value=None,
+        step=1,
+        key=EXAMPLE_KEY,
+        bind="query-params",
+        placeholder="none: open one from any list",
+    )
+
+
+def current_example(n_examples: int) -> int | None:
+    """The current example id, None when none is open or it is out of this run's range."""
+    value = st.session_state.get(EXAMPLE_KEY)
+    if value is None or not 0 <= int(value) < n_examples:
+        return None
+    return int(value)
+
+
+def open_example(example_id: int) -> None:
+    """Make `example_id` the current example (an on_click / on_select callback)."""
+    st.session_state[EXAMPLE_KEY] = int(example_id)
+
+
+def open_selected(key: str, ids: list[int]) -> None:
+    """on_select callback of a table or chart under `key` whose rows (points) are `ids`:
+    a single selected row or clicked point becomes the current example."""
+    event = st.session_state.get(key)
+    selection = getattr(event, "selection", None) or (event or {}).get("selection", {})
+    rows = selection.get("rows") if hasattr(selection, "get") else None
+    if rows:
+        open_example(ids[rows[0]])
+        return
+    points = selection.get("points", []) if hasattr(selection, "get") else []
+    if len(points) == 1 and "customdata" in points[0]:
+        custom = points[0]["customdata"]
+        open_example(custom[0] if isinstance(custom, list) else custom)

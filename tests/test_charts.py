@@ -56,6 +56,7 @@ from memdash.dashboard.charts import (  # noqa: E402
     thumbnail,
     trajectory,
 )
+from memdash.dashboard.palette import KIND_COLORS  # noqa: E402
 
 
 def test_thumbnails_of_images_and_signals():
@@ -104,11 +105,17 @@ def test_scatter_colours_and_samples_and_selection_reads_example_ids():
         }
     )
     by_kind = scatter(table, x="x", y="y", color="kind")
-    assert [t.name for t in by_kind.data] == ["kind = clean", "kind = flipped"]
-    assert list(by_kind.data[1].customdata) == [7, 8, 9]
+    assert [t.name for t in by_kind.data] == ["clean", "flipped"]
+    # the example id leads each point's customdata (selections read it), then the hover facts
+    assert [row[0] for row in by_kind.data[1].customdata] == [7, 8, 9]
+    assert by_kind.data[1].marker.color == KIND_COLORS["flipped"]
+    assert "kind: %{customdata[1]}" in by_kind.data[0].hovertemplate
+    # never-trained kinds are drawn first, underneath the trained ones
+    mixed = table.assign(kind=["test"] * 5 + ["clean"] * 5)
+    assert [t.name for t in scatter(mixed, x="x", y="y", color="kind").data] == ["test", "clean"]
     by_score = scatter(table, x="x", y="y", color="score", max_points=4)
     assert len(by_score.data) == 1 and len(by_score.data[0].x) == 4
-    event = {"selection": {"points": [{"customdata": 8}, {"customdata": [3]}, {"x": 1}]}}
+    event = {"selection": {"points": [{"customdata": 8}, {"customdata": [3, "clean"]}, {"x": 1}]}}
     assert selected_example_ids(event) == [3, 8]
     assert selected_example_ids(None) == [] and selected_example_ids({"selection": {}}) == []
 

@@ -98,16 +98,24 @@ def test_examples_page_filters_opens_and_shows_mem_score(analyzed):
     opener = next(b for b in at.button if b.key.startswith("examples_open_"))
     opener.click().run()
     assert not at.exception
-    assert at.session_state["examples_id"] == int(opener.key.rsplit("_", 1)[1])
+    opened = int(opener.key.rsplit("_", 1)[1])
+    assert at.session_state["example"] == opened  # the shared example (sidebar and URL)
     assert len(at.get("plotly_chart")) == 2  # the input and its trajectory
     assert any("k-NN against the network" in m.value for m in at.markdown)
+    # the gallery ranks only trained examples unless asked: no test example among them
+    assert at.toggle(key="examples_untrained").value is False
+    # a nearest neighbour opens in turn
+    neighbour = next(b for b in at.button if b.key.startswith("examples_neighbour_"))
+    neighbour.click().run()
+    assert not at.exception
+    assert at.session_state["example"] == int(neighbour.key.rsplit("_", 1)[1]) != opened
 
 
 def test_knn_page_heatmaps_follow_the_chosen_examples(analyzed):
     at = page_test("knn").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 4  # P_SAME, MA, MD heatmaps and accuracy per layer
-    assert "leave-one-out" in at.caption[0].value
+    assert any("leave-one-out" in c.value for c in at.caption)
     at.selectbox(key="knn_subset").set_value("flipped").run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
     assert '"md"' in at.get("plotly_chart")[2].proto.spec
@@ -165,6 +173,7 @@ def test_forgetting_page_lists_a_selection_of_the_data_map(analyzed):
     assert not at.exception
     assert any("2 selected examples" in m.value for m in at.markdown)
     assert at.dataframe[0].value["example_id"].tolist() == [3, 7]
+    assert any("flipped examples' median confidence" in c.value for c in at.caption)
 
 
 def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
@@ -173,13 +182,16 @@ def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
     analyze(analyzed, only=["umap"])
     at = page_test("embeddings").run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
-    at.select_slider(key="embeddings_epoch").set_value(0).run()
+    at.select_slider(key="epoch").set_value(0).run()
     at.selectbox(key="embeddings_colour").set_value("mem_score").run()
     assert not at.exception and "at epoch 0" in at.get("plotly_chart")[0].proto.spec
     at.session_state["embeddings_map"] = {"selection": {"points": [{"customdata": 11}]}}
     at.run()
     assert not at.exception
-    assert at.selectbox(key="embeddings_open").value == 11
+    assert at.dataframe[0].value["example_id"].tolist() == [11]  # the selection, openable
+    assert len(at.get("plotly_chart")) == 1
+    at.session_state["example"] = 11  # what clicking its row (or the point) does
+    at.run()
     assert len(at.get("plotly_chart")) == 3  # the map, the example's input and trajectory
 
 
@@ -284,12 +296,10 @@ def test_exposure_page_marks_fits_on_the_loss_floor(monkeypatch):
     and shades such epochs; the log-loss model has no floor and no warning."""
     samples = Path(APP).parents[1] / "sample_runs"
     monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
-    at = page_test("exposure").run()
-    runs = at.selectbox(key="exposure_run")
-    runs.select_index(
-        next(i for i, o in enumerate(runs.options) if o.startswith("digits_mlp_noise20 ("))
-    )
+    at = page_test("exposure")
+    at.session_state["run"] = "digits_mlp_noise20"  # the shared run (sidebar and URL)
     at.run()
+    assert any("digits_mlp_noise20" in c.value for c in at.caption)
     at.radio(key="exposure_method").set_value("exposure_extrapolation").run()
     assert not at.exception
     assert any("sits on the references' loss floor" in w.value for w in at.warning)
@@ -300,3 +310,26 @@ def test_exposure_page_marks_fits_on_the_loss_floor(monkeypatch):
     at.radio(key="exposure_method").set_value("exposure_extrapolation_log").run()
     assert not at.exception and not at.warning
     assert any("log-losses" in c.value for c in at.caption)
+
+
+def test_opening_from_a_table_row_or_a_clicked_point_sets_the_current_example():
+    """The on_select callbacks of tables and charts (AppTest cannot fire them)."""
+    import streamlit as st
+
+    from memdash.dashboard import state
+
+    st.session_state.clear()
+    st.session_state["table"] = {"selection": {"rows": [2], "columns": []}}
+    state.open_selected("table", [10, 11, 12, 13])
+    assert st.session_state["example"] == 12
+    st.session_state["chart"] = {"selection": {"points": [{"customdata": [41, "clean"]}]}}
+    state.open_selected("chart", [])
+    assert st.session_state["example"] == 41
+    # a lasso of several points lists them and opens none
+    st.session_state["chart"] = {
+        "selection": {"points": [{"customdata": [5, "clean"]}, {"customdata": [6, "clean"]}]}
+    }
+    state.open_selected("chart", [])
+    assert st.session_state["example"] == 41
+    assert state.current_example(30) is None and state.current_example(50) == 41
+    st.session_state.clear()

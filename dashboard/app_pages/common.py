@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data, state
+from memdash.dashboard.labels import INTEGER_COLUMNS, label
 
 # score -> True when a higher value means "more memorized / harder", with a one-line meaning
 SCORES: dict[str, tuple[bool, str]] = {
@@ -27,6 +28,37 @@ SCORES: dict[str, tuple[bool, str]] = {
 }
 
 
+UNTRAINED_KINDS = ("test", "reference")
+
+
+def trained_only(table: pd.DataFrame, container, *, key: str) -> pd.DataFrame:
+    """The examples that were trained on, unless the user ticks the toggle (drawn in
+    `container`) to include test examples and reference canaries."""
+    include = container.toggle(
+        "Include examples never trained on",
+        value=False,
+        key=key,
+        help="test examples and reference canaries: a model cannot have memorized them",
+    )
+    return table if include else table[~table["kind"].isin(UNTRAINED_KINDS)]
+
+
+def table_config(columns: list[str]) -> dict:
+    """st.dataframe column settings: human labels, integers as integers, score help."""
+    config = {}
+    for column in columns:
+        help_text = SCORES[column][1] if column in SCORES else None
+        if column in INTEGER_COLUMNS:
+            config[column] = st.column_config.NumberColumn(label(column), format="%d")
+        elif column in SCORES:
+            config[column] = st.column_config.NumberColumn(
+                label(column), help=help_text, format="%.3f"
+            )
+        else:
+            config[column] = st.column_config.Column(label(column))
+    return config
+
+
 def score_columns(table: pd.DataFrame) -> list[str]:
     """The known scores a table holds, in SCORES order."""
     return [c for c in SCORES if c in table.columns and table[c].notna().any()]
@@ -40,23 +72,16 @@ def most_memorized(table: pd.DataFrame, score: str, n: int) -> pd.DataFrame:
     )
 
 
-def choose_run(roots: tuple[str, ...], key: str) -> Path | None:
-    """A selectbox of the readable runs; None (with a message) when there is none."""
+def choose_run(roots: tuple[str, ...]) -> Path | None:
+    """The current run (the sidebar's, shared by every page and kept in the URL), named under
+    the page title; None (with a message) when there is no readable run."""
     summaries = data.run_summaries(roots)
-    healthy = summaries.index[summaries["status"] != "error"].tolist()
-    if not healthy:
+    path = state.current_run(summaries)
+    if path is None:
         st.info("No readable run under " + ", ".join(roots) + ". Record one with `memdash train`.")
         return None
-    index = st.selectbox(
-        "Run",
-        healthy,
-        format_func=lambda i: (
-            f"{summaries.loc[i, 'run']} ({summaries.loc[i, 'dataset']}, "
-            f"noise {summaries.loc[i, 'noise']})"
-        ),
-        key=key,
-    )
-    return data.run_path(roots, index)
+    st.caption(f"Run **{state.run_name(summaries, path)}** (change it in the sidebar)")
+    return path
 
 
 def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: str) -> None:
@@ -101,16 +126,44 @@ def thumbnail_grid(
 
 
 def selectable_scatter(figure, table: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Draw a scatter of examples whose box, lasso or click selection reruns the page;
-    return the rows of `table` selected (none: empty)."""
+    """Draw a scatter of examples whose box, lasso or click selection reruns the page (a
+    single clicked point becomes the current example); return the rows of `table` selected
+    (none: empty)."""
+    ids = [int(i) for i in table["example_id"]]
     event = st.plotly_chart(
         figure,
         width="stretch",
-        on_select="rerun",
+        on_select=lambda: state.open_selected(key, ids),
         selection_mode=("box", "lasso", "points"),
         key=key,
     )
     return table[table["example_id"].isin(charts.selected_example_ids(event))]
+
+
+SELECTION_COLUMNS = ["example_id", "kind", "label", "true_label"]
+
+
+def selection_list(path: Path, chosen: pd.DataFrame, *, key: str, thumbnails: int = 16) -> None:
+    """The examples a box or lasso selected: thumbnails of the first ones and a table whose
+    row, clicked, opens that example."""
+    if chosen.empty:
+        return
+    st.markdown(f"**{len(chosen):,} selected examples**: click a row to open one below")
+    first = chosen.head(thumbnails)
+    captions = [f"#{r.example_id} {r.kind}: {r.label}" for r in first.itertuples(index=False)]
+    thumbnail_grid(path, first["example_id"].tolist(), captions, per_row=8, width=64)
+    columns = [c for c in SELECTION_COLUMNS if c in chosen.columns] + [
+        c for c in score_columns(chosen) if c in chosen.columns
+    ]
+    ids = chosen["example_id"].astype(int).tolist()
+    st.dataframe(
+        chosen[columns],
+        hide_index=True,
+        on_select=lambda: state.open_selected(key, ids),
+        selection_mode="single-row",
+        key=key,
+        column_config=table_config(columns),
+    )
 
 
 def chosen_curves(paths: list[Path]) -> pd.DataFrame:

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import SCORES, chosen_curves, score_columns
+from memdash.dashboard.app_pages.common import (
+    SCORES,
+    chosen_curves,
+    score_columns,
+    table_config,
+    trained_only,
+)
+from memdash.dashboard.app_pages.detail import example_section
+from memdash.dashboard.labels import label
 
 
 def render() -> None:
     st.title("Compare runs")
     roots = data.run_roots()
-    summaries = data.run_summaries(roots)
-    healthy = summaries.index[summaries["status"] != "error"].tolist()
-    if len(healthy) < 2:
+    runs = state.readable_runs(data.run_summaries(roots))
+    if len(runs) < 2:
         st.info("Comparing needs two readable runs under " + ", ".join(roots) + ".")
         return
-    label = lambda i: f"{summaries.loc[i, 'run']} ({summaries.loc[i, 'dataset']})"  # noqa: E731
+    summaries = data.run_summaries(roots)
+    path_a = state.current_run(summaries)
+    name_a = state.run_name(summaries, path_a)
+    others = [n for n in runs["run"] if n != name_a]
     left, right = st.columns(2)
-    a = left.selectbox("Run A", healthy, index=0, format_func=label, key="compare_a")
-    b = right.selectbox("Run B", healthy, index=1, format_func=label, key="compare_b")
-    path_a, path_b = data.run_path(roots, a), data.run_path(roots, b)
+    left.markdown(f"**Run A**: {name_a} (the sidebar's run)")
+    name_b = right.selectbox("Run B", others, key=state.RUN_B_KEY, bind="query-params")
+    path_b = Path(runs.set_index("run").loc[name_b, "path"])
     ta, tb = state.with_source(data.examples(path_a), data.examples(path_b))
     problem = mismatch(ta, tb)
     if problem:
@@ -31,35 +44,46 @@ def render() -> None:
     if not scores:
         st.info("The two runs share no computed score: run `memdash analyze` on both.")
         return
-    score = st.selectbox("Score", scores, key="compare_score", help=SCORES[scores[0]][1])
-    both = paired(ta, tb, score)
+    left, middle, right = st.columns([2, 2, 1])
+    score = left.selectbox(
+        "Score", scores, format_func=label, key="compare_score", help=SCORES[scores[0]][1]
+    )
+    both = trained_only(paired(ta, tb, score), right, key="compare_untrained")
+    higher = SCORES[score][0]
+    values = both[[f"{score} A", f"{score} B"]].stack()
+    if values.empty:
+        st.info("No example has this score in both runs.")
+        return
+    lo, hi = float(values.min()), float(values.max())
+    threshold = middle.slider(
+        f"Memorized when {label(score)} is {'above' if higher else 'below'}",
+        lo,
+        max(hi, lo + 1e-9),
+        float(values.quantile(0.9 if higher else 0.1)),
+        key="compare_threshold",
+    )
+    only_a, only_b = memorized_in_one(both, score, threshold, higher)
     st.plotly_chart(
-        charts.scatter(
-            both,
-            x=f"{score} A",
-            y=f"{score} B",
-            color="kind",
-            title=f"{score}: run A against run B, one point per example",
+        charts.paired_scatter(
+            both, score=score, threshold=threshold, flagged=pd.concat([only_a, only_b])
         ),
         width="stretch",
         key="compare_scatter",
     )
-    higher = SCORES[score][0]
-    values = both[[f"{score} A", f"{score} B"]].stack()
-    default = float(values.quantile(0.9 if higher else 0.1))
-    threshold = st.slider(
-        f"Memorized when {score} is {'above' if higher else 'below'}",
-        float(values.min()),
-        float(values.max()),
-        default,
-        key="compare_threshold",
-    )
-    only_a, only_b = memorized_in_one(both, score, threshold, higher)
     c1, c2 = st.columns(2)
-    c1.markdown(f"**Memorized in A only: {len(only_a)}**")
-    c1.dataframe(only_a, hide_index=True, key="compare_only_a")
-    c2.markdown(f"**Memorized in B only: {len(only_b)}**")
-    c2.dataframe(only_b, hide_index=True, key="compare_only_b")
+    for column, side, rows in ((c1, "A", only_a), (c2, "B", only_b)):
+        column.markdown(f"**Memorized in {side} only: {len(rows)}** (click a row to open it)")
+        ids = rows["example_id"].astype(int).tolist()
+        key = f"compare_only_{side.lower()}"
+        column.dataframe(
+            rows,
+            hide_index=True,
+            key=key,
+            on_select=lambda key=key, ids=ids: state.open_selected(key, ids),
+            selection_mode="single-row",
+            column_config=table_config(list(rows.columns)),
+        )
+    example_section(path_a, ta, key="compare")
     curves = chosen_curves([path_a, path_b])
     st.plotly_chart(charts.training_curves(curves), width="stretch", key="compare_curves")
 
@@ -74,11 +98,15 @@ def mismatch(a: pd.DataFrame, b: pd.DataFrame) -> str:
 
 
 def paired(a: pd.DataFrame, b: pd.DataFrame, score: str) -> pd.DataFrame:
-    """One row per example: id, kind and label in run A, and the score in both runs."""
-    out = a[["example_id", "kind", "label"]].copy()
+    """One row per example: id, its kind in both runs (``kinds``: the kind, or "clean in A,
+    flipped in B" where they differ), labels in run A, and the score in both runs."""
+    out = a[["example_id", "kind", "label", "true_label"]].copy()
+    kind_b = b["kind"].to_numpy()
+    same = out["kind"].to_numpy() == kind_b
+    out["kinds"] = np.where(same, out["kind"], out["kind"] + " in A, " + kind_b + " in B")
     out[f"{score} A"] = a[score].to_numpy()
     out[f"{score} B"] = b[score].to_numpy()
-    return out.dropna()
+    return out.dropna(subset=[f"{score} A", f"{score} B"])
 
 
 def memorized_in_one(

@@ -11,9 +11,10 @@ from memdash.dashboard.app_pages.common import (
     offer_analysis,
     score_columns,
     selectable_scatter,
-    thumbnail_grid,
+    selection_list,
 )
-from memdash.dashboard.app_pages.examples import show_example
+from memdash.dashboard.app_pages.detail import example_section
+from memdash.dashboard.labels import label
 
 SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
 EXTRA_COLOURS = ("kind", "label", "true_label", "knn_agrees")
@@ -21,7 +22,7 @@ EXTRA_COLOURS = ("kind", "label", "true_label", "knn_agrees")
 
 def render() -> None:
     st.title("Embeddings")
-    path = choose_run(data.run_roots(), key="embeddings_run")
+    path = choose_run(data.run_roots())
     if path is None:
         return
     manifest = data.manifest(path)
@@ -38,12 +39,14 @@ def render() -> None:
         return
     table = data.examples(path)
     left, middle, right = st.columns(3)
-    layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="embeddings_layer")
+    layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="layer", bind="query-params")
     points = data.derived(path, f"umap/{layer}.parquet")
     epochs = sorted(points["epoch"].unique().tolist())
-    epoch = middle.select_slider("Epoch", epochs, value=epochs[-1], key="embeddings_epoch")
+    epoch = middle.select_slider(
+        "Epoch", epochs, value=epochs[-1], key="epoch", bind="query-params"
+    )
     colours = [c for c in EXTRA_COLOURS if c in table.columns] + score_columns(table)
-    colour = right.selectbox("Colour by", colours, key="embeddings_colour")
+    colour = right.selectbox("Colour by", colours, format_func=label, key="embeddings_colour")
     everything = st.checkbox(
         f"Draw every point (otherwise a seeded sample of {SAMPLE:,})",
         value=len(table) <= SAMPLE,
@@ -66,11 +69,5 @@ def render() -> None:
         "Each epoch's projection starts from the next epoch's layout and is rotated onto it, so "
         "an example keeps its place while you move the slider unless its neighbourhood changed."
     )
-    if chosen.empty:
-        return
-    st.markdown(f"**{len(chosen)} selected examples**")
-    first = chosen.head(16)
-    captions = [f"#{r.example_id} {r.kind}: {r.label}" for r in first.itertuples(index=False)]
-    thumbnail_grid(path, first["example_id"].tolist(), captions, per_row=8, width=64)
-    example_id = st.selectbox("Open", chosen["example_id"].tolist(), key="embeddings_open")
-    show_example(path, table, score_columns(table), int(example_id), key="embeddings")
+    selection_list(path, chosen, key="embeddings_selected")
+    example_section(path, table, key="embeddings")

@@ -20,7 +20,7 @@ SPACES = {"exposure_extrapolation": "loss", "exposure_extrapolation_log": "log_l
 
 def render() -> None:
     st.title("Exposure")
-    path = choose_run(data.run_roots(), key="exposure_run")
+    path = choose_run(data.run_roots())
     if path is None:
         return
     table = data.derived(path, "exposure.parquet")

@@ -17,7 +17,7 @@ METRICS = {
 
 def render() -> None:
     st.title("k-NN vs network")
-    path = choose_run(data.run_roots(), key="knn_run")
+    path = choose_run(data.run_roots())
     if path is None:
         return
     table = data.derived(path, "knn.parquet")

@@ -13,7 +13,7 @@ from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 
 def render() -> None:
     st.title("Localization")
-    path = choose_run(data.run_roots(), key="localization_run")
+    path = choose_run(data.run_roots())
     if path is None:
         return
     layers = data.layer_order(path)

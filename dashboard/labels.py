@@ -1,0 +1,111 @@
+"""Human labels, with units, for every column that reaches a chart or a table.
+
+Pages and charts never show a raw column name: they call `label`. Columns from the
+training-minibatch trace (suffix ``_train``) get their score's label and "(minibatches)".
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+LABELS: dict[str, str] = {
+    # examples.parquet and the example table
+    "example_id": "example id",
+    "kind": "kind",
+    "split": "split",
+    "label": "given label",
+    "true_label": "true label",
+    "is_noisy": "flipped label",
+    "is_canary": "canary",
+    "canary_repeats": "canary repetitions per epoch",
+    "corruption": "corruption",
+    # trace scores (Toneva et al.; Swayamdipta et al.; Pleiss et al.)
+    "forgetting_events": "forgetting events",
+    "first_learned_epoch": "first learned (epoch)",
+    "learned_epoch": "learned for good (epoch)",
+    "never_learned": "never learned",
+    "unforgettable": "unforgettable",
+    "confidence": "confidence (mean p of given label)",
+    "variability": "variability (std of p of given label)",
+    "correctness": "correctness (share of epochs right)",
+    "aum": "area under the margin",
+    "mean_loss": "mean loss (nats)",
+    "n_epochs": "epochs observed",
+    # held-out estimates (Feldman & Zhang; Jiang et al.)
+    "mem_score": "memorization score (in minus out accuracy)",
+    "mem_se": "memorization score std. error",
+    "mem_lo": "memorization score, 95% low",
+    "mem_hi": "memorization score, 95% high",
+    "n_in": "models trained on it",
+    "n_out": "models that held it out",
+    "in_accuracy": "accuracy of models trained on it",
+    "heldout_accuracy": "held-out accuracy",
+    "c_score": "C-score (expected held-out accuracy)",
+    # k-NN against the network (Cohen et al.)
+    "knn_pred": "k-NN prediction",
+    "dnn_pred": "network prediction",
+    "knn_agrees": "k-NN agrees with network",
+    "agrees": "k-NN agrees with network",
+    "knn_is_true": "k-NN predicts true label",
+    "knn_is_label": "k-NN predicts given label",
+    "knn_accuracy": "k-NN accuracy",
+    "dnn_accuracy": "network accuracy",
+    "knn_true_accuracy": "k-NN accuracy vs true label",
+    "dnn_true_accuracy": "network accuracy vs true label",
+    "p_same": "P_SAME (k-NN and network agree)",
+    "ma": "MA (agreement where the network is right)",
+    "md": "MD (agreement where the network is wrong)",
+    "distance": "distance",
+    # localization (Maini et al.)
+    "neurons_zeroed": "units zeroed to flip",
+    "units_zeroed": "units zeroed",
+    "collateral_drop": "collateral accuracy drop",
+    "grad_norm": "gradient norm",
+    "cosine": "cosine (clean vs flipped gradient)",
+    # exposure (Carlini et al.)
+    "loss": "loss (nats)",
+    "repeats": "times seen per epoch",
+    "exposure_interpolation": "exposure (bits, interpolation)",
+    "exposure_extrapolation": "exposure (bits, extrapolated from losses)",
+    "exposure_extrapolation_log": "exposure (bits, extrapolated from log-losses)",
+    "ceiling": "ceiling (bits)",
+    # curves and axes
+    "epoch": "epoch",
+    "layer": "layer",
+    "accuracy": "accuracy",
+    "prob_label": "p(given label)",
+    "margin": "margin (logits)",
+    "x": "UMAP 1",
+    "y": "UMAP 2",
+}
+# columns whose values are whole numbers: shown without decimals
+INTEGER_COLUMNS = frozenset(
+    {
+        *("example_id", "label", "true_label", "canary_repeats", "forgetting_events"),
+        *("first_learned_epoch", "learned_epoch", "n_epochs", "n_in", "n_out"),
+        *("knn_pred", "dnn_pred", "neurons_zeroed", "units_zeroed", "epoch", "repeats"),
+    }
+)
+
+
+def label(column: str) -> str:
+    """The human label of a column (its words and unit)."""
+    if column in LABELS:
+        return LABELS[column]
+    for side in (" A", " B"):  # a score paired across two runs (Compare runs)
+        if column.endswith(side):
+            return f"{label(column.removesuffix(side))}, run{side}"
+    if column.endswith("_train") and column.removesuffix("_train") in LABELS:
+        return f"{LABELS[column.removesuffix('_train')]} (minibatches)"
+    return column.replace("_", " ")
+
+
+def value_text(column: str, value: object) -> str:
+    """One value for a person: integers without decimals, missing as n/a."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "n/a"
+    if column in INTEGER_COLUMNS or isinstance(value, bool):
+        return str(int(value)) if not isinstance(value, bool) else ("yes" if value else "no")
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) >= 1000 else f"{value:.3f}"
+    return str(value)

@@ -1,0 +1,35 @@
+"""One colour per kind of example, for every page and lesson (Okabe-Ito, colour-blind safe).
+
+Clean, flipped, canary, reference and test examples, and the training-curve groups built
+from them, are drawn in these colours everywhere; no page picks its own.
+"""
+
+from __future__ import annotations
+
+KIND_COLORS: dict[str, str] = {
+    "clean": "#0072B2",  # blue
+    "flipped": "#D55E00",  # vermilion
+    "canary": "#CC79A7",  # reddish purple
+    "reference": "#7F7F7F",  # grey: never trained on
+    "test": "#009E73",  # bluish green
+}
+# the training-curve groups of analysis.curves, in the colour of the kind they hold
+GROUP_COLORS: dict[str, str] = {
+    "train (clean)": KIND_COLORS["clean"],
+    "train (flipped)": KIND_COLORS["flipped"],
+    "canaries": KIND_COLORS["canary"],
+    "test": KIND_COLORS["test"],
+}
+# canaries by repetitions (light to dark: seen more often), for exposure charts
+REPEAT_COLORS = ("#E8B4D2", "#CC79A7", "#8E3B6D", "#5A1E44")
+SEQUENTIAL = "Viridis"  # numeric scores
+
+
+def kind_color(kind: str) -> str | None:
+    """The colour of a kind of example (None for a value that is not a kind)."""
+    return KIND_COLORS.get(kind)
+
+
+def repeat_color(rank: int) -> str:
+    """The colour of the rank-th repetition group of canaries (0 = seen least often)."""
+    return REPEAT_COLORS[min(rank, len(REPEAT_COLORS) - 1)]
