@@ -7,7 +7,7 @@ RAY_STAMP := $(VENV)/.memdash-ray-installed
 PORT ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench sample-run sample-runs clean
+.PHONY: help install demo test lint format bench sample-run sample-runs clean chromium
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,7 +40,14 @@ format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint $(RAY_STAMP) ## Lint, then run the whole test suite (installs the ray extra)
+# Debian's chromium for the end-to-end browser tests (never `playwright install`)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	  || { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
+
+test: lint $(RAY_STAMP) chromium ## Lint, then run the whole test suite (installs the ray extra and chromium)
 	$(BIN)/python -m pytest
 
 bench: install ## Run the benchmarks (prints ratios)

@@ -402,6 +402,10 @@ def flipping(runs: dict[str, Run]) -> Finding:
     per = run.read_derived("localization.parquet")
     layers = run.read_derived("localization_layers.parquet")
     med = per.groupby("kind")["neurons_zeroed"].median()
+    missing = [kind for kind in ("flipped", "clean") if kind not in med.index]
+    if missing:
+        f.why = f"no {' or '.join(missing)} example could be flipped on the noise run"
+        return f
     used = layers[(layers["kind"] == "flipped") & (layers["units_zeroed"] > 0)]["layer"].nunique()
     f.values = {
         "flipped_median": float(med["flipped"]),

@@ -627,18 +627,35 @@ class Run:
     ) -> pd.DataFrame:
         tables = []
         for file in files:
-            rel = f"{what}/{file.name}"
+            rel = self._check_part(file, what, expected, columns)
             try:
-                schema = pq.read_schema(file)
-            except (pa.ArrowInvalid, OSError) as err:
-                raise RunFormatError(
-                    self.path, rel, f"not a readable Parquet file ({err})"
-                ) from err
-            _check_schema(self.path, rel, schema, expected, columns)
-            tables.append(pq.read_table(file, columns=columns or list(expected)))
+                tables.append(pq.read_table(file, columns=columns or list(expected)))
+            except (pa.ArrowException, OSError) as err:
+                raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
         if not tables:
             return _empty_frame(expected, columns)
         return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+    def _check_part(
+        self, file: Path, what: str, expected: dict[str, str], columns: list[str] | None
+    ) -> str:
+        """Read one part's footer and check its schema; its name relative to the run."""
+        rel = f"{what}/{file.name}"
+        try:
+            schema = pq.read_schema(file)
+        except (pa.ArrowException, OSError) as err:
+            raise RunFormatError(self.path, rel, f"not a readable Parquet file ({err})") from err
+        _check_schema(self.path, rel, schema, expected, columns)
+        return rel
+
+    def check_parts(self) -> None:
+        """A quick check that every committed trace and layer-gradient part is readable: the
+        Parquet footers and schemas only (milliseconds), RunFormatError naming the first
+        damaged file."""
+        for file in self.trace_parts().values():
+            self._check_part(file, "trace.parquet", TRACE_COLUMNS, None)
+        for file, _ in _parts(self.path / "layer_grads.parquet", _GRADS_PART):
+            self._check_part(file, "layer_grads.parquet", LAYER_GRADS_COLUMNS, None)
 
 
 def _parts(root: Path, pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:

@@ -17,23 +17,24 @@ from memdash.dashboard.app_pages import (
     localization,
     runs,
 )
+from memdash.dashboard.app_pages.common import guarded
 
 
 def main() -> None:
     st.set_page_config(page_title="memdash", layout="wide")
     explore = [
-        st.Page(runs.render, title="Runs", url_path="runs", default=True),
-        st.Page(examples.render, title="Examples", url_path="examples"),
-        st.Page(forgetting.render, title="Forgetting and data map", url_path="forgetting"),
-        st.Page(embeddings.render, title="Embeddings", url_path="embeddings"),
-        st.Page(knn.render, title="k-NN vs network", url_path="knn"),
-        st.Page(localization.render, title="Localization", url_path="localization"),
-        st.Page(exposure.render, title="Exposure", url_path="exposure"),
-        st.Page(compare.render, title="Compare runs", url_path="compare"),
-        st.Page(findings.render, title="Findings", url_path="findings"),
+        st.Page(guarded(runs.render), title="Runs", url_path="runs", default=True),
+        st.Page(guarded(examples.render), title="Examples", url_path="examples"),
+        st.Page(guarded(forgetting.render), title="Forgetting and data map", url_path="forgetting"),
+        st.Page(guarded(embeddings.render), title="Embeddings", url_path="embeddings"),
+        st.Page(guarded(knn.render), title="k-NN vs network", url_path="knn"),
+        st.Page(guarded(localization.render), title="Localization", url_path="localization"),
+        st.Page(guarded(exposure.render), title="Exposure", url_path="exposure"),
+        st.Page(guarded(compare.render), title="Compare runs", url_path="compare"),
+        st.Page(guarded(findings.render), title="Findings", url_path="findings"),
     ]
     lessons = [
-        st.Page(render, title=title, url_path=f"learn-{slug}")
+        st.Page(guarded(render), title=title, url_path=f"learn-{slug}")
         for slug, title, render in learn.LESSONS
     ]
     pages = {"Explore": explore, "Learn": lessons}

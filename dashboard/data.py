@@ -92,6 +92,10 @@ def _summary(path: str, stamp: float) -> dict:
         run = Run.open(path)
     except RunFormatError as err:
         return base | {"status": "error", "error": str(err)}
+    try:
+        run.check_parts()
+    except RunFormatError as err:
+        return base | {"run": run.name, "status": "error", "error": str(err)}
     cfg = run.config
     data, model = cfg.get("data", {}), cfg.get("model", {})
     last = run.meta.get("last_epoch", {})
@@ -255,9 +259,11 @@ def _readable(paths: tuple[str, ...]) -> list[Run]:
     runs = []
     for path in paths:
         try:
-            runs.append(Run.open(path))
+            run = Run.open(path)
+            run.check_parts()
         except RunFormatError:
-            continue
+            continue  # listed with status error on the Runs page
+        runs.append(run)
     return runs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -32,22 +33,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tiny_run, tmp_path):
-    from memdash.analysis.config import LocalizeConfig
-    from memdash.analysis.estimate import EstimateSpec, estimate
-    from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
-
+@contextlib.contextmanager
+def serve(root: Path):
+    """`memdash dashboard ROOT` on a free port; yields its URL."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    shutil.copytree(tiny_run, tmp_path / "tiny")
-    analyze(tmp_path / "tiny")
-    analyze(
-        tmp_path / "tiny",
-        config=LocalizeConfig(retrain_epochs=1, flip_examples=5),
-        steps=LOCALIZE_STEPS,
-    )
-    estimate(tmp_path / "tiny", EstimateSpec(models=4, models_per_batch=4), workers=1)
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -55,7 +45,7 @@ def server(tiny_run, tmp_path):
             "-m",
             "memdash.analysis.cli",
             "dashboard",
-            str(tmp_path),
+            str(root),
             "--port",
             str(port),
         ],
@@ -74,9 +64,35 @@ def server(tiny_run, tmp_path):
     else:
         proc.kill()
         pytest.fail("the dashboard did not start: " + proc.stdout.read().decode()[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def analyzed_root(tiny_run, tmp_path):
+    from memdash.analysis.config import LocalizeConfig
+    from memdash.analysis.estimate import EstimateSpec, estimate
+    from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
+
+    root = tmp_path / "root"
+    shutil.copytree(tiny_run, root / "tiny")
+    analyze(root / "tiny")
+    analyze(
+        root / "tiny",
+        config=LocalizeConfig(retrain_epochs=1, flip_examples=5),
+        steps=LOCALIZE_STEPS,
+    )
+    estimate(root / "tiny", EstimateSpec(models=4, models_per_batch=4), workers=1)
+    return root
+
+
+@pytest.fixture
+def server(analyzed_root):
+    with serve(analyzed_root) as url:
+        yield url
 
 
 def test_runs_page_draws_its_chart_without_exceptions(server, tmp_path):
@@ -133,7 +149,79 @@ def test_every_page_renders_and_a_selected_point_opens_its_example(server, tmp_p
             page.mouse.move(x, y, steps=5)
         page.mouse.up()
         page.wait_for_selector("text=selected examples", timeout=60_000)
+        # open one of them (the sidebar's example, which a row click or a point click sets)
+        _open_in_sidebar(page, 11)
         page.wait_for_selector(".js-plotly-plot >> nth=2", timeout=60_000)
+        assert "example=11" in page.url
         assert page.locator("[data-testid='stException']").count() == 0
         page.screenshot(path=str(tmp_path / "embeddings.png"), full_page=True)
+        browser.close()
+
+
+def _open_in_sidebar(page, example_id: int) -> None:
+    field = page.locator("[data-testid='stSidebar'] input[type='number']")
+    field.fill(str(example_id))
+    field.press("Enter")
+
+
+def _settled(page) -> None:
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+
+
+def test_a_deep_link_opens_an_example_and_the_url_keeps_the_state(analyzed_root, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shutil.copytree(analyzed_root / "tiny", analyzed_root / "other")  # a second run, "tiny (other)"
+    with serve(analyzed_root) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{server}/examples?run=tiny%20(other)&example=5")
+        page.wait_for_selector("text=example 5", timeout=60_000)
+        page.wait_for_selector("text=Run tiny (other)", timeout=60_000)
+        for title in ("Forgetting and data map", "Exposure"):
+            page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title).click()
+            page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+            _settled(page)
+            page.wait_for_function("() => location.search.includes('run=tiny')", timeout=30_000)
+            assert "example=5" in page.url and "other" in page.url, page.url
+            assert page.locator("text=Run tiny (other)").count() >= 1
+            assert page.locator("[data-testid='stException']").count() == 0
+        page.reload()
+        page.wait_for_selector("h1:has-text('Exposure')", timeout=60_000)
+        _settled(page)
+        assert "example=5" in page.url and "other" in page.url
+        assert page.locator("text=Run tiny (other)").count() >= 1
+        field = page.locator("[data-testid='stSidebar'] input[type='number']")
+        assert field.input_value() == "5"
+        page.screenshot(path=str(tmp_path / "deep_link.png"), full_page=True)
+        browser.close()
+
+
+def test_a_run_with_a_truncated_trace_part_breaks_no_page(analyzed_root, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    damaged = analyzed_root / "damaged"
+    shutil.copytree(analyzed_root / "tiny", damaged)
+    part = damaged / "trace.parquet" / "eval-epoch_002.parquet"
+    part.write_bytes(part.read_bytes()[:64])
+    with serve(analyzed_root) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{server}/runs")
+        page.wait_for_selector("text=eval-epoch_002.parquet", timeout=60_000)
+        for path, title in PAGES.items():
+            page.goto(f"{server}/{path}?run=tiny%20(damaged)")
+            page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+            _settled(page)
+            errors = page.locator("[data-testid='stException']")
+            assert errors.count() == 0, (path, errors.first.inner_text()[:2000])
+            assert "Traceback" not in page.content(), path
+        # the healthy run still draws
+        page.goto(f"{server}/embeddings?run=tiny%20(tiny)")
+        page.wait_for_selector("text=Run tiny (tiny)", timeout=60_000)
+        page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60_000)
+        assert page.locator("[data-testid='stException']").count() == 0
         browser.close()

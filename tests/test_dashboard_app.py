@@ -333,3 +333,54 @@ def test_opening_from_a_table_row_or_a_clicked_point_sets_the_current_example():
     assert st.session_state["example"] == 41
     assert state.current_example(30) is None and state.current_example(50) == 41
     st.session_state.clear()
+
+
+PAGES = ("runs", "examples", "forgetting", "embeddings", "knn", "localization", "exposure")
+
+
+def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, monkeypatch):
+    """Copies of two sample runs, one with a truncated trace part: every page still draws the
+    healthy run, the Runs page lists the damaged one as `error` naming the file."""
+    samples = Path(APP).parents[1] / "sample_runs"
+    shutil.copytree(samples / "digits_mlp_noise20_tied", tmp_path / "healthy")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(samples / "digits_mlp_clean", damaged)
+    part = damaged / "trace.parquet" / "eval-epoch_007.parquet"
+    part.write_bytes(part.read_bytes()[:100])
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    for name in PAGES:
+        at = page_test(name).run()
+        assert not at.exception, name
+        assert "Traceback" not in str(at), name
+    at = page_test("runs").run()
+    status = at.dataframe[0].value.set_index("run")["status"]
+    assert status["digits_mlp_clean"] == "error" and status["digits_mlp_noise20_tied"] == "complete"
+    assert any("eval-epoch_007.parquet" in e.value for e in at.error)
+    # the shared run cannot point at the damaged one: pages show the healthy run
+    at = page_test("examples")
+    at.session_state["run"] = "digits_mlp_clean"
+    at.run()
+    assert any("digits_mlp_noise20_tied" in c.value for c in at.caption)
+
+
+def _guarded_page(name):
+    import importlib
+
+    from memdash.dashboard.app_pages.common import guarded
+
+    guarded(importlib.import_module(f"memdash.dashboard.app_pages.{name}").render)()
+
+
+def test_a_page_that_hits_a_damaged_file_says_which_instead_of_failing(tmp_path, monkeypatch):
+    """Damage the cheap check cannot see (the inputs array): the page's guard turns the read
+    error into a message naming the run and the file."""
+    samples = Path(APP).parents[1] / "sample_runs"
+    shutil.copytree(samples / "digits_mlp_noise20_tied", tmp_path / "run")
+    (tmp_path / "run" / "inputs.npy").write_bytes(b"garbage")
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    at = AppTest.from_function(_guarded_page, args=("examples",), default_timeout=60)
+    at.session_state["run"] = "digits_mlp_noise20_tied"
+    at.session_state["example"] = 3
+    at.run()
+    assert not at.exception
+    assert any("inputs.npy" in e.value and "digits_mlp_noise20_tied" in e.value for e in at.error)

@@ -162,3 +162,18 @@ def test_findings_command_prints_json_and_refuses_an_unknown_trace():
     assert next(i for i in items if i["id"] == "data_map")["source"] == "train"
     bad = CliRunner().invoke(app, ["findings", str(SAMPLES), "--source", "test"])
     assert bad.exit_code != 0 and "choose one of eval, train" in bad.output
+
+
+def test_flipping_without_flipped_examples_says_what_is_missing(tmp_path):
+    """A run whose localization flipped no flipped example (all its candidates were clean)
+    gets "not enough data" naming why, not an error."""
+    import shutil
+
+    from memdash.analysis.findings import MISSING, flipping
+
+    shutil.copytree(SAMPLES / "digits_mlp_noise20", tmp_path / "run")
+    run = Run.open(tmp_path / "run")
+    per = run.read_derived("localization.parquet")
+    run.write_derived("localization.parquet", per[per["kind"] == "clean"])
+    f = flipping({"noise": Run.open(tmp_path / "run")})
+    assert f.verdict == MISSING and "no flipped example could be flipped" in f.why

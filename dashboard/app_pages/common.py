@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
+from memdash.analysis.runs import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.labels import INTEGER_COLUMNS, label
 
@@ -70,6 +74,27 @@ def most_memorized(table: pd.DataFrame, score: str, n: int) -> pd.DataFrame:
     return (
         table.dropna(subset=[score]).sort_values(score, ascending=not higher, kind="stable").head(n)
     )
+
+
+# what reading a damaged run raises (the run store names the file in RunFormatError)
+UNREADABLE = (RunFormatError, OSError, pa.ArrowException, ValueError)
+
+
+def guarded(render: Callable[[], None]) -> Callable[[], None]:
+    """A page that, when a run's file cannot be read, says which run and file (and that the
+    other runs still work) instead of showing a traceback."""
+
+    @functools.wraps(render)
+    def page() -> None:
+        try:
+            render()
+        except UNREADABLE as err:
+            st.error(
+                f"This page cannot read run **{state.current_name()}**: {err}. The other runs "
+                "still work: choose one in the sidebar. `memdash info RUN` checks every file."
+            )
+
+    return page
 
 
 def choose_run(roots: tuple[str, ...]) -> Path | None:
