@@ -113,15 +113,23 @@ def trajectory(frame: pd.DataFrame) -> go.Figure:
         go.Scatter(
             x=frame["epoch"],
             y=frame["prob_label"],
-            name="p(given label)",
+            name="p(given label): filled when right, open when wrong",
             mode="lines+markers",
-            marker={"color": np.where(correct, "#2ca02c", "#d62728"), "size": 6},
-            line={"color": "#1f77b4"},
+            marker={
+                "symbol": np.where(correct, "circle", "circle-open"),
+                "size": 7,
+                "color": "#333333",
+            },
+            line={"color": "#333333"},
         )
     )
     fig.add_trace(
         go.Scatter(
-            x=frame["epoch"], y=frame["loss"], name="loss", yaxis="y2", line={"color": "#999"}
+            x=frame["epoch"],
+            y=frame["loss"],
+            name="loss",
+            yaxis="y2",
+            line={"color": "#999999", "dash": "dot"},
         )
     )
     if len(forgot):
@@ -129,15 +137,16 @@ def trajectory(frame: pd.DataFrame) -> go.Figure:
             go.Scatter(
                 x=frame["epoch"].to_numpy()[forgot],
                 y=frame["prob_label"].to_numpy()[forgot],
-                name="forgetting event",
+                name="forgetting event (right, then wrong)",
                 mode="markers",
-                marker={"symbol": "x", "size": 12, "color": "#d62728"},
+                marker={"symbol": "x", "size": 12, "color": "#000000"},
             )
         )
+    last = int(frame["epoch"].max()) if len(frame) else 1
     fig.update_layout(
-        xaxis_title="epoch",
+        xaxis={"title": "epoch", "tickformat": "d", "dtick": 1 if last <= 20 else None},
         yaxis={"title": "p(given label)", "range": [0, 1.02]},
-        yaxis2={"title": "loss", "overlaying": "y", "side": "right"},
+        yaxis2={"title": "loss (nats)", "overlaying": "y", "side": "right", "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.25},
         height=320,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -205,7 +214,7 @@ def lines(
         key = key if isinstance(key, tuple) else (key,)
         name = " / ".join(str(k) for k in key)
         style = {"dash": RUN_DASHES[list(frame[dash].unique()).index(key[1]) % 6]} if dash else {}
-        if color in ("kind", "examples") and str(key[0]) in KIND_COLORS:
+        if str(key[0]) in KIND_COLORS:  # clean, flipped, ...: their palette colour
             style["color"] = KIND_COLORS[str(key[0])]
         fig.add_trace(
             go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=label(name), line=style)
@@ -247,6 +256,36 @@ def histograms(frame: pd.DataFrame, *, value: str, group: str, title: str = "") 
         yaxis_title="% of the group",
         height=320,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return fig
+
+
+def layer_distribution(frame: pd.DataFrame, *, value: str, layers: list[str]) -> go.Figure:
+    """Per layer (in forward order), the distribution of `value` for each kind of example,
+    side by side: boxes of the quartiles with every example drawn as a point."""
+    fig = go.Figure()
+    for kind in sorted(frame["kind"].unique(), key=_draw_rank):
+        rows = frame[frame["kind"] == kind]
+        fig.add_trace(
+            go.Box(
+                x=rows["layer"],
+                y=rows[value],
+                name=str(kind),
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                marker={"color": KIND_COLORS.get(str(kind)), "size": 3},
+            )
+        )
+    present = [layer for layer in layers if layer in set(frame["layer"])]
+    fig.update_layout(
+        boxmode="group",
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": present},
+        xaxis_title=label("layer"),
+        yaxis_title=label(value),
+        yaxis_rangemode="tozero",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
     return fig
 

@@ -77,8 +77,52 @@ def test_trajectory_marks_forgetting_events():
         }
     )
     fig = trajectory(frame)
-    events = [t for t in fig.data if t.name == "forgetting event"]
+    events = [t for t in fig.data if t.name.startswith("forgetting event")]
     assert len(events) == 1 and list(events[0].x) == [2]  # right at 1, wrong at 2
+    # right and wrong epochs are told apart by the marker's fill (a legend says which)
+    assert list(fig.data[0].marker.symbol) == ["circle-open", "circle", "circle-open", "circle"]
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"
+
+
+def test_histograms_of_groups_share_their_bins_and_kind_colours():
+    from memdash.dashboard.charts import histograms
+
+    frame = pd.DataFrame({"kind": ["clean"] * 4 + ["flipped"] * 2, "v": [0, 1, 1, 2, 5, 7]})
+    fig = histograms(frame, value="v", group="kind")
+    bins = {(t.xbins.start, t.xbins.end, t.xbins.size) for t in fig.data}
+    assert bins == {(-0.5, 7.5, 1.0)}  # integers: unit bins centred on whole numbers, shared
+    assert [t.marker.color for t in fig.data] == [KIND_COLORS["clean"], KIND_COLORS["flipped"]]
+    floats = histograms(frame.assign(v=frame["v"] / 10), value="v", group="kind")
+    assert len({(t.xbins.start, t.xbins.size) for t in floats.data}) == 1
+    assert floats.layout.xaxis.title.text == "v"
+
+
+def test_palette_gives_every_kind_one_distinct_colour_and_groups_follow_it():
+    from memdash.dashboard.palette import GROUP_COLORS
+
+    colours = list(KIND_COLORS.values())
+    assert set(KIND_COLORS) == {"clean", "flipped", "canary", "reference", "test"}
+    assert len(set(colours)) == len(colours)
+
+    def lab(hex_colour):
+        """sRGB to CIELAB (D65): perceptual distances between colours."""
+        c = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)], float) / 255
+        c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+        xyz = (
+            np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+            @ c
+            / np.array([0.9505, 1.0, 1.089])
+        )
+        f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    # no two kinds nearly alike: every pair at least 25 apart in CIELAB (delta E 76)
+    gaps = [
+        np.linalg.norm(lab(a) - lab(b)) for i, a in enumerate(colours) for b in colours[i + 1 :]
+    ]
+    assert min(gaps) > 25
+    assert GROUP_COLORS["train (flipped)"] == KIND_COLORS["flipped"]
+    assert GROUP_COLORS["test"] == KIND_COLORS["test"]
 
 
 def test_heatmap_pivots_and_orders_rows():
@@ -163,3 +207,33 @@ def test_selection_helpers_of_the_pages():
     assert only_a["example_id"].tolist() == [0] and only_b["example_id"].tolist() == [1]
     assert mismatch(a, b) == "" and "3 examples against 2" in mismatch(a, b.iloc[:2])
     assert "true labels differ" in mismatch(a, b.assign(true_label=[0, 1, 1]))
+
+
+DERIVED = (
+    *("knn.parquet", "exposure.parquet", "exposure_fits.parquet", "localization.parquet"),
+    *("localization_layers.parquet", "rewinding.parquet", "retraining.parquet"),
+    "heldout.parquet",
+)
+
+
+def test_every_column_a_page_shows_has_a_human_label():
+    """Walk the sample suite: the example table (Examples, Forgetting, Embeddings, Compare),
+    the derived tables (k-NN, Exposure, Localization) and the gradient accounting."""
+    from pathlib import Path
+
+    from memdash.analysis.runs import Run, discover_runs
+    from memdash.analysis.tables import example_table
+    from memdash.dashboard.labels import LABELS, label
+
+    columns: set[str] = set()
+    for path in discover_runs([Path(__file__).resolve().parents[1] / "sample_runs"]):
+        run = Run.open(path)
+        columns |= set(example_table(run).columns) | set(run.layer_grads().columns)
+        for name in DERIVED:
+            if run.derived_path(name).is_file():
+                columns |= set(run.read_derived(name).columns)
+    assert len(columns) > 60
+    unlabelled = {c for c in columns if c not in LABELS and c.removesuffix("_train") not in LABELS}
+    assert not unlabelled
+    assert label("forgetting_events_train") == "forgetting events (minibatches)"
+    assert label("mem_score A") == "memorization score (in minus out accuracy), run A"

@@ -131,9 +131,10 @@ def test_localization_page_shows_the_four_experiments(analyzed):
     assert not at.exception
     assert len(at.get("plotly_chart")) == 7
     at.radio(key="localization_group").set_value("clean_acc").run()
-    assert not at.exception
-    at.radio(key="localization_kind").set_value(at.radio(key="localization_kind").options[-1]).run()
     assert not at.exception and len(at.get("plotly_chart")) == 7
+    # units zeroed per layer: one box trace per kind, layers in forward order
+    spec = at.get("plotly_chart")[-1].proto.spec
+    assert '"boxmode":"group"' in spec.replace(" ", "") and '"fc1","fc2"' in spec.replace(" ", "")
 
 
 def test_pages_say_which_command_computes_what_is_missing(roots):

@@ -12,6 +12,29 @@ from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
+ROW_HEIGHT = 35  # st.dataframe's row height in pixels
+ROLE_NAMES = {
+    "clean": "no label noise",
+    "noise": "20% flipped labels",
+    "dropout": "flipped labels with dropout",
+    "tied": "example-tied dropout",
+    "random": "random labels",
+    "canaries": "canaries",
+}
+# the runs (by role, `memdash.analysis.findings.roles`) each finding's figure draws
+FIGURE_ROLES = {
+    "order": ("noise",),
+    "noise_rate": ("clean", "noise", "random"),
+    "early_peak": ("noise",),
+    "dropout": ("noise", "dropout"),
+    "forgetting": ("noise",),
+    "data_map": ("noise",),
+    "mem_score": ("noise",),
+    "exposure": ("canaries",),
+    "knn": ("noise",),
+    "flipping": ("noise",),
+    "tied_dropout": ("tied",),
+}
 
 
 def render() -> None:
@@ -34,7 +57,13 @@ def render() -> None:
             for f in results
         ]
     )
-    st.dataframe(summary, hide_index=True, width="stretch", key="findings_table")
+    st.dataframe(
+        summary,
+        hide_index=True,
+        width="stretch",
+        height=ROW_HEIGHT * (len(summary) + 1) + 3,  # every finding, no inner scroll
+        key="findings_table",
+    )
     titles = [f.title for f in results]
     chosen = st.selectbox("Look at", titles, key="findings_choice")
     finding = results[titles.index(chosen)]
@@ -43,10 +72,14 @@ def render() -> None:
         f"**{BADGE.get(finding.verdict, ':orange[not enough data]')}** "
         f"({finding.reference}). {finding.statistic or finding.why}"
     )
-    if finding.source:
-        st.caption(state.source_note(finding.source))
     figure = FIGURES.get(finding.key)
     if figure is not None and finding.statistic:
+        roles = [r for r in FIGURE_ROLES.get(finding.key, ()) if r in paths]
+        st.caption(
+            "Figure from "
+            + ", ".join(f"run **{paths[r].name}** ({ROLE_NAMES[r]})" for r in roles)
+            + "."
+        )
         st.plotly_chart(figure(paths), width="stretch", key="findings_figure")
 
 

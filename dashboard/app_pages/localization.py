@@ -9,6 +9,7 @@ import streamlit as st
 
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard.labels import label
 
 
 def render() -> None:
@@ -17,6 +18,7 @@ def render() -> None:
     if path is None:
         return
     layers = data.layer_order(path)
+    st.session_state.pop("localization_offered", None)
     _gradients(path)
     _rewinding(path, layers)
     _flipping(path, layers)
@@ -24,12 +26,18 @@ def render() -> None:
 
 
 def _missing(what: str, path: Path) -> None:
+    """One button for every missing localization result: the first section that misses
+    one offers it, the others point to it."""
+    if st.session_state.get("localization_offered") == str(path):
+        st.info(f"{what}: not computed yet (the button above computes it with the rest).")
+        return
+    st.session_state["localization_offered"] = str(path)
     offer_analysis(
         path,
-        what,
+        "Rewinding, retraining and neuron flipping",
         ["rewinding", "retraining", "flipping"],
         "memdash localize",
-        f"localization_compute_{what[:4]}",
+        "localization_compute",
     )
 
 
@@ -46,8 +54,8 @@ def _gradients(path: Path) -> None:
             grads,
             x="epoch",
             y="grad_norm",
-            color="layer",
-            dash="subset",
+            color="subset",
+            dash="layer",
             title="gradient norm per layer (summed over the epoch)",
         ),
         width="stretch",
@@ -82,6 +90,7 @@ def _rewinding(path: Path, layers: list[str]) -> None:
     group = st.radio(
         "Accuracy of",
         ["flipped_acc", "clean_acc", "test_acc"],
+        format_func=label,
         horizontal=True,
         key="localization_group",
     )
@@ -146,24 +155,16 @@ def _flipping(path: Path, layers: list[str]) -> None:
         width="stretch",
         key="localization_collateral",
     )
-    kind = st.radio(
-        "Examples", sorted(per["kind"].unique()), horizontal=True, key="localization_kind"
+    st.plotly_chart(
+        charts.layer_distribution(per_layer, value="units_zeroed", layers=layers),
+        width="stretch",
+        key="localization_layers",
     )
-    rows = per_layer[per_layer["kind"] == kind].copy()
-    order = per[per["kind"] == kind].sort_values("neurons_zeroed")["example_id"].astype(str)
-    rows["example"] = rows["example_id"].astype(str)
-    fig = charts.heatmap(
-        rows,
-        x="layer",
-        y="example",
-        value="units_zeroed",
-        zmin=0,
-        zmax=None,
-        y_order=list(order),
-        title=f"units zeroed per layer, {kind} examples",
+    st.caption(
+        "Where the zeroed units lie: per layer, the units each example needed there (one point "
+        "per example, boxes of the quartiles). Few units spread over several layers for "
+        "flipped examples is Maini et al.'s finding."
     )
-    fig.update_layout(height=min(900, max(300, 4 * len(order))))
-    st.plotly_chart(fig, width="stretch", key="localization_heat")
 
 
 def _tied_dropout(path: Path) -> None:

@@ -8,6 +8,7 @@ import streamlit as st
 from memdash.analysis.runs import RunFormatError
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import chosen_curves
+from memdash.dashboard.labels import value_text
 
 
 def render() -> None:
@@ -47,16 +48,10 @@ def _label(summaries: pd.DataFrame, i: int) -> str:
 
 
 def _runs_table(summaries: pd.DataFrame) -> None:
-    shown = summaries.drop(columns=["path", "error"])
-    st.dataframe(
-        shown,
-        hide_index=True,
-        width="stretch",
-        column_config={
-            c: st.column_config.NumberColumn(c, format="%.3f")
-            for c in ("train acc", "clean acc", "flipped acc", "test acc")
-        },
-    )
+    shown = summaries.drop(columns=["path", "error", "analyses"]).astype(object)
+    for column in ("train acc", "clean acc", "flipped acc", "test acc"):
+        shown[column] = [value_text(column, v) for v in shown[column]]
+    st.dataframe(shown.fillna("n/a"), hide_index=True, width="stretch")
     for _, row in summaries[summaries["status"] == "error"].iterrows():
         st.error(f"**{row['run']}** cannot be read: {row['error']}")
     running = summaries[summaries["status"] == "running"]["run"].tolist()
