@@ -10,9 +10,12 @@
    page in Chromium to its scatter drawn (a seeded 20,000-point sample by
    default; the "all points" box draws every point).
 
+4. A deep link, `/examples?run=digits_mlp_noise20&example=5`, opened on a
+   fresh server: seconds until that example's input is drawn in its detail.
+
 Goals: every warm rerun under 0.5 s on the sample run; the first chart within
 5 s of starting the server; the 100,000-example Embeddings page drawn in
-under 3 s.
+under 3 s with cold caches (a fresh server, opened once).
 
 Run: .venv/bin/python benchmarks/dashboard.py
 """
@@ -31,7 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)  # `dashboard` is the app package, not this script
 
-from tests.test_browser import CHROMIUM, FLAGS  # noqa: E402  (the browser the tests drive)
+from tests.test_browser import (  # noqa: E402  (the browser and server the tests drive)
+    CHROMIUM,
+    FLAGS,
+    dashboard_command,
+)
 
 CACHE = REPO / "benchmarks" / ".cache"
 PAGES = (
@@ -86,15 +93,7 @@ def first_chart(root: Path, path: str, selector: str, *, check_all: bool = False
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         start = time.perf_counter()
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "memdash.analysis.cli",
-                "dashboard",
-                str(root),
-                "--port",
-                str(port),
-            ],
+            dashboard_command(root, port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -177,6 +176,12 @@ def main() -> None:
     reruns(samples)
     print("Sample runs: server start to first chart (Chromium)")
     first_chart(samples, "runs", ".js-plotly-plot .scatterlayer")
+    print("Sample runs: a deep link to one example, to its detail drawn (Chromium)")
+    first_chart(
+        samples,
+        "examples?run=digits_mlp_noise20&example=5",
+        ".js-plotly-plot .gtitle:has-text('example 5')",
+    )
     root = big_run()
     print("100,000-example run: page reruns (AppTest)")
     reruns(root, ("runs", "examples", "forgetting", "embeddings", "knn"))

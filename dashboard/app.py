@@ -23,7 +23,7 @@ from memdash.dashboard.app_pages.common import guarded
 def main() -> None:
     st.set_page_config(page_title="memdash", layout="wide")
     explore = [
-        st.Page(guarded(runs.render), title="Runs", url_path="runs", default=True),
+        st.Page(guarded(runs.render), title="Runs", url_path="runs"),
         st.Page(guarded(examples.render), title="Examples", url_path="examples"),
         st.Page(guarded(forgetting.render), title="Forgetting and data map", url_path="forgetting"),
         st.Page(guarded(embeddings.render), title="Embeddings", url_path="embeddings"),
@@ -37,7 +37,16 @@ def main() -> None:
         st.Page(guarded(render), title=title, url_path=f"learn-{slug}")
         for slug, title, render in learn.LESSONS
     ]
-    pages = {"Explore": explore, "Learn": lessons}
+    # "/" forwards to "/runs" (with the URL's parameters), so every page, Runs included, is
+    # reached by a path of its own: a link to /runs never finds "Page not found"
+    home = st.Page(
+        lambda: st.switch_page(explore[0], query_params=st.query_params.to_dict()),
+        title="memdash",
+        url_path="home",
+        default=True,
+        visibility="hidden",
+    )
+    pages = {"": [home], "Explore": explore, "Learn": lessons}
     page = st.navigation(pages)
     state.run_control(data.run_summaries(data.run_roots()))
     state.example_control()

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from memdash.analysis.curves import GROUPS
-from memdash.dashboard.labels import label
+from memdash.dashboard.labels import RATIO_COLUMNS, label
 from memdash.dashboard.palette import GROUP_COLORS, KIND_COLORS, SEQUENTIAL, repeat_color
 
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -219,6 +219,8 @@ def lines(
         fig.add_trace(
             go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=label(name), line=style)
         )
+    if y in RATIO_COLUMNS:  # a share: from 0 to 1, so differences are not magnified
+        fig.update_yaxes(range=[0, 1.02])
     fig.update_layout(
         title=title,
         xaxis_title=label(x),
@@ -511,16 +513,32 @@ def paired_scatter(
         title=f"{label(score)}: run A against run B, one point per example"
         + (" (jittered: the values are whole numbers)" if integer else ""),
     )
-    fig.add_vline(x=threshold, line_dash="dash", line_color="#444")
-    fig.add_hline(y=threshold, line_dash="dash", line_color="#444")
-    if len(flagged):
+    threshold_lines(fig, x=threshold, y=threshold)
+    return ring(fig, flagged, x=x, y=y, name="memorized in one run only")
+
+
+def threshold_lines(
+    fig: go.Figure, *, x: float | None = None, y: float | None = None, text: str = ""
+) -> go.Figure:
+    """Draw a threshold on the chart: a dashed line at x (vertical) and/or y (horizontal)."""
+    style = {"line_dash": "dash", "line_color": "#444444"}
+    if x is not None:
+        fig.add_vline(x=x, annotation_text=text, **style)
+    if y is not None:
+        fig.add_hline(y=y, annotation_text=text if x is None else "", **style)
+    return fig
+
+
+def ring(fig: go.Figure, rows: pd.DataFrame, *, x: str, y: str, name: str) -> go.Figure:
+    """Ring the points of `rows` (what a threshold flags) with open circles."""
+    if len(rows):
         fig.add_trace(
             go.Scattergl(
-                x=flagged[x],
-                y=flagged[y],
+                x=rows[x],
+                y=rows[y],
                 mode="markers",
                 marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5}},
-                name="memorized in one run only",
+                name=name,
                 hoverinfo="skip",
             )
         )

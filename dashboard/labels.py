@@ -107,6 +107,17 @@ INTEGER_COLUMNS = frozenset(
 )
 
 
+# columns that hold a share or a probability: their axes start at 0 and end at 1
+RATIO_COLUMNS = frozenset(
+    {
+        *("accuracy", "knn_accuracy", "dnn_accuracy", "knn_true_accuracy", "dnn_true_accuracy"),
+        *("p_same", "ma", "md", "flipped_acc", "clean_acc", "test_acc", "train_acc"),
+        *("confidence", "correctness", "heldout_accuracy", "in_accuracy", "prob_label"),
+        "share",
+    }
+)
+
+
 def label(column: str) -> str:
     """The human label of a column (its words and unit)."""
     if column in LABELS:

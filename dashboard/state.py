@@ -69,6 +69,7 @@ def with_source(*tables: pd.DataFrame) -> pd.DataFrame | tuple[pd.DataFrame, ...
 # --- the current run and example -------------------------------------------------------------
 
 RUN_KEY, EXAMPLE_KEY, RUN_B_KEY = "run", "example", "run_b"
+UNKNOWN_KEY = "sidebar_unknown_run"
 
 
 def readable_runs(summaries: pd.DataFrame) -> pd.DataFrame:
@@ -93,9 +94,19 @@ def run_control(summaries: pd.DataFrame) -> None:
     if RUN_KEY not in st.session_state and asked not in names:
         # no (valid) run in the URL: start on the most informative run, written into the URL
         st.session_state[RUN_KEY] = names[0]
-    st.sidebar.selectbox("Run", names, index=None, key=RUN_KEY, bind="query-params")
     if asked is not None and asked not in names:
-        shown = asked if len(asked) <= 60 else asked[:60] + "…"
+        st.session_state[UNKNOWN_KEY] = asked  # said until the user picks a run
+    st.sidebar.selectbox(
+        "Run",
+        names,
+        index=None,
+        key=RUN_KEY,
+        bind="query-params",
+        on_change=lambda: st.session_state.pop(UNKNOWN_KEY, None),
+    )
+    unknown = st.session_state.get(UNKNOWN_KEY)
+    if unknown:
+        shown = unknown if len(unknown) <= 60 else unknown[:60] + "…"
         st.sidebar.warning(f"No run named “{shown}” under the roots; showing {current_name()}.")
 
 

@@ -33,6 +33,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def dashboard_command(root: Path, port: int) -> list[str]:
+    """`memdash dashboard ROOT --port PORT` with this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "memdash.analysis.cli",
+        "dashboard",
+        str(root),
+        "--port",
+        str(port),
+    ]
+
+
 @contextlib.contextmanager
 def serve(root: Path):
     """`memdash dashboard ROOT` on a free port; yields its URL."""
@@ -40,15 +53,7 @@ def serve(root: Path):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     port = _free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "memdash.analysis.cli",
-            "dashboard",
-            str(root),
-            "--port",
-            str(port),
-        ],
+        dashboard_command(root, port),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=dict(os.environ),

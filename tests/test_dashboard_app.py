@@ -156,7 +156,7 @@ def test_exposure_page_against_repetitions_and_epochs(canary_run, tmp_path, monk
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert "ceiling log2(#refs) = 5.32" in at.get("plotly_chart")[0].proto.spec
     at.radio(key="exposure_method").set_value("exposure_extrapolation").run()
-    at.select_slider(key="exposure_epoch").set_value(0).run()
+    at.select_slider(key="epoch").set_value(0).run()
     assert not at.exception
     assert "exposure at epoch 0" in at.get("plotly_chart")[0].proto.spec
 
@@ -385,3 +385,19 @@ def test_a_page_that_hits_a_damaged_file_says_which_instead_of_failing(tmp_path,
     at.run()
     assert not at.exception
     assert any("inputs.npy" in e.value and "digits_mlp_noise20_tied" in e.value for e in at.error)
+
+
+def test_the_default_run_is_the_most_informative_and_an_unknown_name_says_so(monkeypatch):
+    """No run in the URL: digits_mlp_noise20 (every analysis), not the alphabetically first
+    digits_mlp_clean; a name from the URL that no run has is refused, not joined into a path."""
+    samples = Path(APP).parents[1] / "sample_runs"
+    monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="run").value == "digits_mlp_noise20"
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "../../etc/passwd"
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="run").value == "digits_mlp_noise20"
+    assert any("No run named" in w.value and "passwd" in w.value for w in at.sidebar.warning)

@@ -109,6 +109,19 @@ def choose_run(roots: tuple[str, ...]) -> Path | None:
     return path
 
 
+def lacks_embeddings(path: Path, what: str) -> bool:
+    """Say so (and what helps: training with embeddings, not `memdash analyze`) when the run
+    recorded no embeddings."""
+    if data.has_embeddings(path):
+        return False
+    st.info(
+        f"{what} needs embeddings, which this run did not record: train it again with "
+        "`memdash train ... --embed-layers fc2,out --embed-epochs 0,10,30` (the layers and "
+        "epochs to keep), then `memdash analyze`."
+    )
+    return True
+
+
 def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: str) -> None:
     """Say what is missing and which command computes it, with a button that computes it here
     (through the same pipeline, a progress bar per step)."""
@@ -133,21 +146,33 @@ def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: s
 def thumbnail_grid(
     path: Path, ids: list[int], captions: list[str], *, per_row: int, width: int
 ) -> list:
-    """Thumbnails of examples' inputs in rows of `per_row`; returns the cell of each, in order
-    (to put a button under one)."""
+    """Thumbnails of examples' inputs in rows of `per_row`, each row its own columns; returns
+    the cell of each, in order (a button put in a cell sits right under its image)."""
     inputs = data.inputs(path)
-    columns = st.columns(per_row)
     cells = []
-    for i, (example_id, caption) in enumerate(zip(ids, captions, strict=True)):
-        cell = columns[i % per_row]
-        cell.image(
-            charts.thumbnail(np.asarray(inputs[example_id])),
-            caption=caption,
-            width=width,
-            clamp=True,
-        )
-        cells.append(cell)
+    for start in range(0, len(ids), per_row):
+        row = st.columns(per_row)
+        chunk = zip(ids[start : start + per_row], captions[start : start + per_row], strict=True)
+        for cell, (example_id, caption) in zip(row, chunk, strict=False):
+            cell.image(
+                charts.thumbnail(np.asarray(inputs[example_id])),
+                caption=caption,
+                width=width,
+                clamp=True,
+            )
+            cells.append(cell)
     return cells
+
+
+def open_buttons(cells: list, ids: list[int], *, key: str) -> None:
+    """An "open" button under each thumbnail cell, making its example the current one."""
+    for cell, example_id in zip(cells, ids, strict=True):
+        cell.button(
+            "open",
+            key=f"{key}_{example_id}",
+            on_click=state.open_example,
+            args=(int(example_id),),
+        )
 
 
 def selectable_scatter(figure, table: pd.DataFrame, key: str) -> pd.DataFrame:

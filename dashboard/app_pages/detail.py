@@ -15,7 +15,12 @@ import streamlit as st
 
 from memdash.analysis.sources import SOURCES
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import SCORES, score_columns, thumbnail_grid
+from memdash.dashboard.app_pages.common import (
+    SCORES,
+    open_buttons,
+    score_columns,
+    thumbnail_grid,
+)
 from memdash.dashboard.labels import label, value_text
 
 NEIGHBOURS = 12
@@ -113,10 +118,4 @@ def _neighbours(path: Path, example_id: int, table: pd.DataFrame, *, key: str) -
     ]
     ids = near["neighbor_id"].astype(int).tolist()
     cells = thumbnail_grid(path, ids, captions, per_row=6, width=70)
-    for cell, neighbour in zip(cells, ids, strict=True):
-        cell.button(
-            "open",
-            key=f"{key}_neighbour_{neighbour}",
-            on_click=state.open_example,
-            args=(neighbour,),
-        )
+    open_buttons(cells, ids, key=f"{key}_neighbour")

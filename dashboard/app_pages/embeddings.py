@@ -8,6 +8,7 @@ import streamlit as st
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import (
     choose_run,
+    lacks_embeddings,
     offer_analysis,
     score_columns,
     selectable_scatter,
@@ -24,6 +25,8 @@ def render() -> None:
     st.title("Embeddings")
     path = choose_run(data.run_roots())
     if path is None:
+        return
+    if lacks_embeddings(path, "The embedding map"):
         return
     manifest = data.manifest(path)
     if "umap" not in manifest:

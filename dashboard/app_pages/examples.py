@@ -14,6 +14,7 @@ from memdash.dashboard.app_pages.common import (
     choose_run,
     most_memorized,
     offer_analysis,
+    open_buttons,
     score_columns,
     table_config,
     thumbnail_grid,
@@ -126,10 +127,4 @@ def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     ]
     ids = top["example_id"].astype(int).tolist()
     cells = thumbnail_grid(path, ids, captions, per_row=6, width=84)
-    for cell, example_id in zip(cells, ids, strict=True):
-        cell.button(
-            "open",
-            key=f"examples_open_{example_id}",
-            on_click=state.open_example,
-            args=(example_id,),
-        )
+    open_buttons(cells, ids, key="examples_open")

@@ -40,7 +40,7 @@ def render() -> None:
         key="exposure_method",
         help=" ".join(f"{m.removeprefix('exposure_')}: {METHODS[m]}." for m in methods),
     )
-    epoch = right.select_slider("Epoch", epochs, value=epochs[-1], key="exposure_epoch")
+    epoch = right.select_slider("Epoch", epochs, value=epochs[-1], key="epoch", bind="query-params")
     ceiling = float(table["ceiling"].iloc[0])
     st.plotly_chart(
         charts.exposure_chart(table, epoch=epoch, method=method, ceiling=ceiling),

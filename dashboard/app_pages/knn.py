@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from memdash.dashboard import charts, data
-from memdash.dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard.app_pages.common import choose_run, lacks_embeddings, offer_analysis
 
 METRICS = {
     "p_same": "P_SAME: share of examples where the k-NN and the network predict the same class",
@@ -20,15 +20,11 @@ def render() -> None:
     path = choose_run(data.run_roots())
     if path is None:
         return
-    table = data.derived(path, "knn.parquet")
-    if table is None:
-        offer_analysis(path, "The k-NN comparison", ["knn"], "memdash analyze", "knn_compute")
+    if lacks_embeddings(path, "Comparing a k-NN with the network"):
         return
-    if table.empty:
-        st.info(
-            "This run recorded no embeddings: train with `--embed-layers fc2,out "
-            "--embed-epochs 0,10,30` to compare a k-NN on them with the network."
-        )
+    table = data.derived(path, "knn.parquet")
+    if table is None or table.empty:
+        offer_analysis(path, "The k-NN comparison", ["knn"], "memdash analyze", "knn_compute")
         return
     manifest = data.manifest(path).get("knn", {}).get("params", {})
     st.caption(

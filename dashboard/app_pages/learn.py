@@ -158,17 +158,16 @@ def data_maps() -> None:
     )
     flagged = table["confidence"] < threshold
     flipped = table["kind"] == "flipped"
-    st.plotly_chart(
-        charts.scatter(
-            table.assign(flagged=flagged),
-            x="variability",
-            y="confidence",
-            color="kind",
-            title="the data map of the 20% noise run",
-        ),
-        width="stretch",
-        key="learn_map_chart",
+    figure = charts.scatter(
+        table,
+        x="variability",
+        y="confidence",
+        color="kind",
+        title="the data map of the 20% noise run",
     )
+    charts.threshold_lines(figure, y=threshold, text=f"confidence {threshold:.2f}")
+    charts.ring(figure, table[flagged], x="variability", y="confidence", name="flagged")
+    st.plotly_chart(figure, width="stretch", key="learn_map_chart")
     caught = int((flagged & flipped).sum())
     st.markdown(
         f"**{int(flagged.sum())}** examples flagged: **{caught}** of the {int(flipped.sum())} "
@@ -197,11 +196,9 @@ def heldout_score() -> None:
     threshold = st.slider(
         "Call an example memorized above", 0.0, 1.0, 0.5, 0.05, key="learn_mem_threshold"
     )
-    st.plotly_chart(
-        charts.histograms(table, value="mem_score", group="kind"),
-        width="stretch",
-        key="learn_heldout_chart",
-    )
+    figure = charts.histograms(table, value="mem_score", group="kind")
+    charts.threshold_lines(figure, x=threshold, text=f"memorized above {threshold:.2f}")
+    st.plotly_chart(figure, width="stretch", key="learn_heldout_chart")
     share = table.assign(high=table["mem_score"] > threshold).groupby("kind")["high"].mean()
     st.markdown(
         f"Above {threshold:.2f}: **{share['flipped']:.0%}** of flipped examples and "

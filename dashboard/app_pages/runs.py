@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from memdash.analysis.runs import RunFormatError
-from memdash.dashboard import charts, data
+from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves
 from memdash.dashboard.labels import value_text
 
@@ -29,10 +29,11 @@ def render() -> None:
         st.warning("No run here can be read; see the errors above.")
         return
     labels = {i: _label(summaries, i) for i in healthy}
+    current = summaries.index[summaries["run"] == state.current_name()].tolist()
     chosen = st.multiselect(
-        "Runs to plot (several overlay their curves)",
+        "Runs to plot (several overlay their curves; the sidebar's run first)",
         options=healthy,
-        default=healthy[:1],
+        default=[i for i in current if i in healthy] or healthy[:1],
         format_func=labels.get,
         key="runs_chosen",
     )
