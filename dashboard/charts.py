@@ -432,26 +432,16 @@ def scatter(
     title: str = "",
     max_points: int | None = None,
     seed: int = 0,
-    jitter: float = 0.0,
 ) -> go.Figure:
     """A WebGL scatter of examples (``example_id`` first in customdata, for selections),
     coloured by a numeric column (colour scale) or a categorical one (one trace per value,
     kinds in their palette colours, never-trained kinds drawn underneath).
 
     Hover says, in words, the example's kind, given and true label and the coloured value.
-    `max_points` draws a seeded sample of that many examples (None: all); `jitter` spreads
-    the points by up to that much (seeded) so integer scores do not hide each other.
+    `max_points` draws a seeded sample of that many examples (None: all).
     """
     if max_points is not None and len(table) > max_points:
         table = table.sample(max_points, random_state=seed)
-    if jitter:
-        rng = np.random.default_rng(seed)
-        table = table.assign(
-            **{
-                x: table[x] + rng.uniform(-jitter, jitter, len(table)),
-                y: table[y] + rng.uniform(-jitter, jitter, len(table)),
-            }
-        )
     fig = go.Figure()
     values = table[color]
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
@@ -496,25 +486,30 @@ HOVER_COLUMNS = ("example_id", "kind", "label", "true_label")
 
 
 def paired_scatter(
-    both: pd.DataFrame, *, score: str, threshold: float, flagged: pd.DataFrame
+    both: pd.DataFrame, *, score: str, threshold: float, flagged: pd.DataFrame, seed: int = 0
 ) -> go.Figure:
     """A score in run A against run B, one point per example coloured by its kinds in both
     runs; integer scores jittered (seeded, by less than half a unit) so equal values do not
-    hide each other; the threshold drawn on both axes and the examples it flags ringed."""
+    hide each other; the threshold drawn on both axes and the examples it flags ringed where
+    their (jittered) points are."""
     x, y = f"{score} A", f"{score} B"
     integer = value_is_integer(both[x]) and value_is_integer(both[y])
-    coloured = both.assign(kind=both["kinds"])
+    shown = both.assign(kind=both["kinds"])
+    if integer:
+        rng = np.random.default_rng(seed)
+        shown[x] = shown[x] + rng.uniform(-0.3, 0.3, len(shown))
+        shown[y] = shown[y] + rng.uniform(-0.3, 0.3, len(shown))
     fig = scatter(
-        coloured,
+        shown,
         x=x,
         y=y,
         color="kind",
-        jitter=0.3 if integer else 0.0,
         title=f"{label(score)}: run A against run B, one point per example"
         + (" (jittered: the values are whole numbers)" if integer else ""),
     )
     threshold_lines(fig, x=threshold, y=threshold)
-    return ring(fig, flagged, x=x, y=y, name="memorized in one run only")
+    rings = shown[shown["example_id"].isin(flagged["example_id"])]
+    return ring(fig, rings, x=x, y=y, name="memorized in one run only")
 
 
 def threshold_lines(

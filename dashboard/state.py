@@ -141,7 +141,9 @@ def example_control() -> None:
         step=1,
         key=EXAMPLE_KEY,
         bind="query-params",
-        placeholder="none: open one from any list",
+        placeholder="none",
+        help="The example every page opens in its detail: set by any list's open button, "
+        "table row or clicked point, or typed here.",
     )
 
 

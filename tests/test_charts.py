@@ -237,3 +237,32 @@ def test_every_column_a_page_shows_has_a_human_label():
     assert not unlabelled
     assert label("forgetting_events_train") == "forgetting events (minibatches)"
     assert label("mem_score A") == "memorization score (in minus out accuracy), run A"
+
+
+def test_paired_scatter_jitters_whole_numbers_and_rings_the_flagged_points_where_they_are():
+    from memdash.dashboard.charts import paired_scatter
+
+    both = pd.DataFrame(
+        {
+            "example_id": [0, 1, 2, 3],
+            "kinds": ["clean", "clean", "flipped", "test"],
+            "label": [1, 2, 3, 4],
+            "true_label": [1, 2, 0, 4],
+            "forgetting_events A": [0, 3, 5, 0],
+            "forgetting_events B": [0, 0, 5, 1],
+        }
+    )
+    fig = paired_scatter(
+        both, score="forgetting_events", threshold=2.5, flagged=both[both["example_id"] == 1]
+    )
+    points = {
+        row[0]: (x, y)
+        for trace in fig.data[:-1]
+        for row, x, y in zip(trace.customdata, trace.x, trace.y, strict=True)
+    }
+    assert abs(points[1][0] - 3) <= 0.3 and points[1][0] != 3  # jittered, by < half a unit
+    ring = fig.data[-1]
+    assert ring.name == "memorized in one run only"
+    assert (ring.x[0], ring.y[0]) == points[1]  # the ring sits on the jittered point
+    assert [t.name for t in fig.data[:-1]] == ["test", "clean", "flipped"]  # test underneath
+    assert {s.x0 for s in fig.layout.shapes if s.x0 == s.x1} == {2.5}

@@ -143,9 +143,11 @@ def data_maps() -> None:
         "Data maps",
         "For each training example, average over epochs the probability the network gives "
         "its label (*confidence*) and how much that probability moves (*variability*). "
-        "Easy examples sit at the top; examples the network never believes sit at the "
-        "bottom, and that is where wrong labels land. Move the threshold to flag the "
-        "least-confident examples as suspicious.",
+        "Easy examples sit at the top left; examples the network never believes sit at the "
+        "bottom left. Wrong labels start there; once the network begins to memorize them "
+        "their probability swings, and they drift right (ambiguous): below, most flipped "
+        "examples of this run sit there. Move the threshold to flag the least-confident "
+        "examples as suspicious.",
         "Can training dynamics alone find mislabeled examples?",
         "Swayamdipta et al. 2020, Dataset cartography",
     )
