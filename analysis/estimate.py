@@ -39,7 +39,7 @@ import torch
 from memdash.analysis.config import RunConfig
 from memdash.analysis.ensemble import ensemble_correct, fit_batched, model_seed, subset_mask
 from memdash.analysis.heldout import c_scores, influence, mem_scores, top_influences
-from memdash.analysis.runs import Run, RunFormatError, write_json, write_npy
+from memdash.analysis.runs import Run, RunFormatError, write_json, write_lock, write_npy
 
 BACKENDS = ("local", "ray")
 _BATCH = re.compile(r"^r(\d+)_b(\d{4,})\.correct\.npy$")
@@ -210,7 +210,19 @@ def estimate(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    run = Run.open(path)
+    with write_lock(path, "memdash estimate"):
+        return _estimate(Run.open(path), spec, backend, address, workers, progress)
+
+
+def _estimate(
+    run: Run,
+    spec: EstimateSpec,
+    backend: str,
+    address: str | None,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, pd.DataFrame]:
+    """`estimate` under the run's write lock."""
     prepare_spec(run, spec)
     have = completed(run)
     jobs = [

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from memdash.analysis.config import AnalysisConfig, LocalizeConfig
-from memdash.analysis.runs import Run
+from memdash.analysis.runs import Run, write_lock
 from memdash.analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
 from memdash.analysis.steps_localization import (
     compute_flipping,
@@ -123,17 +123,20 @@ def analyze(
     run = Run.open(path)
     report = progress or (lambda step, state: None)
     done: dict[str, str] = {}
-    for name in names:
-        if is_fresh(run, name, config) and not force:
-            done[name] = "up to date"
-        else:
-            report(name, "computing")
-            tables = steps[name].compute(run, config, lambda what, name=name: report(name, what))
-            run.replace_derived(
-                name,
-                tables,
-                {"key": step_key(run, name, config), "params": step_params(name, config)},
-            )
-            done[name] = "computed"
-        report(name, done[name])
+    with write_lock(run.path, "memdash analyze", on_wait=lambda text: report(names[0], text)):
+        for name in names:
+            if is_fresh(run, name, config) and not force:
+                done[name] = "up to date"
+            else:
+                report(name, "computing")
+                tables = steps[name].compute(
+                    run, config, lambda what, name=name: report(name, what)
+                )
+                run.replace_derived(
+                    name,
+                    tables,
+                    {"key": step_key(run, name, config), "params": step_params(name, config)},
+                )
+                done[name] = "computed"
+            report(name, done[name])
     return done

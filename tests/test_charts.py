@@ -153,12 +153,19 @@ def test_scatter_colours_and_samples_and_selection_reads_example_ids():
     # the example id leads each point's customdata (selections read it), then the hover facts
     assert [row[0] for row in by_kind.data[1].customdata] == [7, 8, 9]
     assert by_kind.data[1].marker.color == KIND_COLORS["flipped"]
-    assert "kind: %{customdata[1]}" in by_kind.data[0].hovertemplate
+    assert "kind: clean" in by_kind.data[0].hovertemplate  # constant per trace: not sent per point
+    assert by_kind.data[0].customdata.dtype == float  # numeric only: a packed typed array
     # never-trained kinds are drawn first, underneath the trained ones
     mixed = table.assign(kind=["test"] * 5 + ["clean"] * 5)
     assert [t.name for t in scatter(mixed, x="x", y="y", color="kind").data] == ["test", "clean"]
     by_score = scatter(table, x="x", y="y", color="score", max_points=4)
-    assert len(by_score.data) == 1 and len(by_score.data[0].x) == 4
+    # a numeric colour: one trace per kind on one shared scale, the value in the hover data
+    assert sum(len(t.x) for t in by_score.data) == 4
+    assert {t.marker.cmin for t in by_score.data} == {
+        min(min(t.marker.color) for t in by_score.data)
+    }
+    assert "confidence" not in by_score.data[0].hovertemplate
+    assert by_score.data[0].customdata.shape[1] == 2  # id, then the score
     event = {"selection": {"points": [{"customdata": 8}, {"customdata": [3, "clean"]}, {"x": 1}]}}
     assert selected_example_ids(event) == [3, 8]
     assert selected_example_ids(None) == [] and selected_example_ids({"selection": {}}) == []

@@ -210,3 +210,45 @@ def test_a_run_without_embeddings_gets_empty_tables(tmp_path):
         "knn": "up to date",
         "umap": "up to date",
     }
+
+
+def test_two_analyze_processes_on_one_run_compute_once(run_copy):
+    """Started together on the same run: one takes the run's write lock and computes, the
+    other waits (and says so), then finds every result fresh; the files are one run's."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "memdash.analysis.cli", "analyze", str(run_copy)]
+    command += ["--only", "scores,knn,exposure"]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    computed = [o.count(": computed") for o in outputs]
+    assert sorted(computed) == [0, 3], outputs  # one computed all three, the other none
+    assert any(o.count("up to date") == 3 for o in outputs)
+    manifest = Run.open(run_copy).derived_manifest()
+    assert {"scores", "knn", "exposure"} <= set(manifest)
+
+
+def test_a_run_directory_that_cannot_be_written_is_named_before_any_work(run_copy):
+    """The write lock cannot be taken (here its file is a directory, as a read-only disk or a
+    missing permission would refuse it): a clear error names the run, nothing is written."""
+    from memdash.analysis.runs import RunNotWritable
+
+    (run_copy / ".memdash.lock").mkdir()
+    before = (
+        sorted(p.name for p in (run_copy / "derived").glob("*"))
+        if (run_copy / "derived").is_dir()
+        else []
+    )
+    with pytest.raises(RunNotWritable, match="cannot write to the run directory"):
+        analyze(run_copy, only=["scores"], force=True)
+    after = (
+        sorted(p.name for p in (run_copy / "derived").glob("*"))
+        if (run_copy / "derived").is_dir()
+        else []
+    )
+    assert after == before
