@@ -6,6 +6,8 @@ training-minibatch trace (suffix ``_train``) get their score's label and "(minib
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 LABELS: dict[str, str] = {
@@ -139,3 +141,12 @@ def value_text(column: str, value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) >= 1000 else f"{value:.3f}"
     return str(value)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_text(text: object) -> str:
+    """`text` (a run name, a file path, an error) safe inside Streamlit markdown: every
+    character markdown, HTML or LaTeX would act on is escaped, so it shows as written."""
+    return _MARKDOWN.sub(r"\\\1", str(text))

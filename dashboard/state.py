@@ -14,6 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from memdash.analysis.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
+from memdash.dashboard.charts import point_example_id
+from memdash.dashboard.labels import md_text
 
 SOURCE_KEY = "source"
 
@@ -107,7 +109,9 @@ def run_control(summaries: pd.DataFrame) -> None:
     unknown = st.session_state.get(UNKNOWN_KEY)
     if unknown:
         shown = unknown if len(unknown) <= 60 else unknown[:60] + "…"
-        st.sidebar.warning(f"No run named “{shown}” under the roots; showing {current_name()}.")
+        st.sidebar.warning(
+            f"No run named “{md_text(shown)}” under the roots; showing {md_text(current_name())}."
+        )
 
 
 def current_name() -> str | None:
@@ -170,6 +174,5 @@ def open_selected(key: str, ids: list[int]) -> None:
         open_example(ids[rows[0]])
         return
     points = selection.get("points", []) if hasattr(selection, "get") else []
-    if len(points) == 1 and "customdata" in points[0]:
-        custom = points[0]["customdata"]
-        open_example(custom[0] if isinstance(custom, list) else custom)
+    if len(points) == 1 and point_example_id(points[0]) is not None:
+        open_example(point_example_id(points[0]))

@@ -168,6 +168,9 @@ def test_scatter_colours_and_samples_and_selection_reads_example_ids():
     assert by_score.data[0].customdata.shape[1] == 2  # id, then the score
     event = {"selection": {"points": [{"customdata": 8}, {"customdata": [3, "clean"]}, {"x": 1}]}}
     assert selected_example_ids(event) == [3, 8]
+    # a row of a packed (typed-array) customdata arrives as a dict keyed by position
+    packed = {"selection": {"points": [{"customdata": {"0": 12.0, "1": 4.0, "2": 4.0}}]}}
+    assert selected_example_ids(packed) == [12]
     assert selected_example_ids(None) == [] and selected_example_ids({"selection": {}}) == []
 
 

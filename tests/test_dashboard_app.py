@@ -78,6 +78,11 @@ def _page(name):
     importlib.import_module(f"memdash.dashboard.app_pages.{name}").render()
 
 
+def plain(markdown: str) -> str:
+    """Markdown as it reads: the escapes of names and paths (labels.md_text) removed."""
+    return markdown.replace("\\", "")
+
+
 def page_test(name: str) -> AppTest:
     return AppTest.from_function(_page, args=(name,), default_timeout=60)
 
@@ -300,7 +305,7 @@ def test_exposure_page_marks_fits_on_the_loss_floor(monkeypatch):
     at = page_test("exposure")
     at.session_state["run"] = "digits_mlp_noise20"  # the shared run (sidebar and URL)
     at.run()
-    assert any("digits_mlp_noise20" in c.value for c in at.caption)
+    assert any("digits_mlp_noise20" in plain(c.value) for c in at.caption)
     at.radio(key="exposure_method").set_value("exposure_extrapolation").run()
     assert not at.exception
     assert any("sits on the references' loss floor" in w.value for w in at.warning)
@@ -323,7 +328,7 @@ def test_opening_from_a_table_row_or_a_clicked_point_sets_the_current_example():
     st.session_state["table"] = {"selection": {"rows": [2], "columns": []}}
     state.open_selected("table", [10, 11, 12, 13])
     assert st.session_state["example"] == 12
-    st.session_state["chart"] = {"selection": {"points": [{"customdata": [41, "clean"]}]}}
+    st.session_state["chart"] = {"selection": {"points": [{"customdata": {"0": 41.0}}]}}
     state.open_selected("chart", [])
     assert st.session_state["example"] == 41
     # a lasso of several points lists them and opens none
@@ -356,12 +361,12 @@ def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, mon
     at = page_test("runs").run()
     status = at.dataframe[0].value.set_index("run")["status"]
     assert status["digits_mlp_clean"] == "error" and status["digits_mlp_noise20_tied"] == "complete"
-    assert any("eval-epoch_007.parquet" in e.value for e in at.error)
+    assert any("eval-epoch_007.parquet" in plain(e.value) for e in at.error)
     # the shared run cannot point at the damaged one: pages show the healthy run
     at = page_test("examples")
     at.session_state["run"] = "digits_mlp_clean"
     at.run()
-    assert any("digits_mlp_noise20_tied" in c.value for c in at.caption)
+    assert any("digits_mlp_noise20_tied" in plain(c.value) for c in at.caption)
 
 
 def _guarded_page(name):
@@ -384,7 +389,10 @@ def test_a_page_that_hits_a_damaged_file_says_which_instead_of_failing(tmp_path,
     at.session_state["example"] = 3
     at.run()
     assert not at.exception
-    assert any("inputs.npy" in e.value and "digits_mlp_noise20_tied" in e.value for e in at.error)
+    assert any(
+        "inputs.npy" in plain(e.value) and "digits_mlp_noise20_tied" in plain(e.value)
+        for e in at.error
+    )
 
 
 def test_the_default_run_is_the_most_informative_and_an_unknown_name_says_so(monkeypatch):
@@ -401,3 +409,27 @@ def test_the_default_run_is_the_most_informative_and_an_unknown_name_says_so(mon
     assert not at.exception
     assert at.sidebar.selectbox(key="run").value == "digits_mlp_noise20"
     assert any("No run named" in w.value and "passwd" in w.value for w in at.sidebar.warning)
+
+
+def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
+    """A run named like a script tag and a link: every place that writes the name into
+    markdown escapes it, so it shows as written and nothing is rendered."""
+    import json
+
+    samples = Path(APP).parents[1] / "sample_runs"
+    run = tmp_path / "hostile"
+    shutil.copytree(samples / "digits_mlp_noise20_tied", run)
+    meta = json.loads((run / "run.json").read_text())
+    hostile = "<script>alert(1)</script> [click](http://example.com) :red[x]"
+    meta["name"] = hostile
+    (run / "run.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    at = page_test("examples")
+    at.session_state["run"] = hostile
+    at.run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("Run "))
+    assert r"\<script\>" in caption and r"\[click\]\(http\://example\.com\)" in caption
+    assert "<script>" not in caption and "](http" not in caption
+    at = page_test("runs").run()
+    assert hostile in at.dataframe[0].value["run"].tolist()  # a table cell: plain text

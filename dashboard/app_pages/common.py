@@ -13,7 +13,7 @@ import streamlit as st
 
 from memdash.analysis.runs import RunFormatError
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.labels import INTEGER_COLUMNS, label
+from memdash.dashboard.labels import INTEGER_COLUMNS, label, md_text
 
 # score -> True when a higher value means "more memorized / harder", with a one-line meaning
 SCORES: dict[str, tuple[bool, str]] = {
@@ -90,7 +90,8 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
             render()
         except UNREADABLE as err:
             st.error(
-                f"This page cannot read run **{state.current_name()}**: {err}. The other runs "
+                f"This page cannot read run **{md_text(state.current_name())}**: "
+                f"{md_text(err)}. The other runs "
                 "still work: choose one in the sidebar. `memdash info RUN` checks every file."
             )
 
@@ -105,7 +106,7 @@ def choose_run(roots: tuple[str, ...]) -> Path | None:
     if path is None:
         st.info("No readable run under " + ", ".join(roots) + ". Record one with `memdash train`.")
         return None
-    st.caption(f"Run **{state.run_name(summaries, path)}** (change it in the sidebar)")
+    st.caption(f"Run **{md_text(state.run_name(summaries, path))}** (change it in the sidebar)")
     return path
 
 
@@ -125,7 +126,10 @@ def lacks_embeddings(path: Path, what: str) -> bool:
 def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: str) -> None:
     """Say what is missing and which command computes it, with a button that computes it here
     (through the same pipeline, a progress bar per step)."""
-    st.info(f"{what} not computed for this run yet: `{command} {path}`, or compute it here.")
+    st.info(
+        f"{what} not computed for this run yet: run `{command}` on {md_text(path)}, or compute "
+        "it here."
+    )
     if st.button(f"Compute {', '.join(steps)} now", key=key):
         bar = st.progress(0.0, text="starting")
         done: list[str] = []
@@ -138,7 +142,7 @@ def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: s
         try:
             data.compute(path, steps, report)
         except (ValueError, OSError) as err:  # RunFormatError is a ValueError
-            st.error(f"Could not compute {', '.join(steps)}: {err}")
+            st.error(f"Could not compute {', '.join(steps)}: {md_text(err)}")
             return
         st.rerun()
 

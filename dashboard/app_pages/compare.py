@@ -17,7 +17,7 @@ from memdash.dashboard.app_pages.common import (
     trained_only,
 )
 from memdash.dashboard.app_pages.detail import example_section
-from memdash.dashboard.labels import label
+from memdash.dashboard.labels import label, md_text
 
 
 def render() -> None:
@@ -32,7 +32,7 @@ def render() -> None:
     name_a = state.run_name(summaries, path_a)
     others = [n for n in runs["run"] if n != name_a]
     left, right = st.columns(2)
-    left.markdown(f"**Run A**: {name_a} (the sidebar's run)")
+    left.markdown(f"**Run A**: {md_text(name_a)} (the sidebar's run)")
     name_b = right.selectbox("Run B", others, key=state.RUN_B_KEY, bind="query-params")
     path_b = Path(runs.set_index("run").loc[name_b, "path"])
     ta, tb = state.with_source(data.examples(path_a), data.examples(path_b))

@@ -21,7 +21,7 @@ from memdash.dashboard.app_pages.common import (
     score_columns,
     thumbnail_grid,
 )
-from memdash.dashboard.labels import label, value_text
+from memdash.dashboard.labels import label, md_text, value_text
 
 NEIGHBOURS = 12
 
@@ -92,7 +92,9 @@ def _neighbours(path: Path, example_id: int, table: pd.DataFrame, *, key: str) -
     knn = data.derived(path, "knn_examples.parquet")
     nbrs = data.derived(path, "neighbors.parquet")
     if knn is None or nbrs is None or knn.empty:
-        st.info(f"Nearest neighbours and k-NN predictions: run `memdash analyze` on {path.name}.")
+        st.info(
+            f"Nearest neighbours and k-NN predictions: run `memdash analyze` on {md_text(path)}."
+        )
         return
     mine = knn[knn["example_id"] == example_id][
         ["layer", "knn_pred", "dnn_pred", "agrees", "knn_is_true"]

@@ -10,6 +10,7 @@ import streamlit as st
 from memdash.analysis.sources import SOURCES
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves
+from memdash.dashboard.labels import md_text
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
 ROW_HEIGHT = 35  # st.dataframe's row height in pixels
@@ -77,7 +78,7 @@ def render() -> None:
         roles = [r for r in FIGURE_ROLES.get(finding.key, ()) if r in paths]
         st.caption(
             "Figure from "
-            + ", ".join(f"run **{paths[r].name}** ({ROLE_NAMES[r]})" for r in roles)
+            + ", ".join(f"run **{md_text(paths[r].name)}** ({ROLE_NAMES[r]})" for r in roles)
             + "."
         )
         st.plotly_chart(figure(paths), width="stretch", key="findings_figure")

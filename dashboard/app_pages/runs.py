@@ -8,7 +8,7 @@ import streamlit as st
 from memdash.analysis.runs import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves
-from memdash.dashboard.labels import value_text
+from memdash.dashboard.labels import md_text, value_text
 
 
 def render() -> None:
@@ -49,12 +49,12 @@ def _label(summaries: pd.DataFrame, i: int) -> str:
 
 
 def _runs_table(summaries: pd.DataFrame) -> None:
-    shown = summaries.drop(columns=["path", "error", "analyses"]).astype(object)
-    for column in ("train acc", "clean acc", "flipped acc", "test acc"):
-        shown[column] = [value_text(column, v) for v in shown[column]]
-    st.dataframe(shown.fillna("n/a"), hide_index=True, width="stretch")
+    shown = summaries.drop(columns=["path", "error", "analyses"])
+    # every cell as text: accuracies to 3 decimals, missing values as n/a (one type a column)
+    shown = pd.DataFrame({c: [value_text(c, v) for v in shown[c]] for c in shown.columns})
+    st.dataframe(shown, hide_index=True, width="stretch")
     for _, row in summaries[summaries["status"] == "error"].iterrows():
-        st.error(f"**{row['run']}** cannot be read: {row['error']}")
+        st.error(f"**{md_text(row['run'])}** cannot be read: {md_text(row['error'])}")
     running = summaries[summaries["status"] == "running"]["run"].tolist()
     if running:
         st.caption(
@@ -74,7 +74,7 @@ def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -
             data.trace_sources(path)
             readable.append(path)
         except RunFormatError as err:
-            st.error(f"{labels[i]}: {err}")
+            st.error(f"{md_text(labels[i])}: {md_text(err)}")
     if not readable:
         return
     try:
