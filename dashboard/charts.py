@@ -463,6 +463,11 @@ def scatter(
                     rows, x, y, color, marker={"size": 5, "color": colour}, name=name, kind=kind
                 )
             )
+    for axis, column in (("xaxis", x), ("yaxis", y)):  # shares from 0 to 1; spreads from 0
+        if column in RATIO_COLUMNS:
+            fig.update_layout({axis: {"range": [0, 1.02]}})
+        elif column == "variability":
+            fig.update_layout({axis: {"rangemode": "tozero"}})
     fig.update_layout(
         title=title,
         xaxis_title=label(x),

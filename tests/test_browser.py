@@ -230,3 +230,35 @@ def test_a_run_with_a_truncated_trace_part_breaks_no_page(analyzed_root, tmp_pat
         page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60_000)
         assert page.locator("[data-testid='stException']").count() == 0
         browser.close()
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp and tcp6 write them) listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_the_server_binds_to_the_loopback_address_only(tmp_path, monkeypatch):
+    """`memdash dashboard` listens on 127.0.0.1 unless --host says otherwise."""
+    from typer.testing import CliRunner
+
+    from memdash.analysis import cli
+
+    seen = {}
+    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: seen.update(argv=argv))
+    CliRunner().invoke(cli.app, ["dashboard", str(tmp_path)])
+    argv = seen["argv"]
+    assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
+    CliRunner().invoke(cli.app, ["dashboard", str(tmp_path), "--host", "0.0.0.0"])
+    assert seen["argv"][seen["argv"].index("--server.address") + 1] == "0.0.0.0"
+    monkeypatch.undo()
+    with serve(tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert _listening(port) == {"0100007F"}  # 127.0.0.1, and nothing else
