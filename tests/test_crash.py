@@ -1,5 +1,5 @@
-"""Crash safety of `memdash analyze`: killed at seeded moments, a rerun gives the results an
-uninterrupted run gives, byte for byte."""
+"""Crash safety of every writer: `memdash analyze`, `localize` and `estimate`, each killed
+(SIGKILL) at seeded moments, rerun to the results an uninterrupted run gives, byte for byte."""
 
 import random
 import shutil
@@ -11,51 +11,65 @@ import time
 import pytest
 
 KILL_SEEDS = (0, 1, 2)
+COMMANDS = {
+    "analyze": ["analyze"],
+    "localize": ["localize", "--retrain-epochs", "1", "--flip-examples", "5"],
+    # one worker: the estimate trains in its own process, so the kill stops all its work
+    "estimate": ["estimate", "--models", "8", "--models-per-batch", "2", "--workers", "1"],
+}
 
 
-def _analyze(run) -> list[str]:
-    return [sys.executable, "-m", "memdash.analysis.cli", "analyze", str(run)]
+def _command(name: str, run) -> list[str]:
+    args = COMMANDS[name]
+    target = ["--like", str(run)] if name == "estimate" else [str(run)]
+    return [sys.executable, "-m", "memdash.analysis.cli", args[0], *target, *args[1:]]
 
 
-def _derived(run) -> dict[str, bytes]:
-    """Every derived table's bytes (the manifest is compared by its entries' keys)."""
-    return {
-        str(p.relative_to(run)): p.read_bytes()
-        for p in sorted((run / "derived").rglob("*.parquet"))
-    }
+def _results(run) -> dict[str, bytes]:
+    """Every derived table's bytes, and the estimate's stored batches."""
+    files = sorted((run / "derived").rglob("*.parquet"))
+    if (run / "heldout").is_dir():
+        files += sorted((run / "heldout").glob("*.npy")) + [run / "heldout" / "spec.json"]
+    return {str(p.relative_to(run)): p.read_bytes() for p in files}
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_run, tmp_path_factory):
-    """The tiny run analyzed without interruption, and how long that took."""
-    run = tmp_path_factory.mktemp("crash") / "reference"
-    shutil.copytree(tiny_run, run)
-    start = time.perf_counter()
-    subprocess.run(_analyze(run), check=True, capture_output=True, timeout=600)
-    return run, time.perf_counter() - start
+def references(tiny_run, tmp_path_factory):
+    """Per command, the tiny run processed without interruption, and how long that took."""
+    out = {}
+    for name in COMMANDS:
+        run = tmp_path_factory.mktemp("crash") / name
+        shutil.copytree(tiny_run, run)
+        start = time.perf_counter()
+        subprocess.run(_command(name, run), check=True, capture_output=True, timeout=600)
+        out[name] = (run, time.perf_counter() - start)
+    return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", KILL_SEEDS)
-def test_analyze_killed_at_a_seeded_moment_reruns_to_identical_results(
-    seed, reference, tiny_run, tmp_path
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_writer_killed_at_a_seeded_moment_reruns_to_identical_results(
+    name, seed, references, tiny_run, tmp_path
 ):
     from memdash.analysis.runs import Run
 
-    ref_run, seconds = reference
+    reference, seconds = references[name]
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     delay = random.Random(seed).uniform(0.1, 0.9) * seconds  # somewhere inside the work
-    proc = subprocess.Popen(_analyze(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _command(name, run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-way, not finished first
     # killed mid-way: the run reads, and every step its manifest records has all its files
     # (the manifest is written after a step's files, so a killed step is simply stale)
     killed = Run.open(run)
     for step, entry in killed.derived_manifest().items():
         assert all(killed.derived_path(f).is_file() for f in entry["files"]), step
-    subprocess.run(_analyze(run), check=True, capture_output=True, timeout=600)
-    assert _derived(run) == _derived(ref_run)
-    manifest, expected = Run.open(run).derived_manifest(), Run.open(ref_run).derived_manifest()
-    assert {k: v["key"] for k, v in manifest.items()} == {k: v["key"] for k, v in expected.items()}
+    subprocess.run(_command(name, run), check=True, capture_output=True, timeout=600)
+    assert _results(run) == _results(reference)
+    keys = {k: v["key"] for k, v in Run.open(run).derived_manifest().items()}
+    assert keys == {k: v["key"] for k, v in Run.open(reference).derived_manifest().items()}
