@@ -121,6 +121,7 @@ def analyze(
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; valid: {', '.join(steps)}")
     run = Run.open(path)
+    run.check_parts()  # a missing or damaged part is named here, not deep inside a step
     report = progress or (lambda step, state: None)
     done: dict[str, str] = {}
     with write_lock(run.path, "memdash analyze", on_wait=lambda text: report(names[0], text)):

@@ -447,7 +447,13 @@ class Run:
         return frame
 
     def n_examples(self) -> int:
-        return pq.ParquetFile(self.path / "examples.parquet").metadata.num_rows
+        file = self.path / "examples.parquet"
+        try:
+            return pq.ParquetFile(file).metadata.num_rows
+        except (pa.ArrowException, OSError) as err:
+            raise RunFormatError(
+                self.path, "examples.parquet", f"not a readable Parquet file ({err})"
+            ) from err
 
     def inputs(self, *, mmap: bool = True) -> np.ndarray:
         """inputs.npy, row i = example i, memory-mapped by default."""
@@ -465,6 +471,32 @@ class Run:
             for p, m in _parts(self.path / "trace.parquet", _TRACE_PART)
             if int(m.group(2)) <= self.epochs_completed and source in (None, m.group(1))
         }
+
+    def missing_files(self) -> list[str]:
+        """The files the committed epochs promise but the run lacks, relative to the run: an
+        eval trace part per epoch 0..E; a minibatch part per epoch 1..E when the run records
+        them; and, when the config says which, its embeddings and checkpoints."""
+        if self.meta.get("estimate_only"):
+            return []  # made by `memdash estimate --out`: data and held-out models, no trace
+        done = self.epochs_completed
+        parts = self.trace_parts()
+        record = self.config.get("record", {}) if isinstance(self.config, dict) else {}
+        wanted = [f"trace.parquet/eval-epoch_{e:03d}.parquet" for e in range(done + 1)]
+        if record.get("record_train", any(s == "train" for s, _ in parts)):
+            wanted += [f"trace.parquet/train-epoch_{e:03d}.parquet" for e in range(1, done + 1)]
+        grads = [int(m.group(1)) for _, m in _parts(self.path / "layer_grads.parquet", _GRADS_PART)]
+        if grads:
+            wanted += [f"layer_grads.parquet/epoch_{e:03d}.parquet" for e in range(1, done + 1)]
+        for epoch in record.get("embed_epochs", []):
+            if isinstance(epoch, int) and epoch <= done:
+                wanted += [
+                    f"embeddings/epoch_{epoch:03d}/{layer}.npy"
+                    for layer in record.get("embed_layers", [])
+                ]
+        for epoch in record.get("checkpoint_epochs", []):
+            if isinstance(epoch, int) and epoch <= done:
+                wanted.append(f"checkpoints/epoch_{epoch:03d}.safetensors")
+        return [f for f in wanted if not (self.path / f).is_file()]
 
     def trace_sources(self) -> list[str]:
         return sorted({s for s, _ in self.trace_parts()})
@@ -613,6 +645,7 @@ class Run:
     def validate(self) -> list[str]:
         """Check every file of the run; return a list of notes, raise RunFormatError on a fault."""
         notes = []
+        self.check_parts()
         examples = self.examples()
         bad_split = set(examples["split"]) - set(SPLITS)
         if bad_split:
@@ -641,8 +674,25 @@ class Run:
             for layer in layers:
                 self.embedding(epoch, layer)
         notes.append(f"embeddings at epochs {list(self.embedding_index())}")
+        for epoch in self.checkpoint_epochs():
+            self._check_checkpoint(epoch)
         notes.append(f"checkpoints at epochs {self.checkpoint_epochs()}")
         return notes
+
+    def _check_checkpoint(self, epoch: int) -> None:
+        """Read one checkpoint's safetensors header and tensor names (not the weights)."""
+        from safetensors import safe_open
+
+        rel = f"checkpoints/epoch_{epoch:03d}.safetensors"
+        try:
+            with safe_open(str(self.path / rel), framework="pt") as fh:
+                names = list(fh.keys())
+        except Exception as err:  # safetensors raises its own error types for bad headers
+            raise RunFormatError(
+                self.path, rel, f"not a readable safetensors file ({err})"
+            ) from err
+        if not names:
+            raise RunFormatError(self.path, rel, "holds no tensors (expected the model weights)")
 
     # --- helpers
     def heldout_array(self, name: str) -> np.ndarray:
@@ -668,7 +718,10 @@ class Run:
         except (pa.ArrowInvalid, OSError) as err:
             raise RunFormatError(self.path, rel, f"not a readable Parquet file ({err})") from err
         _check_schema(self.path, rel, schema, expected, columns)
-        return pq.read_table(file, columns=columns).to_pandas()
+        try:
+            return pq.read_table(file, columns=columns).to_pandas()
+        except (pa.ArrowException, OSError) as err:
+            raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
 
     def _read_parts(
         self, files: list[Path], what: str, expected: dict[str, str], columns: list[str] | None
@@ -687,8 +740,9 @@ class Run:
     def _check_part(
         self, file: Path, what: str, expected: dict[str, str], columns: list[str] | None
     ) -> str:
-        """Read one part's footer and check its schema; its name relative to the run."""
-        rel = f"{what}/{file.name}"
+        """Read one part's footer and check its schema; its name relative to the run (`what`
+        is its folder, "" for a file at the top)."""
+        rel = f"{what}/{file.name}" if what else file.name
         try:
             schema = pq.read_schema(file)
         except (pa.ArrowException, OSError) as err:
@@ -697,9 +751,15 @@ class Run:
         return rel
 
     def check_parts(self) -> None:
-        """A quick check that every committed trace and layer-gradient part is readable: the
-        Parquet footers and schemas only (milliseconds), RunFormatError naming the first
-        damaged file."""
+        """A quick check (milliseconds) that every file the committed epochs promise exists,
+        and that every trace and layer-gradient part has a readable Parquet footer and
+        schema; RunFormatError names the first missing or damaged file."""
+        missing = self.missing_files()
+        if missing:
+            raise RunFormatError(
+                self.path, missing[0], f"missing (epochs_completed is {self.epochs_completed})"
+            )
+        self._check_part(self.path / "examples.parquet", "", EXAMPLES_COLUMNS, None)
         for file in self.trace_parts().values():
             self._check_part(file, "trace.parquet", TRACE_COLUMNS, None)
         for file, _ in _parts(self.path / "layer_grads.parquet", _GRADS_PART):
