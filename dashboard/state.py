@@ -120,8 +120,8 @@ def current_name() -> str | None:
 
 
 def current_run(summaries: pd.DataFrame) -> Path | None:
-    """The current run's path, looked up by name among the discovered runs (None with a
-    message when there is none)."""
+    """The current run's path, looked up by name among the discovered runs (the most
+    informative one for a name no run has; None when no run is readable)."""
     runs = readable_runs(summaries)
     if runs.empty:
         return None
