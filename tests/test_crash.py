@@ -35,14 +35,18 @@ def _results(run) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def references(tiny_run, tmp_path_factory):
-    """Per command, the tiny run processed without interruption, and how long that took."""
+    """Per command, the tiny run processed without interruption, and the shorter of two such
+    runs' times (the first pays for cold caches, so a kill timed from it could come late)."""
     out = {}
     for name in COMMANDS:
-        run = tmp_path_factory.mktemp("crash") / name
-        shutil.copytree(tiny_run, run)
-        start = time.perf_counter()
-        subprocess.run(_command(name, run), check=True, capture_output=True, timeout=600)
-        out[name] = (run, time.perf_counter() - start)
+        seconds = []
+        for attempt in range(2):
+            run = tmp_path_factory.mktemp("crash") / f"{name}{attempt}"
+            shutil.copytree(tiny_run, run)
+            start = time.perf_counter()
+            subprocess.run(_command(name, run), check=True, capture_output=True, timeout=600)
+            seconds.append(time.perf_counter() - start)
+        out[name] = (run, min(seconds))
     return out
 
 
@@ -57,7 +61,7 @@ def test_a_writer_killed_at_a_seeded_moment_reruns_to_identical_results(
     reference, seconds = references[name]
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    delay = random.Random(seed).uniform(0.1, 0.9) * seconds  # somewhere inside the work
+    delay = random.Random(seed).uniform(0.15, 0.6) * seconds  # somewhere inside the work
     proc = subprocess.Popen(
         _command(name, run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
