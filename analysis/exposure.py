@@ -36,8 +36,8 @@ from memdash.analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf
 
 __all__ = [
     "ReferenceFit",
+    "SPACES",
     "exposure_extrapolation",
-    "exposure_extrapolation_log",
     "exposure_interpolation",
     "extrapolated_exposure",
     "fit_references",
@@ -117,21 +117,6 @@ def extrapolated_exposure(canary_loss: np.ndarray, fit: ReferenceFit) -> np.ndar
     return -skewnorm_logcdf(loss, fit.shape, fit.loc, fit.scale) / np.log(2)
 
 
-def exposure_extrapolation(canary_loss: np.ndarray, reference_loss: np.ndarray) -> np.ndarray:
-    """Exposure from a skew-normal fitted to the references: -log2 CDF(canary loss).
-
-    Parameters
-    ----------
-    canary_loss : shape (M,), NaN for a missing loss (gives NaN)
-    reference_loss : shape (R,), R >= 3
-
-    Returns
-    -------
-    float, shape (M,), >= 0; higher = more memorized
-    """
-    return extrapolated_exposure(canary_loss, fit_references(reference_loss))
-
-
 SMALLEST_LOSS = float(np.finfo(np.float32).smallest_subnormal)
 
 
@@ -145,20 +130,34 @@ def log_loss(loss: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(loss, dtype=float), SMALLEST_LOSS))
 
 
-def exposure_extrapolation_log(canary_loss: np.ndarray, reference_loss: np.ndarray) -> np.ndarray:
-    """Exposure from a skew-normal fitted to the references' log-losses: memdash's tail model
-    for losses that pile up at a floor (see the module docstring).
+def _identity(loss: np.ndarray) -> np.ndarray:
+    return np.asarray(loss, dtype=float)
+
+
+# what the skew-normal is fitted to: the losses (the paper's), or their logarithms (memdash's
+# tail model for losses that pile up at a floor; see the module docstring)
+SPACES = {"loss": _identity, "log_loss": log_loss}
+
+
+def exposure_extrapolation(
+    canary_loss: np.ndarray, reference_loss: np.ndarray, *, space: str = "loss"
+) -> np.ndarray:
+    """Exposure from a skew-normal fitted to the references: -log2 CDF(canary's value).
 
     Parameters
     ----------
     canary_loss : shape (M,), NaN for a missing loss (gives NaN)
     reference_loss : shape (R,), R >= 3
+    space : ``loss`` (the paper's fit) or ``log_loss`` (the fit to log(loss))
 
     Returns
     -------
     float, shape (M,), >= 0; higher = more memorized
     """
-    return extrapolated_exposure(log_loss(canary_loss), fit_references(log_loss(reference_loss)))
+    if space not in SPACES:
+        raise ValueError(f"unknown space {space!r}; choose one of {', '.join(SPACES)}")
+    transform = SPACES[space]
+    return extrapolated_exposure(transform(canary_loss), fit_references(transform(reference_loss)))
 
 
 def reference_exposure(reference_loss: np.ndarray) -> np.ndarray:

@@ -521,7 +521,7 @@ class Run:
         parts = self.trace_parts(source)
         wanted = None if epochs is None else set(epochs)
         files = [p for (_, e), p in sorted(parts.items()) if wanted is None or e in wanted]
-        return self._read_parts(files, "trace.parquet", TRACE_COLUMNS, columns)
+        return self._read_parts(files, TRACE_COLUMNS, columns)
 
     def layer_grads(self) -> pd.DataFrame:
         """Per-layer gradient norms of the clean and flipped parts of the loss (may be empty)."""
@@ -530,7 +530,7 @@ class Run:
             for p, m in _parts(self.path / "layer_grads.parquet", _GRADS_PART)
             if int(m.group(1)) <= self.epochs_completed
         ]
-        return self._read_parts(files, "layer_grads.parquet", LAYER_GRADS_COLUMNS, None)
+        return self._read_parts(files, LAYER_GRADS_COLUMNS, None)
 
     # --- arrays and weights
     def embedding_index(self) -> dict[int, list[str]]:
@@ -656,7 +656,7 @@ class Run:
         n = len(examples)
         parts = self.trace_parts()
         for (source, epoch), file in parts.items():
-            table = self._read_parts([file], "trace.parquet", TRACE_COLUMNS, None)
+            table = self._read_parts([file], TRACE_COLUMNS, None)
             if len(table) and (table["example_id"].min() < 0 or table["example_id"].max() >= n):
                 raise RunFormatError(
                     self.path, f"trace.parquet/{file.name}", f"example_id outside 0..{n - 1}"
@@ -713,22 +713,18 @@ class Run:
         rel = str(file.relative_to(self.path))
         if not file.is_file():
             raise RunFormatError(self.path, rel, "missing")
-        try:
-            schema = pq.read_schema(file)
-        except (pa.ArrowInvalid, OSError) as err:
-            raise RunFormatError(self.path, rel, f"not a readable Parquet file ({err})") from err
-        _check_schema(self.path, rel, schema, expected, columns)
+        self._check_part(file, expected, columns)
         try:
             return pq.read_table(file, columns=columns).to_pandas()
         except (pa.ArrowException, OSError) as err:
             raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
 
     def _read_parts(
-        self, files: list[Path], what: str, expected: dict[str, str], columns: list[str] | None
+        self, files: list[Path], expected: dict[str, str], columns: list[str] | None
     ) -> pd.DataFrame:
         tables = []
         for file in files:
-            rel = self._check_part(file, what, expected, columns)
+            rel = self._check_part(file, expected, columns)
             try:
                 tables.append(pq.read_table(file, columns=columns or list(expected)))
             except (pa.ArrowException, OSError) as err:
@@ -737,12 +733,9 @@ class Run:
             return _empty_frame(expected, columns)
         return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
-    def _check_part(
-        self, file: Path, what: str, expected: dict[str, str], columns: list[str] | None
-    ) -> str:
-        """Read one part's footer and check its schema; its name relative to the run (`what`
-        is its folder, "" for a file at the top)."""
-        rel = f"{what}/{file.name}" if what else file.name
+    def _check_part(self, file: Path, expected: dict[str, str], columns: list[str] | None) -> str:
+        """Read one Parquet file's footer and check its schema; its name relative to the run."""
+        rel = str(file.relative_to(self.path))
         try:
             schema = pq.read_schema(file)
         except (pa.ArrowException, OSError) as err:
@@ -759,11 +752,11 @@ class Run:
             raise RunFormatError(
                 self.path, missing[0], f"missing (epochs_completed is {self.epochs_completed})"
             )
-        self._check_part(self.path / "examples.parquet", "", EXAMPLES_COLUMNS, None)
+        self._check_part(self.path / "examples.parquet", EXAMPLES_COLUMNS, None)
         for file in self.trace_parts().values():
-            self._check_part(file, "trace.parquet", TRACE_COLUMNS, None)
+            self._check_part(file, TRACE_COLUMNS, None)
         for file, _ in _parts(self.path / "layer_grads.parquet", _GRADS_PART):
-            self._check_part(file, "layer_grads.parquet", LAYER_GRADS_COLUMNS, None)
+            self._check_part(file, LAYER_GRADS_COLUMNS, None)
 
 
 def _parts(root: Path, pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:

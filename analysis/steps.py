@@ -22,10 +22,10 @@ from memdash.analysis.config import AnalysisConfig
 from memdash.analysis.curves import subset_masks
 from memdash.analysis.dynamics import trace_matrices, trace_scores
 from memdash.analysis.exposure import (
+    SPACES,
     exposure_interpolation,
     extrapolated_exposure,
     fit_references,
-    log_loss,
     reference_exposure,
 )
 from memdash.analysis.neighbors import agreement, knn_predict
@@ -228,11 +228,8 @@ def compute_umap(
 
 EXPOSURE_COLUMNS = ("epoch", "example_id", "kind", "repeats", "loss")
 EXPOSURE_FIT_COLUMNS = ("epoch", "space", "n_references", "shape", "loc", "scale", "floored")
-# the two extrapolations: the paper's skew-normal of the losses, memdash's of the log-losses
-EXTRAPOLATIONS = {
-    "loss": ("exposure_extrapolation", lambda loss: loss),
-    "log_loss": ("exposure_extrapolation_log", log_loss),
-}
+# the column of each extrapolation (exposure.SPACES: the losses, the paper's; their logs)
+EXTRAPOLATIONS = {"loss": "exposure_extrapolation", "log_loss": "exposure_extrapolation_log"}
 
 
 def compute_exposure(
@@ -260,7 +257,7 @@ def compute_exposure(
     columns = [
         *EXPOSURE_COLUMNS,
         "exposure_interpolation",
-        *(column for column, _ in EXTRAPOLATIONS.values()),
+        *EXTRAPOLATIONS.values(),
         *("ceiling", "fit_floored"),
     ]
     if not canary.any() or reference.sum() < 2:
@@ -283,7 +280,8 @@ def compute_exposure(
         interp[canary] = exposure_interpolation(loss[canary], refs)
         interp[reference] = reference_exposure(refs)
         extrap, floored = {}, {}
-        for space, (column, transform) in EXTRAPOLATIONS.items():
+        for space, column in EXTRAPOLATIONS.items():
+            transform = SPACES[space]
             extrap[column], floored[space] = np.full(len(loss), np.nan), False
             with contextlib.suppress(ValueError):  # references all equal (or < 3): NaN
                 fit = fit_references(transform(refs))

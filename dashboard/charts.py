@@ -237,18 +237,16 @@ def histograms(frame: pd.DataFrame, *, value: str, group: str, title: str = "") 
     values = frame[value].dropna().astype(float)
     bins = shared_bins(values.to_numpy(), integer=value_is_integer(values))
     fig = go.Figure()
-    groups = sorted(frame[group].dropna().unique(), key=_draw_rank)
-    for name in groups:
-        rows = frame[frame[group] == name]
+    for name, rows in _groups(frame.dropna(subset=[group]), group).items():
         fig.add_trace(
             go.Histogram(
                 x=rows[value],
-                name=str(name),
+                name=name,
                 opacity=0.6,
                 histnorm="percent",
                 xbins=bins,
                 autobinx=False,
-                marker={"color": KIND_COLORS.get(str(name))},
+                marker={"color": KIND_COLORS.get(name)},
             )
         )
     fig.update_layout(
@@ -266,17 +264,16 @@ def layer_distribution(frame: pd.DataFrame, *, value: str, layers: list[str]) ->
     """Per layer (in forward order), the distribution of `value` for each kind of example,
     side by side: boxes of the quartiles with every example drawn as a point."""
     fig = go.Figure()
-    for kind in sorted(frame["kind"].unique(), key=_draw_rank):
-        rows = frame[frame["kind"] == kind]
+    for kind, rows in _groups(frame, "kind").items():
         fig.add_trace(
             go.Box(
                 x=rows["layer"],
                 y=rows[value],
-                name=str(kind),
+                name=kind,
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
-                marker={"color": KIND_COLORS.get(str(kind)), "size": 3},
+                marker={"color": KIND_COLORS.get(kind), "size": 3},
             )
         )
     present = [layer for layer in layers if layer in set(frame["layer"])]

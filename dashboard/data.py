@@ -255,22 +255,17 @@ def _roots_stamp(paths: list[str]) -> float:
     return max((_stamp(Path(p)) + _derived_stamp(Path(p)) for p in paths), default=0.0)
 
 
-def _readable(paths: tuple[str, ...]) -> list[Run]:
-    runs = []
-    for path in paths:
-        try:
-            run = Run.open(path)
-            run.check_parts()
-        except RunFormatError:
-            continue  # listed with status error on the Runs page
-        runs.append(run)
-    return runs
+def readable_paths(roots: tuple[str, ...]) -> list[str]:
+    """The discovered runs that read (the summaries' quick check): a damaged one is listed
+    on the Runs page with status error, never analyzed."""
+    summaries = run_summaries(roots)
+    return summaries.loc[summaries["status"] != "error", "path"].tolist()
 
 
 def findings(roots: tuple[str, ...], source: str = "eval") -> list:
     """The papers' findings (`memdash.analysis.findings.Finding`) on the runs under the roots, the
     trace-based ones from `source`."""
-    paths = discovered(roots)
+    paths = readable_paths(roots)
     return _findings(tuple(paths), _roots_stamp(paths), source)
 
 
@@ -278,12 +273,12 @@ def findings(roots: tuple[str, ...], source: str = "eval") -> list:
 def _findings(paths: tuple[str, ...], stamp: float, source: str) -> list:
     from memdash.analysis.findings import check_all
 
-    return check_all(_readable(paths), source=source)
+    return check_all([Run.open(p) for p in paths], source=source)
 
 
 def role_paths(roots: tuple[str, ...]) -> dict[str, Path]:
     """The run of each role of `memdash.analysis.findings.roles` (noise, clean, tied, ...)."""
-    paths = discovered(roots)
+    paths = readable_paths(roots)
     return _role_paths(tuple(paths), _roots_stamp(paths))
 
 
@@ -291,7 +286,7 @@ def role_paths(roots: tuple[str, ...]) -> dict[str, Path]:
 def _role_paths(paths: tuple[str, ...], stamp: float) -> dict[str, Path]:
     from memdash.analysis.findings import roles
 
-    return {role: run.path for role, run in roles(_readable(paths)).items()}
+    return {role: run.path for role, run in roles([Run.open(p) for p in paths]).items()}
 
 
 def compute(path: Path, steps: list[str], progress) -> None:

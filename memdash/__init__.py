@@ -41,7 +41,6 @@ _PUBLIC = {
     # exposure (Carlini et al. 2019)
     "exposure_interpolation": "exposure",
     "exposure_extrapolation": "exposure",
-    "exposure_extrapolation_log": "exposure",
     "reference_exposure": "exposure",
     "skewnorm_logcdf": "skewnorm",
     # k-NN against the network (Cohen et al.)

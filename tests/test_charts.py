@@ -47,7 +47,6 @@ import numpy as np  # noqa: E402
 
 from memdash.dashboard.app_pages.common import most_memorized  # noqa: E402
 from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
-from memdash.dashboard.app_pages.examples import selected_ids  # noqa: E402
 from memdash.dashboard.charts import (  # noqa: E402
     exposure_chart,
     heatmap,
@@ -191,8 +190,6 @@ def test_exposure_chart_draws_the_ceiling_and_the_baseline():
 
 
 def test_selection_helpers_of_the_pages():
-    shown = pd.DataFrame({"example_id": [5, 9, 12]})
-    assert selected_ids([2, 0, 7], shown) == [12, 5]
     table = pd.DataFrame(
         {
             "example_id": [0, 1, 2, 3],

@@ -50,6 +50,16 @@ def test_extrapolation_passes_the_ceiling_and_stays_finite():
     assert np.isfinite(deep) and deep > 50
 
 
+def test_the_log_loss_space_is_the_same_fit_on_logarithms_with_zero_at_the_float32_floor():
+    refs = np.random.default_rng(4).gamma(2.0, 3.0, size=400)
+    canaries = np.array([1e-12, 0.0, 2.0])
+    out = exposure_extrapolation(canaries, refs, space="log_loss")
+    floor = np.finfo(np.float32).smallest_subnormal
+    expect = exposure_extrapolation(np.log([1e-12, floor, 2.0]), np.log(refs))
+    np.testing.assert_allclose(out, expect)
+    assert out[1] > out[0] > out[2]  # a loss of 0 scores as the smallest float32 loss
+
+
 def test_skewnorm_fit_recovers_a_skewed_distribution():
     refs = stats.skewnorm.rvs(4.0, loc=1.0, scale=2.0, size=20_000, random_state=3)
     a, loc, scale = skewnorm_fit(refs)
@@ -64,6 +74,10 @@ def test_skewnorm_fit_recovers_a_skewed_distribution():
         (lambda: exposure_extrapolation([1.0], [1.0, 2.0]), "at least 3"),
         (lambda: exposure_interpolation([1.0], []), "at least 1"),
         (lambda: reference_exposure([1.0, np.nan, 2.0]), "NaN"),
+        (
+            lambda: exposure_extrapolation([1.0], [1.0, 2.0, 3.0], space="logit"),
+            "choose one of loss, log_loss",
+        ),
     ],
 )
 def test_bad_references_are_named(call, message):

@@ -18,6 +18,20 @@ NUMBER = st.one_of(
 )
 
 
+def fuzz(examples: int):
+    """hypothesis settings for a command: `examples` cases, no deadline (commands train)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+
+
+def _invoke(args: list[str], picked: dict[str, str]):
+    """Run the command `args` plus the options hypothesis picked."""
+    return runner.invoke(app, [*args, *(part for item in picked.items() for part in item)])
+
+
 def _clean(result) -> None:
     """One clear outcome: success, or a message with a non-zero exit; never a traceback."""
     assert "Traceback" not in result.output, result.output
@@ -44,17 +58,13 @@ TRAIN_OPTIONS = {
 }
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@fuzz(40)
 @given(picked=st.fixed_dictionaries({}, optional=TRAIN_OPTIONS))
 def test_train_options(picked, tmp_path):
     out = tmp_path / "run"
     shutil.rmtree(out, ignore_errors=True)
     args = ["train", "--dataset", "synthetic", "--n-examples", "40", "--epochs", "1"]
-    for option, value in picked.items():
-        args += [option, value]
-    _clean(runner.invoke(app, [*args, "--out", str(out)]))
+    _clean(_invoke([*args, "--out", str(out)], picked))
 
 
 ANALYZE_OPTIONS = {
@@ -74,15 +84,10 @@ def analyzable(tiny_run, tmp_path_factory):
     return run
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@fuzz(30)
 @given(picked=st.fixed_dictionaries({}, optional=ANALYZE_OPTIONS))
 def test_analyze_options(picked, analyzable):
-    args = ["analyze", str(analyzable), "--only", "scores,knn"]
-    for option, value in picked.items():
-        args += [option, value]
-    _clean(runner.invoke(app, args))
+    _clean(_invoke(["analyze", str(analyzable), "--only", "scores,knn"], picked))
 
 
 LOCALIZE_OPTIONS = {
@@ -95,20 +100,14 @@ LOCALIZE_OPTIONS = {
 }
 
 
-@settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@fuzz(20)
 @given(picked=st.fixed_dictionaries({}, optional=LOCALIZE_OPTIONS))
 def test_localize_options(picked, analyzable):
     args = ["localize", str(analyzable), "--only", "rewinding", "--flip-examples", "2"]
-    for option, value in picked.items():
-        args += [option, value]
-    _clean(runner.invoke(app, args))
+    _clean(_invoke(args, picked))
 
 
-@settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@fuzz(20)
 @given(
     models=NUMBER,
     per_batch=NUMBER,
@@ -124,7 +123,7 @@ def test_estimate_options(models, per_batch, subset, backend, tmp_path):
     _clean(runner.invoke(app, args))
 
 
-@settings(max_examples=15, deadline=None)
+@fuzz(15)
 @given(source=TEXT, as_json=st.booleans())
 def test_findings_options(source, as_json):
     args = ["findings", "--source", source] + (["--json"] if as_json else [])

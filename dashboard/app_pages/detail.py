@@ -17,6 +17,7 @@ from memdash.analysis.sources import SOURCES
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import (
     SCORES,
+    lacks_embeddings,
     open_buttons,
     score_columns,
     thumbnail_grid,
@@ -82,12 +83,7 @@ def _score_help() -> str:
 
 
 def _neighbours(path: Path, example_id: int, table: pd.DataFrame, *, key: str) -> None:
-    if not data.has_embeddings(path):
-        st.info(
-            "Nearest neighbours and k-NN predictions need embeddings, which this run did not "
-            "record: train with `memdash train ... --embed-layers fc2,out --embed-epochs "
-            "0,10,30`, then `memdash analyze`."
-        )
+    if lacks_embeddings(path, "Nearest neighbours and k-NN predictions"):
         return
     knn = data.derived(path, "knn_examples.parquet")
     nbrs = data.derived(path, "neighbors.parquet")

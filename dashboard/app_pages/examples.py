@@ -99,11 +99,6 @@ def _table(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     )
 
 
-def selected_ids(rows: list[int], shown: pd.DataFrame) -> list[int]:
-    """The example ids of selected row positions of the table as shown."""
-    return [int(shown["example_id"].iloc[r]) for r in rows if 0 <= r < len(shown)]
-
-
 def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     st.subheader("Most memorized")
     left, right = st.columns([2, 1])

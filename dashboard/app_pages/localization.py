@@ -11,6 +11,12 @@ from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import choose_run, offer_analysis
 from memdash.dashboard.labels import label
 
+# what `memdash localize` writes (derived/)
+RESULTS = (
+    *("rewinding.parquet", "retraining.parquet"),
+    *("localization.parquet", "localization_layers.parquet"),
+)
+
 
 def render() -> None:
     st.title("Localization")
@@ -18,27 +24,22 @@ def render() -> None:
     if path is None:
         return
     layers = data.layer_order(path)
-    st.session_state.pop("localization_offered", None)
     _gradients(path)
+    if any(data.derived(path, name) is None for name in RESULTS):  # one button for them all
+        offer_analysis(
+            path,
+            "Rewinding, retraining and neuron flipping",
+            ["rewinding", "retraining", "flipping"],
+            "memdash localize",
+            "localization_compute",
+        )
     _rewinding(path, layers)
     _flipping(path, layers)
     _tied_dropout(path)
 
 
-def _missing(what: str, path: Path) -> None:
-    """One button for every missing localization result: the first section that misses
-    one offers it, the others point to it."""
-    if st.session_state.get("localization_offered") == str(path):
-        st.info(f"{what}: not computed yet (the button above computes it with the rest).")
-        return
-    st.session_state["localization_offered"] = str(path)
-    offer_analysis(
-        path,
-        "Rewinding, retraining and neuron flipping",
-        ["rewinding", "retraining", "flipping"],
-        "memdash localize",
-        "localization_compute",
-    )
+def _missing(what: str) -> None:
+    st.info(f"{what}: not computed yet (the button above computes it with the rest).")
 
 
 def _gradients(path: Path) -> None:
@@ -85,7 +86,7 @@ def _rewinding(path: Path, layers: list[str]) -> None:
     rewind = data.derived(path, "rewinding.parquet")
     retrain = data.derived(path, "retraining.parquet")
     if rewind is None or retrain is None:
-        _missing("Rewinding and retraining", path)
+        _missing("Rewinding and retraining")
         return
     group = st.radio(
         "Accuracy of",
@@ -130,7 +131,7 @@ def _flipping(path: Path, layers: list[str]) -> None:
     per = data.derived(path, "localization.parquet")
     per_layer = data.derived(path, "localization_layers.parquet")
     if per is None or per_layer is None:
-        _missing("Neuron flipping", path)
+        _missing("Neuron flipping")
         return
     medians = per.groupby("kind")["neurons_zeroed"].median()
     st.caption(
