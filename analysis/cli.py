@@ -164,17 +164,26 @@ def train(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"training {out.name}", total=config.train.epochs, status="")
+    bar = Progress(*columns, console=console)
+    task = bar.add_task(f"training {out.name}", total=config.train.epochs, status="", start=False)
 
-        def progress(epoch: int, total: int, summary: dict[str, float]) -> None:
-            shown = " ".join(f"{k[:-4]} {v:.3f}" for k, v in summary.items() if k.endswith("_acc"))
-            bar.update(task, completed=epoch, status=shown)
+    def progress(epoch: int, total: int, summary: dict[str, float]) -> None:
+        shown = " ".join(f"{k[:-4]} {v:.3f}" for k, v in summary.items() if k.endswith("_acc"))
+        bar.update(task, completed=epoch, status=shown)
 
-        try:
-            run_training(config, out, resume=resume, overwrite=overwrite, progress=progress)
-        except (ValueError, TrainingError, FileExistsError) as err:
-            _fail(str(err))
+    def start() -> None:  # drawn once the arguments, data and run directory are checked
+        bar.start()
+        bar.start_task(task)
+
+    try:
+        run_training(
+            config, out, resume=resume, overwrite=overwrite, progress=progress, on_start=start
+        )
+    except (ValueError, TrainingError, FileExistsError) as err:
+        bar.stop()
+        _fail(str(err))
+    finally:
+        bar.stop()
     console.print(
         f"run written to [bold]{out}[/]; explore it with `memdash dashboard {out.parent}`"
     )

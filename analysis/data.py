@@ -161,44 +161,110 @@ def synthetic(
 def load_npz(path: str | None, *, seed: int, test_fraction: float = 0.2) -> Dataset:
     """The user's own data: an .npz with ``X``, ``y`` and optionally ``X_test``, ``y_test``.
 
-    Without a test split, a seeded stratified split of ``test_fraction`` is made.
-    Labels must be integers 0..C-1.
+    ``X`` is numeric, (N, ...) with N >= 1 and at least one feature per example,
+    finite in float32; ``y`` holds N integer labels 0..C-1 with 2 <= C <= N
+    (whole-valued floats are accepted). A test split, when given, has the same
+    per-example shape and no label outside 0..C-1. Without one, a seeded
+    stratified split of ``test_fraction`` is made.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong with it; the file is only read.
     """
     if not path:
         raise ValueError("dataset 'npz' needs --data-path pointing at an .npz file")
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"npz dataset {file}: no such file")
-    with np.load(file, allow_pickle=False) as raw:
-        missing = {"X", "y"} - set(raw.files)
-        if missing:
-            raise ValueError(
-                f"npz dataset {file}: missing arrays {sorted(missing)}; has {raw.files}"
-            )
-        arrays = {k: raw[k] for k in raw.files}
-    x, y = arrays["X"], arrays["y"]
-    _check_xy(file, "X", "y", x, y)
-    if "X_test" in arrays and "y_test" in arrays:
-        _check_xy(file, "X_test", "y_test", arrays["X_test"], arrays["y_test"])
-        n_classes = int(max(y.max(), arrays["y_test"].max())) + 1
-        return Dataset(
-            x.astype(np.float32),
-            y.astype(np.int64),
-            arrays["X_test"].astype(np.float32),
-            arrays["y_test"].astype(np.int64),
-            n_classes,
-            file.stem,
+    arrays = _read_npz(file)
+    missing = {"X", "y"} - set(arrays)
+    if missing:
+        raise ValueError(
+            f"npz dataset {file}: missing arrays {sorted(missing)}; has {sorted(arrays)} "
+            "(expected X, y and optionally X_test, y_test)"
         )
-    return _split(x, y, seed, test_fraction, file.stem)
+    x, y = _check_xy(file, "X", "y", arrays["X"], arrays["y"])
+    n_classes = int(y.max()) + 1
+    if n_classes < 2 or n_classes > len(y):
+        raise ValueError(
+            f"npz dataset {file}: y must hold labels 0..C-1 with 2 <= C <= N = {len(y)}; "
+            f"its largest label is {n_classes - 1}"
+        )
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise ValueError(f"npz dataset {file}: X_test and y_test come together; one is missing")
+    if "X_test" not in arrays:
+        try:
+            return _split(x, y, seed, test_fraction, file.stem)
+        except ValueError as err:
+            raise ValueError(
+                f"npz dataset {file}: cannot make a stratified {test_fraction:.0%} test split "
+                f"({err}); add more examples per class or give X_test and y_test"
+            ) from None
+    x_test, y_test = _check_xy(file, "X_test", "y_test", arrays["X_test"], arrays["y_test"])
+    if x_test.shape[1:] != x.shape[1:]:
+        raise ValueError(
+            f"npz dataset {file}: X_test's examples are {x_test.shape[1:]}, X's {x.shape[1:]}"
+        )
+    if y_test.max() >= n_classes:
+        raise ValueError(
+            f"npz dataset {file}: y_test has label {int(y_test.max())}, "
+            f"outside y's 0..{n_classes - 1}"
+        )
+    return Dataset(x, y, x_test, y_test, n_classes, file.stem)
 
 
-def _check_xy(file: Path, xname: str, yname: str, x: np.ndarray, y: np.ndarray) -> None:
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, never unpickling; a clear error for anything else."""
+    import zipfile
+    import zlib
+
+    try:
+        raw = np.load(file, allow_pickle=False)
+        if not isinstance(raw, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"npz dataset {file}: this is a single .npy array, not an .npz archive of X and "
+                "y (write one with numpy.savez(path, X=..., y=...))"
+            )
+        with raw:
+            arrays = {k: raw[k] for k in raw.files}
+        odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+        if odd:
+            raise ValueError(f"npz dataset {file}: the members {odd} are not .npy arrays")
+        return arrays
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        if str(err).startswith("npz dataset"):
+            raise
+        raise ValueError(
+            f"npz dataset {file}: not a readable .npz archive of arrays ({err}); "
+            "write one with numpy.savez(path, X=..., y=...)"
+        ) from None
+
+
+def _check_xy(
+    file: Path, xname: str, yname: str, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs as finite float32 and labels as int64, or a ValueError naming what is wrong."""
     if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
         raise ValueError(
             f"npz dataset {file}: {xname} must be (N, ...) and {yname} (N,), "
             f"got {x.shape} and {y.shape}"
         )
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError(f"npz dataset {file}: {yname} must hold integer labels 0..C-1")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"npz dataset {file}: {xname} contains NaN or infinite values")
+    if len(x) == 0 or x[0].size == 0:
+        raise ValueError(f"npz dataset {file}: {xname} {x.shape} holds no examples or no features")
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"npz dataset {file}: {xname} must be numeric, got dtype {x.dtype}")
+    whole = y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+    if not (y.dtype.kind in "iu" or whole) or y.min() < 0:
+        seen = f" from {y.min()} to {y.max()}" if y.dtype.kind in "iuf" else ""
+        raise ValueError(
+            f"npz dataset {file}: {yname} must hold integer labels 0..C-1, "
+            f"got dtype {y.dtype}{seen}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = x.astype(np.float32)
+    if not np.all(np.isfinite(x32)):
+        raise ValueError(
+            f"npz dataset {file}: {xname} contains NaN, infinite or float32-overflowing values"
+        )
+    return x32, y.astype(np.int64)

@@ -157,11 +157,15 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: Progress | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Path:
     """Train the run a config describes into `out`, recording as configured.
 
     With `resume`, continue the run in `out` after its last complete epoch;
     its stored config must equal `config` (apart from the command line).
+    `on_start` is called once the config, the data and the run directory have
+    been checked and set up, just before the first epoch (a progress bar is
+    drawn from there, never before an error in the arguments).
     """
     validate(config)
     out = Path(out)
@@ -199,6 +203,8 @@ def train(
         split=prepared.examples["split"].to_numpy(),
     )
     train_ids = torch.from_numpy(prepared.train_ids).to(device)
+    if on_start is not None:
+        on_start()
     try:
         if not resume:
             recorder.end_epoch(0, resume_state=_resume_state(0, model, opt))
