@@ -210,8 +210,10 @@ def estimate(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    run = Run.open(path)
+    run.check_parts()  # a missing, damaged or linked-out part is named before any training
     with write_lock(path, "memdash estimate"):
-        return _estimate(Run.open(path), spec, backend, address, workers, progress)
+        return _estimate(run, spec, backend, address, workers, progress)
 
 
 def _estimate(

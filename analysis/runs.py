@@ -744,9 +744,11 @@ class Run:
         return rel
 
     def check_parts(self) -> None:
-        """A quick check (milliseconds) that every file the committed epochs promise exists,
-        and that every trace and layer-gradient part has a readable Parquet footer and
-        schema; RunFormatError names the first missing or damaged file."""
+        """A quick check (milliseconds) that no link leads out of the run directory, that
+        every file the committed epochs promise exists, and that every trace and
+        layer-gradient part has a readable Parquet footer and schema; RunFormatError names
+        the first such file."""
+        self.check_links()
         missing = self.missing_files()
         if missing:
             raise RunFormatError(
@@ -757,6 +759,25 @@ class Run:
             self._check_part(file, TRACE_COLUMNS, None)
         for file, _ in _parts(self.path / "layer_grads.parquet", _GRADS_PART):
             self._check_part(file, LAYER_GRADS_COLUMNS, None)
+
+    def check_links(self) -> None:
+        """Refuse a run whose files or folders are links leading out of the run directory.
+
+        memdash reads and writes only inside a run: a link to elsewhere (another run's
+        trace, /etc/passwd, a derived/ folder on another disk) raises RunFormatError naming
+        the link and where it leads. Links that stay inside the run are fine.
+        """
+        root = self.path.resolve()
+        for folder, dirs, files in os.walk(self.path, followlinks=False):
+            for name in sorted(dirs + files):
+                link = Path(folder) / name
+                if link.is_symlink() and not link.resolve().is_relative_to(root):
+                    raise RunFormatError(
+                        self.path,
+                        str(link.relative_to(self.path)),
+                        f"a link to {link.resolve()}, outside the run directory; memdash reads "
+                        "and writes only inside a run (copy the file in instead)",
+                    )
 
 
 def _parts(root: Path, pattern: re.Pattern[str]) -> list[tuple[Path, re.Match[str]]]:

@@ -50,7 +50,22 @@ def _reshape(path):
         path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")  # an empty safetensors header
 
 
-DAMAGES = {"truncated": _truncate, "garbage": _garble, "missing": _delete, "wrong": _reshape}
+def _link_out(path):
+    """The same, valid content moved out of the run and linked back in."""
+    run = next(p for p in path.parents if p.name == "run")  # the test's copy, TMP/run
+    outside = run.parent / "elsewhere" / path.name
+    outside.parent.mkdir()
+    path.rename(outside)
+    path.symlink_to(outside)
+
+
+DAMAGES = {
+    "truncated": _truncate,
+    "garbage": _garble,
+    "missing": _delete,
+    "wrong": _reshape,
+    "linked_out": _link_out,
+}
 CASES = [(f, d) for f in FILES for d in DAMAGES]
 
 
@@ -60,6 +75,20 @@ def _snapshot(run):
         for p in sorted(run.rglob("*"))
         if p.is_file() and "derived" not in p.parts and p.name != ".memdash.lock"
     }
+
+
+def test_a_folder_linked_out_of_the_run_is_refused_before_any_write(tiny_run, tmp_path):
+    """A derived/ folder that is a link to elsewhere: analyze names it and writes nothing."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("derived"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "derived").symlink_to(elsewhere)
+    result = CliRunner().invoke(app, ["analyze", str(run), "--only", "scores"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1, out
+    assert f"derived: a link to {elsewhere}, outside the run directory" in out
+    assert list(elsewhere.iterdir()) == []
 
 
 @pytest.mark.parametrize(("name", "damage"), CASES, ids=[f"{f}-{d}" for f, d in CASES])
@@ -82,7 +111,8 @@ def test_a_damaged_file_gets_one_clear_message(command, name, damage, tiny_run, 
         or name != "inputs.npy"
         and not name.startswith(("embeddings/", "checkpoints/"))
     )
-    needed = needed or damage == "missing"  # a promised file that is gone is always named
+    # a promised file that is gone, or a link out of the run, is always named
+    needed = needed or damage in ("missing", "linked_out")
     if needed:
         assert result.exit_code != 0, out
         assert name.split("/")[-1] in out.replace("\n", ""), out

@@ -230,3 +230,25 @@ def test_discover_runs_finds_nested_runs_and_skips_hidden(written, tmp_path):
     found = discover_runs([tmp_path])
     assert found == [(tmp_path / "group" / "b").resolve(), written.resolve()]
     assert discover_runs([tmp_path / "absent"]) == []
+
+
+def test_discover_runs_never_follows_a_link_out_of_the_root(written, tmp_path):
+    """A run reached only through a link (here a link to a run outside the root) is not
+    listed, so neither the dashboard nor a browser value can open it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "linked").symlink_to(written)
+    assert discover_runs([root]) == []
+    shutil.copytree(written, root / "real")
+    assert discover_runs([root]) == [(root / "real").resolve()]
+
+
+def test_a_link_inside_the_run_is_fine_one_leading_out_is_named(written, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(written, run)
+    (run / "notes").symlink_to(run / "run.json")  # stays inside
+    Run.open(run).check_links()
+    (run / "notes").unlink()
+    (run / "notes").symlink_to(tmp_path)
+    with pytest.raises(RunFormatError, match=f"notes: a link to {tmp_path}, outside the run"):
+        Run.open(run).check_links()
