@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -51,6 +52,16 @@ def _names(text: str) -> tuple[str, ...]:
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=1)
+
+
+def _cannot_write(err: OSError, folder: Path, kept: str) -> None:
+    """A write into `folder` that failed (a full disk, a read-only folder): what failed, the
+    space left when the system gave no reason (a short write), and what is kept."""
+    where = f" {err.filename}" if err.filename else ""
+    reason = err.strerror or str(err)
+    if err.errno is None and folder.exists():
+        reason += f" ({shutil.disk_usage(folder).free} bytes free on the disk of {folder})"
+    _fail(f"cannot write{where}: {reason}; {kept}")
 
 
 @app.command()
@@ -182,6 +193,9 @@ def train(
     except (ValueError, TrainingError, FileExistsError) as err:
         bar.stop()
         _fail(str(err))
+    except OSError as err:
+        bar.stop()
+        _cannot_write(err, out, "the run keeps its complete epochs: make room, then add --resume")
     finally:
         bar.stop()
     console.print(
@@ -196,6 +210,12 @@ def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
 
     try:
         r = Run.open(run)
+        if r.status == "created":
+            console.print(
+                f"run {r.name}: created (0 of {r.meta.get('epochs_planned')} epochs), nothing "
+                f"recorded yet; `memdash train --resume --out {r.path}` starts it again"
+            )
+            return
         notes = r.validate()
         examples = r.examples()
     except RunFormatError as err:
@@ -334,7 +354,6 @@ def estimate(
 ) -> None:
     """Held-out memorization scores (Feldman & Zhang) and C-scores from many models trained
     on random subsets; resumable, local or on Ray."""
-    import shutil
 
     from memdash.analysis.estimate import EstimateSpec
     from memdash.analysis.estimate import estimate as run_estimate
@@ -382,6 +401,8 @@ def estimate(
             )
     except (RunFormatError, ValueError) as err:
         _fail(str(err))
+    except OSError as err:
+        _cannot_write(err, run, "the model batches already done are kept; run it again to resume")
     held = tables["heldout.parquet"]
     console.print(
         f"{models} models x {len(spec.ratios)} ratio(s) in {time.perf_counter() - started:.0f} s; "
@@ -479,6 +500,10 @@ def _run_steps(run: Path, only: str, force: bool, make_config, steps) -> None:
             )
     except (RunFormatError, ValueError) as err:
         _fail(str(err))
+    except OSError as err:
+        _cannot_write(
+            err, run, "earlier results are kept; run the same command again once there is room"
+        )
 
 
 @app.command()

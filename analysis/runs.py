@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from memdash.analysis import __version__
 
 SCHEMA_VERSION = 1
-STATUSES = ("running", "complete", "failed")
+STATUSES = ("created", "running", "complete", "failed")
 SOURCES = ("eval", "train")
 SPLITS = ("train", "test", "reference")
 
@@ -234,7 +234,12 @@ class RunWriter:
         name: str | None = None,
         overwrite: bool = False,
     ) -> RunWriter:
-        """Start a new run: write examples.parquet, inputs.npy and run.json (status running)."""
+        """Start a new run: run.json (status ``created``), then examples.parquet and inputs.npy.
+
+        The status turns ``running`` when epoch 0 is committed; a run stopped before
+        that (a full disk) is ``created``: nothing of it is read, and ``--resume``
+        starts it again from the top.
+        """
         path = Path(path)
         if (path / "run.json").exists() and not overwrite:
             raise FileExistsError(
@@ -248,12 +253,10 @@ class RunWriter:
         if path.exists() and overwrite:
             _clear_run_files(path)
         path.mkdir(parents=True, exist_ok=True)
-        write_parquet(path / "examples.parquet", table)
-        write_npy(path / "inputs.npy", inputs)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "name": name or path.name,
-            "status": "running",
+            "status": "created",
             "epochs_completed": 0,
             "epochs_planned": int(config.get("train", {}).get("epochs", 0)),
             "n_classes": int(n_classes),
@@ -265,6 +268,8 @@ class RunWriter:
         }
         writer = cls(path, meta)
         write_json(path / "run.json", meta)
+        write_parquet(path / "examples.parquet", table)
+        write_npy(path / "inputs.npy", inputs)
         return writer
 
     @classmethod
@@ -320,6 +325,8 @@ class RunWriter:
     def commit_epoch(self, epoch: int, **extra: Any) -> None:
         """Declare `epoch` complete: rewrite run.json last, after the epoch's files."""
         self.meta.update(extra, epochs_completed=int(epoch), updated_at=_now())
+        if self.meta["status"] == "created":  # epoch 0 is stored: the run can be read
+            self.meta["status"] = "running"
         write_json(self.path / "run.json", self.meta)
 
     def finish(self, status: str = "complete", **extra: Any) -> None:
@@ -400,7 +407,7 @@ class Run:
         if meta["epochs_completed"] < 0:
             raise RunFormatError(path, "run.json", "epochs_completed must be >= 0")
         for name in ("examples.parquet", "inputs.npy"):
-            if not (path / name).is_file():
+            if meta["status"] != "created" and not (path / name).is_file():
                 raise RunFormatError(path, name, "missing")
         return cls(path, meta)
 
@@ -476,8 +483,8 @@ class Run:
         """The files the committed epochs promise but the run lacks, relative to the run: an
         eval trace part per epoch 0..E; a minibatch part per epoch 1..E when the run records
         them; and, when the config says which, its embeddings and checkpoints."""
-        if self.meta.get("estimate_only"):
-            return []  # made by `memdash estimate --out`: data and held-out models, no trace
+        if self.meta.get("estimate_only") or self.status == "created":
+            return []  # estimate --out: data and held-out models, no trace; created: nothing
         done = self.epochs_completed
         parts = self.trace_parts()
         record = self.config.get("record", {}) if isinstance(self.config, dict) else {}
@@ -749,6 +756,8 @@ class Run:
         layer-gradient part has a readable Parquet footer and schema; RunFormatError names
         the first such file."""
         self.check_links()
+        if self.status == "created":
+            return  # nothing recorded yet, nothing promised
         missing = self.missing_files()
         if missing:
             raise RunFormatError(

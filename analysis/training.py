@@ -9,6 +9,7 @@ run with the same seed would.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -171,6 +172,8 @@ def train(
     out = Path(out)
     if resume:
         config = _check_resumable(out, config)
+        if Run.open(out).status == "created":  # stopped before epoch 0 was stored
+            resume, overwrite = False, True  # start it again from the top
     prepared = prepare_data(config)
     device = torch.device(config.train.device)
     model, inputs = to_device(
@@ -217,6 +220,11 @@ def train(
     except (TrainingError, KeyboardInterrupt) as err:
         recorder.flush()  # epochs already handed over are kept
         writer.finish("failed", error=str(err) or type(err).__name__)
+        raise
+    except OSError as err:  # a full disk: say so in run.json if there is room for that
+        if writer.meta["status"] != "created":  # a created run stays one: resume restarts it
+            with contextlib.suppress(OSError):
+                writer.finish("failed", error=f"cannot write: {err}")
         raise
     extra = {}
     if config.model.example_tied_dropout:
@@ -270,6 +278,13 @@ def _check_finite(model: torch.nn.Module, epoch: int) -> None:
             f"training diverged in epoch {epoch}: the weights are NaN or infinite "
             "(a NaN or infinite loss); epochs before it are kept. Try a lower --lr."
         )
+
+
+def _never_committed(out: Path) -> bool:
+    """A run created but stopped before its epoch-0 state was stored (a full disk)."""
+    return (
+        Run.open(out).epochs_completed == 0 and not (out / "resume" / "state.safetensors").is_file()
+    )
 
 
 def _check_resumable(out: Path, config: RunConfig) -> RunConfig:

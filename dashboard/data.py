@@ -255,11 +255,15 @@ def _roots_stamp(paths: list[str]) -> float:
     return max((_stamp(Path(p)) + _derived_stamp(Path(p)) for p in paths), default=0.0)
 
 
+# runs listed on the Runs page but shown by no other page: damaged, or nothing recorded yet
+UNREADABLE = ("error", "created")
+
+
 def readable_paths(roots: tuple[str, ...]) -> list[str]:
     """The discovered runs that read (the summaries' quick check): a damaged one is listed
     on the Runs page with status error, never analyzed."""
     summaries = run_summaries(roots)
-    return summaries.loc[summaries["status"] != "error", "path"].tolist()
+    return summaries.loc[~summaries["status"].isin(UNREADABLE), "path"].tolist()
 
 
 def findings(roots: tuple[str, ...], source: str = "eval") -> list:

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from memdash.analysis.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
+from memdash.dashboard import data
 from memdash.dashboard.charts import point_example_id
 from memdash.dashboard.labels import md_text
 
@@ -77,7 +78,7 @@ UNKNOWN_KEY = "sidebar_unknown_run"
 def readable_runs(summaries: pd.DataFrame) -> pd.DataFrame:
     """The runs a page can show: readable, one row per distinct name (as the Runs page lists
     them), the most informative first (the most analyses, then by name)."""
-    ok = summaries[summaries["status"] != "error"]
+    ok = summaries[~summaries["status"].isin(data.UNREADABLE)]
     ok = ok.sort_values(["analyses", "run"], ascending=[False, True], kind="stable")
     return ok.drop_duplicates("run")
 

@@ -1,5 +1,6 @@
 """AppTest of every dashboard page against a small run, with interactions."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -353,6 +354,11 @@ def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, mon
     shutil.copytree(samples / "digits_mlp_clean", damaged)
     part = damaged / "trace.parquet" / "eval-epoch_007.parquet"
     part.write_bytes(part.read_bytes()[:100])
+    # and a run stopped before epoch 0 was stored (a full disk): listed, never shown
+    created = tmp_path / "created"
+    created.mkdir()
+    meta = json.loads((samples / "digits_mlp_clean" / "run.json").read_text())
+    (created / "run.json").write_text(json.dumps(meta | {"name": "created", "status": "created"}))
     monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
     for name in PAGES:
         at = page_test(name).run()
@@ -362,6 +368,8 @@ def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, mon
     status = at.dataframe[0].value.set_index("run")["status"]
     assert status["digits_mlp_clean"] == "error" and status["digits_mlp_noise20_tied"] == "complete"
     assert any("eval-epoch_007.parquet" in plain(e.value) for e in at.error)
+    assert status["created"] == "created"
+    assert any("nothing recorded yet" in c.value for c in at.caption)
     # the shared run cannot point at the damaged one: pages show the healthy run
     at = page_test("examples")
     at.session_state["run"] = "digits_mlp_clean"

@@ -24,7 +24,7 @@ def render() -> None:
         )
         return
     _runs_table(summaries)
-    healthy = summaries.index[summaries["status"] != "error"].tolist()
+    healthy = summaries.index[~summaries["status"].isin(data.UNREADABLE)].tolist()
     if not healthy:
         st.warning("No run here can be read; see the errors above.")
         return
@@ -55,6 +55,13 @@ def _runs_table(summaries: pd.DataFrame) -> None:
     st.dataframe(shown, hide_index=True, width="stretch")
     for _, row in summaries[summaries["status"] == "error"].iterrows():
         st.error(f"**{md_text(row['run'])}** cannot be read: {md_text(row['error'])}")
+    created = summaries[summaries["status"] == "created"]["run"].tolist()
+    if created:
+        st.caption(
+            "Created, nothing recorded yet (stopped before epoch 0, a full disk perhaps): "
+            + ", ".join(created)
+            + ". `memdash train --resume --out RUN` starts it again."
+        )
     running = summaries[summaries["status"] == "running"]["run"].tolist()
     if running:
         st.caption(
