@@ -109,10 +109,15 @@ def run_control(summaries: pd.DataFrame) -> None:
     )
     unknown = st.session_state.get(UNKNOWN_KEY)
     if unknown:
-        shown = unknown if len(unknown) <= 60 else unknown[:60] + "…"
         st.sidebar.warning(
-            f"No run named “{md_text(shown)}” under the roots; showing {md_text(current_name())}."
+            f"No run named “{_shortened(unknown)}” under the roots; "
+            f"showing {md_text(current_name())}."
         )
+
+
+def _shortened(value: str, limit: int = 60) -> str:
+    """A browser-given value to quote in a message: escaped, and cut at `limit` characters."""
+    return md_text(value if len(value) <= limit else value[:limit] + "…")
 
 
 def current_name() -> str | None:
@@ -138,7 +143,15 @@ def run_name(summaries: pd.DataFrame, path: Path) -> str:
 
 
 def example_control() -> None:
-    """The sidebar's current example id, kept in the URL (``?example=ID``); empty = none."""
+    """The sidebar's current example id, kept in the URL (``?example=ID``); empty = none.
+
+    A URL value that is not a plain id of at most nine digits (a 400-digit number overflows
+    the widget, a negative or a word is no id) is dropped with a warning before the widget
+    reads it."""
+    asked = st.query_params.get(EXAMPLE_KEY)
+    if asked is not None and not (asked.isascii() and asked.isdigit() and len(asked) <= 9):
+        _forget_url_value(EXAMPLE_KEY)
+        st.sidebar.warning(f"“{_shortened(asked)}” in the URL is not an example id; none is open.")
     st.sidebar.number_input(
         "Example",
         min_value=0,
@@ -150,6 +163,23 @@ def example_control() -> None:
         help="The example every page opens in its detail: set by any list's open button, "
         "table row or clicked point, or typed here.",
     )
+
+
+def _forget_url_value(key: str) -> None:
+    """Drop `key` from the URL and from the values bound widgets are seeded with on this load.
+
+    The second is Streamlit's own (private) copy of the URL at page load: Streamlit 1.67
+    parses ``?example=`` followed by 400 digits as an infinite float and fails with an
+    OverflowError inside the widget, before any check of ours could run, so the value must
+    be gone before the widget is drawn.
+    """
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    del st.query_params[key]
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        with ctx.session_state.query_params() as params:
+            params._initial_query_params.pop(key, None)
 
 
 def current_example(n_examples: int) -> int | None:

@@ -46,3 +46,51 @@ def canary_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "canaries"
     train(config, out)
     return out
+
+
+# ------------------------------------------------------------ the reliability table
+# test module (or test name part) -> the area of the reliability table it belongs to
+RELIABILITY = {
+    "test_fuzz_cli.py": "command options (hypothesis)",
+    "test_fuzz_npz.py": "the user's .npz files (hypothesis)",
+    "test_fuzz_runs.py": "damaged run files x commands",
+    "test_crash.py": "SIGKILLed writers, rerun identical",
+    "test_disks.py": "read-only and full disks",
+    "test_load.py": "load (8 browser sessions)",
+    "hostile": "dashboard hardening",
+    "html_or_markdown": "dashboard hardening",
+    "unknown_name": "dashboard hardening",
+    "damaged": "dashboard hardening",
+    "truncated_trace": "dashboard hardening",
+    "loopback": "dashboard hardening",
+}
+_OUTCOMES: dict[str, list[bool]] = {}
+
+
+def _area(nodeid: str) -> str | None:
+    module, _, name = nodeid.partition("::")
+    if Path(module).name in RELIABILITY:
+        return RELIABILITY[Path(module).name]
+    return next((area for part, area in RELIABILITY.items() if part in name), None)
+
+
+def pytest_runtest_logreport(report) -> None:
+    area = _area(report.nodeid)
+    if area and (report.when == "call" or report.failed):
+        _OUTCOMES.setdefault(area, []).append(report.failed)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The table the reliability issue asks for: area, cases tried, failures (goal 0)."""
+    import tally
+
+    if not _OUTCOMES:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("reliability: cases tried and failures per area")
+    write(f"{'area':44} {'cases':>7} {'failed':>7}")
+    for area, outcomes in _OUTCOMES.items():
+        cases = tally.CASES.get(area) or len(outcomes)
+        write(f"{area:44} {cases:>7} {sum(outcomes):>7}")
+    for text in tally.LINES:
+        write(text)

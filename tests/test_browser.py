@@ -46,9 +46,12 @@ def dashboard_command(root: Path, port: int) -> list[str]:
     ]
 
 
+SERVERS: dict[str, subprocess.Popen] = {}  # URL -> the server process, while it serves
+
+
 @contextlib.contextmanager
 def serve(root: Path):
-    """`memdash dashboard ROOT` on a free port; yields its URL."""
+    """`memdash dashboard ROOT` on a free port; yields its URL (its process in SERVERS)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     port = _free_port()
@@ -69,9 +72,11 @@ def serve(root: Path):
     else:
         proc.kill()
         pytest.fail("the dashboard did not start: " + proc.stdout.read().decode()[-2000:])
+    SERVERS[url] = proc
     try:
         yield url
     finally:
+        del SERVERS[url]
         proc.terminate()
         proc.wait(timeout=10)
 
@@ -262,3 +267,36 @@ def test_the_server_binds_to_the_loopback_address_only(tmp_path, monkeypatch):
     with serve(tmp_path) as url:
         port = int(url.rsplit(":", 1)[1])
         assert _listening(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+
+
+HOSTILE = {
+    "non-UTF-8": "run=%ff%fe%fd&example=%ff%00",
+    "traversal": "run=..%2F..%2Fetc%2Fpasswd&example=1",
+    "huge number": "run=tiny&example=" + "9" * 400,
+    "negative": "run=tiny&example=-5",
+    "long name": "run=" + "x" * 20_000,
+    "markup": "run=%3Cscript%3Ealert(1)%3C%2Fscript%3E&example=%5Bx%5D(http%3A%2F%2Fa)",
+}
+
+
+def test_hostile_query_values_are_refused_politely(server):
+    """Query values a browser can send (bytes that are not UTF-8, paths, numbers of 400
+    digits, 20,000-character names, markup): each page answers with the default run and a
+    warning, never an exception, and the server keeps serving."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for case, query in HOSTILE.items():
+            page.goto(f"{server}/examples?{query}")
+            page.wait_for_selector("h1:has-text('Examples')", timeout=60_000)
+            _settled(page)
+            assert page.locator("[data-testid='stException']").count() == 0, case
+            run = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input")
+            assert run.first.input_value() == "tiny", case  # the only run, not the value given
+            warned = "not an example id" if "number" in case or case == "negative" else "No run"
+            assert page.locator(f"text={warned}").count() >= 1, case
+            assert page.locator("script:has-text('alert(1)')").count() == 0, case
+        browser.close()
+    assert urllib.request.urlopen(server + "/_stcore/health", timeout=5).status == 200

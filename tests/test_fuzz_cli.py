@@ -4,6 +4,7 @@ message and a non-zero exit, never in a traceback."""
 import shutil
 
 import pytest
+import tally
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -29,6 +30,7 @@ def fuzz(examples: int):
 
 def _invoke(args: list[str], picked: dict[str, str]):
     """Run the command `args` plus the options hypothesis picked."""
+    tally.case("command options (hypothesis)")
     return runner.invoke(app, [*args, *(part for item in picked.items() for part in item)])
 
 

@@ -8,6 +8,7 @@ import io
 import zipfile
 
 import numpy as np
+import tally
 from hypothesis import event, given
 from hypothesis import strategies as st
 from test_fuzz_cli import _clean, fuzz
@@ -17,6 +18,7 @@ from memdash.analysis.cli import app
 from memdash.analysis.data import load_npz
 from memdash.analysis.runs import Run
 
+AREA = "the user's .npz files (hypothesis)"
 # a file is drawn right in every part, or wrong in one part (so each fault is seen alone)
 RIGHT = {
     "n": [40, 24],
@@ -40,6 +42,7 @@ WRONG = {
 }
 
 
+AREA = "the user's .npz files (hypothesis)"
 # a file is drawn right in every part, or wrong in one part (so each fault is seen alone)
 RIGHT = {
     "n": [40, 24],
@@ -131,6 +134,7 @@ TRAIN = ["--epochs", "1", "--hidden", "8", "--batch-size", "8", "--no-record-tra
 @given(content=files())
 @fuzz(90)
 def test_an_npz_trains_or_gets_one_clear_message(content, tmp_path_factory):
+    tally.case(AREA)
     folder = tmp_path_factory.mktemp("npz")
     path = folder / "own data.npz"
     raw = content if isinstance(content, bytes) else _npz_bytes(content)
@@ -156,6 +160,7 @@ def test_an_npz_trains_or_gets_one_clear_message(content, tmp_path_factory):
 def test_load_npz_accepts_only_what_training_can_use(found, tmp_path_factory):
     """What load_npz accepts is fit to train on: float32, finite, at least one feature,
     two or more classes, integer labels 0..C-1 with C no more than the examples."""
+    tally.case(AREA)
     path = tmp_path_factory.mktemp("npz") / "d.npz"
     path.write_bytes(_npz_bytes(found))
     try:
