@@ -186,12 +186,24 @@ def ensemble_correct(
     ens: StackedMLP | VmapEnsemble, inputs: torch.Tensor, labels: torch.Tensor, *, chunk: int = 1024
 ) -> np.ndarray:
     """bool (K, N): whether each model predicts each example's given label."""
+    return ensemble_outputs(ens, inputs, labels, chunk=chunk)[0]
+
+
+def ensemble_outputs(
+    ens: StackedMLP | VmapEnsemble, inputs: torch.Tensor, labels: torch.Tensor, *, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each model's correctness, bool (K, N), and its logit-scaled confidence of each
+    example's label, float32 (K, N) (`memdash.analysis.membership.logit_confidence`), from
+    one forward pass."""
+    from memdash.analysis.membership import logit_confidence
+
+    correct, confidence = [], []
     with torch.no_grad():
-        parts = [
-            (ens.forward(x, shared=True).argmax(-1) == y).cpu()
-            for x, y in zip(torch.split(inputs, chunk), torch.split(labels, chunk), strict=True)
-        ]
-    return torch.cat(parts, dim=1).numpy()
+        for x, y in zip(torch.split(inputs, chunk), torch.split(labels, chunk), strict=True):
+            logits = ens.forward(x, shared=True)
+            correct.append((logits.argmax(-1) == y).cpu())
+            confidence.append(logit_confidence(logits, y).float().cpu())
+    return torch.cat(correct, dim=1).numpy(), torch.cat(confidence, dim=1).numpy()
 
 
 def train_batched(config, inputs, labels, train_ids, seeds, subsets) -> np.ndarray:

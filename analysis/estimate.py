@@ -8,10 +8,14 @@ node, and in any order:
 
     RUN/heldout/spec.json                 what is being estimated (never changes)
     RUN/heldout/rR_bBBBB.subsets.npy      uint8 (k, ceil(T/8)): np.packbits of each model's subset
+    RUN/heldout/rR_bBBBB.conf.npy         float16 (k, N): each model's logit-scaled confidence
+                                          of each example's label, phi = log(p / (1 - p))
     RUN/heldout/rR_bBBBB.correct.npy      uint8 (k, ceil(N/8)): np.packbits of its correctness
 
 (R = the ratio's index, BBBB = the batch's index; the correctness file is
-written last, so a batch is complete when it exists.) A killed estimate
+written last, so a batch is complete when it exists beside its confidences.)
+The confidences come from one query per example (the data has no augmentation)
+and feed the membership-inference attack of `memdash.analysis.membership`. A killed estimate
 resumes by running only the missing batches; asking for more models adds
 batches. Every model's seed depends only on (seed, ratio index, model index)
 and every job uses one torch thread, so the results are the same on any
@@ -37,8 +41,9 @@ import pandas as pd
 import torch
 
 from memdash.analysis.config import RunConfig
-from memdash.analysis.ensemble import ensemble_correct, fit_batched, model_seed, subset_mask
+from memdash.analysis.ensemble import ensemble_outputs, fit_batched, model_seed, subset_mask
 from memdash.analysis.heldout import c_scores, influence, mem_scores, top_influences
+from memdash.analysis.membership import membership_tables
 from memdash.analysis.runs import Run, RunFormatError, write_json, write_lock, write_npy
 
 BACKENDS = ("local", "ray")
@@ -104,11 +109,18 @@ def prepare_spec(run: Run, spec: EstimateSpec) -> None:
 
 
 def completed(run: Run) -> set[tuple[int, int]]:
-    """(ratio index, batch index) of every batch already on disk."""
+    """(ratio index, batch index) of every batch already on disk with its confidences (a
+    batch of an estimate made before they were stored is trained again: the same seeds
+    give the same models, correctness and subsets)."""
     folder = _folder(run)
     if not folder.is_dir():
         return set()
-    return {(int(m[1]), int(m[2])) for f in folder.iterdir() if (m := _BATCH.match(f.name))}
+    found = ((m, f) for f in folder.iterdir() if (m := _BATCH.match(f.name)))
+    return {
+        (int(m[1]), int(m[2]))
+        for m, f in found
+        if f.with_name(f.name.replace(".correct.", ".conf.")).is_file()
+    }
 
 
 def run_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> None:
@@ -133,9 +145,10 @@ def _train_batch(path: str, ratio_index: int, batch: int, first: int, end: int) 
     inputs = torch.tensor(np.asarray(run.inputs(), dtype=np.float32))
     labels = torch.tensor(examples["label"].to_numpy(np.int64))
     ens = fit_batched(config, inputs, labels, train_ids, seeds, subsets)
-    correct = ensemble_correct(ens, inputs, labels)
+    correct, confidence = ensemble_outputs(ens, inputs, labels)
     stem = _folder(run) / f"r{ratio_index}_b{batch:04d}"
     write_npy(stem.with_name(stem.name + ".subsets.npy"), np.packbits(subsets, axis=1))
+    write_npy(stem.with_name(stem.name + ".conf.npy"), confidence.astype(np.float16))
     write_npy(stem.with_name(stem.name + ".correct.npy"), np.packbits(correct, axis=1))
 
 
@@ -245,10 +258,11 @@ def _estimate(
             _local(jobs, workers, done)
         else:
             _ray(jobs, address, workers, done)
-    tables = derive(run, spec)
+    tables, privacy = derive(run, spec)
     key = hashlib.sha256(json.dumps([spec.fixed(), spec.models, _training_key(run)]).encode())
     params = spec.fixed() | {"models": spec.models}
-    run.replace_derived("heldout", tables, {"key": key.hexdigest()[:16], "params": params})
+    entry = {"key": key.hexdigest()[:16], "params": params, "membership": privacy}
+    run.replace_derived("heldout", tables, entry)
     return tables
 
 
@@ -274,8 +288,29 @@ def load_batches(run: Run, spec: EstimateSpec, ratio_index: int) -> tuple[np.nda
     return np.concatenate(trained), np.concatenate(correct)
 
 
-def derive(run: Run, spec: EstimateSpec) -> dict[str, pd.DataFrame]:
-    """heldout.parquet (per example) and influence.parquet (top 5 per test example)."""
+def load_confidences(run: Run, spec: EstimateSpec, ratio_index: int) -> np.ndarray:
+    """The first `spec.models` models' confidences of a ratio: float32 (K, N)."""
+    n = len(run.examples(["split"]))
+    parts = []
+    for ri, b, lo, hi in spec.batches():
+        if ri != ratio_index:
+            continue
+        name = f"r{ri}_b{b:04d}.conf.npy"
+        part = run.heldout_array(name)
+        if part.shape != (hi - lo, n) or part.dtype != np.float16:
+            raise RunFormatError(
+                run.path,
+                f"heldout/{name}",
+                f"expected float16 ({hi - lo}, {n}), got {part.dtype} {part.shape}",
+            )
+        parts.append(part.astype(np.float32))
+    return np.concatenate(parts)
+
+
+def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]:
+    """heldout.parquet (per example), influence.parquet (top 5 per test example), and
+    LiRA's membership.parquet (per example) and membership_roc.parquet (per attack), all
+    from the first ratio's models; plus the attacks' summary (AUC, TPR at low FPR)."""
     examples = run.examples(["split"])
     split = examples["split"].to_numpy()
     heldout_by_ratio = {}
@@ -288,10 +323,17 @@ def derive(run: Run, spec: EstimateSpec) -> dict[str, pd.DataFrame]:
             test = split == "test"
             infl = influence(correct[:, test], trained[:, split == "train"])
             top = top_influences(infl, np.flatnonzero(split == "train"), np.flatnonzero(test))
+            members, curves, summary = membership_tables(load_confidences(run, spec, 0), trained)
     table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))
-    return {"heldout.parquet": table, "influence.parquet": top}
+    tables = {
+        "heldout.parquet": table,
+        "influence.parquet": top,
+        "membership.parquet": members,
+        "membership_roc.parquet": curves,
+    }
+    return tables, summary
 
 
 if __name__ == "__main__":  # one job of the local backend: PATH R B FIRST END

@@ -28,10 +28,16 @@ def test_estimate_stores_bits_and_derives_scores(run_copy):
     tables = estimate(run_copy, SPEC, workers=1)
     assert completed(Run.open(run_copy)) == {(0, 0), (0, 1), (0, 2)}
     files = _files(run_copy)
-    assert len(files) == 6
+    assert len(files) == 9  # subsets, confidences, correctness per batch
     n_train = 160  # tiny run: 200 examples, 20% test
     assert np.load(run_copy / "heldout" / "r0_b0000.subsets.npy").shape == (2, n_train // 8)
     assert np.load(run_copy / "heldout" / "r0_b0000.correct.npy").shape == (2, 200 // 8)
+    conf = np.load(run_copy / "heldout" / "r0_b0000.conf.npy")
+    assert conf.dtype == np.float16 and conf.shape == (2, 200) and np.isfinite(conf).all()
+    # phi > 0 exactly where the label's probability beats 1/2, so where the model is right
+    # whenever phi > 0 (a right answer can still have p < 1/2 with three or more classes)
+    correct = np.unpackbits(np.load(run_copy / "heldout" / "r0_b0000.correct.npy"), axis=1)
+    assert correct[conf > 0].all()
     held = Run.open(run_copy).read_derived("heldout.parquet")
     assert len(held) == 200 and (held["n_in"] + held["n_out"] == 6).all()
     test = held.iloc[160:]
@@ -56,13 +62,25 @@ def test_a_killed_estimate_resumes_with_the_same_result(run_copy, tmp_path):
     assert _files(run_copy) == _files(tmp_path / "whole")
 
 
+def test_a_batch_without_confidences_is_trained_again_to_the_same_bits(run_copy):
+    """An estimate stored before confidences were: its batches count as missing, and the
+    same seeds give back the same subsets and correctness, now with confidences."""
+    estimate(run_copy, SPEC, workers=1)
+    before = _files(run_copy)
+    (run_copy / "heldout" / "r0_b0001.conf.npy").unlink()
+    assert completed(Run.open(run_copy)) == {(0, 0), (0, 2)}
+    estimate(run_copy, SPEC, workers=1)
+    assert _files(run_copy) == before
+
+
 def test_more_models_extend_an_estimate_and_a_changed_spec_is_refused(run_copy):
     estimate(run_copy, SPEC, workers=1)
     before = _files(run_copy)
     bigger = EstimateSpec(models=8, models_per_batch=2, seed=3)
     estimate(run_copy, bigger, workers=1)
     after = _files(run_copy)
-    assert set(after) - set(before) == {"r0_b0003.subsets.npy", "r0_b0003.correct.npy"}
+    new = {"r0_b0003.subsets.npy", "r0_b0003.conf.npy", "r0_b0003.correct.npy"}
+    assert set(after) - set(before) == new
     assert all(after[k] == v for k, v in before.items())
     with pytest.raises(ValueError, match="--overwrite"):
         estimate(run_copy, EstimateSpec(models=8, models_per_batch=2, seed=4), workers=1)

@@ -1,0 +1,265 @@
+"""Per-example membership inference: the likelihood-ratio attack (LiRA) on the models of an
+estimate, beside the memorization score of the same models.
+
+References
+----------
+Carlini, Chien, Nasr, Song, Terzis and Tramer 2022, "Membership Inference Attacks From
+First Principles". For a model f and an example (x, y), the attacker's statistic is the
+logit-scaled confidence of the label,
+
+    phi = log(p_y / (1 - p_y)) = z_y - logsumexp_{j != y} z_j,
+
+computed here from the logits z exactly (no log(0), no clipping). Over shadow models that
+trained on the example ("in") and did not ("out"), phi is close to Gaussian. For a target
+model and an example:
+
+- online LiRA: log N(phi; mu_in, s_in^2) - log N(phi; mu_out, s_out^2);
+- offline LiRA: the one-sided test against the out Gaussian alone, Lambda = Pr[Z <= phi],
+  Z ~ N(mu_out, s_out^2); stored as -log Pr[Z > phi], the same ranking (hence the same ROC)
+  without Lambda's saturation at 1 for members;
+- the global-threshold baseline: phi itself.
+
+Higher = judged more likely a member, for all three. Each model of the estimate is the
+target in turn, the others are its shadow models (leave one model out); membership truth
+is the stored subsets. With few in- or out-models for an example the per-example variance
+is unreliable, so the paper's fixed (global) variance is used instead: here the pooled
+within-example variance (the original code's ``np.std`` over every value also counts the
+spread between examples' means; that is not copied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.special import log_ndtr
+
+ATTACKS = ("online", "offline", "global")
+VARIANCES = ("auto", "per_example", "global")
+REPORT_FPRS = (0.001, 0.01)  # the low false-positive rates the paper reports TPR at
+VAR_FLOOR = 1e-6  # phi is stored as float16: identical values must not divide by zero
+
+
+def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """phi = log(p_y / (1 - p_y)) of each example's label, from logits (stable).
+
+    Parameters
+    ----------
+    logits : (..., N, C) float
+    labels : (N,) int64, broadcast over the leading axes
+
+    Returns
+    -------
+    (..., N) float: z_y - logsumexp of the other logits; higher = more confident.
+    """
+    index = labels.expand(logits.shape[:-1]).unsqueeze(-1)
+    z_y = logits.gather(-1, index).squeeze(-1)
+    others = logits.scatter(-1, index, float("-inf"))
+    return z_y - torch.logsumexp(others, dim=-1)
+
+
+@dataclass(frozen=True)
+class Shadows:
+    """Leave-one-model-out Gaussian fits: for target k and example n, the moments of phi
+    over the other models that held n (in) and did not (out). Every array is (K, N)."""
+
+    mu_in: np.ndarray
+    var_in: np.ndarray
+    n_in: np.ndarray
+    mu_out: np.ndarray
+    var_out: np.ndarray
+    n_out: np.ndarray
+
+
+def shadow_fits(
+    phi: np.ndarray, member: np.ndarray, *, variance: str = "auto", min_models: int = 16
+) -> Shadows:
+    """Gaussian fits of phi over each target's shadow models, for every (target, example).
+
+    Parameters
+    ----------
+    phi : (K, N) float, each model's confidence on each example
+    member : (K, N) bool, whether model k trained on example n
+    variance : ``per_example`` (the paper's online attack), ``global`` (its fixed
+        variance: the pooled within-example variance of the in-, and of the out-models),
+        or ``auto``: per example where at least `min_models` shadow models lie on each
+        side, global elsewhere
+    """
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; valid: {', '.join(VARIANCES)}")
+    phi = np.asarray(phi, dtype=np.float64)
+    member = np.asarray(member, dtype=bool)
+    if phi.ndim != 2 or phi.shape != member.shape:
+        raise ValueError(f"phi and member must share one (K, N) shape: {phi.shape}, {member.shape}")
+    fits = [_side(phi, side) for side in (member, ~member)]
+    (mu_in, var_in, n_in), (mu_out, var_out, n_out) = fits
+    if variance != "per_example":
+        pooled_in, pooled_out = _pooled(var_in, n_in), _pooled(var_out, n_out)
+        few = (n_in < min_models) | (n_out < min_models)
+        if variance == "global":
+            few = np.ones_like(few)
+        var_in = np.where(few, pooled_in, var_in)
+        var_out = np.where(few, pooled_out, var_out)
+    return Shadows(mu_in, var_in, n_in, mu_out, var_out, n_out)
+
+
+def _side(phi: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, variance (ddof 0, the Gaussian's maximum likelihood) and count of phi over the
+    models on `side` of each example, leaving out the target model itself: (K, N) each."""
+    x = np.where(side, phi, 0.0)
+    count = side.sum(0) - side  # the target is on this side: it does not count
+    total = x.sum(0) - x
+    squares = (x * x).sum(0) - x * x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        var = np.maximum(squares / count - mean * mean, 0.0)
+    return mean, var, count.astype(np.int64)
+
+
+def _pooled(var: np.ndarray, count: np.ndarray) -> float:
+    """The within-example variance pooled over every (target, example) with two or more
+    shadow models on that side."""
+    usable = count >= 2
+    return float(np.average(var[usable], weights=count[usable])) if usable.any() else 1.0
+
+
+def attack_scores(phi: np.ndarray, fits: Shadows) -> dict[str, np.ndarray]:
+    """Every attack's score per (target, example), higher = judged a member: (K, N) each.
+
+    Examples without two shadow models on each side get NaN for the LiRA attacks.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    v_in = np.maximum(fits.var_in, VAR_FLOOR)
+    v_out = np.maximum(fits.var_out, VAR_FLOOR)
+    online = -0.5 * (
+        (phi - fits.mu_in) ** 2 / v_in - (phi - fits.mu_out) ** 2 / v_out + np.log(v_in / v_out)
+    )
+    offline = -log_ndtr(-(phi - fits.mu_out) / np.sqrt(v_out))
+    unfit = (fits.n_in < 2) | (fits.n_out < 2)
+    return {
+        "online": np.where(unfit, np.nan, online),
+        "offline": np.where(unfit, np.nan, offline),
+        "global": phi,
+    }
+
+
+def roc(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact ROC of a score over pooled pairs: (fpr, tpr, threshold) at every distinct
+    score, from (0, 0) to (1, 1); a pair is called a member when its score >= threshold."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    truth = np.asarray(truth, dtype=bool).ravel()
+    order = np.argsort(-scores, kind="stable")
+    s, t = scores[order], truth[order]
+    last = np.r_[s[1:] != s[:-1], True]  # the last pair of each run of tied scores
+    tp = np.cumsum(t)[last]
+    fp = np.cumsum(~t)[last]
+    positives, negatives = max(int(t.sum()), 1), max(int((~t).sum()), 1)
+    return (
+        np.r_[0.0, fp / negatives],
+        np.r_[0.0, tp / positives],
+        np.r_[np.inf, s[last]],
+    )
+
+
+def auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The area under the ROC: Pr[a member outscores a non-member], ties counting half."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    truth = np.asarray(truth, dtype=bool).ravel()
+    ranks = rankdata(scores)
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
+    """The highest TPR of an ROC whose FPR does not exceed `alpha`."""
+    return float(tpr[fpr <= alpha].max())
+
+
+def threshold_at(fpr: np.ndarray, threshold: np.ndarray, alpha: float) -> float:
+    """The lowest threshold whose FPR does not exceed `alpha` (calls at score >= it)."""
+    return float(threshold[fpr <= alpha][-1])
+
+
+def log_grid(fpr: np.ndarray, tpr: np.ndarray, points: int = 400) -> pd.DataFrame:
+    """An ROC thinned for storage and drawing on log-log axes: at FPRs spaced evenly in log
+    from the smallest non-zero FPR to 1, the highest TPR reached at or below each."""
+    smallest = fpr[fpr > 0].min() if (fpr > 0).any() else 1.0
+    grid = np.unique(np.r_[np.geomspace(smallest, 1.0, points), fpr[fpr > 0][:1]])
+    best = np.maximum.accumulate(tpr)
+    at = np.searchsorted(fpr, grid, side="right") - 1
+    return pd.DataFrame({"fpr": grid, "tpr": best[at]})
+
+
+def membership_tables(
+    phi: np.ndarray,
+    member: np.ndarray,
+    *,
+    variance: str = "auto",
+    min_models: int = 16,
+    threshold_fpr: float = 0.01,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Leave-one-model-out LiRA over an estimate's models.
+
+    Parameters
+    ----------
+    phi : (K, N) float, every model's confidence on every example
+    member : (K, N) bool, whether each model trained on each example
+    threshold_fpr : the pooled FPR whose global threshold gives the per-example rates
+
+    Returns
+    -------
+    per_example : one row per example: ``n_in``, ``n_out`` (models holding it or not) and,
+        per attack, the mean score as a member and as a non-member (``{attack}_in``,
+        ``{attack}_out``) and the rates at the attack's global threshold
+        (``{attack}_tpr``, ``{attack}_fpr``); ``vulnerability`` = ``online_tpr``. NaN where
+        the example was never (or always) held.
+    curves : ``attack``, ``fpr``, ``tpr``: every attack's pooled ROC on a log grid
+    summary : per attack its ``auc``, ``tpr_at_0.1%``, ``tpr_at_1%``, ``pairs`` (``auc``
+        None and ``pairs`` 0 with fewer than six models), plus ``threshold_fpr``,
+        ``variance`` and ``min_models``
+    """
+    member = np.asarray(member, dtype=bool)
+    scores = attack_scores(phi, shadow_fits(phi, member, variance=variance, min_models=min_models))
+    held = member.sum(0)
+    eligible = (held >= 3) & (held <= len(member) - 3)  # two shadows each side when a target
+    table = {"n_in": held.astype(np.int64), "n_out": (len(member) - held).astype(np.int64)}
+    curves, summary = [pd.DataFrame({"fpr": [], "tpr": []})], {}
+    for attack, score in scores.items():
+        s, t = score[:, eligible], member[:, eligible]
+        if not s.size:  # fewer than six models: no example has two shadows on each side
+            summary[attack] = {"auc": None, "pairs": 0}
+            for part in ("in", "out", "tpr", "fpr"):
+                table[f"{attack}_{part}"] = np.full(member.shape[1], np.nan)
+            continue
+        fpr, tpr, threshold = roc(s, t)
+        curves.append(log_grid(fpr, tpr).assign(attack=attack))
+        summary[attack] = {
+            "auc": auc(s, t),
+            **{f"tpr_at_{a:.1%}".replace(".0%", "%"): tpr_at(fpr, tpr, a) for a in REPORT_FPRS},
+            "pairs": int(s.size),
+        }
+        cut = threshold_at(fpr, threshold, threshold_fpr)
+        called = score >= cut
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[f"{attack}_in"] = _masked_mean(score, member)
+            table[f"{attack}_out"] = _masked_mean(score, ~member)
+            table[f"{attack}_tpr"] = _masked_mean(called, member)
+            table[f"{attack}_fpr"] = _masked_mean(called, ~member)
+    per_example = pd.DataFrame(table)
+    per_example.loc[~eligible, [c for c in per_example if c not in ("n_in", "n_out")]] = np.nan
+    per_example["vulnerability"] = per_example["online_tpr"]
+    per_example.insert(0, "example_id", np.arange(member.shape[1], dtype=np.int64))
+    summary |= {"threshold_fpr": threshold_fpr, "variance": variance, "min_models": min_models}
+    roc_table = pd.concat(curves, ignore_index=True).astype({"fpr": float, "tpr": float})
+    roc_table = roc_table.reindex(columns=["attack", "fpr", "tpr"]).astype({"attack": str})
+    return per_example, roc_table, summary
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Column means of `values` over the rows where `mask` holds: (N,), NaN where none."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(mask, values, 0.0).sum(0) / mask.sum(0)
