@@ -288,6 +288,23 @@ def load_batches(run: Run, spec: EstimateSpec, ratio_index: int) -> tuple[np.nda
     return np.concatenate(trained), np.concatenate(correct)
 
 
+def stored_spec(run: Run) -> EstimateSpec:
+    """The spec of the estimate stored in RUN/heldout (RunFormatError if there is none)."""
+    file = _folder(run) / "spec.json"
+    try:
+        stored = json.loads(file.read_text())
+        return EstimateSpec(
+            ratios=tuple(stored["ratios"]),
+            models=int(stored["models"]),
+            models_per_batch=int(stored["models_per_batch"]),
+            seed=int(stored["seed"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunFormatError(
+            run.path, "heldout/spec.json", f"no readable estimate ({err})"
+        ) from None
+
+
 def load_confidences(run: Run, spec: EstimateSpec, ratio_index: int) -> np.ndarray:
     """The first `spec.models` models' confidences of a ratio: float32 (K, N)."""
     n = len(run.examples(["split"]))

@@ -310,6 +310,59 @@ def memorization_scores(runs: dict[str, Run]) -> Finding:
     return f
 
 
+def membership_follows_memorization(runs: dict[str, Run]) -> Finding:
+    """Carlini et al.'s LiRA against Feldman & Zhang's mem_score on the same models: the
+    examples a network memorizes are the ones whose membership leaks."""
+    f = Finding(
+        "membership_follows_memorization",
+        "Memorized examples are the ones membership inference exposes",
+        "Carlini et al. 2022; Feldman & Zhang 2020",
+    )
+    run = _analyzed(f, runs, "noise", "heldout", "memdash estimate --like")
+    if run is None:
+        return f
+    if not run.derived_path("membership.parquet").is_file():
+        f.why = "run `memdash estimate --like` on the noise run again: it stores confidences now"
+        return f
+    from scipy.stats import spearmanr
+
+    both = run.read_derived("heldout.parquet")[["mem_score"]].join(
+        run.read_derived("membership.parquet")[["vulnerability"]]
+    )
+    both = both.dropna()
+    top = both["mem_score"] >= both["mem_score"].quantile(0.9)
+    rho, p = spearmanr(both["mem_score"], both["vulnerability"])
+    attacks = run.derived_manifest()["heldout"].get("membership", {})
+    values = {
+        "spearman": float(rho),
+        "p_value": float(p),
+        "top_decile_tpr": float(both.loc[top, "vulnerability"].mean()),
+        "rest_tpr": float(both.loc[~top, "vulnerability"].mean()),
+        "threshold_fpr": float(attacks.get("threshold_fpr", 0.01)),
+    }
+    for attack in ("online", "offline", "global"):
+        for measure in ("auc", "tpr_at_0.1%", "tpr_at_1%"):
+            value = attacks.get(attack, {}).get(measure)
+            if value is not None:
+                values[f"{attack}_{measure}"] = float(value)
+    f.values = values
+    ratio = values["top_decile_tpr"] / max(values["rest_tpr"], 1e-9)
+    f.statistic = (
+        f"per-example vulnerability (online LiRA's TPR at the {values['threshold_fpr']:.0%} "
+        f"FPR threshold) against mem_score: Spearman {rho:.2f} (p = {p:.1g}, "
+        f"{len(both)} training examples); top decile of mem_score {values['top_decile_tpr']:.0%}"
+        f" against {values['rest_tpr']:.0%} for the rest ({ratio:.1f}x). "
+        + "; ".join(
+            f"{attack} AUC {values[f'{attack}_auc']:.3f}, TPR at 0.1% FPR "
+            f"{values[f'{attack}_tpr_at_0.1%']:.1%}"
+            for attack in ("online", "offline", "global")
+            if f"{attack}_auc" in values
+        )
+    )
+    f.verdict = _verdict(rho > 0 and p < 0.001 and ratio >= 2)
+    return f
+
+
 def exposure(runs: dict[str, Run]) -> Finding:
     f = Finding(
         "exposure",
@@ -458,6 +511,7 @@ CHECKS: tuple[Callable[[dict[str, Run]], Finding], ...] = (
     forgetting,
     data_map,
     memorization_scores,
+    membership_follows_memorization,
     exposure,
     knn_versus_network,
     flipping,

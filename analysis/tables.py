@@ -31,9 +31,9 @@ def example_table(run: Run) -> pd.DataFrame:
     """One row per example: examples.parquet, its kind, and every derived per-example score.
 
     Joins (where computed) derived/scores.parquet, derived/heldout.parquet
-    (``mem_score`` ...), the k-NN agreement at the last embedded layer
-    (``knn_pred``, ``knn_agrees``, ``knn_is_true``) and the neuron-flipping count
-    (``neurons_zeroed``).
+    (``mem_score`` ...), LiRA's ``vulnerability`` from derived/membership.parquet, the
+    k-NN agreement at the last embedded layer (``knn_pred``, ``knn_agrees``,
+    ``knn_is_true``) and the neuron-flipping count (``neurons_zeroed``).
     """
     table = run.examples()
     table.insert(1, "kind", example_kind(table))
@@ -44,6 +44,9 @@ def example_table(run: Run) -> pd.DataFrame:
         held = run.read_derived("heldout.parquet")
         keep = ["example_id", *[c for c in HELDOUT_COLUMNS if c in held.columns]]
         table = table.merge(held[keep], on="example_id", how="left")
+        if "membership.parquet" in manifest["heldout"].get("files", []):
+            leak = run.read_derived("membership.parquet", ["example_id", "vulnerability"])
+            table = table.merge(leak, on="example_id", how="left")
     if "knn" in manifest:
         knn = run.read_derived("knn_examples.parquet")
         if len(knn):

@@ -15,6 +15,7 @@ from memdash.dashboard.app_pages import (
     knn,
     learn,
     localization,
+    privacy,
     runs,
 )
 from memdash.dashboard.app_pages.common import guarded
@@ -30,6 +31,7 @@ def main() -> None:
         st.Page(guarded(knn.render), title="k-NN vs network", url_path="knn"),
         st.Page(guarded(localization.render), title="Localization", url_path="localization"),
         st.Page(guarded(exposure.render), title="Exposure", url_path="exposure"),
+        st.Page(guarded(privacy.render), title="Privacy", url_path="privacy"),
         st.Page(guarded(compare.render), title="Compare runs", url_path="compare"),
         st.Page(guarded(findings.render), title="Findings", url_path="findings"),
     ]

@@ -280,6 +280,21 @@ def _findings(paths: tuple[str, ...], stamp: float, source: str) -> list:
     return check_all([Run.open(p) for p in paths], source=source)
 
 
+def confidences(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An estimate's models (first subset ratio): each one's confidence phi of each example
+    (float32, K x N) and whether it trained on it (bool, K x N)."""
+    return _confidences(str(path), _derived_stamp(path))
+
+
+@st.cache_resource(show_spinner="reading the estimate's models…", max_entries=4)
+def _confidences(path: str, stamp: float) -> tuple[np.ndarray, np.ndarray]:
+    from memdash.analysis.estimate import load_batches, load_confidences, stored_spec
+
+    run = Run.open(path)
+    spec = stored_spec(run)
+    return load_confidences(run, spec, 0), load_batches(run, spec, 0)[0]
+
+
 def role_paths(roots: tuple[str, ...]) -> dict[str, Path]:
     """The run of each role of `memdash.analysis.findings.roles` (noise, clean, tied, ...)."""
     paths = readable_paths(roots)

@@ -43,6 +43,11 @@ LABELS: dict[str, str] = {
     "in_accuracy": "accuracy of models trained on it",
     "heldout_accuracy": "held-out accuracy",
     "c_score": "C-score (expected held-out accuracy)",
+    # membership inference (Carlini et al. 2022, LiRA)
+    "vulnerability": "membership exposed (LiRA TPR at 1% FPR)",
+    "fpr": "false-positive rate",
+    "tpr": "true-positive rate",
+    "attack": "attack",
     # k-NN against the network (Cohen et al.)
     "knn_pred": "k-NN prediction",
     "dnn_pred": "network prediction",
@@ -115,7 +120,7 @@ RATIO_COLUMNS = frozenset(
         *("accuracy", "knn_accuracy", "dnn_accuracy", "knn_true_accuracy", "dnn_true_accuracy"),
         *("p_same", "ma", "md", "flipped_acc", "clean_acc", "test_acc", "train_acc"),
         *("confidence", "correctness", "heldout_accuracy", "in_accuracy", "prob_label"),
-        "share",
+        *("share", "vulnerability"),
     }
 )
 

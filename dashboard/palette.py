@@ -23,6 +23,10 @@ GROUP_COLORS: dict[str, str] = {
 # canaries by repetitions (light to dark: seen more often), for exposure charts
 REPEAT_COLORS = ("#E8B4D2", "#CC79A7", "#8E3B6D", "#5A1E44")
 SEQUENTIAL = "Viridis"  # numeric scores
+# membership-inference attacks (Privacy page): Okabe-Ito colours no kind of example uses
+ATTACK_COLORS: dict[str, str] = {"online": "#E69F00", "offline": "#56B4E9", "global": "#000000"}
+# members and non-members of a model's training set (the Learn lesson on membership)
+MEMBER_COLORS: dict[str, str] = {"trained on it": "#E69F00", "held it out": "#56B4E9"}
 
 
 def kind_color(kind: str) -> str | None:

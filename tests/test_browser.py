@@ -130,6 +130,7 @@ PAGES = {
     "knn": "k-NN vs network",
     "localization": "Localization",
     "exposure": "Exposure",
+    "privacy": "Privacy",
     "compare": "Compare runs",
     "findings": "Findings",
     "learn-data-maps": "Data maps",

@@ -50,6 +50,8 @@ from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, pair
 from memdash.dashboard.charts import (  # noqa: E402
     exposure_chart,
     heatmap,
+    member_histograms,
+    roc_curves,
     scatter,
     selected_example_ids,
     thumbnail,
@@ -273,3 +275,32 @@ def test_paired_scatter_jitters_whole_numbers_and_rings_the_flagged_points_where
     assert (ring.x[0], ring.y[0]) == points[1]  # the ring sits on the jittered point
     assert [t.name for t in fig.data[:-1]] == ["test", "clean", "flipped"]  # test underneath
     assert {s.x0 for s in fig.layout.shapes if s.x0 == s.x1} == {2.5}
+
+
+def test_roc_curves_are_log_log_with_chance_and_each_attack_in_its_colour():
+    from memdash.dashboard.palette import ATTACK_COLORS
+
+    curves = pd.DataFrame(
+        {
+            "attack": ["online"] * 3 + ["global"] * 3,
+            "fpr": [1e-4, 1e-2, 1.0] * 2,
+            "tpr": [0.0, 0.3, 1.0, 1e-4, 0.01, 1.0],
+        }
+    )
+    fig = roc_curves(curves, fpr=0.01)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert list(fig.layout.xaxis.range) == [-4, 0]
+    chance, online, global_ = fig.data
+    assert chance.name == "chance" and list(chance.x) == [1e-4, 1]
+    assert online.name == "online LiRA" and online.line.color == ATTACK_COLORS["online"]
+    assert list(online.y) == [1e-4, 0.3, 1.0]  # a TPR of 0 sits at the axis' floor
+    assert global_.name == "global threshold"
+    assert fig.layout.shapes[0].x0 == 0.01  # the accepted false-positive rate
+
+
+def test_member_histograms_share_bins_and_mark_the_threshold():
+    fig = member_histograms(np.array([3.0, 4.0, 5.0]), np.array([-1.0, 0.0]), threshold=1.5)
+    out, inside = fig.data
+    assert out.name == "models that held it out" and inside.name == "models trained on it"
+    assert out.xbins == inside.xbins and out.histnorm == "percent"
+    assert fig.layout.shapes[0].x0 == 1.5

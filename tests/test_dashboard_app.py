@@ -221,7 +221,7 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
     at = page_test("findings").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 11 and set(table["verdict"]) <= {
+    assert len(table) == 12 and set(table["verdict"]) <= {
         "holds",
         "does not hold",
         "not enough data",
@@ -246,13 +246,17 @@ LESSON_CONTROLS = [
     ("slider", "learn_forget_rank", 3, "forgotten"),
     ("slider", "learn_map_threshold", 0.5, "flagged"),
     ("slider", "learn_mem_threshold", 0.8, "Above 0.80"),
+    ("select_slider", "learn_membership_fpr", 0.001, "With 0.1% false positives"),
     ("select_slider", "learn_exposure_epoch", 0, None),
     ("radio", "learn_knn_subset", "clean", None),
     ("radio", "learn_loc_view", "example-tied dropout", None),
 ]
 
 
-@pytest.mark.parametrize("index", range(8))
+LESSON_CHARTS = {"membership": 2}  # a flipped and a clean example side by side; others one
+
+
+@pytest.mark.parametrize("index", range(9))
 def test_every_learn_page_explains_draws_and_reacts(index, monkeypatch):
     from memdash.dashboard.app_pages import learn
 
@@ -261,10 +265,11 @@ def test_every_learn_page_explains_draws_and_reacts(index, monkeypatch):
     assert not at.exception
     assert at.title[0].value == learn.LESSONS[index][1]
     assert "The question" in at.info[0].value and "Reference" in at.caption[0].value
-    assert len(at.get("plotly_chart")) == 1
+    charts = LESSON_CHARTS.get(learn.LESSONS[index][0], 1)
+    assert len(at.get("plotly_chart")) == charts
     kind, key, value, text = LESSON_CONTROLS[index]
     getattr(at, kind)(key=key).set_value(value).run()
-    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert not at.exception and len(at.get("plotly_chart")) == charts
     if text:
         assert any(text in m.value for m in at.markdown)
 
@@ -342,7 +347,10 @@ def test_opening_from_a_table_row_or_a_clicked_point_sets_the_current_example():
     st.session_state.clear()
 
 
-PAGES = ("runs", "examples", "forgetting", "embeddings", "knn", "localization", "exposure")
+PAGES = (
+    *("runs", "examples", "forgetting", "embeddings", "knn", "localization", "exposure"),
+    "privacy",
+)
 
 
 def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, monkeypatch):
@@ -441,3 +449,37 @@ def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
     assert "<script>" not in caption and "](http" not in caption
     at = page_test("runs").run()
     assert hostile in at.dataframe[0].value["run"].tolist()  # a table cell: plain text
+
+
+def test_privacy_page_draws_the_attacks_beside_memorization(monkeypatch):
+    """The sample suite's 256-model estimate: the three ROCs on log-log axes, their AUC and
+    TPR at low FPR, vulnerability against mem_score by kind, and the most exposed examples,
+    which open in the detail."""
+    from memdash.analysis.runs import Run
+
+    samples = Path(APP).parents[1] / "sample_runs"
+    monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
+    at = page_test("privacy")
+    at.session_state["run"] = "digits_mlp_noise20"
+    at.run()
+    assert not at.exception
+    roc, scatter = at.get("plotly_chart")[:2]
+    assert '"type":"log"' in roc.proto.spec.replace(" ", "")
+    assert all(f'"{name}' in roc.proto.spec for name in ("online LiRA", "offline LiRA", "global"))
+    assert '"flipped"' in scatter.proto.spec and '"clean"' in scatter.proto.spec
+    summary = at.dataframe[0].value.set_index("attack")
+    stored = Run.open(samples / "digits_mlp_noise20").derived_manifest()["heldout"]["membership"]
+    assert summary.loc["online", "AUC"] == stored["online"]["auc"]
+    assert summary.loc["offline", "TPR at 0.1% FPR"] == stored["offline"]["tpr_at_0.1%"]
+    assert any("Spearman correlation with mem_score" in c.value for c in at.caption)
+    opened = [b for b in at.button if b.key and b.key.startswith("privacy_open_")]
+    assert len(opened) == 16
+    opened[0].click().run()
+    assert not at.exception
+    assert at.session_state["example"] == int(opened[0].key.rsplit("_", 1)[1])
+
+
+def test_privacy_page_without_an_estimate_says_which_command(roots):
+    at = page_test("privacy").run()
+    assert not at.exception
+    assert any("memdash estimate --like" in i.value for i in at.info)

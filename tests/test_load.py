@@ -30,6 +30,7 @@ PAGES = {
     "embeddings": "Embeddings",
     "knn": "k-NN vs network",
     "exposure": "Exposure",
+    "privacy": "Privacy",
     "localization": "Localization",
     "compare": "Compare runs",
 }

@@ -29,6 +29,11 @@ SCORES: dict[str, tuple[bool, str]] = {
     "neurons_zeroed": (False, "hidden units zeroed to flip it (Maini et al.): few = memorized"),
     "heldout_accuracy": (False, "accuracy of the models that did not train on it"),
     "c_score": (False, "expected held-out accuracy over subset ratios (Jiang et al.)"),
+    "vulnerability": (
+        True,
+        "LiRA (Carlini et al.): share of the models trained on it that online LiRA calls a "
+        "member at the threshold of 1% false positives",
+    ),
 }
 
 

@@ -107,6 +107,9 @@ FIGURES = {
     "mem_score": lambda p: charts.histograms(
         _train_scores(p, "noise"), value="mem_score", group="kind"
     ),
+    "membership_follows_memorization": lambda p: charts.roc_curves(
+        data.derived(p["noise"], "membership_roc.parquet")
+    ),
     "exposure": lambda p: charts.exposure_chart(
         data.derived(p["canaries"], "exposure.parquet"),
         epoch=1,

@@ -1,0 +1,126 @@
+"""Membership inference (issue 15): the attack's cost, and what storing confidences costs an
+estimate, each measured side by side in one process.
+
+1. The attack. `memdash.analysis.membership.membership_tables` (online, offline and global
+   LiRA, leave one model out, exact ROCs and per-example rates) over the sample run's
+   256 models x 2,327 examples (synthetic confidences of that shape when the sample
+   estimate is missing), against one pass over the confidence array (float16 to float64
+   and the per-example sum over the models that trained on each example). Goals: <= 2 s,
+   and <= 3 x the pass.
+2. An estimate's model batch. The job `memdash estimate` runs (train the batch, then one
+   forward pass for what it stores) with confidences (correctness and phi from the same
+   logits, `ensemble_outputs`) against the same job storing correctness only (an argmax),
+   alternating over the rounds on the same models; medians. Goal: <= 1.05 x.
+
+Run: .venv/bin/python benchmarks/membership.py [--models 8] [--epochs 60] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memdash.analysis.config import DataConfig, RunConfig, TrainConfig
+from memdash.analysis.ensemble import ensemble_outputs, fit_batched, model_seed, subset_mask
+from memdash.analysis.estimate import load_batches, load_confidences, stored_spec
+from memdash.analysis.membership import membership_tables
+from memdash.analysis.runs import Run, RunFormatError
+from memdash.analysis.training import prepare_data
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20"
+
+
+def confidences() -> tuple[np.ndarray, np.ndarray, str]:
+    """The sample estimate's phi (float16, as stored) and membership, or synthetic ones."""
+    try:
+        run = Run.open(SAMPLE)
+        spec = stored_spec(run)
+        phi = load_confidences(run, spec, 0).astype(np.float16)
+        return phi, load_batches(run, spec, 0)[0], "the sample run's estimate"
+    except (RunFormatError, OSError) as err:
+        print(f"(no sample estimate: {err}; synthetic confidences)")
+        rng = np.random.default_rng(0)
+        member = rng.random((256, 2327)) < 0.7 * 0.8
+        phi = (rng.normal(size=member.shape) + 2 * member).astype(np.float16)
+        return phi, member, "synthetic confidences"
+
+
+def one_pass(phi: np.ndarray, member: np.ndarray) -> np.ndarray:
+    return np.where(member, phi.astype(np.float64), 0.0).sum(0)
+
+
+def best_of(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def attack() -> None:
+    phi, member, what = confidences()
+    k, n = phi.shape
+    attack_s = best_of(lambda: membership_tables(phi.astype(np.float32), member))
+    pass_s = best_of(lambda: one_pass(phi, member))
+    print(f"attack on {what}: {k} models x {n} examples")
+    print(f"  membership_tables   {attack_s:.3f} s   (goal <= 2 s)")
+    print(f"  one pass over phi   {pass_s:.3f} s")
+    print(f"  ratio               {attack_s / pass_s:.1f} x   (goal <= 3 x)")
+
+
+def batch_job(config, x, y, train_ids, seeds, subsets, *, with_confidence: bool) -> float:
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    ens = fit_batched(config, x, y, train_ids, seeds, subsets)
+    if with_confidence:
+        correct, phi = ensemble_outputs(ens, x, y)
+        np.packbits(correct, axis=1), phi.astype(np.float16)
+    else:
+        with torch.no_grad():
+            correct = (ens.forward(x, shared=True).argmax(-1) == y).numpy()
+        np.packbits(correct, axis=1)
+    return time.perf_counter() - start
+
+
+def estimate_batch(models: int, epochs: int, rounds: int) -> None:
+    config = RunConfig(
+        data=DataConfig(dataset="digits", noise=0.2), train=TrainConfig(epochs=epochs)
+    )
+    prepared = prepare_data(config)
+    x = torch.tensor(prepared.inputs)
+    y = torch.tensor(prepared.examples["label"].to_numpy())
+    train_ids = prepared.train_ids
+    seeds = [model_seed(0, 0, k) for k in range(models)]
+    subsets = np.stack([subset_mask(s, len(train_ids), 0.7) for s in seeds])
+    torch.set_num_threads(1)  # as every estimate job runs
+    times = {True: [], False: []}
+    for _ in range(rounds):
+        for flag in (False, True):
+            times[flag].append(
+                batch_job(config, x, y, train_ids, seeds, subsets, with_confidence=flag)
+            )
+    plain, stored = statistics.median(times[False]), statistics.median(times[True])
+    print(f"estimate batch: {models} digits MLPs x {epochs} epochs, 1 thread, {rounds} rounds")
+    print(f"  correctness only          {plain:.2f} s")
+    print(f"  with confidences          {stored:.2f} s")
+    print(f"  ratio                     {stored / plain:.3f} x   (goal <= 1.05 x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    attack()
+    estimate_batch(args.models, args.epochs, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

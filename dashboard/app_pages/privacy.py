@@ -1,0 +1,131 @@
+"""Privacy: membership inference (LiRA, Carlini et al. 2022) beside the memorization score
+(Feldman & Zhang 2020), both from the many models of `memdash estimate`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from scipy.stats import spearmanr
+
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import (
+    UNTRAINED_KINDS,
+    choose_run,
+    open_buttons,
+    selectable_scatter,
+    selection_list,
+    thumbnail_grid,
+)
+from memdash.dashboard.app_pages.detail import example_section
+from memdash.dashboard.labels import md_text
+
+ATTACKS = {
+    "online": "online LiRA: Gaussians of phi over the models that trained on the example and "
+    "those that did not; the likelihood ratio of the target's phi",
+    "offline": "offline LiRA: the models that did not train on it only; how far the target's "
+    "phi lies above them",
+    "global": "global threshold: phi alone, the same cut for every example (the baseline)",
+}
+
+
+def render() -> None:
+    st.title("Privacy")
+    path = choose_run(data.run_roots())
+    if path is None:
+        return
+    curves = data.derived(path, "membership_roc.parquet")
+    if curves is None:
+        st.info(
+            "Membership inference attacks the many models of an estimate: run "
+            f"`memdash estimate --like {md_text(path)}`. An estimate made before memdash "
+            "stored the models' confidences trains its models again, to the same scores."
+        )
+        return
+    entry = data.manifest(path).get("heldout", {})
+    _attacks(curves, entry)
+    table = data.examples(path)
+    trained = table[~table["kind"].isin(UNTRAINED_KINDS)].dropna(subset=["vulnerability"])
+    _against_memorization(path, trained)
+    _most_exposed(path, trained)
+    example_section(path, table, key="privacy")
+
+
+def _attacks(curves: pd.DataFrame, entry: dict) -> None:
+    """The three attacks' ROCs (log-log) and their AUC and TPR at low FPR."""
+    summary, params = entry.get("membership", {}), entry.get("params", {})
+    st.caption(
+        f"{params.get('models')} models, each trained on a random "
+        f"{params.get('ratios', [0.7])[0]:.0%} of the training set. Each model is the target "
+        "in turn and the others are its shadow models; an attack calls an example a member "
+        "of the target's training set when its score passes a threshold. One query per "
+        "example (the data has no augmentation)."
+    )
+    if curves.empty:
+        st.warning("This estimate has too few models (six or more are needed) for the attack.")
+        return
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.roc_curves(curves), width="stretch", key="privacy_roc")
+    rows = [
+        {
+            "attack": attack,
+            "AUC": summary[attack]["auc"],
+            "TPR at 0.1% FPR": summary[attack]["tpr_at_0.1%"],
+            "TPR at 1% FPR": summary[attack]["tpr_at_1%"],
+        }
+        for attack in ATTACKS
+        if summary.get(attack, {}).get("auc") is not None
+    ]
+    right.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={
+            "AUC": st.column_config.NumberColumn(format="%.3f"),
+            "TPR at 0.1% FPR": st.column_config.NumberColumn(format="percent"),
+            "TPR at 1% FPR": st.column_config.NumberColumn(format="percent"),
+        },
+    )
+    right.markdown("\n".join(f"- **{name}**: {text}" for name, text in ATTACKS.items()))
+    pairs = max((summary[a].get("pairs", 0) for a in ATTACKS if a in summary), default=0)
+    right.caption(
+        f"Over {pairs:,} (target model, training example) pairs. Read the curves at the "
+        "left: an attack that is right about a few members while almost never wrong is a "
+        "real leak, whatever its AUC."
+    )
+
+
+def _against_memorization(path, trained: pd.DataFrame) -> None:
+    """Per-example vulnerability against mem_score, coloured by kind, selectable."""
+    st.subheader("Vulnerability against memorization")
+    chosen = selectable_scatter(
+        charts.scatter(
+            trained,
+            x="mem_score",
+            y="vulnerability",
+            color="kind",
+            title="how often online LiRA exposes an example, against its memorization score",
+        ),
+        trained,
+        key="privacy_scatter",
+    )
+    rho, _ = spearmanr(trained["mem_score"], trained["vulnerability"])
+    top = trained["mem_score"] >= trained["mem_score"].quantile(0.9)
+    st.caption(
+        "Vulnerability: the share of the models that trained on an example which online LiRA "
+        "calls a member at the one threshold that gives 1% false positives over all examples. "
+        f"Spearman correlation with mem_score {rho:.2f}; the most memorized tenth is exposed "
+        f"{trained.loc[top, 'vulnerability'].mean():.0%} of the time, the rest "
+        f"{trained.loc[~top, 'vulnerability'].mean():.0%}. Draw a box or lasso to list "
+        "examples; click a point to open it."
+    )
+    selection_list(path, chosen, key="privacy_selected")
+
+
+def _most_exposed(path, trained: pd.DataFrame, count: int = 16) -> None:
+    st.subheader("The most exposed examples")
+    top = trained.nlargest(count, ["vulnerability", "mem_score"])
+    ids = top["example_id"].astype(int).tolist()
+    captions = [
+        f"#{r.example_id} {r.kind}: label {r.label}, exposed {r.vulnerability:.0%}"
+        for r in top.itertuples(index=False)
+    ]
+    open_buttons(thumbnail_grid(path, ids, captions, per_row=8, width=72), ids, key="privacy_open")
