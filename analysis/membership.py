@@ -150,7 +150,7 @@ def roc(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     score, from (0, 0) to (1, 1); a pair is called a member when its score >= threshold."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     truth = np.asarray(truth, dtype=bool).ravel()
-    order = np.argsort(-scores, kind="stable")
+    order = np.argsort(-scores)  # ties are grouped below, so the sort need not be stable
     s, t = scores[order], truth[order]
     last = np.r_[s[1:] != s[:-1], True]  # the last pair of each run of tied scores
     tp = np.cumsum(t)[last]
@@ -165,13 +165,14 @@ def roc(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 def auc(scores: np.ndarray, truth: np.ndarray) -> float:
     """The area under the ROC: Pr[a member outscores a non-member], ties counting half."""
-    from scipy.stats import rankdata
+    fpr, tpr, _ = roc(scores, truth)
+    return roc_area(fpr, tpr)
 
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    truth = np.asarray(truth, dtype=bool).ravel()
-    ranks = rankdata(scores)
-    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
-    return float((ranks[truth].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+def roc_area(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """The area under an exact ROC (`roc`): trapezoids between its vertices, which count a
+    tied member and non-member as half a win (the Mann-Whitney statistic)."""
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
 
 def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
@@ -238,7 +239,7 @@ def membership_tables(
         fpr, tpr, threshold = roc(s, t)
         curves.append(log_grid(fpr, tpr).assign(attack=attack))
         summary[attack] = {
-            "auc": auc(s, t),
+            "auc": roc_area(fpr, tpr),
             **{f"tpr_at_{a:.1%}".replace(".0%", "%"): tpr_at(fpr, tpr, a) for a in REPORT_FPRS},
             "pairs": int(s.size),
         }

@@ -68,10 +68,18 @@ def attack() -> None:
     k, n = phi.shape
     attack_s = best_of(lambda: membership_tables(phi.astype(np.float32), member))
     pass_s = best_of(lambda: one_pass(phi, member))
+    held = member.sum(0)
+    pairs = k * int(((held >= 3) & (held <= k - 3)).sum())  # the (target, example) pairs
+    pooled = np.random.default_rng(0).normal(size=pairs)
+    sort_s = best_of(lambda: np.argsort(pooled))
     print(f"attack on {what}: {k} models x {n} examples")
     print(f"  membership_tables   {attack_s:.3f} s   (goal <= 2 s)")
     print(f"  one pass over phi   {pass_s:.3f} s")
     print(f"  ratio               {attack_s / pass_s:.1f} x   (goal <= 3 x)")
+    print(
+        f"  for scale: one argsort of {len(pooled):,} scores takes {sort_s:.3f} s; the exact "
+        "ROCs need one per attack"
+    )
 
 
 def batch_job(config, x, y, train_ids, seeds, subsets, *, with_confidence: bool) -> float:
