@@ -55,6 +55,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/analytics.py
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/heldout.py
+	$(BIN)/python benchmarks/membership.py
 	$(BIN)/python benchmarks/dashboard.py
 
 sample-runs: install ## Rebuild the sample suite with its analyses (commands in sample_runs/README.md)
