@@ -148,7 +148,9 @@ def _train_batch(path: str, ratio_index: int, batch: int, first: int, end: int) 
     correct, confidence = ensemble_outputs(ens, inputs, labels)
     stem = _folder(run) / f"r{ratio_index}_b{batch:04d}"
     write_npy(stem.with_name(stem.name + ".subsets.npy"), np.packbits(subsets, axis=1))
-    write_npy(stem.with_name(stem.name + ".conf.npy"), confidence.astype(np.float16))
+    # float16 holds |phi| up to 65504 (a probability within e^-65504 of 0 or 1): clip there
+    phi = np.clip(confidence, -6e4, 6e4).astype(np.float16)
+    write_npy(stem.with_name(stem.name + ".conf.npy"), phi)
     write_npy(stem.with_name(stem.name + ".correct.npy"), np.packbits(correct, axis=1))
 
 

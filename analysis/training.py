@@ -280,13 +280,6 @@ def _check_finite(model: torch.nn.Module, epoch: int) -> None:
         )
 
 
-def _never_committed(out: Path) -> bool:
-    """A run created but stopped before its epoch-0 state was stored (a full disk)."""
-    return (
-        Run.open(out).epochs_completed == 0 and not (out / "resume" / "state.safetensors").is_file()
-    )
-
-
 def _check_resumable(out: Path, config: RunConfig) -> RunConfig:
     run = Run.open(out)
     stored = RunConfig.from_dict(run.config)

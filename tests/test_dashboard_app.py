@@ -428,8 +428,9 @@ def test_the_default_run_is_the_most_informative_and_an_unknown_name_says_so(mon
 
 
 def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
-    """A run named like a script tag and a link: every place that writes the name into
-    markdown escapes it, so it shows as written and nothing is rendered."""
+    """A run named like a script tag and a link, with config strings (dataset, model) the
+    same: every place that writes them into markdown escapes them, so they show as written
+    and nothing is rendered."""
     import json
 
     samples = Path(APP).parents[1] / "sample_runs"
@@ -438,6 +439,7 @@ def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
     meta = json.loads((run / "run.json").read_text())
     hostile = "<script>alert(1)</script> [click](http://example.com) :red[x]"
     meta["name"] = hostile
+    meta["config"]["data"]["dataset"] = meta["config"]["model"]["name"] = hostile
     (run / "run.json").write_text(json.dumps(meta))
     monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
     at = page_test("examples")
@@ -448,7 +450,11 @@ def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
     assert r"\<script\>" in caption and r"\[click\]\(http\://example\.com\)" in caption
     assert "<script>" not in caption and "](http" not in caption
     at = page_test("runs").run()
-    assert hostile in at.dataframe[0].value["run"].tolist()  # a table cell: plain text
+    assert not at.exception
+    row = at.dataframe[0].value.set_index("run").loc[hostile]  # table cells: plain text
+    assert row["dataset"] == hostile and row["model"].startswith(hostile)
+    shown = [m.value for m in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info)]
+    assert not any("<script>" in text or "](http" in text for text in shown)
 
 
 def test_privacy_page_draws_the_attacks_beside_memorization(monkeypatch):

@@ -55,21 +55,24 @@ def _runs_table(summaries: pd.DataFrame) -> None:
     st.dataframe(shown, hide_index=True, width="stretch")
     for _, row in summaries[summaries["status"] == "error"].iterrows():
         st.error(f"**{md_text(row['run'])}** cannot be read: {md_text(row['error'])}")
-    created = summaries[summaries["status"] == "created"]["run"].tolist()
-    if created:
-        st.caption(
-            "Created, nothing recorded yet (stopped before epoch 0, a full disk perhaps): "
-            + ", ".join(created)
-            + ". `memdash train --resume --out RUN` starts it again."
-        )
-    running = summaries[summaries["status"] == "running"]["run"].tolist()
-    if running:
-        st.caption(
-            "Still training or killed: "
-            + ", ".join(running)
-            + ". Their curves show every epoch completed so far; "
-            "`memdash train --resume --out RUN` continues a killed run."
-        )
+    for status, (before, after) in STATUS_NOTES.items():
+        names = summaries[summaries["status"] == status]["run"].tolist()
+        if names:
+            st.caption(before + ", ".join(md_text(n) for n in names) + after)
+
+
+# what the Runs page says under its table about runs of a status, around their names
+STATUS_NOTES = {
+    "created": (
+        "Created, nothing recorded yet (stopped before epoch 0, a full disk perhaps): ",
+        ". `memdash train --resume --out RUN` starts it again.",
+    ),
+    "running": (
+        "Still training or killed: ",
+        ". Their curves show every epoch completed so far; "
+        "`memdash train --resume --out RUN` continues a killed run.",
+    ),
+}
 
 
 def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -> None:
