@@ -111,13 +111,19 @@ def train(
     ),
     embed_dtype: str = typer.Option(_R.embed_dtype, help="float16 or float32."),
     seed: int = typer.Option(0, help="The seed every random choice derives from."),
+    data_seed: int = typer.Option(
+        None, help="The seed of the data split, corruption and canaries (default: --seed)."
+    ),
+    seeds: str = typer.Option(
+        "",
+        help="A seed group: one run per seed (0-4 or 0,3,7) under --out/seed_N, all on the "
+        "data of --data-seed (default: the first seed).",
+    ),
     resume: bool = typer.Option(False, help="Continue a killed or failed run in --out."),
     overwrite: bool = typer.Option(False, help="Replace an existing run in --out."),
 ) -> None:
-    """Train a model and record its per-example trace into a run directory."""
-    from memdash.analysis.training import TrainingError
-    from memdash.analysis.training import train as run_training
-
+    """Train a model and record its per-example trace into a run directory (or one run per
+    seed of a seed group)."""
     config = RunConfig(
         data=DataConfig(
             dataset=dataset,
@@ -161,6 +167,16 @@ def train(
         seed=seed,
         command="memdash " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
+    if seeds:
+        group = _seed_list(seeds)
+        shared = replace(config.data, seed=group[0] if data_seed is None else data_seed)
+        for member in group:
+            one = replace(config, seed=member, data=shared)
+            _train_one(one, out / f"seed_{member}", resume=resume, overwrite=overwrite)
+        console.print(f"{len(group)} runs of one seed group under [bold]{out}[/]")
+        return
+    if data_seed is not None:
+        config = replace(config, data=replace(config.data, seed=data_seed))
     if resume and replace(config, command="") == RunConfig():
         from memdash.analysis.runs import Run, RunFormatError
 
@@ -168,6 +184,33 @@ def train(
             config = RunConfig.from_dict(Run.open(out).config)
         except RunFormatError as err:
             _fail(str(err))
+    _train_one(config, out, resume=resume, overwrite=overwrite)
+
+
+def _seed_list(text: str) -> list[int]:
+    """ "0-4" or "0,3,7" (or both, "0-2,9") as a sorted list of distinct seeds."""
+    found: set[int] = set()
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        low, dash, high = part.partition("-")
+        try:
+            first, last = int(low), int(high) if dash else int(low)
+        except ValueError:
+            raise typer.BadParameter(
+                f"--seeds must be seeds like 0-4 or 0,3,7, got {text!r}"
+            ) from None
+        if first < 0 or last < first or last - first > 999:
+            raise typer.BadParameter(f"--seeds: {part!r} is not a range of 1 to 1000 seeds >= 0")
+        found.update(range(first, last + 1))
+    if len(found) < 1:
+        raise typer.BadParameter(f"--seeds names no seed: {text!r}")
+    return sorted(found)
+
+
+def _train_one(config: RunConfig, out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Train one run with a progress bar, drawn once its arguments and data are checked."""
+    from memdash.analysis.training import TrainingError
+    from memdash.analysis.training import train as run_training
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

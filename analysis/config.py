@@ -31,6 +31,7 @@ class DataConfig:
     canaries: int = 0  # canaries per repetition count (0 = none)
     canary_repeats: tuple[int, ...] = (1, 10, 50)  # times each canary appears per epoch
     reference_canaries: int = 500  # canaries drawn the same way, never trained on
+    seed: int | None = None  # split, corruption and canaries; None = the run's seed
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ def validate(config: RunConfig) -> None:
     _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
     if d.dataset == "npz" and not d.path:
         raise ValueError("dataset 'npz' needs a path to the .npz file")
+    if d.seed is not None and d.seed < 0:
+        raise ValueError(f"the data seed must be >= 0, got {d.seed}")
     if not 0.0 <= d.noise <= 1.0:
         raise ValueError(f"noise must lie in [0, 1], got {d.noise}")
     if not 0.0 < d.test_fraction < 1.0:

@@ -38,9 +38,10 @@ class TrainingError(RuntimeError):
 def prepare_data(config: RunConfig) -> Prepared:
     """Load and corrupt the dataset a config names."""
     d = config.data
+    seed = config.seed if d.seed is None else d.seed  # a seed group shares its data
     data = load_dataset(
         d.dataset,
-        seed=config.seed,
+        seed=seed,
         test_fraction=d.test_fraction,
         path=d.path,
         n_examples=d.n_examples,
@@ -54,7 +55,7 @@ def prepare_data(config: RunConfig) -> Prepared:
         canaries=d.canaries,
         canary_repeats=d.canary_repeats,
         reference_canaries=d.reference_canaries,
-        seed=config.seed,
+        seed=seed,
     )
 
 

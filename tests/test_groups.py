@@ -1,0 +1,55 @@
+"""Seed groups: `memdash train --seeds` and their recognition."""
+
+import numpy as np
+from typer.testing import CliRunner
+
+from memdash.analysis.cli import app
+from memdash.analysis.groups import group_key, seed_groups
+from memdash.analysis.runs import Run, discover_runs
+
+TINY = ["--dataset", "synthetic", "--n-examples", "120", "--shape", "8", "--n-classes", "3"]
+TINY += ["--noise", "0.2", "--hidden", "8", "--epochs", "2", "--no-record-train"]
+
+
+def test_seeds_train_one_run_per_seed_on_the_same_data(tmp_path):
+    result = CliRunner().invoke(app, ["train", *TINY, "--seeds", "0-1,4", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    runs = [Run.open(p) for p in discover_runs([tmp_path])]
+    assert [r.name for r in runs] == ["seed_0", "seed_1", "seed_4"]
+    assert [r.config["seed"] for r in runs] == [0, 1, 4]
+    assert {r.config["data"]["seed"] for r in runs} == {0}  # the first seed's data
+    first = runs[0]
+    for other in runs[1:]:  # the same examples, inputs and (noisy) labels ...
+        assert np.array_equal(other.inputs(), first.inputs())
+        assert other.examples().equals(first.examples())
+        # ... and another initialization: different weights, so different losses
+        assert not np.allclose(other.trace("eval")["loss"], first.trace("eval")["loss"])
+    (group,) = seed_groups(runs).values()
+    assert [r.name for r in group] == ["seed_0", "seed_1", "seed_4"]
+
+
+def test_a_data_seed_and_what_makes_a_group(tmp_path):
+    args = ["train", *TINY, "--seeds", "2,3", "--data-seed", "7", "--out", str(tmp_path / "g")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    single = ["train", *TINY, "--seed", "7", "--out", str(tmp_path / "single")]
+    assert CliRunner().invoke(app, single).exit_code == 0
+    runs = [Run.open(p) for p in discover_runs([tmp_path])]
+    by_name = {r.name if r.name == "single" else f"g/{r.name}": r for r in runs}
+    # seed 7 alone draws its data from seed 7 too: the group's data, so it joins the group
+    assert np.array_equal(by_name["single"].inputs(), by_name["g/seed_2"].inputs())
+    keys = {name: group_key(r.config) for name, r in by_name.items()}
+    assert keys["single"] == keys["g/seed_2"]
+    assert keys["g/seed_2"] == keys["g/seed_3"]
+    groups = seed_groups(runs)
+    assert sorted(r.config["seed"] for r in next(iter(groups.values()))) == [2, 3, 7]
+    # another noise rate is another experiment
+    config = dict(by_name["g/seed_2"].config)
+    config["data"] = config["data"] | {"noise": 0.4}
+    assert group_key(config) != keys["g/seed_2"]
+
+
+def test_bad_seed_lists_get_one_message(tmp_path):
+    for bad in ("3-1", "x", "0-5000", "-2"):
+        result = CliRunner().invoke(app, ["train", *TINY, "--seeds", bad, "--out", str(tmp_path)])
+        assert result.exit_code != 0 and "--seeds" in result.output, (bad, result.output)
+        assert not any(tmp_path.iterdir())
