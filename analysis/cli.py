@@ -466,6 +466,49 @@ def _new_estimate_run(out: Path, config: RunConfig) -> None:
 
 
 @app.command()
+def similarity(
+    runs: list[Path] = typer.Argument(
+        ..., help="Runs of the same examples, or folders holding them (a seed group)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for similarity.parquet."),
+    epochs: str = typer.Option("", help="Embedding epochs to compare (default: all shared)."),
+    measures: str = typer.Option("cka,svcca", help="cka and/or svcca."),
+) -> None:
+    """Representation similarity (linear CKA, SVCCA) between every layer of every pair of runs
+    at their shared embedding epochs, into OUT/similarity.parquet."""
+    from memdash.analysis.runs import Run, RunFormatError, discover_runs, write_parquet
+    from memdash.analysis.similarity import run_similarity
+
+    try:
+        paths = [
+            p
+            for root in runs
+            for p in ([root] if (root / "run.json").is_file() else discover_runs([root]))
+        ]
+        opened = [Run.open(p) for p in paths]
+        table = run_similarity(
+            opened,
+            epochs=list(_ints(epochs, "--epochs")) or None,
+            measures=_names(measures),
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        write_parquet(out / "similarity.parquet", table)
+    except (RunFormatError, ValueError) as err:
+        _fail(str(err))
+    except OSError as err:
+        _cannot_write(err, out, "nothing else was changed")
+    same = table[table["layer_a"] == table["layer_b"]]
+    summary = same.groupby(["measure", "epoch", "layer_a"])["value"].mean().unstack("measure")
+    shown = Table(title=f"{len(opened)} runs: mean over pairs, same layer")
+    for column in ("epoch", "layer", *summary.columns):
+        shown.add_column(str(column))
+    for (epoch, layer), row in summary.iterrows():
+        shown.add_row(str(epoch), layer, *(f"{v:.3f}" for v in row))
+    console.print(shown)
+    console.print(f"wrote {out / 'similarity.parquet'} ({len(table):,} rows)")
+
+
+@app.command()
 def findings(
     runs: list[Path] = typer.Argument(
         None, help="Runs, or folders of runs (default sample_runs/)."

@@ -27,6 +27,8 @@ the measure that line of work (Morcos et al. 2018, Raghu et al. 2017) started fr
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 MEASURES = ("cka", "svcca")
@@ -119,3 +121,64 @@ def svcca(x: np.ndarray, y: np.ndarray, *, keep: float = 0.99) -> float:
     if len(x) != len(y):
         raise ValueError(f"x and y must hold the same examples: {len(x)} and {len(y)} rows")
     return float(canonical_correlations(svd_reduce(x, keep), svd_reduce(y, keep)).mean())
+
+
+def run_similarity(
+    runs: list, *, epochs: list[int] | None = None, measures: tuple[str, ...] = MEASURES
+):
+    """Every measure between every layer of every pair of runs, at their shared embedding
+    epochs: a long table with columns ``run_a``, ``run_b`` (run names), ``epoch``,
+    ``layer_a``, ``layer_b``, ``measure`` and ``value``.
+
+    Parameters
+    ----------
+    runs : two or more `memdash.analysis.runs.Run` of the same examples (identical inputs)
+    epochs : the embedding epochs to compare (default: every epoch all runs recorded)
+    measures : a subset of MEASURES
+    """
+    import pandas as pd
+
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown or not measures:
+        raise ValueError(f"unknown measure(s) {unknown}; valid: {', '.join(MEASURES)}")
+    if len(runs) < 2:
+        raise ValueError("comparing representations needs two or more runs")
+    first = runs[0]
+    for run in runs[1:]:
+        if run.n_examples() != first.n_examples() or not np.array_equal(
+            run.inputs(), first.inputs()
+        ):
+            raise ValueError(
+                f"runs {first.name} and {run.name} hold different examples; representations "
+                "can only be compared on the same inputs (train them with one --data-seed)"
+            )
+    shared = sorted(set.intersection(*(set(r.embedding_index()) for r in runs)))
+    chosen = shared if epochs is None else [e for e in epochs if e in shared]
+    if not chosen:
+        raise ValueError(
+            f"no embedding epoch shared by every run (asked {epochs}, shared {shared}); record "
+            "them with --embed-layers and --embed-epochs"
+        )
+    rows = []
+    for epoch in chosen:
+        names = [run.in_layer_order(run.embedding_index()[epoch]) for run in runs]
+        reps = [[run.embedding(epoch, n) for n in ns] for run, ns in zip(runs, names, strict=True)]
+        reduced: dict[int, list[np.ndarray]] = {}  # each run's SVD-reduced layers, once
+        for i, j in itertools.combinations(range(len(runs)), 2):
+            values = {}
+            if "cka" in measures:
+                values["cka"] = cka_matrix(reps[i], reps[j])
+            if "svcca" in measures:
+                for k in (i, j):
+                    reduced.setdefault(k, [svd_reduce(x) for x in reps[k]])
+                values["svcca"] = np.array(
+                    [[canonical_correlations(a, b).mean() for b in reduced[j]] for a in reduced[i]]
+                )
+            rows += [
+                (runs[i].name, runs[j].name, epoch, a, b, measure, matrix[ia, ib])
+                for measure, matrix in values.items()
+                for ia, a in enumerate(names[i])
+                for ib, b in enumerate(names[j])
+            ]
+    columns = ["run_a", "run_b", "epoch", "layer_a", "layer_b", "measure", "value"]
+    return pd.DataFrame(rows, columns=columns)

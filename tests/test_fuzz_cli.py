@@ -59,6 +59,8 @@ TRAIN_OPTIONS = {
     "--embed-epochs": TEXT,
     "--embed-layers": TEXT,
     "--corruption": st.sampled_from(["symmetric", "random_labels", "random_inputs", "none"]),
+    "--seeds": st.sampled_from(["0-1", "3-1", "0,,2", "x", "-1", "0-99999", "1"]),
+    "--data-seed": NUMBER,
 }
 
 
@@ -132,3 +134,10 @@ def test_estimate_options(models, per_batch, subset, backend, tmp_path):
 def test_findings_options(source, as_json):
     args = ["findings", "--source", source] + (["--json"] if as_json else [])
     _clean(runner.invoke(app, args))
+
+
+@fuzz(20)
+@given(epochs=TEXT, measures=st.sampled_from(["cka", "svcca", "cka,svcca", "", "mi", "cka,,"]))
+def test_similarity_options(epochs, measures, analyzable, tmp_path):
+    args = ["similarity", str(analyzable), str(analyzable), "--out", str(tmp_path / "s")]
+    _clean(_invoke([*args, "--epochs", epochs, "--measures", measures], {}))

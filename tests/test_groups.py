@@ -1,6 +1,8 @@
 """Seed groups: `memdash train --seeds` and their recognition."""
 
 import numpy as np
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
@@ -53,3 +55,36 @@ def test_bad_seed_lists_get_one_message(tmp_path):
         result = CliRunner().invoke(app, ["train", *TINY, "--seeds", bad, "--out", str(tmp_path)])
         assert result.exit_code != 0 and "--seeds" in result.output, (bad, result.output)
         assert not any(tmp_path.iterdir())
+
+
+def test_similarity_command_compares_every_layer_of_a_group(tmp_path):
+    from memdash.analysis.similarity import linear_cka, svcca
+
+    group = tmp_path / "group"
+    embed = ["--embed-layers", "fc1,out", "--embed-epochs", "0,2"]
+    args = ["train", *TINY, *embed, "--seeds", "0-1", "--out", str(group)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    result = CliRunner().invoke(app, ["similarity", str(group), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "s" / "similarity.parquet")
+    assert len(table) == 1 * 2 * 4 * 2  # one pair, two epochs, 2 x 2 layers, two measures
+    assert set(table["measure"]) == {"cka", "svcca"} and table["value"].between(0, 1).all()
+    a, b = Run.open(group / "seed_0"), Run.open(group / "seed_1")
+    row = table.query("epoch == 2 and layer_a == 'fc1' and layer_b == 'out'")
+    cka = row[row["measure"] == "cka"]["value"].item()
+    assert cka == pytest.approx(linear_cka(a.embedding(2, "fc1"), b.embedding(2, "out")))
+    sv = row[row["measure"] == "svcca"]["value"].item()
+    assert sv == pytest.approx(svcca(a.embedding(2, "fc1"), b.embedding(2, "out")))
+    assert "mean over pairs, same layer" in " ".join(result.output.split())
+
+
+def test_similarity_refuses_runs_of_other_examples(tmp_path):
+    embed = ["--embed-layers", "fc1", "--embed-epochs", "2"]
+    for seed in ("0", "1"):  # each its own data seed: other splits, other examples
+        args = ["train", *TINY, *embed, "--seed", seed, "--out", str(tmp_path / seed)]
+        assert CliRunner().invoke(app, args).exit_code == 0
+    result = CliRunner().invoke(
+        app, ["similarity", str(tmp_path / "0"), str(tmp_path / "1"), "--out", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 1 and "hold different examples" in result.output
+    assert not (tmp_path / "s").exists()
