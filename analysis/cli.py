@@ -98,6 +98,11 @@ def train(
     momentum: float = typer.Option(_T.momentum, help="SGD momentum."),
     weight_decay: float = typer.Option(_T.weight_decay, help="L2 penalty."),
     device: str = typer.Option(_T.device, help="torch device, e.g. cpu or cuda."),
+    init_from: Path = typer.Option(
+        None, help="Start from another run's weights (e.g. one trained on random labels)."
+    ),
+    init_epoch: int = typer.Option(None, help="--init-from: its checkpoint epoch (default last)."),
+    reinit: str = typer.Option("", help="--init-from: layers drawn afresh instead, e.g. out."),
     record_train: bool = typer.Option(
         _R.record_train, help="Also record the training minibatches' own statistics."
     ),
@@ -155,6 +160,9 @@ def train(
             momentum=momentum,
             weight_decay=weight_decay,
             device=device,
+            init_from=None if init_from is None else str(init_from),
+            init_epoch=init_epoch,
+            reinit=_names(reinit),
         ),
         record=RecordConfig(
             record_train=record_train,

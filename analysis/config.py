@@ -58,6 +58,9 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum
     weight_decay: float = 0.0  # L2 penalty
     device: str = "cpu"  # torch device
+    init_from: str | None = None  # start from another run's checkpoint (a run directory)
+    init_epoch: int | None = None  # that run's checkpoint epoch (None = its last)
+    reinit: tuple[str, ...] = ()  # layers drawn afresh instead (e.g. "out": a new classifier)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,9 @@ class LocalizeConfig:
     flip_output_layer: bool = False  # flipping: may zero output units (class logits) too
     seed: int = 0  # which examples are flipped, the batch of others, the retraining order
     device: str = "cpu"  # torch device
+    init_from: str | None = None  # start from another run's checkpoint (a run directory)
+    init_epoch: int | None = None  # that run's checkpoint epoch (None = its last)
+    reinit: tuple[str, ...] = ()  # layers drawn afresh instead (e.g. "out": a new classifier)
 
     def __post_init__(self) -> None:
         if self.retrain_epochs < 0 or self.flip_examples < 0 or self.flip_max_units < 0:
@@ -183,6 +189,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"dropout must lie in [0, 1), got {m.dropout}")
     if m.example_tied_dropout and not (0 < m.p_fixed <= 1 and 0 <= m.p_mem <= 1):
         raise ValueError(f"need 0 < p_fixed <= 1 and 0 <= p_mem <= 1, got {m.p_fixed}, {m.p_mem}")
+    if t.init_from is None and (t.init_epoch is not None or t.reinit):
+        raise ValueError("--init-epoch and --reinit need --init-from")
     if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0:
         raise ValueError("epochs, batch_size and lr must be positive")
     if d.canaries < 0 or any(rep < 1 for rep in d.canary_repeats):

@@ -23,7 +23,7 @@ from memdash.analysis.corruption import Prepared, prepare
 from memdash.analysis.data import load_dataset
 from memdash.analysis.models import build_model, layer_names
 from memdash.analysis.recorder import TraceRecorder
-from memdash.analysis.runs import Run, RunWriter
+from memdash.analysis.runs import Run, RunFormatError, RunWriter
 from memdash.analysis.tied_dropout import MODES, example_ids, tied_mode
 
 _EPOCH_SEED_STRIDE = 1_000_003  # keeps per-epoch seeds of different run seeds apart
@@ -57,6 +57,43 @@ def prepare_data(config: RunConfig) -> Prepared:
         reference_canaries=d.reference_canaries,
         seed=seed,
     )
+
+
+def initial_weights(model: torch.nn.Module, config: RunConfig) -> dict[str, Any] | None:
+    """Load another run's checkpoint into `model` (``train.init_from``), all but the
+    ``train.reinit`` layers, which keep the fresh draw of this run's seed. Returns what
+    run.json records about it, or None when the run starts from scratch.
+
+    Raises
+    ------
+    TrainingError
+        When the source run, its checkpoint or a layer is missing, or a shape differs.
+    """
+    t = config.train
+    if t.init_from is None:
+        return None
+    try:
+        source = Run.open(t.init_from)
+        epoch = source.checkpoint_epochs()[-1] if t.init_epoch is None else t.init_epoch
+        weights = source.checkpoint(epoch)
+    except (RunFormatError, IndexError) as err:
+        raise TrainingError(f"--init-from {t.init_from}: {err or 'no checkpoint'}") from None
+    layers = layer_names(model)
+    unknown = [name for name in t.reinit if name not in layers]
+    if unknown:
+        raise TrainingError(f"--reinit: no layer {unknown}; the model's layers are {layers}")
+    own = model.state_dict()
+    kept = {k: v for k, v in weights.items() if k.split(".")[0] not in t.reinit}
+    wanted = {k for k in own if k.split(".")[0] not in t.reinit}
+    if set(kept) != wanted or any(own[k].shape != v.shape for k, v in kept.items()):
+        differ = sorted(k for k in wanted if k not in kept or own[k].shape != kept[k].shape)
+        raise TrainingError(
+            f"--init-from {source.path} epoch {epoch}: its weights do not fit this model "
+            f"(first mismatches: {differ[:3] or sorted(set(kept) - wanted)[:3]}); train the "
+            "same architecture, or --reinit the layers that differ"
+        )
+    model.load_state_dict(own | kept)
+    return {"run": str(source.path), "name": source.name, "epoch": epoch, "reinit": list(t.reinit)}
 
 
 def make_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) -> torch.nn.Module:
@@ -177,9 +214,9 @@ def train(
             resume, overwrite = False, True  # start it again from the top
     prepared = prepare_data(config)
     device = torch.device(config.train.device)
-    model, inputs = to_device(
-        make_model(config, prepared.inputs.shape[1:], prepared.n_classes), prepared.inputs, device
-    )
+    fresh = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
+    init = initial_weights(fresh, config) if not resume else None
+    model, inputs = to_device(fresh, prepared.inputs, device)
     opt = make_optimizer(config, model)
     rec_cfg = config.record
     if resume:
@@ -189,6 +226,8 @@ def train(
         load_optimizer_state(opt, tensors, meta)
     else:
         writer = create_run(out, config, prepared, model, overwrite=overwrite)
+        if init is not None:  # where the weights came from, beside the config
+            writer.meta["init_from"] = init
     labels = torch.tensor(prepared.examples["label"].to_numpy(), device=device)
     is_noisy = torch.tensor(prepared.examples["is_noisy"].to_numpy(), device=device)
     recorder = TraceRecorder(

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
@@ -88,3 +89,57 @@ def test_similarity_refuses_runs_of_other_examples(tmp_path):
     )
     assert result.exit_code == 1 and "hold different examples" in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_init_from_another_run_starts_from_its_weights(tmp_path):
+    """Pre-train on random labels, then continue on the true labels from those weights with
+    a fresh output layer: every other weight starts as the source's last checkpoint, the
+    output layer as a scratch run's (the same seed), and run.json says where it came from."""
+    from safetensors.torch import load_file
+
+    shuffled = ["--corruption", "random_labels", "--noise", "1"]
+    base = [a for a in TINY if a not in ("--noise", "0.2")]
+    pre = ["train", *base, *shuffled, "--out", str(tmp_path / "pre")]
+    assert CliRunner().invoke(app, pre).exit_code == 0
+    args = ["train", *base, "--seed", "5", "--checkpoint-epochs", "0"]
+    fine = [*args, "--init-from", str(tmp_path / "pre"), "--reinit", "out"]
+    assert CliRunner().invoke(app, [*fine, "--out", str(tmp_path / "fine")]).exit_code == 0
+    assert CliRunner().invoke(app, [*args, "--out", str(tmp_path / "scratch")]).exit_code == 0
+    source = load_file(str(tmp_path / "pre" / "checkpoints" / "epoch_002.safetensors"))
+    start = load_file(str(tmp_path / "fine" / "checkpoints" / "epoch_000.safetensors"))
+    scratch = load_file(str(tmp_path / "scratch" / "checkpoints" / "epoch_000.safetensors"))
+    assert set(start) == set(source)
+    for name, tensor in start.items():
+        expected = scratch[name] if name.startswith("out.") else source[name]
+        assert torch.equal(tensor, expected), name
+    run = Run.open(tmp_path / "fine")
+    assert run.meta["init_from"] == {
+        "run": str((tmp_path / "pre").resolve()),
+        "name": "pre",
+        "epoch": 2,
+        "reinit": ["out"],
+    }
+    assert run.config["train"]["reinit"] == ["out"]
+
+
+def test_init_from_errors_name_the_problem(tmp_path):
+    pre = ["train", *TINY, "--out", str(tmp_path / "pre")]
+    assert CliRunner().invoke(app, pre).exit_code == 0
+    cases = {
+        "--init-epoch 1": (
+            ["--init-from", str(tmp_path / "pre"), "--init-epoch", "1"],
+            "not recorded",
+        ),
+        "--reinit nope": (["--init-from", str(tmp_path / "pre"), "--reinit", "nope"], "no layer"),
+        "wider": (["--init-from", str(tmp_path / "pre"), "--hidden", "16"], "do not fit"),
+        "no source": (["--init-from", str(tmp_path / "absent")], "--init-from"),
+        "epoch alone": (["--init-epoch", "1"], "need --init-from"),
+    }
+    for what, (extra, message) in cases.items():
+        out = tmp_path / what.replace(" ", "_")
+        result = CliRunner().invoke(app, ["train", *TINY, *extra, "--out", str(out)])
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), (
+            what,
+            result.output,
+        )
+        assert "Traceback" not in result.output
