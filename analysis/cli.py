@@ -115,6 +115,16 @@ def train(
         "0", help="Epochs whose weights are stored (0 = init; the last epoch always is)."
     ),
     embed_dtype: str = typer.Option(_R.embed_dtype, help="float16 or float32."),
+    record_loss_sensitivity: bool = typer.Option(
+        False, help="Record ||dL/dx||_1 per example and epoch (Arpit et al.), a trace column."
+    ),
+    critical_examples: int = typer.Option(
+        0, help="Search this many seeded examples for critical samples each epoch (Arpit et al.)."
+    ),
+    critical_radius: float = typer.Option(
+        _R.critical_radius, help="Critical samples: L-inf radius."
+    ),
+    critical_steps: int = typer.Option(_R.critical_steps, help="Critical samples: search steps."),
     seed: int = typer.Option(0, help="The seed every random choice derives from."),
     data_seed: int = typer.Option(
         None, help="The seed of the data split, corruption and canaries (default: --seed)."
@@ -171,6 +181,10 @@ def train(
             embed_epochs=_ints(embed_epochs, "--embed-epochs"),
             checkpoint_epochs=_ints(checkpoint_epochs, "--checkpoint-epochs"),
             embed_dtype=embed_dtype,
+            loss_sensitivity=record_loss_sensitivity,
+            critical_examples=critical_examples,
+            critical_radius=critical_radius,
+            critical_steps=critical_steps,
         ),
         seed=seed,
         command="memdash " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

@@ -74,6 +74,10 @@ class RecordConfig:
     checkpoint_epochs: tuple[int, ...] = (0,)  # epochs whose weights are stored (0 = init)
     embed_dtype: str = "float16"  # float16 or float32
     eval_batch_size: int = 512  # examples per forward pass of the eval pass (cache-sized)
+    loss_sensitivity: bool = False  # Arpit et al.: ||dL/dx||_1 per example, a trace column
+    critical_examples: int = 0  # Arpit et al.: a seeded subset searched for critical samples
+    critical_radius: float = 0.1  # its L-inf box radius (in input units)
+    critical_steps: int = 10  # signed-gradient steps of the search (each radius / 4)
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,11 @@ def validate(config: RunConfig) -> None:
         raise ValueError("canaries must be >= 0 and every canary repeat count >= 1")
     if d.canaries and d.reference_canaries < 2:
         raise ValueError("canaries need at least 2 reference canaries")
+    if r.critical_examples < 0 or r.critical_radius <= 0 or r.critical_steps < 1:
+        raise ValueError(
+            "critical samples need examples >= 0, a radius > 0 and at least one step, got "
+            f"{r.critical_examples}, {r.critical_radius}, {r.critical_steps}"
+        )
     bad = [e for e in (*r.embed_epochs, *r.checkpoint_epochs) if not 0 <= e <= t.epochs]
     if bad:
         raise ValueError(f"recorded epochs must lie in 0..{t.epochs}, got {bad}")

@@ -41,6 +41,7 @@ from torch import nn
 
 from memdash.analysis.models import layer_names, layer_parameters
 from memdash.analysis.runs import RunWriter
+from memdash.analysis.sensitivity import critical_samples, loss_sensitivity
 from memdash.analysis.tied_dropout import example_ids
 
 
@@ -98,6 +99,12 @@ def stats_table(
             "margin": host["margin"].astype(np.float32, copy=False),
             "pred": host["pred"].astype(np.int32),
             "correct": host["correct"].astype(bool, copy=False),
+            # optional columns (Arpit et al.): recorded only when asked for
+            **{
+                k: host[k].astype(np.float32, copy=False)
+                for k in ("loss_sensitivity", "critical")
+                if k in host
+            },
         }
     )
 
@@ -240,6 +247,8 @@ class TraceRecorder:
         embed_dtype: str = "float16",
         eval_batch_size: int = 512,
         split: np.ndarray | None = None,
+        loss_sensitivity: bool = False,
+        critical: tuple[int, float, int, int] | None = None,
     ) -> None:
         if len(inputs) != len(labels):
             raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
@@ -264,6 +273,15 @@ class TraceRecorder:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memdash-writer")
         self._pending: Future | None = None
         self._groups = _summary_groups(split, noisy.cpu().numpy()) if split is not None else {}
+        self.record_sensitivity = loss_sensitivity
+        # critical samples: (examples in the seeded subset, radius, steps, seed) or None
+        self.critical = critical
+        self._critical_ids = None
+        if critical is not None:
+            count, _, _, seed = critical
+            generator = torch.Generator().manual_seed(seed)
+            pick = torch.randperm(len(labels), generator=generator)[: min(count, len(labels))]
+            self._critical_ids = pick.sort().values.to(inputs.device)
 
     @classmethod
     def create(
@@ -448,6 +466,22 @@ class TraceRecorder:
         with example_ids(self.model, ids):
             return self.model(inputs)
 
+    def _forward_grad(self, inputs: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """`_forward` keeping the graph (for gradients with respect to the inputs)."""
+        with example_ids(self.model, ids):
+            return self.model(inputs)
+
+    def _critical(self) -> torch.Tensor:
+        """Per example, 1.0 if critical (Arpit et al.), 0.0 if not, NaN outside the subset."""
+        _, radius, steps, seed = self.critical
+        out = torch.full((len(self.labels),), float("nan"), device=self.inputs.device)
+        for ids in torch.split(self._critical_ids, self.eval_batch_size):
+            found = critical_samples(
+                self._forward_grad, self.inputs[ids], ids, radius=radius, steps=steps, seed=seed
+            )
+            out[ids] = found.float()
+        return out
+
     def evaluate(self, with_embeddings: bool = False):
         """Eval-mode pass over every example; returns (stats, {layer: (N, D) array})."""
         was_training = self.model.training
@@ -458,28 +492,38 @@ class TraceRecorder:
             for name in self.embed_layers:
                 hooks.append(
                     getattr(self.model, name).register_forward_hook(
-                        lambda _m, _i, out, name=name: captured[name].append(out.flatten(1))
+                        lambda _m, _i, out, name=name: captured[name].append(
+                            out.detach().flatten(1)
+                        )
                     )
                 )
+        chunks = zip(
+            torch.split(self.inputs, self.eval_batch_size),
+            torch.split(
+                torch.arange(len(self.inputs), device=self.inputs.device), self.eval_batch_size
+            ),
+            strict=True,
+        )
         try:
-            logits = torch.cat(
-                [
-                    self._forward(chunk, ids)
-                    for chunk, ids in zip(
-                        torch.split(self.inputs, self.eval_batch_size),
-                        torch.split(
-                            torch.arange(len(self.inputs), device=self.inputs.device),
-                            self.eval_batch_size,
-                        ),
-                        strict=True,
-                    )
+            if self.record_sensitivity:  # the same forward pass, plus one backward per batch
+                parts = [
+                    loss_sensitivity(self._forward_grad, x, self.labels[ids], ids)
+                    for x, ids in chunks
                 ]
-            )
+                logits = torch.cat([p[0] for p in parts])
+                sensitivity = torch.cat([p[1] for p in parts])
+            else:
+                logits = torch.cat([self._forward(x, ids) for x, ids in chunks])
+            critical = self._critical() if self.critical is not None else None
         finally:
             for hook in hooks:
                 hook.remove()
             self.model.train(was_training)
         stats = example_stats(logits, self.labels.to(logits.device))
+        if self.record_sensitivity:
+            stats["loss_sensitivity"] = sensitivity
+        if critical is not None:
+            stats["critical"] = critical
         torch_dtype = torch.float16 if self.embed_dtype == np.float16 else torch.float32
         embeddings = {
             name: torch.cat(parts).to(torch_dtype).cpu().numpy()

@@ -242,6 +242,17 @@ def train(
         embed_epochs=rec_cfg.embed_epochs,
         checkpoint_epochs=sorted({*rec_cfg.checkpoint_epochs, config.train.epochs}),
         embed_dtype=rec_cfg.embed_dtype,
+        loss_sensitivity=rec_cfg.loss_sensitivity,
+        critical=(
+            (
+                rec_cfg.critical_examples,
+                rec_cfg.critical_radius,
+                rec_cfg.critical_steps,
+                config.seed,
+            )
+            if rec_cfg.critical_examples
+            else None
+        ),
         eval_batch_size=rec_cfg.eval_batch_size,
         split=prepared.examples["split"].to_numpy(),
     )
@@ -318,6 +329,14 @@ def _check_finite(model: torch.nn.Module, epoch: int) -> None:
             f"training diverged in epoch {epoch}: the weights are NaN or infinite "
             "(a NaN or infinite loss); epochs before it are kept. Try a lower --lr."
         )
+
+
+def _critical_search(config: RunConfig) -> tuple[int, float, int, int] | None:
+    """The recorder's critical-sample search: (subset size, radius, steps, seed), or None."""
+    r = config.record
+    if not r.critical_examples:
+        return None
+    return r.critical_examples, r.critical_radius, r.critical_steps, config.seed
 
 
 def _check_resumable(out: Path, config: RunConfig) -> RunConfig:
