@@ -56,6 +56,8 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/heldout.py
 	$(BIN)/python benchmarks/membership.py
+	$(BIN)/python benchmarks/similarity.py
+	$(BIN)/python benchmarks/sensitivity.py
 	$(BIN)/python benchmarks/dashboard.py
 
 sample-runs: install ## Rebuild the sample suite with its analyses (commands in sample_runs/README.md)

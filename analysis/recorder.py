@@ -26,8 +26,9 @@ Memorization Be Localized?").
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -189,6 +190,20 @@ class GradientAccountant:
             for j, layer in enumerate(self.groups)
         ]
         return pd.DataFrame(rows)
+
+
+@contextlib.contextmanager
+def _frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """No parameter asks for a gradient inside the block (a backward pass then computes
+    the gradients with respect to the inputs alone)."""
+    wanted = [p for p in model.parameters() if p.requires_grad]
+    for p in wanted:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in wanted:
+            p.requires_grad_(True)
 
 
 def _frozen(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -475,11 +490,12 @@ class TraceRecorder:
         """Per example, 1.0 if critical (Arpit et al.), 0.0 if not, NaN outside the subset."""
         _, radius, steps, seed = self.critical
         out = torch.full((len(self.labels),), float("nan"), device=self.inputs.device)
-        for ids in torch.split(self._critical_ids, self.eval_batch_size):
-            found = critical_samples(
-                self._forward_grad, self.inputs[ids], ids, radius=radius, steps=steps, seed=seed
-            )
-            out[ids] = found.float()
+        with _frozen_parameters(self.model):
+            for ids in torch.split(self._critical_ids, self.eval_batch_size):
+                found = critical_samples(
+                    self._forward_grad, self.inputs[ids], ids, radius=radius, steps=steps, seed=seed
+                )
+                out[ids] = found.float()
         return out
 
     def evaluate(self, with_embeddings: bool = False):
@@ -506,10 +522,11 @@ class TraceRecorder:
         )
         try:
             if self.record_sensitivity:  # the same forward pass, plus one backward per batch
-                parts = [
-                    loss_sensitivity(self._forward_grad, x, self.labels[ids], ids)
-                    for x, ids in chunks
-                ]
+                with _frozen_parameters(self.model):  # gradients reach the inputs only
+                    parts = [
+                        loss_sensitivity(self._forward_grad, x, self.labels[ids], ids)
+                        for x, ids in chunks
+                    ]
                 logits = torch.cat([p[0] for p in parts])
                 sensitivity = torch.cat([p[1] for p in parts])
             else:
