@@ -521,20 +521,23 @@ class TraceRecorder:
             strict=True,
         )
         try:
-            if self.record_sensitivity:  # the same forward pass, plus one backward per batch
-                with _frozen_parameters(self.model):  # gradients reach the inputs only
-                    parts = [
-                        loss_sensitivity(self._forward_grad, x, self.labels[ids], ids)
-                        for x, ids in chunks
-                    ]
-                logits = torch.cat([p[0] for p in parts])
-                sensitivity = torch.cat([p[1] for p in parts])
-            else:
-                logits = torch.cat([self._forward(x, ids) for x, ids in chunks])
+            try:
+                if self.record_sensitivity:  # the same forward pass, plus one backward a batch
+                    with _frozen_parameters(self.model):  # gradients reach the inputs only
+                        parts = [
+                            loss_sensitivity(self._forward_grad, x, self.labels[ids], ids)
+                            for x, ids in chunks
+                        ]
+                    logits = torch.cat([p[0] for p in parts])
+                    sensitivity = torch.cat([p[1] for p in parts])
+                else:
+                    logits = torch.cat([self._forward(x, ids) for x, ids in chunks])
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            # the search runs its own forward passes: after the embeddings were captured
             critical = self._critical() if self.critical is not None else None
         finally:
-            for hook in hooks:
-                hook.remove()
             self.model.train(was_training)
         stats = example_stats(logits, self.labels.to(logits.device))
         if self.record_sensitivity:

@@ -45,6 +45,7 @@ TINY += ["--noise", "0.2", "--hidden", "8", "--epochs", "3", "--no-record-train"
 
 def test_the_recorder_writes_both_as_trace_columns(tmp_path):
     extra = ["--record-loss-sensitivity", "--critical-examples", "30", "--critical-radius", "0.5"]
+    extra += ["--embed-layers", "fc1", "--embed-epochs", "0,3"]
     result = CliRunner().invoke(app, ["train", *TINY, *extra, "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     run = Run.open(tmp_path / "r")
@@ -56,6 +57,8 @@ def test_the_recorder_writes_both_as_trace_columns(tmp_path):
     assert subsets.nunique() == 1  # the same seeded subset every epoch
     assert set(searched["critical"]) <= {0.0, 1.0}
     assert run.config["record"]["critical_radius"] == 0.5
+    # the search's own forward passes are not captured as embeddings
+    assert run.embedding(3, "fc1").shape == (run.n_examples(), 8)
     # the eval statistics are those of a run without these columns (same seed)
     plain = CliRunner().invoke(app, ["train", *TINY, "--out", str(tmp_path / "plain")])
     assert plain.exit_code == 0
