@@ -503,6 +503,207 @@ def tied_dropout(runs: dict[str, Run]) -> Finding:
     return f
 
 
+# ------------------------------------------------------- studies of several runs
+
+
+def study_roles(runs: list[Run]) -> dict[str, object]:
+    """The seed groups and run pairs the study findings read: ``true_group`` and
+    ``random_group`` (seed groups trained on true labels, and on labels all shuffled), and
+    ``pretrained`` with its ``scratch`` twin (a run started from a random-label run's
+    weights, and the run of the same config from scratch)."""
+    from memdash.analysis.groups import seed_groups
+
+    out: dict[str, object] = {}
+    for group in seed_groups(runs).values():
+        config = group[0].config
+        data = config.get("data", {})
+        if config.get("train", {}).get("init_from"):
+            continue
+        if data.get("corruption") == "random_labels" and data.get("noise") == 1.0:
+            out.setdefault("random_group", group)
+        elif data.get("noise", 0.0) == 0:
+            out.setdefault("true_group", group)
+    complete = [r for r in runs if r.status == "complete"]
+    for run in complete:
+        source = run.meta.get("init_from")
+        if not source or "scratch" in out:
+            continue
+        twin = _without_init(run.config)
+        twins = (r for r in complete if _without_init(r.config) == twin)
+        scratch = next((r for r in twins if not r.meta.get("init_from")), None)
+        if scratch is not None:
+            out["pretrained"], out["scratch"] = run, scratch
+    return out
+
+
+def _without_init(config: dict) -> dict:
+    """A config without where its weights came from, the command line and what was recorded."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in _INIT_FIELDS}
+    return {k: v for k, v in config.items() if k not in ("command", "record")} | {"train": train}
+
+
+_INIT_FIELDS = ("init_from", "init_epoch", "reinit")
+
+
+def _last_shared_epoch(group: list[Run]) -> int:
+    return min(run.epochs_completed for run in group)
+
+
+def one_way_to_learn(runs: dict) -> Finding:
+    f = Finding(
+        "one_way_to_learn",
+        "True-label networks learn alike (later layers), random-label ones differ",
+        "Neural Network Memorization Dissection; CKA: Kornblith et al. 2019",
+    )
+    if not _need(f, runs, "true_group", "random_group"):
+        return f
+    from memdash.analysis.studies import mean_pairwise_cka
+
+    true, shuffled = runs["true_group"], runs["random_group"]
+    epoch = min(_last_shared_epoch(true), _last_shared_epoch(shuffled))
+    shared = set.intersection(
+        *(set(r.embedding_index().get(epoch, [])) for r in (*true, *shuffled))
+    )
+    if not shared:
+        f.why = f"the groups share no embedded layer at epoch {epoch}"
+        return f
+    layers = true[0].in_layer_order(shared)
+    values = {}
+    for layer in layers:
+        values[f"true_{layer}"] = mean_pairwise_cka(true, epoch, layer)
+        values[f"random_{layer}"] = mean_pairwise_cka(shuffled, epoch, layer)
+    f.values = values | {"epoch": float(epoch)}
+    f.statistic = f"mean CKA between seeds at epoch {epoch}: " + "; ".join(
+        f"{layer} {values[f'true_{layer}']:.3f} with true labels, "
+        f"{values[f'random_{layer}']:.3f} with random labels"
+        for layer in layers
+    )
+    last = layers[-1]
+    f.verdict = _verdict(values[f"true_{last}"] > values[f"random_{last}"])
+    return f
+
+
+def random_label_pretraining(runs: dict) -> Finding:
+    f = Finding(
+        "random_label_pretraining",
+        "Pre-training on random labels speeds up or improves training on true labels",
+        "Leveraging Random Label Memorization for Unsupervised Pre-Training",
+    )
+    if not _need(f, runs, "pretrained", "scratch"):
+        return f
+    pre, scratch = _curves(runs["pretrained"])["test"], _curves(runs["scratch"])["test"]
+    target = 0.98 * float(scratch.iloc[-1])
+    values = {
+        "pretrained_final": float(pre.iloc[-1]),
+        "scratch_final": float(scratch.iloc[-1]),
+        "target": target,
+        "pretrained_epochs": first_epoch(pre, target),
+        "scratch_epochs": first_epoch(scratch, target),
+    }
+    f.values = values
+    f.statistic = (
+        f"test accuracy {values['pretrained_final']:.3f} from random-label weights against "
+        f"{values['scratch_final']:.3f} from scratch; {target:.3f} (98% of scratch's final) "
+        f"reached at epoch {values['pretrained_epochs']:.0f} against "
+        f"{values['scratch_epochs']:.0f}"
+    )
+    faster = values["pretrained_epochs"] < values["scratch_epochs"]
+    better = values["pretrained_final"] > values["scratch_final"] + 0.005
+    not_worse = values["pretrained_final"] >= values["scratch_final"] - 0.005
+    f.verdict = _verdict(better or (faster and not_worse))
+    return f
+
+
+def easiness_across_seeds(runs: dict) -> Finding:
+    f = Finding(
+        "easiness_across_seeds",
+        "Real examples are learned alike across initializations, random-label ones are not",
+        "Arpit et al. 2017",
+    )
+    if not _need(f, runs, "true_group", "random_group"):
+        return f
+    from memdash.analysis.studies import easiness, group_correct
+
+    shares = {}
+    for name in ("true", "random"):
+        group = runs[f"{name}_group"]
+        e = easiness(group_correct(group, 1))
+        shares[f"{name}_all"] = float((e == 1).mean())
+        shares[f"{name}_none"] = float((e == 0).mean())
+    f.values = shares | {"seeds": float(len(runs["true_group"]))}
+    f.statistic = (
+        f"after one epoch, over {len(runs['true_group'])} seeds: {shares['true_all']:.0%} of the "
+        f"training examples are right in every run and {shares['true_none']:.0%} in none with "
+        f"true labels; {shares['random_all']:.1%} and {shares['random_none']:.0%} with random "
+        "labels"
+    )
+    f.verdict = _verdict(shares["true_all"] > 0.5 and shares["random_all"] < 0.05)
+    return f
+
+
+def _group_mean(group: list[Run], column: str, epoch: int) -> float:
+    from memdash.analysis.studies import per_epoch_mean
+
+    return float(np.mean([per_epoch_mean(run, column)[epoch] for run in group]))
+
+
+def _recorded(f: Finding, runs: dict, column: str, option: str) -> bool:
+    if not _need(f, runs, "true_group", "random_group"):
+        return False
+    group = [*runs["true_group"], *runs["random_group"]]
+    if not all(column in run.trace_columns() for run in group):
+        f.why = f"train both groups with {option}"
+        return False
+    return True
+
+
+def loss_sensitivity(runs: dict) -> Finding:
+    f = Finding(
+        "loss_sensitivity",
+        "Memorizing makes the loss sensitive to the input: higher with random labels",
+        "Arpit et al. 2017",
+    )
+    if not _recorded(f, runs, "loss_sensitivity", "--record-loss-sensitivity"):
+        return f
+    epoch = min(_last_shared_epoch(runs["true_group"]), _last_shared_epoch(runs["random_group"]))
+    values = {
+        "true": _group_mean(runs["true_group"], "loss_sensitivity", epoch),
+        "random": _group_mean(runs["random_group"], "loss_sensitivity", epoch),
+        "epoch": float(epoch),
+    }
+    f.values = values
+    f.statistic = (
+        f"mean ||dL/dx||_1 over training examples at epoch {epoch}: {values['random']:.3g} with "
+        f"random labels, {values['true']:.3g} with true labels"
+    )
+    f.verdict = _verdict(values["random"] > values["true"])
+    return f
+
+
+def critical_sample_ratio(runs: dict) -> Finding:
+    f = Finding(
+        "critical_sample_ratio",
+        "The critical sample ratio rises with label noise",
+        "Arpit et al. 2017",
+    )
+    if not _recorded(f, runs, "critical", "--critical-examples"):
+        return f
+    epoch = min(_last_shared_epoch(runs["true_group"]), _last_shared_epoch(runs["random_group"]))
+    radius = runs["true_group"][0].config.get("record", {}).get("critical_radius")
+    values = {
+        "true": _group_mean(runs["true_group"], "critical", epoch),
+        "random": _group_mean(runs["random_group"], "critical", epoch),
+        "epoch": float(epoch),
+    }
+    f.values = values
+    f.statistic = (
+        f"critical sample ratio (L-inf radius {radius}) at epoch {epoch}: {values['random']:.2f} "
+        f"with random labels, {values['true']:.2f} with true labels"
+    )
+    f.verdict = _verdict(values["random"] > values["true"])
+    return f
+
+
 CHECKS: tuple[Callable[[dict[str, Run]], Finding], ...] = (
     clean_before_flipped,
     slower_with_noise,
@@ -516,6 +717,11 @@ CHECKS: tuple[Callable[[dict[str, Run]], Finding], ...] = (
     knn_versus_network,
     flipping,
     tied_dropout,
+    one_way_to_learn,
+    random_label_pretraining,
+    easiness_across_seeds,
+    loss_sensitivity,
+    critical_sample_ratio,
 )
 
 
@@ -535,7 +741,7 @@ def check_all(runs: list[Run], *, source: str = "eval") -> list[Finding]:
     ``source`` picks the trace of the trace-based findings (`memdash.analysis.sources`).
     """
     check_source(source)
-    by_role = roles(runs)
+    by_role = roles(runs) | study_roles(runs)
     return [
         check(by_role, source=source) if check in TRACE_CHECKS else check(by_role)
         for check in CHECKS

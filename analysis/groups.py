@@ -29,14 +29,15 @@ def group_key(config: dict) -> str:
 
 
 def seed_groups(runs: Iterable[Run]) -> dict[str, list[Run]]:
-    """Groups of two or more complete runs that differ only in their seed, each sorted by
-    seed, keyed by `group_key`."""
-    found: dict[str, list[Run]] = {}
+    """Groups of two or more complete runs that differ only in their seed, keyed by
+    `group_key`: one run per seed (the first given, when a seed was run twice), sorted by
+    seed."""
+    found: dict[str, dict[int, Run]] = {}
     for run in runs:
         if run.status == "complete" and not run.meta.get("estimate_only"):
-            found.setdefault(group_key(run.config), []).append(run)
+            found.setdefault(group_key(run.config), {}).setdefault(run.config.get("seed", 0), run)
     return {
-        key: sorted(members, key=lambda r: r.config.get("seed", 0))
-        for key, members in found.items()
-        if len({r.config.get("seed", 0) for r in members}) >= 2
+        key: [by_seed[s] for s in sorted(by_seed)]
+        for key, by_seed in found.items()
+        if len(by_seed) >= 2
     }

@@ -505,6 +505,12 @@ class Run:
                 wanted.append(f"checkpoints/epoch_{epoch:03d}.safetensors")
         return [f for f in wanted if not (self.path / f).is_file()]
 
+    def trace_columns(self, source: str = "eval") -> list[str]:
+        """The columns of a source's trace (optional ones such as ``loss_sensitivity``
+        included), from its first part's schema; [] without parts."""
+        parts = [f for (s, _), f in sorted(self.trace_parts().items()) if s == source]
+        return pq.read_schema(parts[0]).names if parts else []
+
     def trace_sources(self) -> list[str]:
         return sorted({s for s, _ in self.trace_parts()})
 

@@ -37,3 +37,20 @@ $MEMDASH train --dataset mnist1d --model cnn --noise 0.1 --epochs 60 --lr 0.01 -
   --canaries 10 --canary-repeats 1,10,50 --overwrite \
   --out sample_runs/mnist1d_cnn_noise10_canaries
 $MEMDASH analyze sample_runs/mnist1d_cnn_noise10_canaries
+
+# Studies of several runs (Arpit et al. 2017; Memorization Dissection; random-label
+# pre-training): a seed group with true labels and one with random labels, on the same
+# digits examples (no canaries), embeddings at two layers and two epochs, loss sensitivity
+# and critical samples recorded; then true-label training from a random-label run's
+# weights against the same training from scratch.
+GROUP=(--dataset digits --model mlp --epochs 30 --seeds 0-2 --no-record-train
+  --embed-layers fc2,out --embed-epochs 1,30 --checkpoint-epochs "" --record-loss-sensitivity
+  --critical-examples 300 --overwrite)
+$MEMDASH train "${GROUP[@]}" --out sample_runs/groups/digits_true
+$MEMDASH train "${GROUP[@]}" --corruption random_labels --noise 1 \
+  --out sample_runs/groups/digits_random
+PRE=(--dataset digits --model mlp --epochs 30 --no-record-train --checkpoint-epochs ""
+  --overwrite)
+$MEMDASH train "${PRE[@]}" --init-from sample_runs/groups/digits_random/seed_0 --reinit out \
+  --out sample_runs/pretraining/digits_from_random_labels
+$MEMDASH train "${PRE[@]}" --out sample_runs/pretraining/digits_from_scratch
