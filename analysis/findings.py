@@ -663,21 +663,14 @@ def loss_sensitivity(runs: dict) -> Finding:
         "Memorizing makes the loss sensitive to the input: higher with random labels",
         "Arpit et al. 2017",
     )
-    if not _recorded(f, runs, "loss_sensitivity", "--record-loss-sensitivity"):
-        return f
-    epoch = min(_last_shared_epoch(runs["true_group"]), _last_shared_epoch(runs["random_group"]))
-    values = {
-        "true": _group_mean(runs["true_group"], "loss_sensitivity", epoch),
-        "random": _group_mean(runs["random_group"], "loss_sensitivity", epoch),
-        "epoch": float(epoch),
-    }
-    f.values = values
-    f.statistic = (
-        f"mean ||dL/dx||_1 over training examples at epoch {epoch}: {values['random']:.3g} with "
-        f"random labels, {values['true']:.3g} with true labels"
+    return _random_above_true(
+        f,
+        runs,
+        "loss_sensitivity",
+        "--record-loss-sensitivity",
+        "mean ||dL/dx||_1 over training examples",
+        "{:.3g}",
     )
-    f.verdict = _verdict(values["random"] > values["true"])
-    return f
 
 
 def critical_sample_ratio(runs: dict) -> Finding:
@@ -686,19 +679,35 @@ def critical_sample_ratio(runs: dict) -> Finding:
         "The critical sample ratio rises with label noise",
         "Arpit et al. 2017",
     )
-    if not _recorded(f, runs, "critical", "--critical-examples"):
+    group = runs.get("true_group") or [None]
+    radius = group[0].config.get("record", {}).get("critical_radius") if group[0] else None
+    return _random_above_true(
+        f,
+        runs,
+        "critical",
+        "--critical-examples",
+        f"critical sample ratio (L-inf radius {radius})",
+        "{:.2f}",
+    )
+
+
+def _random_above_true(
+    f: Finding, runs: dict, column: str, option: str, measure: str, shown: str
+) -> Finding:
+    """A trace column's mean over training examples at the groups' last epoch: the claim
+    holds when the random-label group's exceeds the true-label group's."""
+    if not _recorded(f, runs, column, option):
         return f
     epoch = min(_last_shared_epoch(runs["true_group"]), _last_shared_epoch(runs["random_group"]))
-    radius = runs["true_group"][0].config.get("record", {}).get("critical_radius")
     values = {
-        "true": _group_mean(runs["true_group"], "critical", epoch),
-        "random": _group_mean(runs["random_group"], "critical", epoch),
+        "true": _group_mean(runs["true_group"], column, epoch),
+        "random": _group_mean(runs["random_group"], column, epoch),
         "epoch": float(epoch),
     }
     f.values = values
     f.statistic = (
-        f"critical sample ratio (L-inf radius {radius}) at epoch {epoch}: {values['random']:.2f} "
-        f"with random labels, {values['true']:.2f} with true labels"
+        f"{measure} at epoch {epoch}: {shown.format(values['random'])} with random labels, "
+        f"{shown.format(values['true'])} with true labels"
     )
     f.verdict = _verdict(values["random"] > values["true"])
     return f
