@@ -324,20 +324,11 @@ def membership_follows_memorization(runs: dict[str, Run]) -> Finding:
     if not run.derived_path("membership.parquet").is_file():
         f.why = "run `memdash estimate --like` on the noise run again: it stores confidences now"
         return f
-    from scipy.stats import spearmanr
+    from memdash.analysis.membership import memorization_link
 
-    both = run.read_derived("heldout.parquet")[["mem_score"]].join(
-        run.read_derived("membership.parquet")[["vulnerability"]]
-    )
-    both = both.dropna()
-    top = both["mem_score"] >= both["mem_score"].quantile(0.9)
-    rho, p = spearmanr(both["mem_score"], both["vulnerability"])
+    held, leak = run.read_derived("heldout.parquet"), run.read_derived("membership.parquet")
     attacks = run.derived_manifest()["heldout"].get("membership", {})
-    values = {
-        "spearman": float(rho),
-        "p_value": float(p),
-        "top_decile_tpr": float(both.loc[top, "vulnerability"].mean()),
-        "rest_tpr": float(both.loc[~top, "vulnerability"].mean()),
+    values = memorization_link(held["mem_score"], leak["vulnerability"]) | {
         "threshold_fpr": float(attacks.get("threshold_fpr", 0.01)),
     }
     for attack in ("online", "offline", "global"):
@@ -349,8 +340,9 @@ def membership_follows_memorization(runs: dict[str, Run]) -> Finding:
     ratio = values["top_decile_tpr"] / max(values["rest_tpr"], 1e-9)
     f.statistic = (
         f"per-example vulnerability (online LiRA's TPR at the {values['threshold_fpr']:.0%} "
-        f"FPR threshold) against mem_score: Spearman {rho:.2f} (p = {p:.1g}, "
-        f"{len(both)} training examples); top decile of mem_score {values['top_decile_tpr']:.0%}"
+        f"FPR threshold) against mem_score: Spearman {values['spearman']:.2f} "
+        f"(p = {values['p_value']:.1g}, {values['examples']:.0f} training examples); "
+        f"top decile of mem_score {values['top_decile_tpr']:.0%}"
         f" against {values['rest_tpr']:.0%} for the rest ({ratio:.1f}x). "
         + "; ".join(
             f"{attack} AUC {values[f'{attack}_auc']:.3f}, TPR at 0.1% FPR "
@@ -359,7 +351,7 @@ def membership_follows_memorization(runs: dict[str, Run]) -> Finding:
             if f"{attack}_auc" in values
         )
     )
-    f.verdict = _verdict(rho > 0 and p < 0.001 and ratio >= 2)
+    f.verdict = _verdict(values["spearman"] > 0 and values["p_value"] < 0.001 and ratio >= 2)
     return f
 
 
@@ -545,8 +537,9 @@ def _without_init(config: dict) -> dict:
 _INIT_FIELDS = ("init_from", "init_epoch", "reinit")
 
 
-def _last_shared_epoch(group: list[Run]) -> int:
-    return min(run.epochs_completed for run in group)
+def _last_shared_epoch(runs: list[Run]) -> int:
+    """The last epoch every one of the runs completed."""
+    return min(run.epochs_completed for run in runs)
 
 
 def one_way_to_learn(runs: dict) -> Finding:
@@ -560,7 +553,7 @@ def one_way_to_learn(runs: dict) -> Finding:
     from memdash.analysis.studies import mean_pairwise_cka
 
     true, shuffled = runs["true_group"], runs["random_group"]
-    epoch = min(_last_shared_epoch(true), _last_shared_epoch(shuffled))
+    epoch = _last_shared_epoch([*true, *shuffled])
     shared = set.intersection(
         *(set(r.embedding_index().get(epoch, [])) for r in (*true, *shuffled))
     )
@@ -698,7 +691,7 @@ def _random_above_true(
     holds when the random-label group's exceeds the true-label group's."""
     if not _recorded(f, runs, column, option):
         return f
-    epoch = min(_last_shared_epoch(runs["true_group"]), _last_shared_epoch(runs["random_group"]))
+    epoch = _last_shared_epoch([*runs["true_group"], *runs["random_group"]])
     values = {
         "true": _group_mean(runs["true_group"], column, epoch),
         "random": _group_mean(runs["random_group"], column, epoch),

@@ -189,7 +189,7 @@ def log_grid(fpr: np.ndarray, tpr: np.ndarray, points: int = 400) -> pd.DataFram
     """An ROC thinned for storage and drawing on log-log axes: at FPRs spaced evenly in log
     from the smallest non-zero FPR to 1, the highest TPR reached at or below each."""
     smallest = fpr[fpr > 0].min() if (fpr > 0).any() else 1.0
-    grid = np.unique(np.r_[np.geomspace(smallest, 1.0, points), fpr[fpr > 0][:1]])
+    grid = np.unique(np.geomspace(smallest, 1.0, points))
     best = np.maximum.accumulate(tpr)
     at = np.searchsorted(fpr, grid, side="right") - 1
     return pd.DataFrame({"fpr": grid, "tpr": best[at]})
@@ -258,6 +258,38 @@ def membership_tables(
     roc_table = pd.concat(curves, ignore_index=True).astype({"fpr": float, "tpr": float})
     roc_table = roc_table.reindex(columns=["attack", "fpr", "tpr"]).astype({"attack": str})
     return per_example, roc_table, summary
+
+
+def memorization_link(mem_score: np.ndarray, vulnerability: np.ndarray) -> dict[str, float]:
+    """How membership exposure follows memorization, over the examples that have both.
+
+    Parameters
+    ----------
+    mem_score : (N,) Feldman & Zhang's held-out score (NaN: not estimated)
+    vulnerability : (N,) the share of an example's in-models that online LiRA exposes
+        (``membership.parquet``; NaN: never or always trained on)
+
+    Returns
+    -------
+    ``spearman`` and its ``p_value``; ``top_decile_tpr`` and ``rest_tpr``, the mean
+    vulnerability of the examples at or above mem_score's 90th percentile and of the rest;
+    ``examples``, how many had both.
+    """
+    from scipy.stats import spearmanr
+
+    mem_score = np.asarray(mem_score, dtype=np.float64)
+    vulnerability = np.asarray(vulnerability, dtype=np.float64)
+    both = ~(np.isnan(mem_score) | np.isnan(vulnerability))
+    mem_score, vulnerability = mem_score[both], vulnerability[both]
+    rho, p = spearmanr(mem_score, vulnerability)
+    top = mem_score >= np.quantile(mem_score, 0.9)
+    return {
+        "spearman": float(rho),
+        "p_value": float(p),
+        "top_decile_tpr": float(vulnerability[top].mean()),
+        "rest_tpr": float(vulnerability[~top].mean()),
+        "examples": float(both.sum()),
+    }
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

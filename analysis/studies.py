@@ -59,9 +59,3 @@ def per_epoch_mean(run: Run, column: str, *, split: str = "train") -> pd.Series:
     ids = np.flatnonzero((run.examples(["split"])["split"] == split).to_numpy())
     rows = trace[trace["example_id"].isin(ids)]
     return rows.groupby("epoch")[column].mean()
-
-
-def epochs_to(curve: pd.Series, level: float) -> float:
-    """The first epoch a curve reaches `level` (NaN if never)."""
-    hit = curve.index[curve.to_numpy() >= level]
-    return float(hit[0]) if len(hit) else float("nan")

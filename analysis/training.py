@@ -74,10 +74,13 @@ def initial_weights(model: torch.nn.Module, config: RunConfig) -> dict[str, Any]
         return None
     try:
         source = Run.open(t.init_from)
-        epoch = source.checkpoint_epochs()[-1] if t.init_epoch is None else t.init_epoch
+        stored = source.checkpoint_epochs()
+        if not stored:
+            raise TrainingError(f"--init-from {source.path}: the run stored no checkpoint")
+        epoch = stored[-1] if t.init_epoch is None else t.init_epoch
         weights = source.checkpoint(epoch)
-    except (RunFormatError, IndexError) as err:
-        raise TrainingError(f"--init-from {t.init_from}: {err or 'no checkpoint'}") from None
+    except RunFormatError as err:
+        raise TrainingError(f"--init-from {t.init_from}: {err}") from None
     layers = layer_names(model)
     unknown = [name for name in t.reinit if name not in layers]
     if unknown:

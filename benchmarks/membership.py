@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from analytics import timed  # the benchmarks' timer: median of 5 after a warm-up
 
 from memdash.analysis.config import DataConfig, RunConfig, TrainConfig
 from memdash.analysis.ensemble import ensemble_outputs, fit_batched, model_seed, subset_mask
@@ -54,24 +55,15 @@ def one_pass(phi: np.ndarray, member: np.ndarray) -> np.ndarray:
     return np.where(member, phi.astype(np.float64), 0.0).sum(0)
 
 
-def best_of(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def attack() -> None:
     phi, member, what = confidences()
     k, n = phi.shape
-    attack_s = best_of(lambda: membership_tables(phi.astype(np.float32), member))
-    pass_s = best_of(lambda: one_pass(phi, member))
+    attack_s = timed(lambda: membership_tables(phi.astype(np.float32), member))
+    pass_s = timed(lambda: one_pass(phi, member))
     held = member.sum(0)
     pairs = k * int(((held >= 3) & (held <= k - 3)).sum())  # the (target, example) pairs
     pooled = np.random.default_rng(0).normal(size=pairs)
-    sort_s = best_of(lambda: np.argsort(pooled))
+    sort_s = timed(lambda: np.argsort(pooled))
     print(f"attack on {what}: {k} models x {n} examples")
     print(f"  membership_tables   {attack_s:.3f} s   (goal <= 2 s)")
     print(f"  one pass over phi   {pass_s:.3f} s")

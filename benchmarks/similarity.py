@@ -1,7 +1,7 @@
 """Linear CKA at scale (issue 14): two layers of N = 50,000 examples x D = 512 features,
 `memdash.analysis.similarity.cka_matrix` against the matrix products it needs (X^T X,
-Y^T Y and Y^T X in float64), side by side in one process, best of the rounds. Goal: CKA
-within 1.5 x the products.
+Y^T Y and Y^T X in float64), side by side in one process, the median of the rounds after
+a warm-up. Goal: CKA within 1.5 x the products.
 
 Run: .venv/bin/python benchmarks/similarity.py [--n 50000] [--d 512] [--rounds 3]
 """
@@ -9,20 +9,11 @@ Run: .venv/bin/python benchmarks/similarity.py [--n 50000] [--d 512] [--rounds 3
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from analytics import timed  # the benchmarks' timer: median after a warm-up
 
 from memdash.analysis.similarity import cka_matrix
-
-
-def best(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -40,8 +31,8 @@ def main() -> None:
     def products() -> None:
         x64.T @ x64, y64.T @ y64, y64.T @ x64
 
-    cka_s = best(lambda: cka_matrix([x], [y]), args.rounds)
-    products_s = best(products, args.rounds)
+    cka_s = timed(lambda: cka_matrix([x], [y]), args.rounds)
+    products_s = timed(products, args.rounds)
     print(f"linear CKA, N = {args.n:,}, D = {args.d}: {cka_s:.2f} s")
     print(f"its three float64 products:          {products_s:.2f} s")
     print(f"ratio {cka_s / products_s:.2f} x (goal <= 1.5 x)")

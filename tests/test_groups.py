@@ -1,5 +1,7 @@
 """Seed groups: `memdash train --seeds` and their recognition."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,7 +136,10 @@ def test_init_from_errors_name_the_problem(tmp_path):
         "wider": (["--init-from", str(tmp_path / "pre"), "--hidden", "16"], "do not fit"),
         "no source": (["--init-from", str(tmp_path / "absent")], "--init-from"),
         "epoch alone": (["--init-epoch", "1"], "need --init-from"),
+        "no checkpoint": (["--init-from", str(tmp_path / "bare")], "stored no checkpoint"),
     }
+    shutil.copytree(tmp_path / "pre", tmp_path / "bare")
+    shutil.rmtree(tmp_path / "bare" / "checkpoints")
     for what, (extra, message) in cases.items():
         out = tmp_path / what.replace(" ", "_")
         result = CliRunner().invoke(app, ["train", *TINY, *extra, "--out", str(out)])

@@ -126,3 +126,16 @@ def test_too_few_models_leave_every_score_empty_not_wrong():
     per, curves, summary = membership_tables(phi, member)
     assert per["vulnerability"].isna().all() and curves.empty
     assert summary["online"] == {"auc": None, "pairs": 0}
+
+
+def test_memorization_link_by_hand():
+    """mem_score 0..9 (and a NaN), vulnerability the same / 10: Spearman 1; the 90th
+    percentile of 0..9 is 8.1, so the top decile is the example at 9 (0.9), the rest
+    average 0.4; the NaN example is left out."""
+    from memdash.analysis.membership import memorization_link
+
+    mem = np.r_[np.arange(10.0), np.nan]
+    link = memorization_link(mem, np.r_[np.arange(10.0) / 10, 0.5])
+    assert link["spearman"] == pytest.approx(1.0) and link["examples"] == 10
+    assert link["top_decile_tpr"] == pytest.approx(0.9)
+    assert link["rest_tpr"] == pytest.approx(0.4)

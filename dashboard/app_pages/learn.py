@@ -245,15 +245,14 @@ def membership() -> None:
         key="learn_membership_fpr",
     )
     phi, member = data.confidences(path)
-    exposed = _exposed_at(phi, member, alpha)
+    thresholds, exposed = _exposed_at(phi, member, alpha)
     columns = st.columns(2)
     for column, (kind, example_id) in zip(columns, _two_examples(table).items(), strict=True):
-        out = phi[~member[:, example_id], example_id]
-        threshold = float(np.quantile(out, 1 - alpha))
+        threshold = float(thresholds[example_id])
         column.plotly_chart(
             charts.member_histograms(
                 phi[member[:, example_id], example_id],
-                out,
+                phi[~member[:, example_id], example_id],
                 threshold=threshold,
                 title=f"a {kind} example (#{example_id})",
             ),
@@ -280,15 +279,16 @@ def _percent(share: float) -> str:
     return f"{share:.1%}".replace(".0%", "%")
 
 
-def _exposed_at(phi: np.ndarray, member: np.ndarray, alpha: float) -> np.ndarray:
-    """Per example, the share of the models that trained on it whose phi exceeds the (1 -
-    alpha) quantile of the models that held it out: (N,), NaN where either side is empty."""
+def _exposed_at(phi: np.ndarray, member: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per example, the (1 - alpha) quantile of phi over the models that held it out (the
+    attacker's threshold), and the share of the models that trained on it whose phi exceeds
+    it: (N,) each, NaN where either side is empty."""
     out = np.where(member, np.nan, phi)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: never held out
         threshold = np.nanquantile(out, 1 - alpha, axis=0)
         caught = (phi > threshold) & member
-        return caught.sum(0) / member.sum(0)
+        return threshold, caught.sum(0) / member.sum(0)
 
 
 def _two_examples(table: pd.DataFrame) -> dict[str, int]:

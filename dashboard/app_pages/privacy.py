@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from scipy.stats import spearmanr
 
+from memdash.analysis.membership import memorization_link
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import (
     UNTRAINED_KINDS,
@@ -107,14 +107,13 @@ def _against_memorization(path, trained: pd.DataFrame) -> None:
         trained,
         key="privacy_scatter",
     )
-    rho, _ = spearmanr(trained["mem_score"], trained["vulnerability"])
-    top = trained["mem_score"] >= trained["mem_score"].quantile(0.9)
+    link = memorization_link(trained["mem_score"], trained["vulnerability"])
     st.caption(
         "Vulnerability: the share of the models that trained on an example which online LiRA "
         "calls a member at the one threshold that gives 1% false positives over all examples. "
-        f"Spearman correlation with mem_score {rho:.2f}; the most memorized tenth is exposed "
-        f"{trained.loc[top, 'vulnerability'].mean():.0%} of the time, the rest "
-        f"{trained.loc[~top, 'vulnerability'].mean():.0%}. Draw a box or lasso to list "
+        f"Spearman correlation with mem_score {link['spearman']:.2f}; the most memorized tenth "
+        f"is exposed {link['top_decile_tpr']:.0%} of the time, the rest "
+        f"{link['rest_tpr']:.0%}. Draw a box or lasso to list "
         "examples; click a point to open it."
     )
     selection_list(path, chosen, key="privacy_selected")
