@@ -273,13 +273,16 @@ def memorization_link(mem_score: np.ndarray, vulnerability: np.ndarray) -> dict[
     -------
     ``spearman`` and its ``p_value``; ``top_decile_tpr`` and ``rest_tpr``, the mean
     vulnerability of the examples at or above mem_score's 90th percentile and of the rest;
-    ``examples``, how many had both.
+    ``examples``, how many had both (with fewer than two, the rest are NaN).
     """
     from scipy.stats import spearmanr
 
     mem_score = np.asarray(mem_score, dtype=np.float64)
     vulnerability = np.asarray(vulnerability, dtype=np.float64)
     both = ~(np.isnan(mem_score) | np.isnan(vulnerability))
+    if both.sum() < 2:  # too few models for the attack: nothing to relate
+        keys = ("spearman", "p_value", "top_decile_tpr", "rest_tpr")
+        return dict.fromkeys(keys, float("nan")) | {"examples": float(both.sum())}
     mem_score, vulnerability = mem_score[both], vulnerability[both]
     rho, p = spearmanr(mem_score, vulnerability)
     top = mem_score >= np.quantile(mem_score, 0.9)

@@ -198,7 +198,9 @@ def test_a_deep_link_opens_an_example_and_the_url_keeps_the_state(analyzed_root,
             _settled(page)
             page.wait_for_function("() => location.search.includes('run=tiny')", timeout=30_000)
             assert "example=5" in page.url and "other" in page.url, page.url
-            assert page.locator("text=Run tiny (other)").count() >= 1
+            # the caption comes with the page's last rerun: wait for it, then check no other
+            page.wait_for_selector("text=Run tiny (other)", timeout=30_000)
+            assert page.locator("text=Run tiny (tiny)").count() == 0
             assert page.locator("[data-testid='stException']").count() == 0
         page.reload()
         page.wait_for_selector("h1:has-text('Exposure')", timeout=60_000)

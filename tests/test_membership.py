@@ -139,3 +139,6 @@ def test_memorization_link_by_hand():
     assert link["spearman"] == pytest.approx(1.0) and link["examples"] == 10
     assert link["top_decile_tpr"] == pytest.approx(0.9)
     assert link["rest_tpr"] == pytest.approx(0.4)
+    # an estimate of too few models has no vulnerability at all: NaN, not an error
+    empty = memorization_link(mem, np.full(11, np.nan))
+    assert empty["examples"] == 0 and np.isnan(empty["spearman"]) and np.isnan(empty["rest_tpr"])
