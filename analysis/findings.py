@@ -503,18 +503,14 @@ def study_roles(runs: list[Run]) -> dict[str, object]:
     ``random_group`` (seed groups trained on true labels, and on labels all shuffled), and
     ``pretrained`` with its ``scratch`` twin (a run started from a random-label run's
     weights, and the run of the same config from scratch)."""
-    from memdash.analysis.groups import seed_groups
+    from memdash.analysis.groups import seed_groups, training_labels
 
     out: dict[str, object] = {}
+    roles = {"true labels": "true_group", "random labels": "random_group"}
     for group in seed_groups(runs).values():
-        config = group[0].config
-        data = config.get("data", {})
-        if config.get("train", {}).get("init_from"):
-            continue
-        if data.get("corruption") == "random_labels" and data.get("noise") == 1.0:
-            out.setdefault("random_group", group)
-        elif data.get("noise", 0.0) == 0:
-            out.setdefault("true_group", group)
+        role = roles.get(training_labels(group[0].config))
+        if role and not group[0].config.get("train", {}).get("init_from"):
+            out.setdefault(role, group)
     complete = [r for r in runs if r.status == "complete"]
     for run in complete:
         source = run.meta.get("init_from")

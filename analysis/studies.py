@@ -55,7 +55,39 @@ def mean_pairwise_cka(group: list[Run], epoch: int, layer: str) -> float:
 def per_epoch_mean(run: Run, column: str, *, split: str = "train") -> pd.Series:
     """The mean over one split's examples of an optional eval-trace column (loss
     sensitivity, or critical: the critical sample ratio), per epoch; NaN-skipping."""
-    trace = run.trace("eval", columns=["epoch", "example_id", column])
     ids = np.flatnonzero((run.examples(["split"])["split"] == split).to_numpy())
-    rows = trace[trace["example_id"].isin(ids)]
-    return rows.groupby("epoch")[column].mean()
+    kinds = pd.Series(split, index=ids)
+    return per_epoch_by(run, column, kinds).set_index("epoch")["value"]
+
+
+def per_epoch_by(run: Run, column: str, groups: pd.Series) -> pd.DataFrame:
+    """An eval-trace column's mean per epoch and group of examples, NaN-skipping (the
+    critical sample ratio is the mean of ``critical`` over the searched subset).
+
+    Parameters
+    ----------
+    run : a run whose eval trace holds `column`
+    column : e.g. ``loss_sensitivity`` or ``critical``
+    groups : a label (e.g. the kind: clean, flipped) per example id, indexed by example id;
+        examples not in it are left out
+
+    Returns
+    -------
+    long table with columns ``epoch``, ``group``, ``value`` and ``examples`` (how many of the
+    group's examples had a value), one row per (epoch, group) with at least one value
+    """
+    trace = run.trace("eval", columns=["epoch", "example_id", column])
+    trace = trace[trace["example_id"].isin(groups.index)].dropna(subset=[column])
+    trace = trace.assign(group=groups.reindex(trace["example_id"]).to_numpy())
+    out = trace.groupby(["epoch", "group"], as_index=False).agg(
+        value=(column, "mean"), examples=(column, "size")
+    )
+    return out[["epoch", "group", "value", "examples"]]
+
+
+def group_easiness(group: list[Run], epoch: int) -> pd.DataFrame:
+    """Arpit et al.'s easiness of each training example over a seed group at one epoch:
+    columns ``example_id`` and ``easiness`` (the share of the group's runs right on it,
+    given labels)."""
+    ids = np.flatnonzero((group[0].examples(["split"])["split"] == "train").to_numpy())
+    return pd.DataFrame({"example_id": ids, "easiness": easiness(group_correct(group, epoch))})

@@ -17,6 +17,8 @@ from memdash.dashboard.app_pages import (
     localization,
     privacy,
     runs,
+    sensitivity,
+    similarity,
 )
 from memdash.dashboard.app_pages.common import guarded
 
@@ -33,6 +35,8 @@ def main() -> None:
         st.Page(guarded(exposure.render), title="Exposure", url_path="exposure"),
         st.Page(guarded(privacy.render), title="Privacy", url_path="privacy"),
         st.Page(guarded(compare.render), title="Compare runs", url_path="compare"),
+        st.Page(guarded(similarity.render), title="Similarity", url_path="similarity"),
+        st.Page(guarded(sensitivity.render), title="Sensitivity", url_path="sensitivity"),
         st.Page(guarded(findings.render), title="Findings", url_path="findings"),
     ]
     lessons = [

@@ -14,6 +14,7 @@ from memdash.dashboard.palette import (
     KIND_COLORS,
     MEMBER_COLORS,
     SEQUENTIAL,
+    kind_color,
     repeat_color,
 )
 
@@ -174,11 +175,15 @@ def heatmap(
     zmin: float | None = 0.0,
     zmax: float | None = 1.0,
     y_order: list | None = None,
+    x_order: list | None = None,
 ) -> go.Figure:
-    """A heatmap of `value` over the (x, y) pairs of a long table, cells annotated."""
+    """A heatmap of `value` over the (x, y) pairs of a long table, cells annotated; rows and
+    columns in the given orders (others left out)."""
     grid = frame.pivot_table(index=y, columns=x, values=value, aggfunc="mean")
     if y_order is not None:
         grid = grid.reindex([v for v in y_order if v in grid.index])
+    if x_order is not None:
+        grid = grid[[v for v in x_order if v in grid.columns]]
     fig = go.Figure(
         go.Heatmap(
             z=grid.to_numpy(),
@@ -206,9 +211,17 @@ def heatmap(
 
 
 def lines(
-    frame: pd.DataFrame, *, x: str, y: str, color: str, title: str = "", dash: str | None = None
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    color: str,
+    title: str = "",
+    dash: str | None = None,
+    colors: dict[str, str] | None = None,
 ) -> go.Figure:
-    """One line per value of `color` (and of `dash`, drawn dashed), y against x.
+    """One line per value of `color` (and of `dash`, drawn dashed), y against x; kinds of
+    example and study series in their palette colours, others from `colors` if given.
 
     A numeric x is drawn in increasing order; categories (layers, modes) in the order the
     rows give them.
@@ -221,8 +234,9 @@ def lines(
         key = key if isinstance(key, tuple) else (key,)
         name = " / ".join(str(k) for k in key)
         style = {"dash": RUN_DASHES[list(frame[dash].unique()).index(key[1]) % 6]} if dash else {}
-        if str(key[0]) in KIND_COLORS:  # clean, flipped, ...: their palette colour
-            style["color"] = KIND_COLORS[str(key[0])]
+        chosen = (colors or {}).get(str(key[0])) or kind_color(str(key[0]))
+        if chosen:  # clean, flipped, true labels, ...: their palette colour
+            style["color"] = chosen
         fig.add_trace(
             go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=label(name), line=style)
         )
@@ -253,7 +267,7 @@ def histograms(frame: pd.DataFrame, *, value: str, group: str, title: str = "") 
                 histnorm="percent",
                 xbins=bins,
                 autobinx=False,
-                marker={"color": KIND_COLORS.get(name)},
+                marker={"color": kind_color(name)},
             )
         )
     fig.update_layout(

@@ -52,11 +52,13 @@ def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
 
 
 def unique_names(names: list[str], paths: list[str]) -> list[str]:
-    """Run names as the dashboard lists them: a name that several runs share gets its folder
-    (and, if still shared, a number), so each name (in a URL too) means one run."""
+    """Run names as the dashboard lists them: a name that several runs share gets its folder,
+    or the folder above when the folder bears the run's name (``seed_0 (digits_true)`` for
+    the seeds of a group), and, if still shared, a number: each name (in a URL too) means
+    one run."""
     counts = pd.Series(names).value_counts()
     out = [
-        name if counts[name] == 1 else f"{name} ({Path(path).name})"
+        name if counts[name] == 1 else f"{name} ({_where(name, Path(path))})"
         for name, path in zip(names, paths, strict=True)
     ]
     seen: dict[str, int] = {}
@@ -65,6 +67,10 @@ def unique_names(names: list[str], paths: list[str]) -> list[str]:
         if seen[name] > 1:
             out[i] = f"{name} #{seen[name]}"
     return out
+
+
+def _where(name: str, path: Path) -> str:
+    return path.parent.name if path.name == name and path.parent.name else path.name
 
 
 SUMMARY_COLUMNS = [
@@ -314,3 +320,136 @@ def compute(path: Path, steps: list[str], progress) -> None:
 
     registry = LOCALIZE_STEPS if set(steps) <= set(LOCALIZE_STEPS) else STEPS
     analyze(path, only=steps, steps=registry, progress=progress)  # caches key on the manifest
+
+
+# ------------------------------------------------------- studies of several runs
+
+
+def seed_groups(roots: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The seed groups under the roots (runs that differ only in their seed,
+    `memdash.analysis.groups`) by name, each as its runs' paths in seed order."""
+    paths = readable_paths(roots)
+    return _seed_groups(tuple(paths), _roots_stamp(paths))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _seed_groups(paths: tuple[str, ...], stamp: float) -> dict[str, tuple[str, ...]]:
+    from memdash.analysis.groups import group_names
+    from memdash.analysis.groups import seed_groups as find_groups
+
+    named = group_names(find_groups([Run.open(p) for p in paths]))
+    return {name: tuple(str(run.path) for run in runs) for name, runs in named.items()}
+
+
+def group_of(roots: tuple[str, ...], path: Path) -> tuple[str, tuple[str, ...]] | None:
+    """The name and paths of the seed group a run belongs to (None: it is in none)."""
+    for name, paths in seed_groups(roots).items():
+        if str(path) in paths:
+            return name, paths
+    return None
+
+
+def study_paths(roots: tuple[str, ...]) -> dict[str, str | tuple[str, ...]]:
+    """The runs of each study role of `memdash.analysis.findings.study_roles`: the
+    ``true_group`` and ``random_group`` (paths), ``pretrained`` and ``scratch`` (a path)."""
+    paths = readable_paths(roots)
+    return _study_paths(tuple(paths), _roots_stamp(paths))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _study_paths(paths: tuple[str, ...], stamp: float) -> dict[str, str | tuple[str, ...]]:
+    from memdash.analysis.findings import study_roles
+
+    found = study_roles([Run.open(p) for p in paths])
+    return {
+        role: tuple(str(r.path) for r in value) if isinstance(value, list) else str(value.path)
+        for role, value in found.items()
+    }
+
+
+def embedding_epochs(paths: tuple[str, ...]) -> list[int]:
+    """The embedding epochs every one of the runs recorded, in order."""
+    indexes = [_embedding_index(p, _stamp(Path(p))) for p in paths]
+    return sorted(set.intersection(*(set(index) for index in indexes))) if indexes else []
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _embedding_index(path: str, stamp: float) -> dict[int, list[str]]:
+    return Run.open(path).embedding_index()
+
+
+def similarity(
+    paths: tuple[str, ...], epoch: int, measure: str, *, symmetric: bool = False
+) -> pd.DataFrame:
+    """How alike the runs' layers are at one embedding epoch (`memdash.analysis.similarity`),
+    averaged over every pair of the runs: columns ``layer_a`` (of the first run of a pair),
+    ``layer_b`` (of the second), ``value`` and ``pairs``. With `symmetric` (the seeds of a
+    group, where no run comes first) each pair counts both ways round. Raises ValueError
+    when the runs hold different examples."""
+    stamps = tuple(_stamp(Path(p)) for p in paths)
+    return _similarity(paths, epoch, measure, symmetric, stamps)
+
+
+@st.cache_data(show_spinner="comparing the runs' representations…", max_entries=32)
+def _similarity(
+    paths: tuple[str, ...], epoch: int, measure: str, symmetric: bool, stamps: tuple
+) -> pd.DataFrame:
+    from memdash.analysis.similarity import run_similarity
+
+    table = run_similarity([Run.open(p) for p in paths], epochs=[epoch], measures=(measure,))
+    if symmetric:
+        swapped = table.rename(columns={"layer_a": "layer_b", "layer_b": "layer_a"})
+        table = pd.concat([table, swapped])
+    return table.groupby(["layer_a", "layer_b"], as_index=False, sort=False).agg(
+        value=("value", "mean"), pairs=("value", "size")
+    )
+
+
+def easiness(paths: tuple[str, ...], epoch: int) -> pd.DataFrame:
+    """Arpit et al.'s easiness of each training example over a seed group's runs at one
+    epoch: columns ``example_id`` and ``easiness``."""
+    return _easiness(paths, epoch, tuple(_stamp(Path(p)) for p in paths))
+
+
+@st.cache_data(show_spinner="reading the group's traces…", max_entries=32)
+def _easiness(paths: tuple[str, ...], epoch: int, stamps: tuple) -> pd.DataFrame:
+    from memdash.analysis.studies import group_easiness
+
+    return group_easiness([Run.open(p) for p in paths], epoch)
+
+
+def by_kind_per_epoch(path: Path, column: str) -> pd.DataFrame:
+    """An optional eval-trace column (loss sensitivity, critical) averaged per epoch and
+    kind of example: columns ``epoch``, ``group`` (the kind), ``value``, ``examples``."""
+    return _by_kind_per_epoch(str(path), column, _stamp(path))
+
+
+@st.cache_data(show_spinner="reading the trace…", max_entries=64)
+def _by_kind_per_epoch(path: str, column: str, stamp: float) -> pd.DataFrame:
+    from memdash.analysis.studies import per_epoch_by
+
+    table = examples(Path(path))
+    return per_epoch_by(Run.open(path), column, table.set_index("example_id")["kind"])
+
+
+def trace_columns(path: Path) -> list[str]:
+    """The eval trace's columns (optional ones included)."""
+    return _trace_columns(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _trace_columns(path: str, stamp: float) -> list[str]:
+    return Run.open(path).trace_columns()
+
+
+def group_labels(path: Path) -> str:
+    """What a run trained on (`memdash.analysis.groups.training_labels`): ``true labels``,
+    ``random labels``, or e.g. ``20% symmetric labels``."""
+    from memdash.analysis.groups import training_labels
+
+    return training_labels(Run.open(path).config)
+
+
+def epochs_completed(paths: tuple[str, ...]) -> list[int]:
+    """Each run's completed epochs (run.json)."""
+    return [Run.open(p).epochs_completed for p in paths]

@@ -95,6 +95,17 @@ LABELS: dict[str, str] = {
     "flipped": "flipped",
     "n": "examples",
     "n_examples": "examples",
+    # studies of several runs (Arpit et al. 2017; Memorization Dissection; Kornblith et al.)
+    "easiness": "easiness (share of seeds right)",
+    "loss_sensitivity": "loss sensitivity (L1 norm of dLoss/dinput)",
+    "critical": "critical sample ratio",
+    "cka": "linear CKA",
+    "svcca": "SVCCA (mean canonical correlation)",
+    "layer_a": "layer (first run)",
+    "layer_b": "layer (second run)",
+    "seeds": "seeds that get it right",
+    "labels": "labels",
+    "start": "start",
     # curves and axes
     "epoch": "epoch",
     "layer": "layer",
@@ -110,6 +121,7 @@ INTEGER_COLUMNS = frozenset(
         *("example_id", "label", "true_label", "canary_repeats", "forgetting_events"),
         *("first_learned_epoch", "learned_epoch", "n_epochs", "n_in", "n_out"),
         *("knn_pred", "dnn_pred", "neurons_zeroed", "units_zeroed", "epoch", "repeats"),
+        "seeds",
     }
 )
 
@@ -120,7 +132,7 @@ RATIO_COLUMNS = frozenset(
         *("accuracy", "knn_accuracy", "dnn_accuracy", "knn_true_accuracy", "dnn_true_accuracy"),
         *("p_same", "ma", "md", "flipped_acc", "clean_acc", "test_acc", "train_acc"),
         *("confidence", "correctness", "heldout_accuracy", "in_accuracy", "prob_label"),
-        *("share", "vulnerability"),
+        *("share", "vulnerability", "easiness", "critical", "cka", "svcca"),
     }
 )
 

@@ -27,11 +27,23 @@ SEQUENTIAL = "Viridis"  # numeric scores
 ATTACK_COLORS: dict[str, str] = {"online": "#E69F00", "offline": "#56B4E9", "global": "#000000"}
 # members and non-members of a model's training set (the Learn lesson on membership)
 MEMBER_COLORS: dict[str, str] = {"trained on it": "#E69F00", "held it out": "#56B4E9"}
+# the two seed groups of a study (true labels in the clean colour, random labels in the
+# flipped colour) and the two starts of random-label pre-training
+STUDY_COLORS: dict[str, str] = {
+    "true labels": KIND_COLORS["clean"],
+    "random labels": KIND_COLORS["flipped"],
+    "from random-label weights": "#E69F00",  # orange
+    "from scratch": "#56B4E9",  # sky blue
+}
+
+# series no palette entry names (a third seed group, say), in order: Okabe-Ito colours the
+# kinds of example do not use
+SPARE_COLORS = ("#000000", "#E69F00", "#56B4E9", "#F0E442", "#999999", "#332288")
 
 
 def kind_color(kind: str) -> str | None:
-    """The colour of a kind of example (None for a value that is not a kind)."""
-    return KIND_COLORS.get(kind)
+    """The colour of a kind of example or of a study's series (None for any other value)."""
+    return KIND_COLORS.get(kind) or STUDY_COLORS.get(kind)
 
 
 def repeat_color(rank: int) -> str:

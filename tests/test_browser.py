@@ -132,8 +132,11 @@ PAGES = {
     "exposure": "Exposure",
     "privacy": "Privacy",
     "compare": "Compare runs",
+    "similarity": "Similarity",
+    "sensitivity": "Loss sensitivity and critical samples",
     "findings": "Findings",
     "learn-data-maps": "Data maps",
+    "learn-one-way-to-learn": "One way to learn, N ways to memorize",
 }
 
 

@@ -50,6 +50,7 @@ from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, pair
 from memdash.dashboard.charts import (  # noqa: E402
     exposure_chart,
     heatmap,
+    lines,
     member_histograms,
     roc_curves,
     scatter,
@@ -137,6 +138,26 @@ def test_heatmap_pivots_and_orders_rows():
     fig = heatmap(frame, x="epoch", y="layer", value="p_same", y_order=["out", "fc1"])
     assert list(fig.data[0].y) == ["out", "fc1"] and list(fig.data[0].x) == ["0", "5"]
     np.testing.assert_allclose(fig.data[0].z, [[0.2, 0.4], [0.1, 0.3]])
+    fig = heatmap(frame, x="epoch", y="layer", value="p_same", x_order=[5, 0, 9])
+    assert list(fig.data[0].x) == ["5", "0"]  # a column without data is left out
+    np.testing.assert_allclose(fig.data[0].z, [[0.3, 0.1], [0.4, 0.2]])
+
+
+def test_lines_take_study_colours_and_given_ones():
+    frame = pd.DataFrame(
+        {
+            "epoch": [0, 1] * 3,
+            "cka": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+            "group": ["true labels"] * 2 + ["random labels"] * 2 + ["mine"] * 2,
+        }
+    )
+    fig = lines(frame, x="epoch", y="cka", color="group", colors={"mine": "#123456"})
+    colours = {t.name: t.line.color for t in fig.data}
+    assert colours == {
+        "true labels": KIND_COLORS["clean"],
+        "random labels": KIND_COLORS["flipped"],
+        "mine": "#123456",
+    }
 
 
 def test_scatter_colours_and_samples_and_selection_reads_example_ids():

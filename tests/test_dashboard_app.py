@@ -4,8 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from memdash.analysis.runs import Run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -250,16 +253,22 @@ LESSON_CONTROLS = [
     ("select_slider", "learn_exposure_epoch", 0, None),
     ("radio", "learn_knn_subset", "clean", None),
     ("radio", "learn_loc_view", "example-tied dropout", None),
+    ("select_slider", "learn_oneway_epoch", 1, "after epoch 1, two seeds agree"),
+    ("slider", "learn_arpit_epoch", 5, "After epoch 5"),
+    ("radio", "learn_pretrain_split", "train (clean)", "from scratch"),
 ]
 
 
-LESSON_CHARTS = {"membership": 2}  # a flipped and a clean example side by side; others one
+# charts per lesson where it is not one: a flipped and a clean example side by side; two
+# heatmaps and their diagonals; easiness and the curves of a capacity measure
+LESSON_CHARTS = {"membership": 2, "one-way-to-learn": 3, "arpit-measures": 2}
 
 
-@pytest.mark.parametrize("index", range(9))
+@pytest.mark.parametrize("index", range(len(LESSON_CONTROLS)))
 def test_every_learn_page_explains_draws_and_reacts(index, monkeypatch):
     from memdash.dashboard.app_pages import learn
 
+    assert len(learn.LESSONS) == len(LESSON_CONTROLS)
     monkeypatch.setenv("MEMDASH_ROOTS", str(Path(APP).parents[1] / "sample_runs"))
     at = AppTest.from_function(_lesson, args=(index,), default_timeout=60).run()
     assert not at.exception
@@ -349,7 +358,7 @@ def test_opening_from_a_table_row_or_a_clicked_point_sets_the_current_example():
 
 PAGES = (
     *("runs", "examples", "forgetting", "embeddings", "knn", "localization", "exposure"),
-    "privacy",
+    *("privacy", "similarity", "sensitivity"),
 )
 
 
@@ -489,3 +498,178 @@ def test_privacy_page_without_an_estimate_says_which_command(roots):
     at = page_test("privacy").run()
     assert not at.exception
     assert any("memdash estimate --like" in i.value for i in at.info)
+
+
+# ------------------------------------------------------- studies of several runs
+
+SAMPLES = Path(APP).parents[1] / "sample_runs"
+TRUE_GROUP = [SAMPLES / "groups" / "digits_true" / f"seed_{s}" for s in range(3)]
+RANDOM_GROUP = [SAMPLES / "groups" / "digits_random" / f"seed_{s}" for s in range(3)]
+
+
+@pytest.fixture
+def suite(monkeypatch):
+    monkeypatch.setenv("MEMDASH_ROOTS", str(SAMPLES))
+
+
+def _decoded(value):
+    """A plotly JSON value with its typed arrays ({"dtype", "bdata", "shape"}) as numpy."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = [int(n) for n in str(value.get("shape", len(array))).split(",")]
+        return array.reshape(shape)
+    return value
+
+
+def _traces(chart) -> list:
+    """A chart's plotly traces as SimpleNamespaces, arrays decoded."""
+    from types import SimpleNamespace
+
+    return [
+        SimpleNamespace(**{k: _decoded(v) for k, v in trace.items()} | {"name": trace.get("name")})
+        for trace in json.loads(chart.proto.spec)["data"]
+    ]
+
+
+def _heatmap_cells(chart) -> dict[tuple[str, str], float]:
+    """(row layer, column layer) -> value of a heatmap chart."""
+    (trace,) = _traces(chart)
+    return {
+        (row, column): float(trace.z[i][j])
+        for i, row in enumerate(trace.y)
+        for j, column in enumerate(trace.x)
+    }
+
+
+def test_similarity_page_puts_two_groups_side_by_side(suite):
+    from memdash.analysis.similarity import linear_cka
+
+    at = page_test("similarity").run()
+    assert not at.exception
+    assert at.selectbox(key="similarity_group_a").value == "digits_true"
+    assert at.selectbox(key="similarity_group_b").value == "digits_random"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # two heatmaps and the same layer across seeds
+    runs = [Run.open(p) for p in RANDOM_GROUP]
+    fc2 = [r.embedding(30, "fc2") for r in runs]
+    out = [r.embedding(30, "out") for r in runs]
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    # each cell: the mean over the three pairs of seeds, both ways round off the diagonal
+    same = np.mean([linear_cka(out[i], out[j]) for i, j in pairs])
+    across = np.mean(
+        [linear_cka(fc2[i], out[j]) for i, j in pairs]
+        + [linear_cka(out[i], fc2[j]) for i, j in pairs]
+    )
+    cells = _heatmap_cells(charts[1])
+    assert cells[("out", "out")] == pytest.approx(same, abs=1e-6)
+    assert cells[("fc2", "out")] == pytest.approx(across, abs=1e-6) == cells[("out", "fc2")]
+    assert _heatmap_cells(charts[0])[("out", "out")] > 0.9 > same
+    at.radio(key="similarity_measure").set_value("svcca").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 3
+    at.select_slider(key="similarity_epoch").set_value(1).run()
+    assert not at.exception and "epoch 1" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_similarity_page_compares_two_runs_and_refuses_other_examples(suite):
+    from memdash.analysis.similarity import linear_cka
+
+    at = page_test("similarity")
+    at.session_state["run"] = "seed_0 (digits_true)"
+    at.run()
+    at.radio(key="similarity_mode").set_value("two runs").run()
+    assert not at.exception
+    # the sidebar's run first, then another seed of its group
+    assert at.selectbox(key="similarity_run_a").value == "seed_0 (digits_true)"
+    assert at.selectbox(key="similarity_run_b").value == "seed_1 (digits_true)"
+    a, b = (Run.open(p) for p in TRUE_GROUP[:2])
+    cells = _heatmap_cells(at.get("plotly_chart")[0])
+    expected = linear_cka(a.embedding(30, "fc2"), b.embedding(30, "out"))
+    assert cells[("fc2", "out")] == pytest.approx(expected, abs=1e-6)  # rows: the first run
+    at.selectbox(key="similarity_run_b").set_value("digits_mlp_noise20").run()
+    assert not at.exception and not at.get("plotly_chart")
+    assert any("different examples" in w.value for w in at.warning)
+
+
+def test_sensitivity_page_draws_each_kind_and_each_group(suite):
+    at = page_test("sensitivity")
+    at.session_state["run"] = "seed_0 (digits_random)"
+    at.run()
+    assert not at.exception
+    by_kind, by_group = at.get("plotly_chart")
+    run = Run.open(RANDOM_GROUP[0])
+    trace = run.trace("eval", epochs=[30], columns=["example_id", "loss_sensitivity"])
+    flipped = run.examples()["is_noisy"].to_numpy()
+    expected = trace["loss_sensitivity"].to_numpy()[flipped].mean()
+    lines = {t.name: t for t in _traces(by_kind)}
+    assert set(lines) == {"clean", "flipped", "test"}
+    assert lines["flipped"].y[-1] == pytest.approx(expected, rel=1e-5)
+    groups = {t.name: t.y[-1] for t in _traces(by_group)}
+    assert groups["digits random"] > 10 * groups["digits true"]
+    at.radio(key="sensitivity_measure").set_value("critical").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    # a run that recorded neither says how to, and still shows the groups
+    at.session_state["run"] = "digits_mlp_noise20"
+    at.run()
+    assert any("--critical-examples" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_examples_page_shows_easiness_across_the_seeds_of_the_group(suite):
+    at = page_test("examples")
+    at.session_state["run"] = "seed_1 (digits_true)"
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("example_id")
+    right = [
+        Run.open(p).trace("eval", epochs=[1], columns=["correct"])["correct"].to_numpy()
+        for p in TRUE_GROUP
+    ]
+    expected = np.mean(right, axis=0)
+    train = table["split"] == "train"
+    shown = table.loc[train, "easiness"]
+    assert np.allclose(shown.to_numpy(), expected[shown.index.to_numpy()])
+    assert table.loc[~train, "easiness"].isna().all()  # test examples: not trained on
+    at.slider(key="examples_easiness_epoch").set_value(0).run()
+    assert not at.exception
+    assert any("after epoch 0" in c.value for c in at.caption)
+    # a run in no group says how to make one
+    at.session_state["run"] = "digits_mlp_noise20"
+    at.run()
+    assert any("--seeds 0-2" in c.value for c in at.caption)
+
+
+def test_runs_page_names_the_seed_group_of_each_run(suite):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    table = at.dataframe[0].value.set_index("run")["seed group"]
+    assert table["seed_2 (digits_true)"] == "digits_true"
+    assert table["seed_0 (digits_random)"] == "digits_random"
+    assert table["digits_mlp_noise20"] == ""
+
+
+STUDY_FINDINGS = {
+    "one_way_to_learn": "True-label networks learn alike (later layers), random-label ones differ",
+    "random_label_pretraining": "Pre-training on random labels speeds up or improves training "
+    "on true labels",
+    "easiness_across_seeds": "Real examples are learned alike across initializations, "
+    "random-label ones are not",
+    "loss_sensitivity": "Memorizing makes the loss sensitive to the input: higher with random "
+    "labels",
+    "critical_sample_ratio": "The critical sample ratio rises with label noise",
+}
+
+
+def test_findings_page_draws_each_study_finding(suite):
+    at = page_test("findings").run()
+    for key, title in STUDY_FINDINGS.items():
+        at.selectbox(key="findings_choice").set_value(title).run()
+        assert not at.exception, key
+        (chart,) = at.get("plotly_chart")
+        names = {t.name for t in _traces(chart)}
+        if key == "random_label_pretraining":
+            assert names == {"from random-label weights", "from scratch"}
+            assert any("digits_from_scratch" in plain(c.value) for c in at.caption)
+        else:
+            assert {"true labels", "random labels"} <= names, key
+            assert any("group **digits_true**" in plain(c.value) for c in at.caption), key

@@ -33,6 +33,8 @@ PAGES = {
     "privacy": "Privacy",
     "localization": "Localization",
     "compare": "Compare runs",
+    "similarity": "Similarity",
+    "sensitivity": "Loss sensitivity and critical samples",
 }
 RUNS = [
     "digits_mlp_noise20",

@@ -14,6 +14,7 @@ import streamlit as st
 from memdash.analysis.runs import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.labels import INTEGER_COLUMNS, label, md_text
+from memdash.dashboard.palette import SPARE_COLORS, STUDY_COLORS
 
 # score -> True when a higher value means "more memorized / harder", with a one-line meaning
 SCORES: dict[str, tuple[bool, str]] = {
@@ -29,6 +30,11 @@ SCORES: dict[str, tuple[bool, str]] = {
     "neurons_zeroed": (False, "hidden units zeroed to flip it (Maini et al.): few = memorized"),
     "heldout_accuracy": (False, "accuracy of the models that did not train on it"),
     "c_score": (False, "expected held-out accuracy over subset ratios (Jiang et al.)"),
+    "easiness": (
+        False,
+        "share of the seed group's runs right on it after epoch 1 (Arpit et al.): low = hard "
+        "in every initialization",
+    ),
     "vulnerability": (
         True,
         "LiRA (Carlini et al.): share of the models trained on it that online LiRA calls a "
@@ -243,3 +249,59 @@ def chosen_curves(paths: list[Path]) -> pd.DataFrame:
         note = note.replace(". Switch", "; test accuracy from the end-of-epoch eval pass. Switch")
     st.caption(note)
     return pd.concat(frames, ignore_index=True)
+
+
+def group_colors(groups: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """A colour per seed group (name -> its runs' paths): a group trained on true labels in
+    the clean examples' colour, one on random labels in the flipped examples' (the first
+    such group of each), any other a colour of its own."""
+    colors: dict[str, str] = {}
+    spare = 0
+    for name, paths in groups.items():
+        color = STUDY_COLORS.get(data.group_labels(Path(paths[0])))
+        if not color or color in colors.values():
+            color, spare = SPARE_COLORS[spare % len(SPARE_COLORS)], spare + 1
+        colors[name] = color
+    return colors
+
+
+def study_groups(paths: dict) -> dict[str, tuple[str, ...]]:
+    """The two seed groups of the studies (`data.study_paths`), named by their labels."""
+    return {"true labels": paths["true_group"], "random labels": paths["random_group"]}
+
+
+def easiness_counts(groups: dict[str, tuple[str, ...]], epoch: int) -> pd.DataFrame:
+    """Per group and training example, how many of the group's seeds get it right after
+    `epoch`: columns ``labels`` (the group's name), ``seeds`` and ``of`` (the group's size)."""
+    rows = []
+    for name, paths in groups.items():
+        table = data.easiness(paths, epoch)
+        seeds = np.rint(table["easiness"].to_numpy() * len(paths)).astype(int)
+        rows.append(pd.DataFrame({"labels": name, "seeds": seeds, "of": len(paths)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def easiness_chart(counts: pd.DataFrame, group: str = "labels"):
+    """Histograms of how many seeds get each example right (columns ``seeds`` and ``of``,
+    as `easiness_counts` makes them), one per value of `group`, a bar per count."""
+    figure = charts.histograms(counts, value="seeds", group=group)
+    return figure.update_xaxes(range=[-0.5, counts["of"].max() + 0.5], dtick=1)
+
+
+def pretraining_chart(starts: dict[str, str], group: str = "test"):
+    """One accuracy curve (eval pass) per start of random-label pre-training (start name ->
+    run path) for one curve group: ``test`` or ``train (clean)``."""
+    frames = []
+    for start, path in starts.items():
+        curves = data.curves(Path(path), "eval")
+        rows = curves[curves["group"] == group]
+        frames.append(
+            pd.DataFrame({"start": start, "epoch": rows["epoch"], "accuracy": rows["accuracy"]})
+        )
+    return charts.lines(
+        pd.concat(frames, ignore_index=True),
+        x="epoch",
+        y="accuracy",
+        color="start",
+        title=f"{group} accuracy, true labels",
+    )

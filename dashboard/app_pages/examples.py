@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -12,6 +13,7 @@ from memdash.dashboard import data, state
 from memdash.dashboard.app_pages.common import (
     SCORES,
     choose_run,
+    easiness_chart,
     most_memorized,
     offer_analysis,
     open_buttons,
@@ -21,7 +23,7 @@ from memdash.dashboard.app_pages.common import (
     trained_only,
 )
 from memdash.dashboard.app_pages.detail import example_section
-from memdash.dashboard.labels import label, value_text
+from memdash.dashboard.labels import label, md_text, value_text
 
 GALLERY_SIZE = 12
 TABLE_ROWS = 10_000  # rows sent to the browser; the CSV holds every filtered example
@@ -34,6 +36,9 @@ def render() -> None:
     if path is None:
         return
     table = state.with_source(data.examples(path))
+    group = data.group_of(data.run_roots(), path)
+    if group is not None:  # easiness across the seeds of its group, after epoch 1
+        table = table.merge(data.easiness(group[1], 1), on="example_id", how="left")
     scores = score_columns(table)
     if not scores:
         offer_analysis(
@@ -43,6 +48,7 @@ def render() -> None:
     _table(shown, scores, path)
     if scores:
         _gallery(shown, scores, path)
+    _easiness(shown, group)
     example_section(path, table, key="examples")
 
 
@@ -123,3 +129,41 @@ def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
     ids = top["example_id"].astype(int).tolist()
     cells = thumbnail_grid(path, ids, captions, per_row=6, width=84)
     open_buttons(cells, ids, key="examples_open")
+
+
+def _easiness(shown: pd.DataFrame, group: tuple[str, tuple[str, ...]] | None) -> None:
+    """Arpit et al.'s easiness over the seeds of the run's group, at a chosen epoch, as a
+    histogram per kind of example."""
+    st.subheader("Easiness across seeds")
+    if group is None:
+        st.caption(
+            "Easiness needs several runs that differ only in their seed: `memdash train ... "
+            "--seeds 0-2 --out DIR` trains them; each then shows how many of them get each "
+            "example right."
+        )
+        return
+    name, paths = group
+    last = min(data.epochs_completed(paths))
+    epoch = st.slider("After epoch", 0, last, min(1, last), key="examples_easiness_epoch")
+    values = data.easiness(paths, epoch)
+    rows = shown[["example_id", "kind"]].merge(values, on="example_id")
+    if rows.empty:
+        st.info("No training example in the filter.")
+        return
+    rows["seeds"] = np.rint(rows["easiness"] * len(paths)).astype(int)
+    rows["of"] = len(paths)
+    chart = easiness_chart(rows, group="kind")
+    st.plotly_chart(chart, width="stretch", key="examples_easiness_chart")
+    share = rows.groupby("kind")["easiness"].agg(
+        every=lambda e: (e == 1).mean(), none=lambda e: (e == 0).mean()
+    )
+    st.caption(
+        f"The share of the {len(paths)} runs of seed group **{md_text(name)}** that classify "
+        f"each training example correctly after epoch {epoch} (its given label). "
+        + "; ".join(
+            f"{kind}: {r.every:.0%} right in every run, {r.none:.0%} in none"
+            for kind, r in share.iterrows()
+        )
+        + ". Arpit et al. found real data bimodal (mostly all or none); examples with random "
+        "labels sit in between, learned by chance by some seeds."
+    )

@@ -9,7 +9,14 @@ import streamlit as st
 
 from memdash.analysis.sources import SOURCES
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import chosen_curves
+from memdash.dashboard.app_pages.common import (
+    chosen_curves,
+    easiness_chart,
+    easiness_counts,
+    pretraining_chart,
+    study_groups,
+)
+from memdash.dashboard.app_pages.sensitivity import group_curves
 from memdash.dashboard.labels import md_text
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
@@ -21,6 +28,10 @@ ROLE_NAMES = {
     "tied": "example-tied dropout",
     "random": "random labels",
     "canaries": "canaries",
+    "true_group": "seeds on true labels",
+    "random_group": "seeds on random labels",
+    "pretrained": "from random-label weights",
+    "scratch": "from scratch",
 }
 # the runs (by role, `memdash.analysis.findings.roles`) each finding's figure draws
 FIGURE_ROLES = {
@@ -35,13 +46,19 @@ FIGURE_ROLES = {
     "knn": ("noise",),
     "flipping": ("noise",),
     "tied_dropout": ("tied",),
+    "one_way_to_learn": ("true_group", "random_group"),
+    "random_label_pretraining": ("pretrained", "scratch"),
+    "easiness_across_seeds": ("true_group", "random_group"),
+    "loss_sensitivity": ("true_group", "random_group"),
+    "critical_sample_ratio": ("true_group", "random_group"),
 }
 
 
 def render() -> None:
     st.title("Findings")
     roots = data.run_roots()
-    results, paths = data.findings(roots, state.trace_source()), data.role_paths(roots)
+    results = data.findings(roots, state.trace_source())
+    paths = data.role_paths(roots) | data.study_paths(roots)
     st.caption(
         "Each claim from the memorization papers, measured on the runs under "
         + ", ".join(f"`{r}`" for r in roots)
@@ -76,12 +93,18 @@ def render() -> None:
     figure = FIGURES.get(finding.key)
     if figure is not None and finding.statistic:
         roles = [r for r in FIGURE_ROLES.get(finding.key, ()) if r in paths]
-        st.caption(
-            "Figure from "
-            + ", ".join(f"run **{md_text(paths[r].name)}** ({ROLE_NAMES[r]})" for r in roles)
-            + "."
-        )
-        st.plotly_chart(figure(paths), width="stretch", key="findings_figure")
+        st.caption("Figure from " + ", ".join(_role_text(r, paths[r]) for r in roles) + ".")
+        st.plotly_chart(figure(paths, finding), width="stretch", key="findings_figure")
+
+
+def _role_text(role: str, value: Path | str | tuple[str, ...]) -> str:
+    """A run (``run NAME``) or a seed group (``group NAME, 3 seeds``) and its role."""
+    if isinstance(value, tuple):
+        named = {paths: name for name, paths in data.seed_groups(data.run_roots()).items()}
+        what = f"group **{md_text(named.get(value, '?'))}**, {len(value)} seeds"
+    else:
+        what = f"run **{md_text(Path(value).name)}**"
+    return f"{what} ({ROLE_NAMES[role]})"
 
 
 def _curves(paths: dict[str, Path], *roles: str):
@@ -94,37 +117,50 @@ def _train_scores(paths: dict[str, Path], role: str) -> pd.DataFrame:
 
 
 FIGURES = {
-    "order": lambda p: _curves(p, "noise"),
-    "noise_rate": lambda p: _curves(p, "clean", "noise", "random"),
-    "early_peak": lambda p: _curves(p, "noise"),
-    "dropout": lambda p: _curves(p, "noise", "dropout"),
-    "forgetting": lambda p: charts.histograms(
+    "order": lambda p, f: _curves(p, "noise"),
+    "noise_rate": lambda p, f: _curves(p, "clean", "noise", "random"),
+    "early_peak": lambda p, f: _curves(p, "noise"),
+    "dropout": lambda p, f: _curves(p, "noise", "dropout"),
+    "forgetting": lambda p, f: charts.histograms(
         _train_scores(p, "noise"), value="forgetting_events", group="kind"
     ),
-    "data_map": lambda p: charts.scatter(
+    "data_map": lambda p, f: charts.scatter(
         _train_scores(p, "noise"), x="variability", y="confidence", color="kind"
     ),
-    "mem_score": lambda p: charts.histograms(
+    "mem_score": lambda p, f: charts.histograms(
         _train_scores(p, "noise"), value="mem_score", group="kind"
     ),
-    "membership_follows_memorization": lambda p: charts.roc_curves(
+    "membership_follows_memorization": lambda p, f: charts.roc_curves(
         data.derived(p["noise"], "membership_roc.parquet")
     ),
-    "exposure": lambda p: charts.exposure_chart(
+    "exposure": lambda p, f: charts.exposure_chart(
         data.derived(p["canaries"], "exposure.parquet"),
         epoch=1,
         method="exposure_interpolation",
         ceiling=float(data.derived(p["canaries"], "exposure.parquet")["ceiling"].iloc[0]),
     ),
-    "knn": lambda p: charts.lines(
+    "knn": lambda p, f: charts.lines(
         _knn_flipped(p), x="layer", y="accuracy", color="measure", title="flipped examples"
     ),
-    "flipping": lambda p: charts.histograms(
+    "flipping": lambda p, f: charts.histograms(
         data.derived(p["noise"], "localization.parquet"), value="neurons_zeroed", group="kind"
     ),
-    "tied_dropout": lambda p: charts.lines(
+    "tied_dropout": lambda p, f: charts.lines(
         _tied(p), x="mode", y="accuracy", color="examples", title="example-tied dropout"
     ),
+    "one_way_to_learn": lambda p, f: charts.lines(
+        _same_layer(p, int(f.values["epoch"])),
+        x="layer",
+        y="cka",
+        color="labels",
+        title=f"the same layer in two seeds, after epoch {int(f.values['epoch'])}",
+    ),
+    "random_label_pretraining": lambda p, f: pretraining_chart(
+        {"from random-label weights": p["pretrained"], "from scratch": p["scratch"]}
+    ),
+    "easiness_across_seeds": lambda p, f: easiness_chart(easiness_counts(study_groups(p), 1)),
+    "loss_sensitivity": lambda p, f: _group_curves(p, "loss_sensitivity"),
+    "critical_sample_ratio": lambda p, f: _group_curves(p, "critical"),
 }
 
 
@@ -148,3 +184,25 @@ def _tied(paths: dict[str, Path]) -> pd.DataFrame:
         for key, name in (("clean_acc", "clean"), ("noisy_acc", "flipped"), ("test_acc", "test")):
             rows.append({"mode": mode, "examples": name, "accuracy": result[mode][key]})
     return pd.DataFrame(rows)
+
+
+def _same_layer(paths: dict, epoch: int) -> pd.DataFrame:
+    """Linear CKA between seeds at the same layer, for the true- and random-label groups."""
+    frames = []
+    for name, group in study_groups(paths).items():
+        grid = data.similarity(group, epoch, "cka", symmetric=True)
+        same = grid[grid["layer_a"] == grid["layer_b"]]
+        frames.append(
+            pd.DataFrame({"labels": name, "layer": same["layer_a"], "cka": same["value"]})
+        )
+    return data.by_layer(Path(paths["true_group"][0]), pd.concat(frames, ignore_index=True))
+
+
+def _group_curves(paths: dict, measure: str):
+    return charts.lines(
+        group_curves(study_groups(paths), measure),
+        x="epoch",
+        y=measure,
+        color="group",
+        title="mean over training examples, averaged over seeds",
+    )

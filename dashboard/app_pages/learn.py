@@ -12,7 +12,15 @@ import streamlit as st
 
 from memdash.analysis.sources import SOURCE_SENTENCE
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import chosen_curves
+from memdash.dashboard.app_pages import sensitivity, similarity
+from memdash.dashboard.app_pages.common import (
+    chosen_curves,
+    easiness_chart,
+    easiness_counts,
+    pretraining_chart,
+    study_groups,
+)
+from memdash.dashboard.labels import label
 
 NOISE_RUNS = {"no noise": "clean", "20% flipped labels": "noise", "all labels shuffled": "random"}
 
@@ -416,6 +424,151 @@ def localization() -> None:
         )
 
 
+def _need_study(*roles: str) -> dict | None:
+    """The study roles' runs (`data.study_paths`), or None after saying what is missing."""
+    paths = data.study_paths(data.run_roots())
+    return paths if _need(paths, *roles) else None
+
+
+def one_way_to_learn() -> None:
+    _intro(
+        "One way to learn, N ways to memorize",
+        "Train the same network three times from three seeds, and compare what the same "
+        "layer computes in each: represent every example by the layer's activations and ask "
+        "whether the examples that one network places close together are close in the other "
+        "too (linear CKA, 1 = the same up to a rotation and a scale). With true labels, the "
+        "three networks end up computing almost the same thing: there is one way to learn "
+        "the data. With random labels, each network finds its own way to memorize them, "
+        "and its later layers differ from the other seeds'.",
+        "Do networks from different initializations learn the same representation, and does "
+        "memorizing random labels change that?",
+        "Neural Network Memorization Dissection; linear CKA: Kornblith et al. 2019, "
+        "Similarity of neural network representations revisited",
+    )
+    paths = _need_study("true_group", "random_group")
+    if paths is None:
+        return
+    groups = study_groups(paths)
+    epochs = data.embedding_epochs(tuple(p for group in groups.values() for p in group))
+    left, right = st.columns([1, 2])
+    epoch = left.select_slider("After epoch", epochs, value=epochs[-1], key="learn_oneway_epoch")
+    with right:
+        measure = similarity.measure_control("learn_oneway_measure")
+    lines = similarity.group_heatmaps(groups, epoch, measure, key="learn_oneway")
+    last = lines.groupby("group")["value"].last()
+    st.markdown(
+        f"At the last layer after epoch {epoch}, two seeds agree at **{last['true labels']:.2f}** "
+        f"with true labels and at **{last['random labels']:.2f}** with random labels. Move "
+        "back to epoch 1: before the random labels are memorized, the two groups look "
+        "more alike."
+    )
+
+
+def arpit_measures() -> None:
+    _intro(
+        "Easiness, loss sensitivity and critical samples",
+        "Three ways to tell learning patterns from memorizing. **Easiness**: train several "
+        "networks from different seeds and count, for each example, how many get it right "
+        "after one epoch; with real labels most examples are right in every network or in "
+        "none, because what is easy is easy for all. **Loss sensitivity**: how much the loss "
+        "changes when the input moves a little; a network that memorizes an example keeps "
+        "its answer on a knife edge. **Critical sample ratio**: the share of examples with "
+        "an input of another class within a tiny box around them; memorizing bends the "
+        "decision boundary close to every example.",
+        "Do networks treat real data and noise differently, from the first epoch on?",
+        "Arpit et al. 2017, A closer look at memorization in deep networks",
+    )
+    paths = _need_study("true_group", "random_group")
+    if paths is None:
+        return
+    groups = study_groups(paths)
+    last = min(data.epochs_completed(paths["true_group"] + paths["random_group"]))
+    epoch = st.slider("Easiness after epoch", 0, last, 1, key="learn_arpit_epoch")
+    both = easiness_counts(groups, epoch)
+    st.plotly_chart(easiness_chart(both), width="stretch", key="learn_arpit_easiness")
+    every = {
+        name: (both.loc[both["labels"] == name, "seeds"] == len(group)).mean()
+        for name, group in groups.items()
+    }
+    st.markdown(
+        f"After epoch {epoch}, **{every['true labels']:.0%}** of the training examples are "
+        f"right in every seed with true labels, against **{every['random labels']:.1%}** with "
+        "random labels, where getting an example right is mostly luck."
+    )
+    measure = st.radio(
+        "Over training",
+        ["loss_sensitivity", "critical"],
+        format_func=label,
+        horizontal=True,
+        key="learn_arpit_measure",
+    )
+    if not all(measure in data.trace_columns(Path(p)) for g in groups.values() for p in g):
+        st.warning(f"The groups did not record {label(measure)}; see `make sample-runs`.")
+        return
+    st.plotly_chart(
+        charts.lines(
+            sensitivity.group_curves(groups, measure),
+            x="epoch",
+            y=measure,
+            color="group",
+            title="mean over training examples, averaged over seeds",
+        ),
+        width="stretch",
+        key="learn_arpit_curves",
+    )
+
+
+def random_label_pretraining() -> None:
+    _intro(
+        "Pre-training on random labels",
+        "Memorizing random labels looks like wasted work, yet the weights it leaves behind "
+        "are not random: the first layers have adapted to the inputs. Train a network on "
+        "the data with every label shuffled, then keep its weights (all but the output "
+        "layer, drawn afresh), and train it on the true labels. Compare with the same "
+        "network trained from scratch with the same seed and batches.",
+        "Does memorizing random labels leave features that help later learning?",
+        "Leveraging Random Label Memorization for Unsupervised Pre-Training (gains of 1.5 to "
+        "5 points on video action recognition)",
+    )
+    paths = _need_study("pretrained", "scratch")
+    if paths is None:
+        return
+    starts = {"from random-label weights": paths["pretrained"], "from scratch": paths["scratch"]}
+    split = st.radio(
+        "Accuracy on", ["test", "train (clean)"], horizontal=True, key="learn_pretrain_split"
+    )
+    st.plotly_chart(
+        pretraining_chart(starts, split),
+        width="stretch",
+        key="learn_pretrain_chart",
+    )
+    source = data.run_meta(Path(paths["pretrained"])).get("init_from", {})
+    found = {f.key: f for f in data.findings(data.run_roots())}["random_label_pretraining"]
+    v = found.values
+    fresh = ", ".join(source.get("reinit") or []) or "none"
+    st.markdown(
+        f"The pre-trained run started from `{source.get('run')}` after epoch "
+        f"{source.get('epoch')} (layers drawn afresh: {fresh}). It reaches "
+        f"{v['target']:.1%} test accuracy (98% of scratch's final) at epoch "
+        f"**{v['pretrained_epochs']:.0f}** against **{v['scratch_epochs']:.0f}** from "
+        f"scratch, and ends at **{v['pretrained_final']:.1%}** against "
+        f"**{v['scratch_final']:.1%}**: {_pretraining_verdict(v)}."
+    )
+
+
+def _pretraining_verdict(v: dict[str, float]) -> str:
+    """What the pre-training finding's numbers say, in words."""
+    gap = v["pretrained_final"] - v["scratch_final"]
+    if gap > 0.005:
+        return f"memorizing random labels left a better network ({gap:+.1%})"
+    if gap < -0.005:
+        return f"the random-label weights cost accuracy here ({gap:+.1%})"
+    ahead = v["scratch_epochs"] - v["pretrained_epochs"]
+    if ahead > 0:
+        return f"on these small digits the gain is a head start of {ahead:.0f} epochs"
+    return "on these small digits it made no difference"
+
+
 LESSONS = (
     ("what-is-memorization", "What memorization is", memorization),
     ("order-of-fitting", "Label noise and the order of fitting", order_of_fitting),
@@ -426,4 +579,7 @@ LESSONS = (
     ("exposure", "Exposure and canaries", exposure),
     ("knn", "k-NN against the network", knn),
     ("localization", "Localization and example-tied dropout", localization),
+    ("one-way-to-learn", "One way to learn, N ways to memorize", one_way_to_learn),
+    ("arpit-measures", "Easiness, loss sensitivity and critical samples", arpit_measures),
+    ("random-label-pretraining", "Pre-training on random labels", random_label_pretraining),
 )

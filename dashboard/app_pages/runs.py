@@ -23,7 +23,7 @@ def render() -> None:
             "then start `memdash dashboard runs`."
         )
         return
-    _runs_table(summaries)
+    _runs_table(summaries, data.seed_groups(roots))
     healthy = summaries.index[~summaries["status"].isin(data.UNREADABLE)].tolist()
     if not healthy:
         st.warning("No run here can be read; see the errors above.")
@@ -48,8 +48,10 @@ def _label(summaries: pd.DataFrame, i: int) -> str:
     return f"{row['run']} ({row['dataset']}, {row['model']}, noise {row['noise']})"
 
 
-def _runs_table(summaries: pd.DataFrame) -> None:
+def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> None:
+    group_of = {path: name for name, paths in groups.items() for path in paths}
     shown = summaries.drop(columns=["path", "error", "analyses"])
+    shown.insert(1, "seed group", summaries["path"].map(group_of).fillna(""))
     # every cell as text: accuracies to 3 decimals, missing values as n/a (one type a column)
     shown = pd.DataFrame({c: [value_text(c, v) for v in shown[c]] for c in shown.columns})
     st.dataframe(shown, hide_index=True, width="stretch")
