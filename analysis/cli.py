@@ -269,10 +269,16 @@ def _train_one(config: RunConfig, out: Path, *, resume: bool, overwrite: bool) -
 
 
 @app.command()
-def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
-    """Print a run's summary and validate every file in it."""
+def info(
+    run: Path = typer.Argument(..., help="A run directory, or a folder of runs (seed groups)."),
+) -> None:
+    """Print a run's summary and validate every file in it; for a folder of runs, its seed
+    groups and runs."""
     from memdash.analysis.runs import Run, RunFormatError
 
+    if run.is_dir() and not (run / "run.json").exists():
+        _folder_info(run)
+        return
     try:
         r = Run.open(run)
         if r.status == "created":
@@ -308,10 +314,72 @@ def info(run: Path = typer.Argument(..., help="A run directory.")) -> None:
         table.add_row(
             "accuracy", " ".join(f"{k[:-4]} {v:.3f}" for k, v in last.items() if k.endswith("_acc"))
         )
+    source = r.meta.get("init_from")
+    if source:
+        fresh = ", ".join(source.get("reinit") or []) or "none"
+        table.add_row(
+            "started from", f"{source['run']} epoch {source['epoch']} (drawn afresh: {fresh})"
+        )
+    group = _group_of(r)
+    if group:
+        table.add_row("seed group", group)
     if cfg.get("command"):
         table.add_row("command", cfg["command"])
     console.print(table)
     console.print("[green]valid[/]: every file matches run-store schema version 1")
+
+
+def _group_of(run) -> str | None:
+    """'seeds 0, 1, 2 in FOLDER' when the runs beside `run` (in its parent folder) form a seed
+    group with it."""
+    from memdash.analysis.groups import seed_groups
+    from memdash.analysis.runs import Run, RunFormatError, discover_runs
+
+    try:
+        beside = [Run.open(p) for p in discover_runs([run.path.parent])]
+    except (RunFormatError, OSError):
+        return None
+    for group in seed_groups(beside).values():
+        if any(r.path.resolve() == run.path.resolve() for r in group):
+            seeds = ", ".join(str(r.config.get("seed", 0)) for r in group)
+            return f"seeds {seeds} in {run.path.parent}"
+    return None
+
+
+def _folder_info(folder: Path) -> None:
+    """The runs under a folder: each seed group with its seeds, then the other runs."""
+    from memdash.analysis.groups import group_names, seed_groups, training_labels
+    from memdash.analysis.runs import Run, RunFormatError, discover_runs
+
+    runs, broken = [], []
+    folder = folder.resolve()
+    for path in discover_runs([folder]):
+        try:
+            runs.append(Run.open(path))
+        except RunFormatError as err:
+            broken.append(str(err))
+    if not runs and not broken:
+        _fail(f"{folder}: no run.json here or in any folder under it; not a memdash run")
+    groups = group_names(seed_groups(runs))
+    table = Table(title=f"{len(runs) + len(broken)} runs under {folder}")
+    for column in ("seed group", "seeds", "labels", "runs"):
+        table.add_column(column)
+    grouped = set()
+    for name, group in groups.items():
+        grouped |= {r.path for r in group}
+        table.add_row(
+            name,
+            ", ".join(str(r.config.get("seed", 0)) for r in group),
+            training_labels(group[0].config),
+            ", ".join(str(r.path.relative_to(folder)) for r in group),
+        )
+    alone = [r for r in runs if r.path not in grouped]
+    if alone:
+        table.add_row("(none)", "", "", ", ".join(str(r.path.relative_to(folder)) for r in alone))
+    console.print(table)
+    for message in broken:
+        console.print(f"[red]cannot read[/]: {message}")
+    console.print("`memdash info RUN` validates one run's files.")
 
 
 @app.command()
@@ -422,7 +490,7 @@ def estimate(
 
     from memdash.analysis.estimate import EstimateSpec
     from memdash.analysis.estimate import estimate as run_estimate
-    from memdash.analysis.runs import RunFormatError
+    from memdash.analysis.runs import Run, RunFormatError
 
     if (like is None) == (out is None):
         _fail("give either --like RUN (an existing run) or --out DIR (a new one)")
@@ -451,6 +519,13 @@ def estimate(
                     ),
                 )
         run = like or out
+        source = Run.open(run).meta.get("init_from") if like else None
+        if source:
+            console.print(
+                f"note: {run} started from {source['run']}'s weights (--init-from); the "
+                "estimate's models train from scratch on their subsets, so its scores describe "
+                "this data, model and training without that start"
+            )
         if overwrite:
             shutil.rmtree(run / "heldout", ignore_errors=True)
         started = time.perf_counter()

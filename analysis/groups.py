@@ -19,12 +19,12 @@ _NOT_THE_EXPERIMENT = ("seed", "command", "record")
 def group_key(config: dict) -> str:
     """What a run's seed group is defined by: its config without the run's seed, the command
     line and what was recorded, hashed (16 hex digits). The data seed stays in: runs of a
-    group train on the same examples with the same labels."""
+    group train on the same examples with the same labels. An own loop's free-form config
+    (no ``data`` section of memdash's shape) groups by everything but its ``seed``."""
     kept = {k: v for k, v in config.items() if k not in _NOT_THE_EXPERIMENT}
-    data = dict(kept.get("data", {}))
-    if data.get("seed") is None:  # the data followed the run's seed
-        data["seed"] = config.get("seed", 0)
-    kept["data"] = data
+    data = kept.get("data")
+    if isinstance(data, dict) and data.get("seed") is None:  # the data followed the run's seed
+        kept["data"] = data | {"seed": config.get("seed", 0)}
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -32,7 +32,8 @@ def training_labels(config: dict) -> str:
     """What a run's labels were, in the words of the studies: ``true labels`` (no
     corruption), ``random labels`` (every label drawn at random) or, e.g.,
     ``20% symmetric labels`` (the share and kind of corruption)."""
-    data = config.get("data", {})
+    data = config.get("data")
+    data = data if isinstance(data, dict) else {}  # an own loop's config: free-form
     noise = data.get("noise") or 0.0
     if noise == 0:
         return "true labels"

@@ -53,24 +53,26 @@ def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
 
 def unique_names(names: list[str], paths: list[str]) -> list[str]:
     """Run names as the dashboard lists them: a name that several runs share gets its folder,
-    or the folder above when the folder bears the run's name (``seed_0 (digits_true)`` for
-    the seeds of a group), and, if still shared, a number: each name (in a URL too) means
-    one run."""
-    counts = pd.Series(names).value_counts()
-    out = [
-        name if counts[name] == 1 else f"{name} ({_where(name, Path(path))})"
-        for name, path in zip(names, paths, strict=True)
-    ]
+    or, when their folders are named alike too (``seed_0`` of two seed groups), the folder
+    above (``seed_0 (digits_true)``), and, if still shared, a number: each name (in a URL
+    too) means one run."""
+    folders: dict[str, list[Path]] = {}
+    for name, path in zip(names, paths, strict=True):
+        folders.setdefault(name, []).append(Path(path))
+    out = []
+    for name, path in zip(names, paths, strict=True):
+        shared = folders[name]
+        if len(shared) == 1:
+            out.append(name)
+            continue
+        alike = len({p.name for p in shared}) < len(shared)
+        out.append(f"{name} ({Path(path).parent.name if alike else Path(path).name})")
     seen: dict[str, int] = {}
     for i, name in enumerate(out):
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             out[i] = f"{name} #{seen[name]}"
     return out
-
-
-def _where(name: str, path: Path) -> str:
-    return path.parent.name if path.name == name and path.parent.name else path.name
 
 
 SUMMARY_COLUMNS = [

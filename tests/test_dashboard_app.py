@@ -673,3 +673,18 @@ def test_findings_page_draws_each_study_finding(suite):
         else:
             assert {"true labels", "random labels"} <= names, key
             assert any("group **digits_true**" in plain(c.value) for c in at.caption), key
+
+
+def test_runs_of_one_name_are_told_apart_by_their_folder_or_the_one_above():
+    from memdash.dashboard.data import unique_names
+
+    names = ["tiny", "tiny", "seed_0", "seed_0", "alone"]
+    paths = ["/r/tiny", "/r/damaged", "/g/true/seed_0", "/g/random/seed_0", "/r/alone"]
+    assert unique_names(names, paths) == [
+        "tiny (tiny)",
+        "tiny (damaged)",
+        "seed_0 (true)",
+        "seed_0 (random)",
+        "alone",
+    ]
+    assert unique_names(["a", "a"], ["/x/a", "/x/a"]) == ["a (x)", "a (x) #2"]

@@ -31,6 +31,13 @@ def test_seeds_train_one_run_per_seed_on_the_same_data(tmp_path):
         assert not np.allclose(other.trace("eval")["loss"], first.trace("eval")["loss"])
     (group,) = seed_groups(runs).values()
     assert [r.name for r in group] == ["seed_0", "seed_1", "seed_4"]
+    # info names the group, for a run of it and for the folder
+    shown = " ".join(CliRunner().invoke(app, ["info", str(tmp_path / "seed_1")]).output.split())
+    assert "seed group │ seeds 0, 1, 4 in" in shown
+    result = CliRunner().invoke(app, ["info", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    assert "3 runs under" in shown and "│ 0, 1, 4 │ 20% symmetric labels │ seed_0," in shown
 
 
 def test_a_data_seed_and_what_makes_a_group(tmp_path):
@@ -122,6 +129,13 @@ def test_init_from_another_run_starts_from_its_weights(tmp_path):
         "reinit": ["out"],
     }
     assert run.config["train"]["reinit"] == ["out"]
+    shown = " ".join(CliRunner().invoke(app, ["info", str(tmp_path / "fine")]).output.split())
+    assert "started from" in shown and "epoch 2 (drawn afresh: out)" in shown
+    # an estimate of it trains its models from scratch, and says so
+    estimate = ["estimate", "--like", str(tmp_path / "fine"), "--models", "2", "--workers", "1"]
+    result = CliRunner().invoke(app, estimate)
+    assert result.exit_code == 0, result.output
+    assert "train from scratch" in " ".join(result.output.split())
 
 
 def test_init_from_errors_name_the_problem(tmp_path):

@@ -129,3 +129,13 @@ def test_a_repeated_group_name_gets_a_number(tmp_path):
     named = group_names(seed_groups([*a, *b]))
     assert list(named) == ["same", "same (2)"]
     assert [r.path.parent.parent.name for r in named["same (2)"]] == ["b", "b"]
+
+
+def test_own_loop_configs_of_any_shape_group_and_label():
+    """A TraceRecorder's config is the user's: no data section, or one that is not a dict."""
+    from memdash.analysis.groups import group_key
+
+    for config in ({"lr": 0.1}, {"data": "cifar10", "lr": 0.1}, {"data": None}):
+        assert group_key(config | {"seed": 1}) == group_key(config | {"seed": 2})
+        assert training_labels(config) == "true labels"
+    assert group_key({"data": "a"}) != group_key({"data": "b"})
