@@ -45,6 +45,18 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
         ) from None
 
 
+def _image_size(text: str) -> tuple[int, int] | None:
+    """ "32x32" or "32" (square) -> (height, width); "" -> None."""
+    if not text.strip():
+        return None
+    size = _ints(text, "--image-size")
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise typer.BadParameter(f"--image-size must be HxW or one size, got {text!r}")
+    return size
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -67,8 +79,15 @@ def _cannot_write(err: OSError, folder: Path, kept: str) -> None:
 @app.command()
 def train(
     out: Path = typer.Option(..., "--out", help="Run directory to create (or resume)."),
-    dataset: str = typer.Option(_D.dataset, help="digits, mnist1d, synthetic or npz."),
-    data_path: str = typer.Option(None, help="npz dataset: file with X, y (and X_test, y_test)."),
+    dataset: str = typer.Option(_D.dataset, help="digits, mnist1d, synthetic, npz or folder."),
+    data_path: str = typer.Option(
+        None,
+        help="npz: file with X, y (and X_test, y_test); folder: DIR/<class>/images, or "
+        "DIR/train/<class>/ and DIR/test/<class>/.",
+    ),
+    image_size: str = typer.Option(
+        "", help="folder: resize every image to HxW (e.g. 32x32); default keep the size."
+    ),
     test_fraction: float = typer.Option(_D.test_fraction, help="Test share if no test split."),
     n_examples: int = typer.Option(None, help="synthetic/mnist1d: examples in all."),
     shape: str = typer.Option("64", help="synthetic: input shape, e.g. 64 or 1x16x16."),
@@ -80,9 +99,10 @@ def train(
     canaries: int = typer.Option(_D.canaries, help="Canaries per repetition count."),
     canary_repeats: str = typer.Option("1,10,50", help="Times each canary appears per epoch."),
     reference_canaries: int = typer.Option(_D.reference_canaries, help="Never-trained canaries."),
-    model: str = typer.Option(_M.name, help="mlp or cnn."),
+    model: str = typer.Option(_M.name, help="mlp, cnn or resnet (ResNet-9)."),
     hidden: str = typer.Option("512,256", help="MLP hidden widths (CNN: its dense width)."),
     channels: str = typer.Option("32,64", help="CNN convolution channels."),
+    width: int = typer.Option(_M.width, help="ResNet-9: channels of its first layer (x2, x4, x8)."),
     dropout: float = typer.Option(_M.dropout, help="Dropout rate after each hidden block."),
     example_tied_dropout: bool = typer.Option(
         False, help="Example-tied dropout after each hidden block (Maini et al.), not dropout."
@@ -146,6 +166,7 @@ def train(
             test_fraction=test_fraction,
             n_examples=n_examples,
             shape=_ints(shape, "--shape"),
+            image_size=_image_size(image_size),
             n_classes=n_classes,
             corruption=corruption,
             noise=noise,
@@ -157,6 +178,7 @@ def train(
             name=model,
             hidden=_ints(hidden, "--hidden"),
             channels=_ints(channels, "--channels"),
+            width=width,
             dropout=dropout,
             example_tied_dropout=example_tied_dropout,
             p_fixed=p_fixed,

@@ -9,8 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASETS = ("digits", "mnist1d", "synthetic", "npz")
-MODELS = ("mlp", "cnn")
+DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder")
+MODELS = ("mlp", "cnn", "resnet")
 OPTIMIZERS = ("sgd", "adam")
 CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
 KNN_METRICS = ("l2", "cosine", "l1")
@@ -21,7 +21,8 @@ class DataConfig:
     """What data a run trains on and how it is corrupted."""
 
     dataset: str = "digits"  # one of DATASETS
-    path: str | None = None  # the user's .npz file (dataset="npz")
+    path: str | None = None  # the user's .npz file, or image folder (dataset="npz", "folder")
+    image_size: tuple[int, ...] | None = None  # folder: resize every image to (H, W)
     test_fraction: float = 0.2  # held-out share when the source has no test split
     n_examples: int | None = None  # synthetic, mnist1d: examples in all (None = 2000, 5000)
     shape: tuple[int, ...] = (64,)  # synthetic: shape of one input, (D,) or (C, H, W)
@@ -41,6 +42,7 @@ class ModelConfig:
     name: str = "mlp"  # one of MODELS
     hidden: tuple[int, ...] = (512, 256)  # MLP widths (Feldman & Zhang's MNIST MLP); CNN: dense
     channels: tuple[int, ...] = (32, 64)  # CNN convolution channels, one conv block each
+    width: int = 64  # ResNet-9: channels of its first layer (then 2x, 4x, 8x)
     dropout: float = 0.0  # dropout rate after every hidden block
     example_tied_dropout: bool = False  # Maini et al.'s example-tied dropout instead of dropout
     p_fixed: float = 0.2  # tied dropout: fraction of channels always kept (generalization)
@@ -183,6 +185,10 @@ def validate(config: RunConfig) -> None:
     _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
     if d.dataset == "npz" and not d.path:
         raise ValueError("dataset 'npz' needs a path to the .npz file")
+    if d.dataset == "folder" and not d.path:
+        raise ValueError("dataset 'folder' needs --data-path DIR, a folder of class subfolders")
+    if d.image_size is not None and (len(d.image_size) != 2 or min(d.image_size) < 1):
+        raise ValueError(f"image_size must be (height, width) >= 1, got {d.image_size}")
     if d.seed is not None and d.seed < 0:
         raise ValueError(f"the data seed must be >= 0, got {d.seed}")
     if not 0.0 <= d.noise <= 1.0:

@@ -50,8 +50,10 @@ def load_dataset(
     n_examples: int | None = None,
     shape: tuple[int, ...] = (64,),
     n_classes: int = 10,
+    image_size: tuple[int, int] | None = None,
 ) -> Dataset:
-    """Load a dataset by name: ``digits``, ``mnist1d``, ``synthetic`` or ``npz``.
+    """Load a dataset by name: ``digits``, ``mnist1d``, ``synthetic``, ``npz`` or ``folder``
+    (an image folder, `memdash.analysis.images`; `image_size` resizes its images).
 
     Raises
     ------
@@ -69,14 +71,32 @@ def load_dataset(
             test_fraction=test_fraction,
         ),
         "npz": lambda: load_npz(path, seed=seed, test_fraction=test_fraction),
+        "folder": lambda: _image_folder(
+            path, seed=seed, test_fraction=test_fraction, size=image_size
+        ),
     }
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(loaders)}")
     return loaders[name]()
 
 
-def _split(x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float, name: str) -> Dataset:
-    """A seeded stratified train/test split."""
+def _image_folder(path, **options) -> Dataset:
+    """`memdash.analysis.images.load_image_folder` (Pillow imported only when used)."""
+    from memdash.analysis.images import load_image_folder as load
+
+    return load(path, **options)
+
+
+def split_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    test_fraction: float,
+    name: str,
+    *,
+    n_classes: int | None = None,
+) -> Dataset:
+    """A seeded stratified train/test split (n_classes: default the largest label + 1)."""
     from sklearn.model_selection import train_test_split
 
     x_tr, x_te, y_tr, y_te = train_test_split(
@@ -87,7 +107,7 @@ def _split(x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float, name: 
         y_tr.astype(np.int64),
         x_te.astype(np.float32),
         y_te.astype(np.int64),
-        int(y.max()) + 1,
+        int(y.max()) + 1 if n_classes is None else n_classes,
         name,
     )
 
@@ -98,7 +118,7 @@ def _digits(seed: int, test_fraction: float) -> Dataset:
 
     raw = load_digits()
     x = (raw.images / 16.0).reshape(-1, 1, 8, 8)
-    return _split(x, raw.target, seed, test_fraction, "digits")
+    return split_arrays(x, raw.target, seed, test_fraction, "digits")
 
 
 def _mnist1d(seed: int, n_examples: int, test_fraction: float) -> Dataset:
@@ -119,7 +139,7 @@ def _mnist1d(seed: int, n_examples: int, test_fraction: float) -> Dataset:
         np.random.set_state(state)  # noqa: NPY002
     x = np.concatenate([data["x"], data["x_test"]])[:, None, :]
     y = np.concatenate([data["y"], data["y_test"]])
-    return _split(x, y, seed, test_fraction, "mnist1d")
+    return split_arrays(x, y, seed, test_fraction, "mnist1d")
 
 
 def synthetic(
@@ -155,7 +175,7 @@ def synthetic(
     rng.shuffle(y)
     gain = rng.uniform(0.5, 1.5, size=(n_examples,) + (1,) * len(shape)).astype(np.float32)
     x = protos[y] * gain + rng.standard_normal((n_examples, *shape), dtype=np.float32)
-    return _split(x, y, seed, test_fraction, "synthetic")
+    return split_arrays(x, y, seed, test_fraction, "synthetic")
 
 
 def load_npz(path: str | None, *, seed: int, test_fraction: float = 0.2) -> Dataset:
@@ -195,7 +215,7 @@ def load_npz(path: str | None, *, seed: int, test_fraction: float = 0.2) -> Data
         raise ValueError(f"npz dataset {file}: X_test and y_test come together; one is missing")
     if "X_test" not in arrays:
         try:
-            return _split(x, y, seed, test_fraction, file.stem)
+            return split_arrays(x, y, seed, test_fraction, file.stem)
         except ValueError as err:
             raise ValueError(
                 f"npz dataset {file}: cannot make a stratified {test_fraction:.0%} test split "

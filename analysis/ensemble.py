@@ -60,7 +60,13 @@ def _model(config: RunConfig, seed: int, input_shape: tuple[int, ...], n_classes
     torch.manual_seed(seed)
     m = config.model
     return build_model(
-        m.name, input_shape, n_classes, hidden=m.hidden, channels=m.channels, dropout=m.dropout
+        m.name,
+        input_shape,
+        n_classes,
+        hidden=m.hidden,
+        channels=m.channels,
+        dropout=m.dropout,
+        width=m.width,
     )
 
 
@@ -116,9 +122,11 @@ class StackedMLP:
     @staticmethod
     def supports(model: nn.Module) -> bool:
         names = layer_names(model)
-        dense = all(isinstance(getattr(model, n), Dense) for n in names[:-1])
-        plain = all(type(getattr(model, n).drop) is nn.Dropout for n in names[:-1])
-        return dense and plain and isinstance(getattr(model, names[-1]), nn.Linear)
+        hidden = [getattr(model, n) for n in names[:-1]]
+        if not all(isinstance(layer, Dense) for layer in hidden):
+            return False  # a CNN or ResNet: the vmapped ensemble
+        plain = all(type(layer.drop) is nn.Dropout for layer in hidden)
+        return plain and isinstance(getattr(model, names[-1]), nn.Linear)
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]

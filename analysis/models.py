@@ -1,4 +1,4 @@
-"""Networks with named layers: an MLP and a small CNN (1-D or 2-D).
+"""Networks with named layers: an MLP, a small CNN and a ResNet-9 (1-D or 2-D).
 
 Every top-level child of a model is one *layer*: a block holding one weight
 layer (``fc1``, ``conv2``, ``out``) with its activation, pooling and dropout.
@@ -15,7 +15,7 @@ from torch import nn
 
 from memdash.analysis.tied_dropout import ExampleTiedDropout
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet")
 Tied = tuple[float, float, int] | None  # example-tied dropout (p_fixed, p_mem, seed), or none
 
 
@@ -126,6 +126,102 @@ def cnn(
     return Classifier(layers, input_shape)
 
 
+def _norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 8 groups: an example's output never depends on its batch."""
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
+class ConvNorm(nn.Module):
+    """Conv 3 (same padding, no bias) -> GroupNorm -> ReLU [-> MaxPool(2)], in 1-D or 2-D."""
+
+    def __init__(self, c_in: int, c_out: int, dims: int, *, pool: bool) -> None:
+        super().__init__()
+        conv, max_pool = (nn.Conv1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.MaxPool2d)
+        self.conv = conv(c_in, c_out, kernel_size=3, padding=1, bias=False)
+        self.norm = _norm(c_out)
+        self.act = nn.ReLU()
+        self.pool = max_pool(2) if pool else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.act(self.norm(self.conv(x))))
+
+
+class ResNetStage(nn.Module):
+    """A ResNet-9 layer: ConvNorm with pooling, then optionally the residual x + f(f(x)) of two
+    ConvNorms, then dropout (or example-tied dropout) on its output channels."""
+
+    def __init__(
+        self, c_in: int, c_out: int, dims: int, *, residual: bool, dropout: float, tied: Tied
+    ) -> None:
+        super().__init__()
+        self.conv = ConvNorm(c_in, c_out, dims, pool=True)
+        self.residual = (
+            nn.Sequential(
+                ConvNorm(c_out, c_out, dims, pool=False), ConvNorm(c_out, c_out, dims, pool=False)
+            )
+            if residual
+            else None
+        )
+        self.drop = _dropout(dropout, tied)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.residual is not None:
+            x = x + self.residual(x)
+        return self.drop(x)
+
+
+class GlobalMaxPool(nn.Module):
+    """The maximum over every spatial position: (B, C, ...) -> (B, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).amax(2)
+
+
+def resnet(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    width: int = 64,
+    dropout: float = 0.0,
+    tied: Tied = None,
+) -> Classifier:
+    """ResNet-9 (Page's DAWNBench network, the one Maini et al. 2023 localize memorization
+    in): ``prep`` (ConvNorm, width w), ``layer1`` (2w, pooled, residual), ``layer2`` (4w,
+    pooled), ``layer3`` (8w, pooled, residual), a global max pool and the linear ``out``.
+
+    GroupNorm stands where the original has BatchNorm, so that an example's logits do not
+    depend on the batch it is in: the per-example eval pass, loss sensitivity, the
+    critical-sample search and the vmapped models of ``memdash estimate`` stay exact.
+    Inputs (C, L) get 1-D convolutions, (C, H, W) 2-D ones, a plain vector (D,) is one
+    channel. The three pools need a spatial size of at least 8.
+    """
+    shape = tuple(input_shape) if len(input_shape) > 1 else (1, *input_shape)
+    dims = len(shape) - 1
+    if dims not in (1, 2):
+        raise ValueError(f"resnet needs inputs of shape (C, L) or (C, H, W), got {input_shape}")
+    if min(shape[1:]) < 8:
+        raise ValueError(f"resnet's three pooling stages need spatial size >= 8, got {shape[1:]}")
+    if width < 1:
+        raise ValueError(f"resnet width must be >= 1, got {width}")
+    layers: dict[str, nn.Module] = {}
+    if len(input_shape) == 1:
+        layers["unflatten"] = nn.Unflatten(1, shape)
+    layers["prep"] = nn.Sequential(
+        ConvNorm(shape[0], width, dims, pool=False), _dropout(dropout, tied)
+    )
+    stages = (("layer1", 2, True), ("layer2", 4, False), ("layer3", 8, True))
+    c_in = width
+    for name, factor, residual in stages:
+        layers[name] = ResNetStage(
+            c_in, factor * width, dims, residual=residual, dropout=dropout, tied=tied
+        )
+        c_in = factor * width
+    layers["pool"] = GlobalMaxPool()
+    layers["out"] = nn.Linear(c_in, n_classes)
+    return Classifier(layers, input_shape)
+
+
 def build_model(
     name: str,
     input_shape: tuple[int, ...],
@@ -135,14 +231,17 @@ def build_model(
     channels: tuple[int, ...],
     dropout: float,
     tied: Tied = None,
+    width: int = 64,
 ) -> Classifier:
-    """Build a model by name (``mlp`` or ``cnn``)."""
+    """Build a model by name (``mlp``, ``cnn`` or ``resnet``)."""
     if name == "mlp":
         return mlp(input_shape, n_classes, hidden=hidden, dropout=dropout, tied=tied)
     if name == "cnn":
         return cnn(
             input_shape, n_classes, channels=channels, hidden=hidden[:1], dropout=dropout, tied=tied
         )
+    if name == "resnet":
+        return resnet(input_shape, n_classes, width=width, dropout=dropout, tied=tied)
     raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
 
 

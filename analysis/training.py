@@ -47,6 +47,7 @@ def prepare_data(config: RunConfig) -> Prepared:
         n_examples=d.n_examples,
         shape=d.shape,
         n_classes=d.n_classes,
+        image_size=None if d.image_size is None else tuple(d.image_size),
     )
     return prepare(
         data,
@@ -112,6 +113,7 @@ def make_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
         channels=m.channels,
         dropout=m.dropout,
         tied=tied,
+        width=m.width,
     )
 
 

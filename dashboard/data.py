@@ -455,3 +455,17 @@ def group_labels(path: Path) -> str:
 def epochs_completed(paths: tuple[str, ...]) -> list[int]:
     """Each run's completed epochs (run.json)."""
     return [Run.open(p).epochs_completed for p in paths]
+
+
+PHOTO_DATASETS = ("folder",)  # images drawn as they are (not ink on paper, as digits are)
+
+
+def photo_inputs(path: Path) -> bool:
+    """Whether a run's inputs are photographs from the user's images (drawn as they are)
+    rather than ink-on-paper digits or signals (drawn dark on white)."""
+    return _photo_inputs(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _photo_inputs(path: str, stamp: float) -> bool:
+    return Run.open(path).config.get("data", {}).get("dataset") in PHOTO_DATASETS

@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 from memdash.dashboard.app_pages.common import most_memorized  # noqa: E402
 from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
 from memdash.dashboard.charts import (  # noqa: E402
+    example_input,
     exposure_chart,
     heatmap,
     lines,
@@ -59,6 +60,22 @@ from memdash.dashboard.charts import (  # noqa: E402
     trajectory,
 )
 from memdash.dashboard.palette import KIND_COLORS  # noqa: E402
+
+
+def test_colour_images_and_photographs_are_drawn_as_they_are():
+    rgb = np.zeros((3, 2, 2), np.float32)
+    rgb[0, 0, 0] = 1.0  # one red pixel, the rest black
+    rgb[:, 1, 1] = 0.5
+    image = thumbnail(rgb)
+    assert image.shape == (2, 2, 3)
+    np.testing.assert_allclose(image[0, 0], [1, 0, 0])
+    np.testing.assert_allclose(image[1, 1], [0.5, 0.5, 0.5])
+    fig = example_input(rgb)
+    assert fig.data[0].type == "image" and fig.data[0].z[0, 0].tolist() == [255, 0, 0]
+    grey = np.array([[[0.0, 1.0]]])  # a dark and a light pixel
+    assert thumbnail(grey, photo=True).tolist() == [[0.0, 1.0]]  # as it is
+    assert thumbnail(grey).tolist() == [[1.0, 0.0]]  # ink: dark on white
+    assert example_input(grey, photo=True).data[0].reversescale is True
 
 
 def test_thumbnails_of_images_and_signals():

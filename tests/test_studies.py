@@ -102,9 +102,7 @@ def test_groups_are_named_by_their_folder_or_first_run(group, tmp_path):
     shuffled = CONFIG | {"data": CONFIG["data"] | {"noise": 1.0, "corruption": "random_labels"}}
     right, sens = [[1] * 5, [1] * 5], [[1] * 5, [1] * 5]
     # two groups whose runs share one folder: named by the first run, with their seeds
-    mixed = [
-        _run(tmp_path / "mixed" / f"r{s}", s, right, sens, config=shuffled) for s in range(2)
-    ]
+    mixed = [_run(tmp_path / "mixed" / f"r{s}", s, right, sens, config=shuffled) for s in range(2)]
     mixed += [
         _run(tmp_path / "mixed" / f"n{s}", s, right, sens, config=CONFIG | {"x": 1})
         for s in range(2)

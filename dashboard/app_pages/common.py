@@ -163,14 +163,14 @@ def thumbnail_grid(
 ) -> list:
     """Thumbnails of examples' inputs in rows of `per_row`, each row its own columns; returns
     the cell of each, in order (a button put in a cell sits right under its image)."""
-    inputs = data.inputs(path)
+    inputs, photo = data.inputs(path), data.photo_inputs(path)
     cells = []
     for start in range(0, len(ids), per_row):
         row = st.columns(per_row)
         chunk = zip(ids[start : start + per_row], captions[start : start + per_row], strict=True)
         for cell, (example_id, caption) in zip(row, chunk, strict=False):
             cell.image(
-                charts.thumbnail(np.asarray(inputs[example_id])),
+                charts.thumbnail(np.asarray(inputs[example_id]), photo=photo),
                 caption=caption,
                 width=width,
                 clamp=True,

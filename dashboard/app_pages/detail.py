@@ -58,7 +58,11 @@ def show_example(path: Path, table: pd.DataFrame, example_id: int, *, key: str) 
     inputs = data.inputs(path)
     left, right = st.columns([1, 2])
     left.plotly_chart(
-        charts.example_input(np.asarray(inputs[example_id]), title=f"example {example_id}"),
+        charts.example_input(
+            np.asarray(inputs[example_id]),
+            title=f"example {example_id}",
+            photo=data.photo_inputs(path),
+        ),
         width="stretch",
         key=f"{key}_input",
     )
