@@ -79,15 +79,17 @@ def _cannot_write(err: OSError, folder: Path, kept: str) -> None:
 @app.command()
 def train(
     out: Path = typer.Option(..., "--out", help="Run directory to create (or resume)."),
-    dataset: str = typer.Option(_D.dataset, help="digits, mnist1d, synthetic, npz or folder."),
+    dataset: str = typer.Option(_D.dataset, help="digits, mnist1d, synthetic, npz, folder or hf."),
     data_path: str = typer.Option(
         None,
         help="npz: file with X, y (and X_test, y_test); folder: DIR/<class>/images, or "
-        "DIR/train/<class>/ and DIR/test/<class>/.",
+        "DIR/train/<class>/ and DIR/test/<class>/; hf: a dataset saved with save_to_disk.",
     ),
     image_size: str = typer.Option(
-        "", help="folder: resize every image to HxW (e.g. 32x32); default keep the size."
+        "", help="folder, hf: resize every image to HxW (e.g. 32x32); default keep the size."
     ),
+    image_column: str = typer.Option(_D.image_column, help="hf: the column of images."),
+    label_column: str = typer.Option(_D.label_column, help="hf: the column of integer labels."),
     test_fraction: float = typer.Option(_D.test_fraction, help="Test share if no test split."),
     n_examples: int = typer.Option(None, help="synthetic/mnist1d: examples in all."),
     shape: str = typer.Option("64", help="synthetic: input shape, e.g. 64 or 1x16x16."),
@@ -167,6 +169,8 @@ def train(
             n_examples=n_examples,
             shape=_ints(shape, "--shape"),
             image_size=_image_size(image_size),
+            image_column=image_column,
+            label_column=label_column,
             n_classes=n_classes,
             corruption=corruption,
             noise=noise,

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder")
+DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder", "hf")
 MODELS = ("mlp", "cnn", "resnet")
 OPTIMIZERS = ("sgd", "adam")
 CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
@@ -22,7 +22,9 @@ class DataConfig:
 
     dataset: str = "digits"  # one of DATASETS
     path: str | None = None  # the user's .npz file, or image folder (dataset="npz", "folder")
-    image_size: tuple[int, ...] | None = None  # folder: resize every image to (H, W)
+    image_size: tuple[int, ...] | None = None  # folder, hf: resize every image to (H, W)
+    image_column: str = "image"  # hf: the column of the Image feature
+    label_column: str = "label"  # hf: the column of integer labels
     test_fraction: float = 0.2  # held-out share when the source has no test split
     n_examples: int | None = None  # synthetic, mnist1d: examples in all (None = 2000, 5000)
     shape: tuple[int, ...] = (64,)  # synthetic: shape of one input, (D,) or (C, H, W)
@@ -187,6 +189,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError("dataset 'npz' needs a path to the .npz file")
     if d.dataset == "folder" and not d.path:
         raise ValueError("dataset 'folder' needs --data-path DIR, a folder of class subfolders")
+    if d.dataset == "hf" and not d.path:
+        raise ValueError("dataset 'hf' needs --data-path DIR, a dataset saved with save_to_disk")
     if d.image_size is not None and (len(d.image_size) != 2 or min(d.image_size) < 1):
         raise ValueError(f"image_size must be (height, width) >= 1, got {d.image_size}")
     if d.seed is not None and d.seed < 0:

@@ -51,9 +51,12 @@ def load_dataset(
     shape: tuple[int, ...] = (64,),
     n_classes: int = 10,
     image_size: tuple[int, int] | None = None,
+    image_column: str = "image",
+    label_column: str = "label",
 ) -> Dataset:
-    """Load a dataset by name: ``digits``, ``mnist1d``, ``synthetic``, ``npz`` or ``folder``
-    (an image folder, `memdash.analysis.images`; `image_size` resizes its images).
+    """Load a dataset by name: ``digits``, ``mnist1d``, ``synthetic``, ``npz``, ``folder``
+    (an image folder) or ``hf`` (a Hugging Face dataset saved to disk); the last two in
+    `memdash.analysis.images`, their images resized to `image_size` when given.
 
     Raises
     ------
@@ -71,8 +74,16 @@ def load_dataset(
             test_fraction=test_fraction,
         ),
         "npz": lambda: load_npz(path, seed=seed, test_fraction=test_fraction),
-        "folder": lambda: _image_folder(
+        "folder": lambda: _images("load_image_folder")(
             path, seed=seed, test_fraction=test_fraction, size=image_size
+        ),
+        "hf": lambda: _images("load_hf_disk")(
+            path,
+            seed=seed,
+            test_fraction=test_fraction,
+            size=image_size,
+            image_column=image_column,
+            label_column=label_column,
         ),
     }
     if name not in loaders:
@@ -80,11 +91,11 @@ def load_dataset(
     return loaders[name]()
 
 
-def _image_folder(path, **options) -> Dataset:
-    """`memdash.analysis.images.load_image_folder` (Pillow imported only when used)."""
-    from memdash.analysis.images import load_image_folder as load
+def _images(loader: str):
+    """A loader of `memdash.analysis.images` (Pillow imported only when used)."""
+    from memdash.analysis import images
 
-    return load(path, **options)
+    return getattr(images, loader)
 
 
 def split_arrays(

@@ -48,6 +48,8 @@ def prepare_data(config: RunConfig) -> Prepared:
         shape=d.shape,
         n_classes=d.n_classes,
         image_size=None if d.image_size is None else tuple(d.image_size),
+        image_column=d.image_column,
+        label_column=d.label_column,
     )
     return prepare(
         data,

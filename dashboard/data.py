@@ -457,7 +457,7 @@ def epochs_completed(paths: tuple[str, ...]) -> list[int]:
     return [Run.open(p).epochs_completed for p in paths]
 
 
-PHOTO_DATASETS = ("folder",)  # images drawn as they are (not ink on paper, as digits are)
+PHOTO_DATASETS = ("folder", "hf")  # images drawn as they are (not ink on paper, as digits are)
 
 
 def photo_inputs(path: Path) -> bool:

@@ -132,18 +132,20 @@ TRAIN = ["train", "--dataset", "folder", "--epochs", "2", "--noise", "0.2", "--l
 
 @pytest.fixture(scope="module")
 def image_runs(tmp_path_factory):
-    """Runs of 300 generated 16x16 RGB PNGs: a 2-D CNN and a ResNet-9 (width 4)."""
+    """Runs of 300 generated 16x16 RGB PNGs: an MLP, a 2-D CNN and a ResNet-9 (width 4)."""
     root = tmp_path_factory.mktemp("images")
     _shapes(root / "pngs", 75, 16)
     runs = {}
     models = {
+        "mlp": ["--model", "mlp", "--hidden", "32"],
         "cnn": ["--model", "cnn", "--channels", "4,8", "--hidden", "16"],
         "resnet": ["--model", "resnet", "--width", "4"],
     }
     for name, options in models.items():
         out = root / name
         args = [*TRAIN, "--data-path", str(root / "pngs"), *options, "--out", str(out)]
-        args += ["--embed-layers", "layer3,out" if name == "resnet" else "conv2,out"]
+        layers = {"mlp": "fc1,out", "cnn": "conv2,out", "resnet": "layer3,out"}[name]
+        args += ["--embed-layers", layers]
         args += ["--embed-epochs", "2", "--checkpoint-epochs", "0,1,2"]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
@@ -215,3 +217,71 @@ def test_the_dashboard_draws_colour_images(image_runs, monkeypatch):
     assert images, "the gallery draws thumbnails"
     (detail,) = [c for c in at.get("plotly_chart") if '"type":"image"' in c.proto.spec]
     assert json.loads(detail.proto.spec)["data"][0]["type"] == "image"
+
+
+# ------------------------------------------------ a Hugging Face dataset saved to disk
+
+
+def _hf_images(n: int, seed: int) -> tuple[list, list[int], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = rng.integers(0, 256, size=(n, 8, 8, 3)).astype(np.uint8)
+    return [Image.fromarray(a) for a in arrays], [i % 3 for i in range(n)], arrays
+
+
+def test_a_saved_dataset_dict_reads_back_its_pixels_and_labels(tmp_path):
+    import datasets
+
+    from memdash.analysis.images import load_hf_disk
+
+    features = datasets.Features(
+        {"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c", "d"])}
+    )
+    train, labels, arrays = _hf_images(9, 0)
+    test, test_labels, test_arrays = _hf_images(3, 1)
+    saved = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"img": train, "label": labels}, features=features),
+            "test": datasets.Dataset.from_dict(
+                {"img": test, "label": test_labels}, features=features
+            ),
+        }
+    )
+    saved.save_to_disk(str(tmp_path / "dd"))
+    data = load_hf_disk(tmp_path / "dd", seed=0, image_column="img")
+    np.testing.assert_allclose(data.x_train, arrays.transpose(0, 3, 1, 2) / 255.0, atol=1e-6)
+    np.testing.assert_allclose(data.x_test, test_arrays.transpose(0, 3, 1, 2) / 255.0, atol=1e-6)
+    assert data.y_train.tolist() == labels and data.y_test.tolist() == test_labels
+    assert data.n_classes == 4  # the ClassLabel's names, though class d has no image
+    with pytest.raises(ValueError, match=r"no column 'image'; its columns are \['img', 'label'\]"):
+        load_hf_disk(tmp_path / "dd", seed=0)
+
+
+def test_a_saved_dataset_trains_a_run(tmp_path):
+    import datasets
+
+    images, labels, arrays = _hf_images(30, 2)
+    saved = datasets.Dataset.from_dict(
+        {"image": images, "label": labels},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}),
+    )
+    saved.save_to_disk(str(tmp_path / "one"))
+    args = ["train", "--dataset", "hf", "--data-path", str(tmp_path / "one"), "--epochs", "1"]
+    result = CliRunner().invoke(app, [*args, "--image-size", "4x4", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    run = Run.open(tmp_path / "run")
+    assert run.inputs().shape == (30, 3, 4, 4) and run.n_classes == 3
+    assert (run.examples()["split"] == "test").sum() == 6  # a seeded 20% split
+    bad = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--label-column", "y"])
+    assert bad.exit_code == 1 and "no column 'y'" in " ".join(bad.output.split())
+    missing = [
+        "train",
+        "--dataset",
+        "hf",
+        "--data-path",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "z"),
+    ]
+    result = CliRunner().invoke(app, missing)
+    shown = " ".join(result.output.split())
+    assert result.exit_code == 1 and "not a dataset saved with save_to_disk" in shown
