@@ -199,6 +199,8 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"noise must lie in [0, 1], got {d.noise}")
     if not 0.0 < d.test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {d.test_fraction}")
+    if m.width < 1:
+        raise ValueError(f"the ResNet's width must be >= 1, got {m.width}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1), got {m.dropout}")
     if m.example_tied_dropout and not (0 < m.p_fixed <= 1 and 0 <= m.p_mem <= 1):

@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from memdash.analysis.config import RunConfig
-from memdash.analysis.models import Dense, build_model, layer_names, unit_module
+from memdash.analysis.models import Dense, from_config, layer_names, unit_module
 from memdash.analysis.training import make_optimizer
 
 
@@ -58,16 +58,7 @@ def _model(config: RunConfig, seed: int, input_shape: tuple[int, ...], n_classes
     if config.model.example_tied_dropout:
         raise ValueError("held-out estimates do not support example-tied dropout")
     torch.manual_seed(seed)
-    m = config.model
-    return build_model(
-        m.name,
-        input_shape,
-        n_classes,
-        hidden=m.hidden,
-        channels=m.channels,
-        dropout=m.dropout,
-        width=m.width,
-    )
+    return from_config(config.model, input_shape, n_classes)
 
 
 @dataclass

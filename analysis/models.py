@@ -265,3 +265,19 @@ def layer_parameters(model: nn.Module) -> dict[str, list[nn.Parameter]]:
         name: [p for p in getattr(model, name).parameters() if p.requires_grad]
         for name in layer_names(model)
     }
+
+
+def from_config(
+    config, input_shape: tuple[int, ...], n_classes: int, *, tied: Tied = None
+) -> Classifier:
+    """`build_model` from a run config's model section (`memdash.analysis.config.ModelConfig`)."""
+    return build_model(
+        config.name,
+        input_shape,
+        n_classes,
+        hidden=config.hidden,
+        channels=config.channels,
+        dropout=config.dropout,
+        tied=tied,
+        width=config.width,
+    )

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from memdash.analysis.config import RunConfig, validate
 from memdash.analysis.corruption import Prepared, prepare
 from memdash.analysis.data import load_dataset
-from memdash.analysis.models import build_model, layer_names
+from memdash.analysis.models import from_config, layer_names
 from memdash.analysis.recorder import TraceRecorder
 from memdash.analysis.runs import Run, RunFormatError, RunWriter
 from memdash.analysis.tied_dropout import MODES, example_ids, tied_mode
@@ -107,16 +107,7 @@ def make_model(config: RunConfig, input_shape: tuple[int, ...], n_classes: int) 
     torch.manual_seed(config.seed)
     m = config.model
     tied = (m.p_fixed, m.p_mem, config.seed) if m.example_tied_dropout else None
-    return build_model(
-        m.name,
-        input_shape,
-        n_classes,
-        hidden=m.hidden,
-        channels=m.channels,
-        dropout=m.dropout,
-        tied=tied,
-        width=m.width,
-    )
+    return from_config(m, input_shape, n_classes, tied=tied)
 
 
 def make_optimizer(
