@@ -123,9 +123,8 @@ def group_heatmaps(
         pairs = int(grid["pairs"].iloc[0]) // 2 if len(grid) else 0
         column.caption(f"{label(measure)}, the mean over {pairs} pairs of seeds.")
         same_layer.append(diagonal(grid).assign(group=name))
-    lines = pd.concat(same_layer, ignore_index=True)
-    order = data.layer_order(Path(next(iter(groups.values()))[0]))
-    lines = lines.iloc[lines["layer"].map(order.index).argsort(kind="stable")]
+    first = Path(next(iter(groups.values()))[0])
+    lines = data.by_layer(first, pd.concat(same_layer, ignore_index=True))
     st.plotly_chart(
         charts.lines(
             lines.rename(columns={"value": measure}),
