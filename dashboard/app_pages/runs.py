@@ -51,7 +51,7 @@ def _label(summaries: pd.DataFrame, i: int) -> str:
 def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> None:
     group_of = {path: name for name, paths in groups.items() for path in paths}
     shown = summaries.drop(columns=["path", "error", "analyses"])
-    shown.insert(1, "seed group", summaries["path"].map(group_of).fillna(""))
+    shown.insert(1, "seed group", [group_of.get(path, "") for path in summaries["path"]])
     # every cell as text: accuracies to 3 decimals, missing values as n/a (one type a column)
     shown = pd.DataFrame({c: [value_text(c, v) for v in shown[c]] for c in shown.columns})
     st.dataframe(shown, hide_index=True, width="stretch")
