@@ -23,6 +23,7 @@ import numpy as np
 from memdash.analysis.data import Dataset, split_arrays
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow's 16-bit greyscale modes
 
 
 def load_image_folder(
@@ -79,13 +80,6 @@ def load_image_folder(
             "test; add images or give a test/ folder"
         )
     return split_arrays(x, y, seed, test_fraction, name, n_classes=len(classes))
-
-
-def class_names(path: str | Path) -> list[str]:
-    """The class names of an image folder, label i = the i-th (its ``train/`` split's when
-    it has one)."""
-    root = Path(path)
-    return _classes(root / "train" if (root / "train").is_dir() else root)
 
 
 def _classes(folder: Path, minimum: int = 2) -> list[str]:
@@ -165,9 +159,6 @@ def _as_array(image, size: tuple[int, int] | None) -> np.ndarray:
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.float32) / scale
     return array[:, :, None] if array.ndim == 2 else array
-
-
-SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 def _channels(array: np.ndarray, channels: int) -> np.ndarray:

@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +34,38 @@ from memdash.analysis.estimate import EstimateSpec, estimate
 from memdash.analysis.training import create_run, make_model, prepare_data
 
 K = 16
+
+
+class Workload(NamedTuple):
+    """An estimate's models on the digits with 20% flipped labels: the data, and each
+    model's seed and 70% training subset."""
+
+    config: RunConfig
+    prepared: object  # memdash.analysis.training.Prepared
+    x: torch.Tensor
+    y: torch.Tensor
+    train_ids: np.ndarray
+    seeds: list[int]
+    subsets: np.ndarray
+
+
+def digits_models(epochs: int, models: int) -> Workload:
+    """The benchmarks' estimate workload: `models` digits MLPs trained for `epochs`."""
+    config = RunConfig(
+        data=DataConfig(dataset="digits", noise=0.2), train=TrainConfig(epochs=epochs)
+    )
+    prepared = prepare_data(config)
+    train_ids = prepared.train_ids
+    seeds = [model_seed(0, 0, k) for k in range(models)]
+    return Workload(
+        config,
+        prepared,
+        torch.tensor(prepared.inputs),
+        torch.tensor(prepared.examples["label"].to_numpy()),
+        train_ids,
+        seeds,
+        np.stack([subset_mask(s, len(train_ids), 0.7) for s in seeds]),
+    )
 
 
 def gemm_rate() -> float:
@@ -50,15 +83,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    config = RunConfig(
-        data=DataConfig(dataset="digits", noise=0.2), train=TrainConfig(epochs=args.epochs)
-    )
-    prepared = prepare_data(config)
-    x = torch.tensor(prepared.inputs)
-    y = torch.tensor(prepared.examples["label"].to_numpy())
-    train_ids = prepared.train_ids
-    seeds = [model_seed(0, 0, k) for k in range(K)]
-    subsets = np.stack([subset_mask(s, len(train_ids), 0.7) for s in seeds])
+    config, prepared, x, y, train_ids, seeds, subsets = digits_models(args.epochs, K)
     fit_batched(config, x, y, train_ids, seeds[:2], subsets[:2])  # warm-up
     times = {"sequential": [], "batched": []}
     for _ in range(args.rounds):

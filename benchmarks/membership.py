@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from analytics import timed  # the benchmarks' timer: median of 5 after a warm-up
+from heldout import digits_models  # the estimate workload the held-out benchmark times
 
-from memdash.analysis.config import DataConfig, RunConfig, TrainConfig
-from memdash.analysis.ensemble import ensemble_outputs, fit_batched, model_seed, subset_mask
+from memdash.analysis.ensemble import ensemble_outputs, fit_batched
 from memdash.analysis.estimate import load_batches, load_confidences, stored_spec
 from memdash.analysis.membership import membership_tables
 from memdash.analysis.runs import Run, RunFormatError
-from memdash.analysis.training import prepare_data
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20"
 
@@ -89,15 +88,7 @@ def batch_job(config, x, y, train_ids, seeds, subsets, *, with_confidence: bool)
 
 
 def estimate_batch(models: int, epochs: int, rounds: int) -> None:
-    config = RunConfig(
-        data=DataConfig(dataset="digits", noise=0.2), train=TrainConfig(epochs=epochs)
-    )
-    prepared = prepare_data(config)
-    x = torch.tensor(prepared.inputs)
-    y = torch.tensor(prepared.examples["label"].to_numpy())
-    train_ids = prepared.train_ids
-    seeds = [model_seed(0, 0, k) for k in range(models)]
-    subsets = np.stack([subset_mask(s, len(train_ids), 0.7) for s in seeds])
+    config, _, x, y, train_ids, seeds, subsets = digits_models(epochs, models)
     torch.set_num_threads(1)  # as every estimate job runs
     times = {True: [], False: []}
     for _ in range(rounds):

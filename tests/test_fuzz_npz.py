@@ -42,30 +42,6 @@ WRONG = {
 }
 
 
-AREA = "the user's .npz files (hypothesis)"
-# a file is drawn right in every part, or wrong in one part (so each fault is seen alone)
-RIGHT = {
-    "n": [40, 24],
-    "features": [(4,), (1, 8), (1, 3, 3)],
-    "dtype": ["float32", "float64", "int64", "bool"],
-    "values": ["normal"],
-    "labels": ["classes", "whole_float"],
-    "extra_labels": [0],
-    "keys": [("X", "y")],
-    "split": ["none", "both"],
-}
-WRONG = {
-    "n": [0, 1, 2, 5],
-    "features": [(0,), (), (2, 1, 1, 2)],
-    "dtype": ["complex64", "U1", "object"],
-    "values": ["nan", "inf", "huge"],
-    "labels": ["one_class", "negative", "huge", "float", "text", "2d"],
-    "extra_labels": [-1, 1],
-    "keys": [("x", "y"), ("X",), ("X", "labels"), ("y",)],
-    "split": ["only_x", "short", "other_shape", "new_class"],
-}
-
-
 @st.composite
 def arrays(draw):
     """A dict of arrays for np.savez: X, y and perhaps a test split, right or wrong."""
