@@ -94,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
-        create_run(run, config, prepared, model).finish("complete")
+        create_run(run, config, prepared, model).finish("complete", estimate_only=True)
         start = time.perf_counter()
         estimate(run, EstimateSpec(models=2 * K, models_per_batch=K), workers=2)
         local = (time.perf_counter() - start) / 2  # per K models
