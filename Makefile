@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.memdash-installed
-RAY_STAMP := $(VENV)/.memdash-ray-installed
+EXTRAS_STAMP := $(VENV)/.memdash-extras-installed
 PORT ?= 8501
 
 .DEFAULT_GOAL := help
@@ -24,10 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv if missing and install memdash with its test tools
 
-# Ray (the optional extra `memdash[ray]`) for `memdash estimate --backend ray` and its test
-$(RAY_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,ray]'
-	touch $(RAY_STAMP)
+# The optional extras the tests cover: Ray (`memdash estimate --backend ray`), and the
+# trainer callbacks for Lightning and the Hugging Face Trainer
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,ray,lightning,transformers]'
+	touch $(EXTRAS_STAMP)
 
 demo: install ## Open the dashboard on sample_runs/ (http://127.0.0.1:$(PORT))
 	$(BIN)/memdash dashboard sample_runs --port $(PORT)
@@ -47,7 +48,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 	  || { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
-test: lint $(RAY_STAMP) chromium ## Lint, then run the whole test suite (installs the ray extra and chromium)
+test: lint $(EXTRAS_STAMP) chromium ## Lint, then run the whole suite (installs the ray, lightning and transformers extras, and chromium)
 	$(BIN)/python -m pytest
 
 bench: install ## Run the benchmarks (prints ratios)

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from memdash.analysis.models import layer_names, layer_parameters
-from memdash.analysis.runs import RunWriter
+from memdash.analysis.runs import Run, RunWriter
 from memdash.analysis.sensitivity import critical_samples, loss_sensitivity
 from memdash.analysis.tied_dropout import example_ids
 
@@ -78,6 +78,25 @@ def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch
         "pred": pred,
         "correct": pred == labels,
     }
+
+
+def layer_embedding(layer: str, output: Any) -> torch.Tensor:
+    """What a layer's output stores as its embedding, shape (B, ...).
+
+    A tensor is itself; a Hugging Face ``ModelOutput`` gives its
+    ``pooler_output`` when it has one, else the first token's hidden state
+    (``last_hidden_state[:, 0]``, the [CLS] position).
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    for field in ("pooler_output", "last_hidden_state"):
+        value = getattr(output, field, None)
+        if isinstance(value, torch.Tensor):
+            return value if field == "pooler_output" else value[:, 0]
+    raise TypeError(
+        f"layer {layer!r} returns a {type(output).__name__}, not a tensor: choose a layer "
+        "whose output is a tensor to record its embeddings"
+    )
 
 
 def stats_table(
@@ -356,6 +375,44 @@ class TraceRecorder:
             **options,
         )
 
+    @classmethod
+    def reopen(
+        cls,
+        path: str | Path,
+        model: nn.Module,
+        *,
+        epoch: int | None = None,
+        device: torch.device | str = "cpu",
+        **options: Any,
+    ) -> TraceRecorder:
+        """Go on recording a run after its last complete epoch (or after `epoch`).
+
+        The examples, labels and inputs are the run's own (examples.parquet and
+        inputs.npy); `model` must have the run's layers. `options` are those of
+        the constructor.
+        """
+        writer = RunWriter.reopen(path, epoch=epoch)
+        run = Run.open(path)
+        if layer_names(model) != run.layers:
+            raise ValueError(
+                f"run {run.path} was recorded from a model with layers {run.layers}; "
+                f"this model's layers are {layer_names(model)}"
+            )
+        examples = run.examples(["split", "label", "is_noisy"])
+        inputs = torch.from_numpy(np.array(run.inputs(mmap=False))).to(device)
+        labels = torch.tensor(examples["label"].to_numpy(dtype=np.int64), device=device)
+        is_noisy = torch.tensor(examples["is_noisy"].to_numpy(dtype=bool), device=device)
+        options.setdefault("grad_accounting", bool(is_noisy.any()))
+        return cls(
+            writer,
+            model,
+            inputs,
+            labels,
+            is_noisy=is_noisy,
+            split=examples["split"].to_numpy(),
+            **options,
+        )
+
     # ------------------------------------------------------------ in the loop
     def log_batch(self, ids: torch.Tensor, logits: torch.Tensor) -> None:
         """Keep a training minibatch's logits (train mode, before the update).
@@ -509,7 +566,7 @@ class TraceRecorder:
                 hooks.append(
                     getattr(self.model, name).register_forward_hook(
                         lambda _m, _i, out, name=name: captured[name].append(
-                            out.detach().flatten(1)
+                            layer_embedding(name, out).detach().flatten(1)
                         )
                     )
                 )

@@ -273,10 +273,25 @@ class RunWriter:
         return writer
 
     @classmethod
-    def reopen(cls, path: str | Path) -> RunWriter:
-        """Reopen an existing run to append epochs after its last complete one."""
+    def reopen(cls, path: str | Path, *, epoch: int | None = None) -> RunWriter:
+        """Reopen an existing run to append epochs after its last complete one.
+
+        With `epoch`, go on after that epoch instead: a trainer resumed from a
+        checkpoint older than the run's last epoch records the later epochs
+        again (readers ignore the files of uncommitted epochs; they are
+        overwritten as those epochs are recorded).
+        """
         run = Run.open(path)
         meta = dict(run.meta, status="running", updated_at=_now())
+        if epoch is not None:
+            if not 0 <= epoch <= run.epochs_completed:
+                raise RunFormatError(
+                    run.path,
+                    "run.json",
+                    f"cannot resume after epoch {epoch}: the run holds epochs "
+                    f"0..{run.epochs_completed}",
+                )
+            meta["epochs_completed"] = int(epoch)
         writer = cls(run.path, meta)
         write_json(writer.path / "run.json", meta)
         return writer

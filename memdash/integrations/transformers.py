@@ -1,0 +1,207 @@
+"""Record a Hugging Face ``Trainer`` run (sequence classification) into a memdash run.
+
+Two changes to the user's code: wrap the training dataset in `WithIds`, and
+keep its ``example_id`` column in the batches::
+
+    args = TrainingArguments(..., remove_unused_columns=False)
+    trainer = Trainer(model, args, train_dataset=WithIds(train_set),
+                      callbacks=[TraceCallback("runs/hf", train_set, test_set)])
+
+Items are dicts with ``input_ids`` and ``labels`` (or ``label``), as a
+tokenized ``datasets.Dataset`` gives them; drop the text columns when
+tokenizing (``map(..., remove_columns=["text"])``), since the Trainer no
+longer drops them. The callback takes the ``example_id`` out of each forward
+call before the model sees it (a forward pre-hook), and records like
+`memdash train`:
+
+- the statistics of every training minibatch, from the logits of its forward
+  pass (train mode, before the update; each micro-batch under gradient
+  accumulation);
+- an eval pass over every example at each epoch's end, the attention mask
+  being ``input_ids != pad_token_id``;
+- embeddings of named layers (the model's top-level children: for BERT
+  ``bert`` stores its pooled output), and checkpoints as safetensors;
+- resume: ``trainer.train(resume_from_checkpoint=...)`` goes on after the
+  checkpoint's epoch.
+
+Needs the extra ``memdash[transformers]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import TrainerCallback
+
+from memdash.integrations.ids import ID_KEY, WithIds, unwrapped
+from memdash.integrations.recording import CallbackRecording, logits_of
+
+__all__ = ["SequenceClassifier", "TraceCallback", "WithIds", "stack_sequences"]
+
+
+def stack_sequences(dataset: Any, pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token ids and labels of a sequence-classification dataset.
+
+    Returns
+    -------
+    input_ids : int64, shape (N, L), right-padded with `pad_token_id` to the longest
+    labels : int64, shape (N,), from each item's ``labels`` (or ``label``)
+    """
+    dataset = unwrapped(dataset)
+    rows, labels = [], []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if not isinstance(item, Mapping) or "input_ids" not in item:
+            raise TypeError(
+                f"item {i} of the dataset is not a dict with input_ids (it is a "
+                f"{type(item).__name__}); tokenize the dataset first"
+            )
+        label = item.get("labels", item.get("label"))
+        if label is None:
+            raise ValueError(f"item {i} of the dataset has no labels or label: {sorted(item)}")
+        rows.append(torch.as_tensor(item["input_ids"], dtype=torch.long).flatten())
+        labels.append(int(label))
+    if not rows:
+        raise ValueError("the dataset is empty")
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_token_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    return ids, torch.tensor(labels, dtype=torch.long)
+
+
+class SequenceClassifier(nn.Module):
+    """A sequence classifier seen as memdash sees a network: token ids (N, L) -> logits.
+
+    Its layers are the model's own top-level children (for BERT: ``bert`` and
+    ``classifier``), so its checkpoints hold the model's own state-dict keys.
+    """
+
+    def __init__(self, model: nn.Module, pad_token_id: int) -> None:
+        super().__init__()
+        for name, child in model.named_children():
+            self.add_module(name, child)
+        object.__setattr__(self, "hf_model", model)  # not a child: no "hf_model." prefix
+        self.pad_token_id = pad_token_id
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = (input_ids != self.pad_token_id).long()
+        return logits_of(self.hf_model(input_ids=input_ids, attention_mask=mask))
+
+    def train(self, mode: bool = True) -> SequenceClassifier:
+        super().train(mode)
+        self.hf_model.train(mode)
+        return self
+
+
+class TraceCallback(TrainerCallback):
+    """A ``transformers.Trainer`` callback that records per-example traces into a memdash run.
+
+    Parameters
+    ----------
+    path : the run directory (created when training starts from scratch)
+    train_dataset : the training examples (dicts with ``input_ids`` and ``labels``);
+        example i is item i
+    test_dataset : optional held-out examples, ids following the training examples
+    pad_token_id : the padding token (the tokenizer's ``pad_token_id``)
+    true_labels : shape (N_train,), optional: examples whose label differs are flipped
+    embed_layers, embed_epochs : the model's top-level children whose outputs are stored,
+        and when
+    checkpoint_epochs : epochs whose weights are stored as safetensors (0 = initialization)
+    record_train : keep the statistics of the training minibatches (needs `WithIds` and
+        ``remove_unused_columns=False``)
+    eval_batch_size : examples per forward pass of the eval pass
+    config : stored in run.json
+    overwrite : replace a run already at `path` when training starts from scratch
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        train_dataset: Any,
+        test_dataset: Any = None,
+        *,
+        pad_token_id: int = 0,
+        true_labels: torch.Tensor | None = None,
+        embed_layers: Iterable[str] = (),
+        embed_epochs: Iterable[int] = (),
+        checkpoint_epochs: Iterable[int] = (0,),
+        record_train: bool = True,
+        eval_batch_size: int = 256,
+        embed_dtype: str = "float16",
+        config: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        x_train, y_train = stack_sequences(train_dataset, pad_token_id)
+        x, y = x_train, y_train
+        if test_dataset is not None:
+            x_test, y_test = stack_sequences(test_dataset, pad_token_id)
+            width = max(x_train.shape[1], x_test.shape[1])
+            x = torch.cat([_pad(x_train, width, pad_token_id), _pad(x_test, width, pad_token_id)])
+            y = torch.cat([y_train, y_test])
+        self.pad_token_id = pad_token_id
+        self.record_train = record_train
+        self.recording = CallbackRecording(
+            path,
+            x,
+            y,
+            len(y_train),
+            true_labels=true_labels,
+            config={"trainer": "transformers", **(config or {})},
+            overwrite=overwrite,
+            record_train=record_train,
+            embed_layers=list(embed_layers),
+            embed_epochs=list(embed_epochs),
+            checkpoint_epochs=list(checkpoint_epochs),
+            eval_batch_size=eval_batch_size,
+            embed_dtype=embed_dtype,
+        )
+        self._pre_hook: torch.utils.hooks.RemovableHandle | None = None
+        self._batches = 0
+
+    @property
+    def path(self) -> Path:
+        return self.recording.path
+
+    # ----------------------------------------------------------- Trainer events
+    def on_train_begin(self, args, state, control, model=None, **kwargs) -> None:
+        if self._pre_hook is None:  # kept after training: evaluation batches may carry ids
+            self._pre_hook = model.register_forward_pre_hook(self._take_ids, with_kwargs=True)
+        done = math.floor((state.epoch or 0) + 1e-6)  # restored when resuming
+        network = SequenceClassifier(model, self.pad_token_id)
+        planned = math.ceil(args.num_train_epochs)
+        self.recording.begin(network, model.device, done, planned)
+        self.recording.watch(model)
+        self._batches = 0
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        if self.record_train and self._batches == 0:
+            self.recording.finish(RuntimeError("no example ids"))
+            raise ValueError(
+                "memdash: the training batches reach the model without their example ids: "
+                "wrap the training dataset in memdash.integrations.WithIds and pass "
+                "TrainingArguments(remove_unused_columns=False)"
+            )
+
+    def on_epoch_end(self, args, state, control, **kwargs) -> None:
+        self.recording.end_epoch(round(state.epoch))
+
+    def on_train_end(self, args, state, control, **kwargs) -> None:
+        self.recording.finish()
+
+    # ------------------------------------------------------------------ hooks
+    def _take_ids(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        ids = kwargs.pop(ID_KEY, None)
+        if ids is not None and module.training:
+            self._batches += 1
+            self.recording.expect(torch.as_tensor(ids).long().flatten())
+        return args, kwargs
+
+
+def _pad(ids: torch.Tensor, width: int, pad_token_id: int) -> torch.Tensor:
+    return nn.functional.pad(ids, (0, width - ids.shape[1]), value=pad_token_id)
