@@ -59,6 +59,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/membership.py
 	$(BIN)/python benchmarks/similarity.py
 	$(BIN)/python benchmarks/sensitivity.py
+	$(BIN)/python benchmarks/callbacks.py
 	$(BIN)/python benchmarks/dashboard.py
 
 sample-runs: install ## Rebuild the sample suite with its analyses (commands in sample_runs/README.md)

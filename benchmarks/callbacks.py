@@ -1,0 +1,222 @@
+"""What the trainer callbacks add to an epoch of Lightning and of the Hugging Face Trainer,
+measured side by side in one process.
+
+Each trainer trains the same network in three ways, the modes interleaved
+round by round (their order rotated each round). A round is one fit of
+`--epochs` epochs per mode; a timing callback placed after memdash's measures
+each epoch from its start to the end of every callback's epoch-end work, and
+the median over the epochs after the first (warm-up) and over the rounds is
+kept:
+
+plain        the trainer alone, its loader reading the bare dataset
+in-flight    + TraceCallback recording the minibatch statistics (WithIds in the
+             loader, the forward hook, the once-per-epoch reduction and write)
++ eval pass  + the end-of-epoch eval pass over every example, written to disk
+             (the callback as shipped)
+
+Settings: Lightning trains memdash's CNN (32, 64 channels, 256 hidden) on
+20,000 synthetic 16x16 images, batch 128 (the recording benchmark's largest
+setting); the Trainer trains a two-layer BERT (hidden 64) on 4,096 sequences
+of 32 tokens, batch 32.
+
+Goal (issue 13): in-flight <= 1.05 x plain for each callback.
+
+Run: .venv/bin/python benchmarks/callbacks.py [--rounds 5] [--epochs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning
+import torch
+import torch.nn.functional as F
+import transformers
+from torch.utils.data import DataLoader, TensorDataset
+
+from memdash.analysis.config import DataConfig, ModelConfig, RunConfig
+from memdash.analysis.training import make_model, prepare_data
+from memdash.integrations import WithIds
+from memdash.integrations import lightning as lit_cb
+from memdash.integrations import transformers as hf_cb
+
+MODES = ("plain", "in-flight", "+ eval pass")
+
+
+def _in_flight_only(callback):
+    """Make a callback's epoch end record the minibatch part alone (no eval pass)."""
+
+    def end_epoch(epoch: int) -> None:
+        recorder = callback.recording.recorder
+        table = recorder._train_source_table(epoch)
+        recorder._submit([lambda: recorder.writer.write_trace("train", epoch, table)])
+
+    callback.recording.end_epoch = end_epoch
+
+
+# ----------------------------------------------------------------- Lightning
+class _EpochClock(lightning.pytorch.Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+
+class _Classifier(lightning.LightningModule):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch[0], batch[1]  # with WithIds, batch[2] holds the ids
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
+
+
+def lightning_epoch_times(mode: str, data, root: Path, epochs: int) -> list[float]:
+    config, prepared = data
+    train = torch.from_numpy(prepared.train_ids)
+    x = torch.from_numpy(prepared.inputs)
+    y = torch.tensor(prepared.examples["label"].to_numpy())
+    train_set = TensorDataset(x[train], y[train])
+    torch.manual_seed(0)
+    module = _Classifier(make_model(config, x.shape[1:], prepared.n_classes))
+    clock = _EpochClock()
+    callbacks: list = []
+    dataset = train_set
+    if mode != "plain":
+        cb = lit_cb.TraceCallback(root / f"lit-{mode}", train_set, overwrite=True)
+        if mode == "in-flight":
+            _in_flight_only(cb)
+        callbacks.append(cb)
+        dataset = WithIds(train_set)
+    trainer = lightning.Trainer(
+        max_epochs=epochs,
+        callbacks=[*callbacks, clock],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(module, DataLoader(dataset, batch_size=128, shuffle=True))
+    return clock.times[1:]
+
+
+# ------------------------------------------------------- Hugging Face Trainer
+class _HFClock(transformers.TrainerCallback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, args, state, control, **kwargs) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+
+def _sequences(n: int) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (n, 32), generator=g)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    ids[labels == 1, torch.randint(0, 32, (int(labels.sum()),), generator=g)] = 3
+    return [{"input_ids": i, "labels": int(label)} for i, label in zip(ids, labels, strict=True)]
+
+
+def hf_epoch_times(mode: str, train_set: list[dict], root: Path, epochs: int) -> list[float]:
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(
+        transformers.BertConfig(
+            vocab_size=1000,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            num_labels=2,
+        )
+    )
+    clock = _HFClock()
+    callbacks: list = []
+    dataset = train_set
+    if mode != "plain":
+        cb = hf_cb.TraceCallback(root / f"hf-{mode}", train_set, overwrite=True)
+        if mode == "in-flight":
+            _in_flight_only(cb)
+        callbacks.append(cb)
+        dataset = WithIds(train_set)
+    args = transformers.TrainingArguments(
+        str(root / "hf-trainer"),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=32,
+        learning_rate=1e-3,
+        remove_unused_columns=mode == "plain",
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = transformers.Trainer(
+        model, args, train_dataset=dataset, callbacks=[*callbacks, clock]
+    )
+    trainer.remove_callback(transformers.PrinterCallback)  # its end-of-training summary
+    trainer.train()
+    return clock.times[1:]
+
+
+def bench(epoch_times, data, rounds: int, epochs: int, root: Path) -> dict[str, float]:
+    times: dict[str, list[float]] = {m: [] for m in MODES}
+    for r in range(rounds):
+        for mode in MODES[r % len(MODES) :] + MODES[: r % len(MODES)]:  # rotate the order
+            gc.collect()
+            times[mode] += epoch_times(mode, data, root, epochs)
+    return {m: statistics.median(t) for m, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    transformers.logging.set_verbosity_error()
+    print(
+        f"torch {torch.__version__}, lightning {lightning.__version__}, transformers "
+        f"{transformers.__version__}, {torch.get_num_threads()} threads; median epoch of "
+        f"{args.rounds} interleaved rounds x {args.epochs - 1} epochs"
+    )
+    config = RunConfig(
+        data=DataConfig(dataset="synthetic", n_examples=20_000, shape=(1, 16, 16), n_classes=10),
+        model=ModelConfig(name="cnn", channels=(32, 64), hidden=(256,)),
+    )
+    settings = {
+        "Lightning, CNN 20k": (lightning_epoch_times, (config, prepare_data(config))),
+        "HF Trainer, BERT 4k": (hf_epoch_times, _sequences(4096)),
+    }
+    print(f"{'setting':<22}{'plain s':>9}" + "".join(f"{m:>14}" for m in MODES[1:]))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (epoch_times, data) in settings.items():
+            t = bench(epoch_times, data, args.rounds, args.epochs, Path(tmp))
+            ratios = "".join(f"{t[m] / t['plain']:>13.3f}x" for m in MODES[1:])
+            print(f"{name:<22}{t['plain']:>9.3f}{ratios}", flush=True)
+    print("goal: in-flight <= 1.050x for each callback (the eval pass is reported beside it)")
+
+
+if __name__ == "__main__":
+    main()
