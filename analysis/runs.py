@@ -551,6 +551,41 @@ class Run:
         files = [p for (_, e), p in sorted(parts.items()) if wanted is None or e in wanted]
         return self._read_parts(files, TRACE_COLUMNS, columns)
 
+    def trace_grids(
+        self, source: str, columns: Iterable[str], *, first_epoch: int = 1
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A source's trace as (E, N) float64 arrays, read one epoch's part at a time.
+
+        The result equals ``dynamics.trace_matrices(run.trace(source), N, columns)``
+        (epochs >= `first_epoch`, NaN where an example is absent), but the long
+        trace never sits in memory: the peak is the arrays plus one part, about
+        a tenth of reading the whole trace first.
+
+        Returns
+        -------
+        epochs : int, shape (E,), the recorded epochs >= `first_epoch`
+        grids : column -> float64 array of shape (E, N)
+        """
+        if source not in SOURCES:
+            raise ValueError(f"unknown trace source {source!r}; valid: {', '.join(SOURCES)}")
+        columns = list(columns)
+        parts = sorted((e, f) for (_, e), f in self.trace_parts(source).items() if e >= first_epoch)
+        epochs = np.array([e for e, _ in parts], dtype=np.int64)
+        n = self.n_examples()
+        grids = {c: np.full((len(parts), n), np.nan) for c in columns}
+        for row, (_, file) in enumerate(parts):
+            rel = self._check_part(file, TRACE_COLUMNS, ["example_id", *columns])
+            try:
+                table = pq.read_table(file, columns=["example_id", *columns])
+            except (pa.ArrowException, OSError) as err:
+                raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
+            ids = table.column("example_id").to_numpy()
+            if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                raise RunFormatError(self.path, rel, f"example_id outside 0..{n - 1}")
+            for c in columns:
+                grids[c][row, ids] = table.column(c).to_numpy(zero_copy_only=False)
+        return epochs, grids
+
     def layer_grads(self) -> pd.DataFrame:
         """Per-layer gradient norms of the clean and flipped parts of the loss (may be empty)."""
         files = [

@@ -61,8 +61,7 @@ def compute_scores(
     out = pd.DataFrame({"example_id": np.arange(n, dtype=np.int64)})
     for source in run.trace_sources():
         progress(f"{source} trace")
-        trace = run.trace(source, columns=["epoch", "example_id", *SCORE_COLUMNS])
-        epochs, m = trace_matrices(trace, n, SCORE_COLUMNS)
+        epochs, m = run.trace_grids(source, SCORE_COLUMNS)  # part by part: bounded memory
         if not len(epochs):
             continue
         scores = trace_scores(

@@ -8,8 +8,9 @@ out; an eval trace part per epoch 0..E and a minibatch part per epoch 1..E
 ones); embeddings of one 256-wide layer (float16) at epochs 0 and E.
 
 Then each step runs in a fresh process, which reports its wall time and its
-peak resident memory (ru_maxrss) beside the memory of the same process
-after its imports:
+peak resident memory (VmHWM, memory-mapped files included) beside its
+resident memory after its imports. The analysis steps write their results,
+so the pages find the run analyzed:
 
 write        an epoch's two trace parts written and committed (the recorder's
              background work per epoch; the eval pass itself is one forward
@@ -19,10 +20,13 @@ scores       `memdash analyze` step scores: both sources read into (E, N)
              matrices, forgetting, data maps, AUM
 knn          step knn: FAISS k = 30 (L1) at both recorded epochs
 umap         step umap: aligned UMAP projections at both recorded epochs
+exposure     step exposure (no canaries here: it reads the examples and stops)
 curves       the accuracy curves of the Runs, Compare and Forgetting pages:
              four trace columns of every epoch, grouped by kind
 grids        the Examples page's trajectories: five columns of the eval trace
-             as (E, N) matrices, read once and kept
+             as (E, N) matrices, read once and kept (`Run.trace_grids`, part by
+             part); "grids (long)" reads the whole long trace first, as
+             memdash did before (not in the default steps)
 one example  one example's eval trajectory read with predicate pushdown (a
              filter on example_id, statistics of each part's row groups)
 pages        every page's first run (cold caches) and a warm rerun, through
@@ -37,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -46,7 +49,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache" / "scale"
-STEPS = ("write", "validate", "scores", "knn", "umap", "curves", "grids", "one example", "pages")
+ANALYSIS = ("scores", "knn", "umap", "exposure")
+STEPS = ("write", "validate", *ANALYSIS, "curves", "grids", "one example", "pages")
+EXTRA_STEPS = ("grids (long)",)
 PAGES = (
     "runs",
     "examples",
@@ -60,8 +65,13 @@ PAGES = (
 EMBED_DIM = 256
 
 
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _memory_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (the peak) of this process, in MiB. Not ru_maxrss: Linux
+    carries that over from the parent across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 # ----------------------------------------------------------------- the run
@@ -167,11 +177,10 @@ def run_step(step: str, path: Path) -> dict:
     import numpy as np  # noqa: F401  (imports counted in the baseline, not the step)
     import pyarrow.dataset as ds
 
-    from memdash.analysis.config import AnalysisConfig
     from memdash.analysis.curves import accuracy_curves
     from memdash.analysis.dynamics import trace_matrices
+    from memdash.analysis.pipeline import analyze
     from memdash.analysis.runs import Run
-    from memdash.analysis.steps import compute_knn, compute_scores, compute_umap
 
     run = Run.open(path)
     extra: dict = {}
@@ -180,21 +189,20 @@ def run_step(step: str, path: Path) -> dict:
 
         os.environ["MEMDASH_ROOTS"] = str(path.parent)
         import streamlit  # noqa: F401
-    base = _rss_mib()
+    base = _memory_mib("VmRSS")
     start = time.perf_counter()
     if step == "validate":
         run.validate()
-    elif step == "scores":
-        compute_scores(run)
-    elif step == "knn":
-        compute_knn(run, AnalysisConfig())
-    elif step == "umap":
-        compute_umap(run, AnalysisConfig())
+    elif step in ANALYSIS:  # memdash analyze --only STEP --force: computed and written
+        analyze(path, only=[step], force=True)
     elif step == "curves":
         for source in ("eval", "train"):
             trace = run.trace(source, columns=["epoch", "example_id", "correct", "loss"])
             accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))
     elif step == "grids":
+        columns = ["correct", "loss", "prob_label", "margin", "pred"]
+        run.trace_grids("eval", columns, first_epoch=0)
+    elif step == "grids (long)":  # the same through the whole long trace, as before
         columns = ["correct", "loss", "prob_label", "margin", "pred"]
         trace = run.trace("eval", columns=["epoch", "example_id", *columns])
         trace_matrices(trace, run.n_examples(), columns, first_epoch=0)
@@ -212,13 +220,9 @@ def run_step(step: str, path: Path) -> dict:
         spec.loader.exec_module(module)
         module.reruns(path.parent, PAGES)
     else:
-        raise SystemExit(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
-    return {
-        "seconds": time.perf_counter() - start,
-        "peak_mib": _rss_mib(),
-        "base_mib": base,
-        **extra,
-    }
+        raise SystemExit(f"unknown step {step!r}; steps: {', '.join(STEPS + EXTRA_STEPS)}")
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_mib": _memory_mib("VmHWM"), "base_mib": base, **extra}
 
 
 def main() -> None:

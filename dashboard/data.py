@@ -14,7 +14,6 @@ import pandas as pd
 import streamlit as st
 
 from memdash.analysis.curves import accuracy_curves
-from memdash.analysis.dynamics import trace_matrices
 from memdash.analysis.runs import Run, RunFormatError, discover_runs
 from memdash.analysis.tables import example_table
 
@@ -199,9 +198,7 @@ def trajectory(path: Path, example_id: int, source: str = "eval") -> pd.DataFram
 
 @st.cache_resource(show_spinner="reading the trace…", max_entries=8)
 def _trace_grids(path: str, stamp: float, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    run = Run.open(path)
-    trace = run.trace(source, columns=["epoch", "example_id", *TRAJECTORY_COLUMNS])
-    return trace_matrices(trace, run.n_examples(), TRAJECTORY_COLUMNS, first_epoch=0)
+    return Run.open(path).trace_grids(source, TRAJECTORY_COLUMNS, first_epoch=0)
 
 
 def derived(path: Path, name: str) -> pd.DataFrame | None:

@@ -94,6 +94,30 @@ def test_epochs_after_the_last_commit_are_ignored(written):
     assert run.status == "running"
 
 
+def test_trace_grids_read_part_by_part(written):
+    run = Run.open(written)
+    epochs, grids = run.trace_grids("eval", ["loss", "correct", "pred"], first_epoch=0)
+    assert epochs.tolist() == [0, 1]
+    np.testing.assert_allclose(grids["loss"], [[0.1, 0.55, 1.0]] * 2, rtol=1e-6)
+    assert grids["correct"].tolist() == [[1.0, 1.0, 0.0]] * 2
+    assert grids["pred"].dtype == np.float64 and grids["pred"].tolist() == [[1, 0, 0]] * 2
+    # the minibatch part holds examples 0 and 1 only: the test example is NaN
+    epochs, grids = run.trace_grids("train", ["margin"])
+    assert epochs.tolist() == [1]
+    np.testing.assert_allclose(grids["margin"], [[1.0, 0.0, np.nan]])
+    with pytest.raises(ValueError, match="unknown trace source 'both'"):
+        run.trace_grids("both", ["loss"])
+
+
+def test_reopen_after_an_earlier_epoch_rolls_back(written):
+    w = RunWriter.reopen(written, epoch=0)
+    assert w.epochs_completed == 0
+    run = Run.open(written)
+    assert run.epochs_completed == 0 and sorted(run.trace_parts()) == [("eval", 0)]
+    with pytest.raises(RunFormatError, match="cannot resume after epoch 3: the run holds "):
+        RunWriter.reopen(written, epoch=3)
+
+
 def test_no_temporary_files_are_left(written):
     assert not [p for p in written.rglob(".*") if p.is_file()]
 
