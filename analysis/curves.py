@@ -80,3 +80,47 @@ def accuracy_curves(trace: pd.DataFrame, examples: pd.DataFrame) -> pd.DataFrame
         .reset_index()
     )
     return out
+
+
+def accuracy_curves_from_grids(
+    epochs: np.ndarray, correct: np.ndarray, loss: np.ndarray, examples: pd.DataFrame
+) -> pd.DataFrame:
+    """`accuracy_curves` from (E, N) grids (`memdash.analysis.runs.Run.trace_grids`).
+
+    Parameters
+    ----------
+    epochs : shape (E,)
+    correct, loss : shape (E, N), NaN where an example is absent from an epoch
+    examples : examples.parquet
+
+    Returns
+    -------
+    The same frame as `accuracy_curves`: per epoch and group, ``accuracy``, the
+    mean of the non-NaN ``loss`` and ``n`` (examples present); a group absent
+    from an epoch has no row.
+    """
+    groups = example_groups(examples).to_numpy()
+    rows = []
+    for group in sorted(g for g in GROUPS if (groups == g).any()):
+        mask = groups == group
+        present = ~np.isnan(correct[:, mask])
+        n = present.sum(1)
+        right = np.where(present, correct[:, mask], 0.0).sum(1)
+        losses = loss[:, mask]
+        counted = present & ~np.isnan(losses)
+        total = np.where(counted, losses, 0.0).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "epoch": epochs,
+                        "group": group,
+                        "accuracy": right / n,
+                        "loss": total / counted.sum(1),
+                        "n": n,
+                    }
+                )[n > 0]
+            )
+    if not rows:
+        return pd.DataFrame(columns=["epoch", "group", "accuracy", "loss", "n"])
+    return pd.concat(rows).sort_values(["epoch", "group"], ignore_index=True)

@@ -22,7 +22,8 @@ knn          step knn: FAISS k = 30 (L1) at both recorded epochs
 umap         step umap: aligned UMAP projections at both recorded epochs
 exposure     step exposure (no canaries here: it reads the examples and stops)
 curves       the accuracy curves of the Runs, Compare and Forgetting pages:
-             four trace columns of every epoch, grouped by kind
+             two trace columns as (E, N) grids read part by part, grouped
+             by kind; "curves (long)" reads the whole trace first, as before
 grids        the Examples page's trajectories: five columns of the eval trace
              as (E, N) matrices, read once and kept (`Run.trace_grids`, part by
              part); "grids (long)" reads the whole long trace first, as
@@ -51,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache" / "scale"
 ANALYSIS = ("scores", "knn", "umap", "exposure")
 STEPS = ("write", "validate", *ANALYSIS, "curves", "grids", "one example", "pages")
-EXTRA_STEPS = ("grids (long)",)
+EXTRA_STEPS = ("grids (long)", "curves (long)")
 PAGES = (
     "runs",
     "examples",
@@ -177,7 +178,7 @@ def run_step(step: str, path: Path) -> dict:
     import numpy as np  # noqa: F401  (imports counted in the baseline, not the step)
     import pyarrow.dataset as ds
 
-    from memdash.analysis.curves import accuracy_curves
+    from memdash.analysis.curves import accuracy_curves, accuracy_curves_from_grids
     from memdash.analysis.dynamics import trace_matrices
     from memdash.analysis.pipeline import analyze
     from memdash.analysis.runs import Run
@@ -195,7 +196,12 @@ def run_step(step: str, path: Path) -> dict:
         run.validate()
     elif step in ANALYSIS:  # memdash analyze --only STEP --force: computed and written
         analyze(path, only=[step], force=True)
-    elif step == "curves":
+    elif step == "curves":  # as the pages read them: (E, N) grids, part by part
+        examples = run.examples(["split", "is_noisy", "is_canary"])
+        for source in ("eval", "train"):
+            epochs, grids = run.trace_grids(source, ["correct", "loss"], first_epoch=0)
+            accuracy_curves_from_grids(epochs, grids["correct"], grids["loss"], examples)
+    elif step == "curves (long)":  # the whole long trace at once, as before
         for source in ("eval", "train"):
             trace = run.trace(source, columns=["epoch", "example_id", "correct", "loss"])
             accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))

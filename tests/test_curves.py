@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memdash.analysis.curves import accuracy_curves, example_groups
+from memdash.analysis.curves import accuracy_curves, accuracy_curves_from_grids, example_groups
 
 
 def _examples():
@@ -46,3 +46,26 @@ def test_accuracy_curves_by_hand():
     assert out.loc[(2, "test"), "accuracy"] == 0.0
     assert out.loc[(1, "canaries"), "n"] == 1
     assert len(out) == 8  # the reference canary belongs to no group
+
+
+def test_curves_from_grids_match_the_long_trace():
+    # the same trace as above, less example 1 at epoch 2 (a minibatch part that lacks it)
+    correct = np.array([[1, 0, 0, 1, 1, 1], [1, np.nan, 1, 0, 0, 1]], dtype=float)
+    loss = np.array([[0.1, 2.0, 3.0, 0.2, 0.5, 9.0], [0.1, np.nan, np.nan, 1.0, 2.0, 9.0]])
+    out = accuracy_curves_from_grids(np.array([1, 2]), correct, loss, _examples())
+    indexed = out.set_index(["epoch", "group"])
+    assert indexed.loc[(1, "train (clean)"), "accuracy"] == 0.5
+    assert indexed.loc[(1, "train (clean)"), "loss"] == pytest.approx(1.05)
+    assert indexed.loc[(2, "train (clean)"), "n"] == 1  # example 1 is absent at epoch 2
+    assert indexed.loc[(2, "train (clean)"), "loss"] == pytest.approx(0.1)
+    assert np.isnan(indexed.loc[(2, "train (flipped)"), "loss"])
+    long = pd.DataFrame(
+        {
+            "epoch": [1] * 6 + [2] * 5,
+            "example_id": list(range(6)) + [0, 2, 3, 4, 5],
+            "correct": [True, False, False, True, True, True, True, True, False, False, True],
+            "loss": [0.1, 2.0, 3.0, 0.2, 0.5, 9.0, 0.1, np.nan, 1.0, 2.0, 9.0],
+        }
+    )
+    expected = accuracy_curves(long, _examples())
+    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
