@@ -235,6 +235,8 @@ def test_lightning_resumes_from_its_checkpoints(tmp_path):
     # resuming from an older checkpoint records the later epochs again
     again = fit("resumed", 3, ckpt_path=tmp_path / "ckpt-resumed" / "epoch=0-step=4.ckpt")
     assert again.epochs_completed == 3
+    with pytest.raises(FileExistsError, match="resume the trainer from its checkpoint"):
+        fit("resumed", 3)  # from scratch onto a recorded run
     again.validate()
     assert sorted(e for s, e in again.trace_parts() if s == "eval") == [0, 1, 2, 3]
 

@@ -92,6 +92,11 @@ class CallbackRecording:
             },
         }
         if done == 0:
+            if (self.path / "run.json").exists() and not self.overwrite:
+                raise FileExistsError(
+                    f"run {self.path} already exists; resume the trainer from its checkpoint "
+                    "to go on recording it, pass overwrite=True, or choose another path"
+                )
             x, y = self.inputs.to(device), self.labels.to(device)
             self.recorder = TraceRecorder.create(
                 self.path,
