@@ -108,7 +108,9 @@ class TraceCallback(Callback):
         overwrite: bool = False,
     ) -> None:
         x_train, y_train = stack_dataset(train_dataset)
-        parts = [(x_train, y_train)] + ([stack_dataset(test_dataset)] if test_dataset else [])
+        parts = [(x_train, y_train)]
+        if test_dataset is not None:
+            parts.append(stack_dataset(test_dataset))
         self.network = network
         self.recording = CallbackRecording(
             path,
