@@ -574,13 +574,10 @@ class Run:
         n = self.n_examples()
         grids = {c: np.full((len(parts), n), np.nan) for c in columns}
         for row, (_, file) in enumerate(parts):
-            rel = self._check_part(file, TRACE_COLUMNS, ["example_id", *columns])
-            try:
-                table = pq.read_table(file, columns=["example_id", *columns])
-            except (pa.ArrowException, OSError) as err:
-                raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
+            table = self._read_part(file, TRACE_COLUMNS, ["example_id", *columns])
             ids = table.column("example_id").to_numpy()
             if len(ids) and (ids.min() < 0 or ids.max() >= n):
+                rel = str(file.relative_to(self.path))
                 raise RunFormatError(self.path, rel, f"example_id outside 0..{n - 1}")
             for c in columns:
                 grids[c][row, ids] = table.column(c).to_numpy(zero_copy_only=False)
@@ -785,16 +782,20 @@ class Run:
     def _read_parts(
         self, files: list[Path], expected: dict[str, str], columns: list[str] | None
     ) -> pd.DataFrame:
-        tables = []
-        for file in files:
-            rel = self._check_part(file, expected, columns)
-            try:
-                tables.append(pq.read_table(file, columns=columns or list(expected)))
-            except (pa.ArrowException, OSError) as err:
-                raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
+        tables = [self._read_part(file, expected, columns) for file in files]
         if not tables:
             return _empty_frame(expected, columns)
         return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+    def _read_part(
+        self, file: Path, expected: dict[str, str], columns: list[str] | None
+    ) -> pa.Table:
+        """One Parquet part, its schema checked; damage is named as a RunFormatError."""
+        rel = self._check_part(file, expected, columns)
+        try:
+            return pq.read_table(file, columns=columns or list(expected))
+        except (pa.ArrowException, OSError) as err:
+            raise RunFormatError(self.path, rel, f"damaged Parquet data ({err})") from err
 
     def _check_part(self, file: Path, expected: dict[str, str], columns: list[str] | None) -> str:
         """Read one Parquet file's footer and check its schema; its name relative to the run."""
