@@ -6,8 +6,15 @@ training examples, trained canaries, and the test set.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+from memdash.analysis.dynamics import trace_matrices
+
+if TYPE_CHECKING:
+    from memdash.analysis.runs import Run
 
 GROUPS = ("train (clean)", "train (flipped)", "canaries", "test")
 SUBSETS = ("all", "clean", "flipped")
@@ -65,21 +72,8 @@ def accuracy_curves(trace: pd.DataFrame, examples: pd.DataFrame) -> pd.DataFrame
     DataFrame with columns ``epoch``, ``group``, ``accuracy``, ``loss``, ``n``;
     NaN losses are left out of the mean loss (and counted in ``n`` only).
     """
-    groups = example_groups(examples).to_numpy()
-    frame = pd.DataFrame(
-        {
-            "epoch": trace["epoch"].to_numpy(),
-            "group": groups[trace["example_id"].to_numpy()],
-            "correct": trace["correct"].to_numpy(dtype=float),
-            "loss": trace["loss"].to_numpy(),
-        }
-    ).dropna(subset=["group"])
-    out = (
-        frame.groupby(["epoch", "group"], sort=True)
-        .agg(accuracy=("correct", "mean"), loss=("loss", "mean"), n=("correct", "size"))
-        .reset_index()
-    )
-    return out
+    epochs, grids = trace_matrices(trace, len(examples), ("correct", "loss"), first_epoch=0)
+    return accuracy_curves_from_grids(epochs, grids["correct"], grids["loss"], examples)
 
 
 def accuracy_curves_from_grids(
@@ -124,3 +118,11 @@ def accuracy_curves_from_grids(
     if not rows:
         return pd.DataFrame(columns=["epoch", "group", "accuracy", "loss", "n"])
     return pd.concat(rows).sort_values(["epoch", "group"], ignore_index=True)
+
+
+def run_accuracy_curves(run: Run, source: str) -> pd.DataFrame:
+    """`accuracy_curves` of a run's trace from `source`, epoch 0 included, read part by part
+    (`Run.trace_grids`): the long trace never sits in memory."""
+    examples = run.examples(["split", "is_noisy", "is_canary"])
+    epochs, grids = run.trace_grids(source, ["correct", "loss"], first_epoch=0)
+    return accuracy_curves_from_grids(epochs, grids["correct"], grids["loss"], examples)

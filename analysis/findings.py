@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from memdash.analysis.curves import accuracy_curves, training_groups
+from memdash.analysis.curves import run_accuracy_curves, training_groups
 from memdash.analysis.runs import Run
 from memdash.analysis.sources import check_source, select_source
 
@@ -89,9 +89,7 @@ def _curves(run: Run, source: str = "eval") -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=16)
 def _curves_of(path: str, updated_at: str | None, source: str) -> pd.DataFrame:
-    run = Run.open(path)
-    trace = run.trace(source, columns=["epoch", "example_id", "correct", "loss"])
-    table = accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))
+    table = run_accuracy_curves(Run.open(path), source)
     return table.pivot(index="epoch", columns="group", values="accuracy")
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from memdash.analysis.config import AnalysisConfig
 from memdash.analysis.curves import subset_masks
-from memdash.analysis.dynamics import trace_matrices, trace_scores
+from memdash.analysis.dynamics import trace_scores
 from memdash.analysis.exposure import (
     SPACES,
     exposure_interpolation,
@@ -264,8 +264,7 @@ def compute_exposure(
             "exposure.parquet": pd.DataFrame(columns=columns),
             "exposure_fits.parquet": pd.DataFrame(columns=list(EXPOSURE_FIT_COLUMNS)),
         }
-    trace = run.trace("eval", columns=["epoch", "example_id", "loss"])
-    epochs, m = trace_matrices(trace, run.n_examples(), ("loss",), first_epoch=0)
+    epochs, m = run.trace_grids("eval", ("loss",), first_epoch=0)
     ids = np.flatnonzero(canary | reference)
     repeats = examples["canary_repeats"].to_numpy(np.int64)
     frames, fits = [], []

@@ -178,7 +178,7 @@ def run_step(step: str, path: Path) -> dict:
     import numpy as np  # noqa: F401  (imports counted in the baseline, not the step)
     import pyarrow.dataset as ds
 
-    from memdash.analysis.curves import accuracy_curves, accuracy_curves_from_grids
+    from memdash.analysis.curves import accuracy_curves, run_accuracy_curves
     from memdash.analysis.dynamics import trace_matrices
     from memdash.analysis.pipeline import analyze
     from memdash.analysis.runs import Run
@@ -197,11 +197,9 @@ def run_step(step: str, path: Path) -> dict:
     elif step in ANALYSIS:  # memdash analyze --only STEP --force: computed and written
         analyze(path, only=[step], force=True)
     elif step == "curves":  # as the pages read them: (E, N) grids, part by part
-        examples = run.examples(["split", "is_noisy", "is_canary"])
         for source in ("eval", "train"):
-            epochs, grids = run.trace_grids(source, ["correct", "loss"], first_epoch=0)
-            accuracy_curves_from_grids(epochs, grids["correct"], grids["loss"], examples)
-    elif step == "curves (long)":  # the whole long trace at once, as before
+            run_accuracy_curves(run, source)
+    elif step == "curves (long)":  # the whole long trace read at once, as before
         for source in ("eval", "train"):
             trace = run.trace(source, columns=["epoch", "example_id", "correct", "loss"])
             accuracy_curves(trace, run.examples(["split", "is_noisy", "is_canary"]))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.curves import accuracy_curves_from_grids
+from memdash.analysis.curves import run_accuracy_curves
 from memdash.analysis.runs import Run, RunFormatError, discover_runs
 from memdash.analysis.tables import example_table
 
@@ -139,10 +139,7 @@ def curves(path: Path, source: str) -> pd.DataFrame:
 @st.cache_data(show_spinner="reading the trace…", max_entries=64)
 def _curves(path: str, source: str, stamp: float) -> pd.DataFrame:
     run = Run.open(path)
-    examples = run.examples(["split", "is_noisy", "is_canary"])
-    # read part by part into (E, N) grids: the long trace never sits in the server's memory
-    epochs, grids = run.trace_grids(source, ["correct", "loss"], first_epoch=0)
-    out = accuracy_curves_from_grids(epochs, grids["correct"], grids["loss"], examples)
+    out = run_accuracy_curves(run, source)  # part by part: bounded memory in the server
     out.insert(0, "run", run.name)
     return out
 
