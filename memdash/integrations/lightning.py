@@ -147,7 +147,7 @@ class TraceCallback(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # the loops' progress is restored from ckpt_path by now (not yet at on_fit_start)
         done = trainer.current_epoch
-        if self.recording.record.get("record_train", True):
+        if self.recording.record_train:
             _check_ids(trainer.train_dataloader)
         network = self._network(pl_module)
         self.recording.begin(network, pl_module.device, done, trainer.max_epochs or 0)
@@ -156,7 +156,7 @@ class TraceCallback(Callback):
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        if self.recording.record.get("record_train", True):
+        if self.recording.record_train:
             self.recording.expect(batch_ids(batch))
 
     def on_train_batch_end(

@@ -76,19 +76,23 @@ class CallbackRecording:
         self._ids: torch.Tensor | None = None
         self._hook: torch.utils.hooks.RemovableHandle | None = None
 
+    @property
+    def record_train(self) -> bool:
+        """Whether the training minibatches' statistics are kept (they need example ids)."""
+        return bool(self.record.get("record_train", True))
+
     # ------------------------------------------------------------- the run
     def begin(self, model: nn.Module, device: torch.device, done: int, planned: int) -> None:
         """Start recording `model` with `done` epochs already trained (0: create the run
         and record epoch 0; otherwise reopen it after epoch `done`)."""
-        options = {k: v for k, v in self.record.items() if k != "grad_accounting"}
         config = {
             **self.config,
             "train": {**self.config.get("train", {}), "epochs": int(planned)},
             "record": {
-                "record_train": options.get("record_train", True),
-                "embed_layers": list(options.get("embed_layers", ())),
-                "embed_epochs": sorted(options.get("embed_epochs", ())),
-                "checkpoint_epochs": sorted(options.get("checkpoint_epochs", (0,))),
+                "record_train": self.record_train,
+                "embed_layers": list(self.record.get("embed_layers", ())),
+                "embed_epochs": sorted(self.record.get("embed_epochs", ())),
+                "checkpoint_epochs": sorted(self.record.get("checkpoint_epochs", (0,))),
             },
         }
         if done == 0:

@@ -145,7 +145,6 @@ class TraceCallback(TrainerCallback):
             x = torch.cat([_pad(x_train, width, pad_token_id), _pad(x_test, width, pad_token_id)])
             y = torch.cat([y_train, y_test])
         self.pad_token_id = pad_token_id
-        self.record_train = record_train
         self.recording = CallbackRecording(
             path,
             x,
@@ -180,7 +179,7 @@ class TraceCallback(TrainerCallback):
         self._batches = 0
 
     def on_step_end(self, args, state, control, **kwargs) -> None:
-        if self.record_train and self._batches == 0:
+        if self.recording.record_train and self._batches == 0:
             self.recording.finish(RuntimeError("no example ids"))
             raise ValueError(
                 "memdash: the training batches reach the model without their example ids: "
