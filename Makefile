@@ -33,9 +33,10 @@ $(EXTRAS_STAMP): $(STAMP)
 demo: install ## Open the dashboard on sample_runs/ (http://127.0.0.1:$(PORT))
 	$(BIN)/memdash dashboard sample_runs --port $(PORT)
 
-lint: install ## ruff: lint and check formatting
+lint: install ## ruff (lint and formatting), and the import contracts of the layers (docs/architecture.md)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	bash .ci/lint-imports $(BIN)/python
 
 format: install ## ruff: fix what can be fixed and format
 	$(BIN)/ruff check --fix .

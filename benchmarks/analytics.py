@@ -1,12 +1,12 @@
 """The analytics of issue 3, each measured side by side in one process (UMAP: in child processes).
 
-trace scores   `memdash.analysis.dynamics.trace_scores` on N=100,000 examples x E=100
+trace scores   `memdash.analysis.measures.dynamics.trace_scores` on N=100,000 examples x E=100
                epochs, against a straightforward per-example Python loop (how
                the research code computes them) and against one read of the
                same four (E, N) arrays (a plain sum: the memory limit).
                Goals: >= 100 x faster than the loop, <= 3 x the memory pass.
 k-NN           all-against-all k=30 neighbours of N=50,000 points in D=256
-               (leave-one-out): `memdash.analysis.neighbors.FaissKNN` against
+               (leave-one-out): `memdash.analysis.measures.neighbors.FaissKNN` against
                scikit-learn's brute-force NearestNeighbors, and against the
                machine's limit, 2*N*N*D flops at the matrix-multiply rate
                measured here for FAISS's block shape (4096 x D times D x 1024),
@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memdash.analysis.dynamics import trace_scores
-from memdash.analysis.neighbors import FaissKNN
+from memdash.analysis.measures.dynamics import trace_scores
+from memdash.analysis.measures.neighbors import FaissKNN
 
 
 def timed(fn, repeats: int = 5) -> float:
@@ -192,7 +192,7 @@ start = time.perf_counter()
 import numpy as np
 X = np.load(sys.argv[2])
 if sys.argv[1] == "memdash":
-    from memdash.analysis.projection import umap_2d
+    from memdash.analysis.measures.projection import umap_2d
     project = lambda: umap_2d(X, random_state=0)
 else:
     import umap
@@ -210,7 +210,7 @@ print(json.dumps({"fresh": fresh, "warm": warm}))
 def bench_umap(n: int) -> None:
     from sklearn.manifold import trustworthiness
 
-    from memdash.analysis.data import load_dataset
+    from memdash.analysis.record.data import load_dataset
 
     data = load_dataset("mnist1d", seed=0, n_examples=n, test_fraction=0.5)
     X = np.concatenate([data.x_train, data.x_test]).reshape(n, -1).astype(np.float32)

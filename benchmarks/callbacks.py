@@ -41,8 +41,8 @@ import torch.nn.functional as F
 import transformers
 from torch.utils.data import DataLoader, TensorDataset
 
-from memdash.analysis.config import DataConfig, ModelConfig, RunConfig
-from memdash.analysis.training import make_model, prepare_data
+from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig
+from memdash.analysis.record.training import make_model, prepare_data
 from memdash.integrations import WithIds
 from memdash.integrations import lightning as lit_cb
 from memdash.integrations import transformers as hf_cb

@@ -4,7 +4,7 @@ The digits MLP 512-256 of `memdash estimate` (20% flipped labels, 70% subsets,
 batch size 32), the same 16 models (same seeds, subsets and orders) trained
 
   sequential   one after another, each a plain nn.Module loop (all cores' threads)
-  batched      at once, `memdash.analysis.ensemble.fit_batched` (stacked weights, baddbmm)
+  batched      at once, `memdash.analysis.ensemble.batched.fit_batched` (stacked weights, baddbmm)
   local x2     `memdash estimate`'s local backend: 2 processes of 1 thread, 16 models each
 
 side by side in one process (the first two alternate over the rounds; medians),
@@ -28,10 +28,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from memdash.analysis.config import DataConfig, RunConfig, TrainConfig
-from memdash.analysis.ensemble import fit_batched, fit_sequential, model_seed, subset_mask
-from memdash.analysis.estimate import EstimateSpec, estimate
-from memdash.analysis.training import create_run, make_model, prepare_data
+from memdash.analysis.ensemble.batched import fit_batched, fit_sequential, model_seed, subset_mask
+from memdash.analysis.ensemble.estimate import EstimateSpec, estimate
+from memdash.analysis.record.config import DataConfig, RunConfig, TrainConfig
+from memdash.analysis.record.training import create_run, make_model, prepare_data
 
 K = 16
 
@@ -41,7 +41,7 @@ class Workload(NamedTuple):
     model's seed and 70% training subset."""
 
     config: RunConfig
-    prepared: object  # memdash.analysis.training.Prepared
+    prepared: object  # memdash.analysis.record.training.Prepared
     x: torch.Tensor
     y: torch.Tensor
     train_ids: np.ndarray

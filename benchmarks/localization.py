@@ -4,8 +4,8 @@ On the sample run's final model (digits, MLP 512-256, 20% flipped labels),
 the same examples (seeded, half flipped and half clean, as `memdash localize`
 picks them) are flipped both ways, in alternating rounds, with the defaults
 of `memdash localize` (128 other examples, B = 1, cap 100 units, hidden
-layers): `memdash.analysis.flipping.flip_one`, the definition (gradients with respect
-to the weights, one example at a time), and `memdash.analysis.flipping.flip_batched`
+layers): `memdash.analysis.localization.flipping.flip_one`, the definition (gradients with respect
+to the weights, one example at a time), and `memdash.analysis.localization.flipping.flip_batched`
 (every example with its own unit mask in one batched computation). Both
 must zero the same number of units for every example. Prints examples per
 second and their ratio, and the batched rate in floating-point operations
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memdash.analysis.config import LocalizeConfig
-from memdash.analysis.flipping import flip_batched, flip_one
-from memdash.analysis.runs import Run
-from memdash.analysis.steps_localization import flip_layers, flip_sample, load
+from memdash.analysis.localization.flipping import flip_batched, flip_one
+from memdash.analysis.record.config import LocalizeConfig
+from memdash.analysis.steps.localization import flip_layers, flip_sample, load
+from memdash.analysis.store import Run
 
 RUN = Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20"
 

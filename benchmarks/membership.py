@@ -1,7 +1,7 @@
 """Membership inference (issue 15): the attack's cost, and what storing confidences costs an
 estimate, each measured side by side in one process.
 
-1. The attack. `memdash.analysis.membership.membership_tables` (online, offline and global
+1. The attack. `memdash.analysis.measures.membership.membership_tables` (online, offline and global
    LiRA, leave one model out, exact ROCs and per-example rates) over the sample run's
    256 models x 2,327 examples (synthetic confidences of that shape when the sample
    estimate is missing), against one pass over the confidence array (float16 to float64
@@ -27,10 +27,10 @@ import torch
 from analytics import timed  # the benchmarks' timer: median of 5 after a warm-up
 from heldout import digits_models  # the estimate workload the held-out benchmark times
 
-from memdash.analysis.ensemble import ensemble_outputs, fit_batched
-from memdash.analysis.estimate import load_batches, load_confidences, stored_spec
-from memdash.analysis.membership import membership_tables
-from memdash.analysis.runs import Run, RunFormatError
+from memdash.analysis.ensemble.batched import ensemble_outputs, fit_batched
+from memdash.analysis.ensemble.estimate import load_batches, load_confidences, stored_spec
+from memdash.analysis.measures.membership import membership_tables
+from memdash.analysis.store import Run, RunFormatError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20"
 

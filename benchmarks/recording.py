@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from memdash.analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from memdash.analysis.recorder import TraceRecorder, example_stats
-from memdash.analysis.runs import RunWriter
-from memdash.analysis.training import make_model, make_optimizer, prepare_data, to_device
+from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from memdash.analysis.record.recorder import TraceRecorder, example_stats
+from memdash.analysis.record.training import make_model, make_optimizer, prepare_data, to_device
+from memdash.analysis.store import RunWriter
 
 SETTINGS = {
     "digits MLP": RunConfig(

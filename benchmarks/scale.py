@@ -108,7 +108,7 @@ def make_run(path: Path, n: int, epochs: int) -> float:
     import numpy as np
     import pandas as pd
 
-    from memdash.analysis.runs import RunWriter
+    from memdash.analysis.store import RunWriter
 
     rng = np.random.default_rng(0)
     n_test = n // 6
@@ -178,10 +178,11 @@ def run_step(step: str, path: Path) -> dict:
     import numpy as np  # noqa: F401  (imports counted in the baseline, not the step)
     import pyarrow.dataset as ds
 
-    from memdash.analysis.curves import accuracy_curves, run_accuracy_curves
-    from memdash.analysis.dynamics import trace_matrices
-    from memdash.analysis.pipeline import analyze
-    from memdash.analysis.runs import Run
+    from memdash.analysis.measures.curves import accuracy_curves
+    from memdash.analysis.measures.dynamics import trace_matrices
+    from memdash.analysis.steps.pipeline import analyze
+    from memdash.analysis.store import Run
+    from memdash.analysis.tables.curves import run_accuracy_curves
 
     run = Run.open(path)
     extra: dict = {}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from memdash.analysis.config import DataConfig, RunConfig, TrainConfig
-from memdash.analysis.recorder import TraceRecorder
-from memdash.analysis.training import (
+from memdash.analysis.record.config import DataConfig, RunConfig, TrainConfig
+from memdash.analysis.record.recorder import TraceRecorder
+from memdash.analysis.record.training import (
     create_run,
     make_model,
     make_optimizer,

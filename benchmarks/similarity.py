@@ -1,5 +1,5 @@
 """Linear CKA at scale (issue 14): two layers of N = 50,000 examples x D = 512 features,
-`memdash.analysis.similarity.cka_matrix` against the matrix products it needs (X^T X,
+`memdash.analysis.measures.similarity.cka_matrix` against the matrix products it needs (X^T X,
 Y^T Y and Y^T X in float64), side by side in one process, the median of the rounds after
 a warm-up. Goal: CKA within 1.5 x the products.
 
@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 from analytics import timed  # the benchmarks' timer: median after a warm-up
 
-from memdash.analysis.similarity import cka_matrix
+from memdash.analysis.measures.similarity import cka_matrix
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.curves import run_accuracy_curves
-from memdash.analysis.runs import Run, RunFormatError, discover_runs
-from memdash.analysis.tables import example_table
+from memdash.analysis.store import Run, RunFormatError, discover_runs
+from memdash.analysis.tables.curves import run_accuracy_curves
+from memdash.analysis.tables.examples import example_table
 
 ROOTS_ENV = "MEMDASH_ROOTS"
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "sample_runs"
@@ -162,7 +162,7 @@ def _derived_stamp(path: Path) -> float:
 
 
 def examples(path: Path) -> pd.DataFrame:
-    """Every example with its kind and all its derived scores (`memdash.analysis.tables`).
+    """Every example with its kind and all its derived scores (`memdash.analysis.tables.examples`).
 
     Shared between reruns without a copy (100,000 rows copy slowly): read-only.
     """
@@ -291,7 +291,7 @@ def confidences(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @st.cache_resource(show_spinner="reading the estimate's models…", max_entries=4)
 def _confidences(path: str, stamp: float) -> tuple[np.ndarray, np.ndarray]:
-    from memdash.analysis.estimate import load_batches, load_confidences, stored_spec
+    from memdash.analysis.ensemble.estimate import load_batches, load_confidences, stored_spec
 
     run = Run.open(path)
     spec = stored_spec(run)
@@ -313,7 +313,7 @@ def _role_paths(paths: tuple[str, ...], stamp: float) -> dict[str, Path]:
 
 def compute(path: Path, steps: list[str], progress) -> None:
     """Run analysis or localization steps on a run (the pipeline of `memdash analyze`)."""
-    from memdash.analysis.pipeline import LOCALIZE_STEPS, STEPS, analyze
+    from memdash.analysis.steps.pipeline import LOCALIZE_STEPS, STEPS, analyze
 
     registry = LOCALIZE_STEPS if set(steps) <= set(LOCALIZE_STEPS) else STEPS
     analyze(path, only=steps, steps=registry, progress=progress)  # caches key on the manifest
@@ -324,15 +324,15 @@ def compute(path: Path, steps: list[str], progress) -> None:
 
 def seed_groups(roots: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """The seed groups under the roots (runs that differ only in their seed,
-    `memdash.analysis.groups`) by name, each as its runs' paths in seed order."""
+    `memdash.analysis.store.groups`) by name, each as its runs' paths in seed order."""
     paths = readable_paths(roots)
     return _seed_groups(tuple(paths), _roots_stamp(paths))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _seed_groups(paths: tuple[str, ...], stamp: float) -> dict[str, tuple[str, ...]]:
-    from memdash.analysis.groups import group_names
-    from memdash.analysis.groups import seed_groups as find_groups
+    from memdash.analysis.store.groups import group_names
+    from memdash.analysis.store.groups import seed_groups as find_groups
 
     named = group_names(find_groups([Run.open(p) for p in paths]))
     return {name: tuple(str(run.path) for run in runs) for name, runs in named.items()}
@@ -378,7 +378,7 @@ def _embedding_index(path: str, stamp: float) -> dict[int, list[str]]:
 def similarity(
     paths: tuple[str, ...], epoch: int, measure: str, *, symmetric: bool = False
 ) -> pd.DataFrame:
-    """How alike the runs' layers are at one embedding epoch (`memdash.analysis.similarity`),
+    """How alike the runs' layers are at one embedding epoch (`measures.similarity`),
     averaged over every pair of the runs: columns ``layer_a`` (of the first run of a pair),
     ``layer_b`` (of the second), ``value`` and ``pairs``. With `symmetric` (the seeds of a
     group, where no run comes first) each pair counts both ways round. Raises ValueError
@@ -391,7 +391,7 @@ def similarity(
 def _similarity(
     paths: tuple[str, ...], epoch: int, measure: str, symmetric: bool, stamps: tuple
 ) -> pd.DataFrame:
-    from memdash.analysis.similarity import run_similarity
+    from memdash.analysis.tables.similarity import run_similarity
 
     table = run_similarity([Run.open(p) for p in paths], epochs=[epoch], measures=(measure,))
     if symmetric:
@@ -410,7 +410,7 @@ def easiness(paths: tuple[str, ...], epoch: int) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="reading the group's traces…", max_entries=32)
 def _easiness(paths: tuple[str, ...], epoch: int, stamps: tuple) -> pd.DataFrame:
-    from memdash.analysis.studies import group_easiness
+    from memdash.analysis.tables.studies import group_easiness
 
     return group_easiness([Run.open(p) for p in paths], epoch)
 
@@ -423,7 +423,7 @@ def by_kind_per_epoch(path: Path, column: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="reading the trace…", max_entries=64)
 def _by_kind_per_epoch(path: str, column: str, stamp: float) -> pd.DataFrame:
-    from memdash.analysis.studies import per_epoch_by
+    from memdash.analysis.tables.studies import per_epoch_by
 
     table = examples(Path(path))
     return per_epoch_by(Run.open(path), column, table.set_index("example_id")["kind"])
@@ -440,9 +440,9 @@ def _trace_columns(path: str, stamp: float) -> list[str]:
 
 
 def group_labels(path: Path) -> str:
-    """What a run trained on (`memdash.analysis.groups.training_labels`): ``true labels``,
+    """What a run trained on (`memdash.analysis.store.groups.training_labels`): ``true labels``,
     ``random labels``, or e.g. ``20% symmetric labels``."""
-    from memdash.analysis.groups import training_labels
+    from memdash.analysis.store.groups import training_labels
 
     return training_labels(Run.open(path).config)
 

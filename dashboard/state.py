@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
+from memdash.analysis.store.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
 from memdash.dashboard import data
 from memdash.dashboard.charts import point_example_id
 from memdash.dashboard.labels import md_text

@@ -23,32 +23,32 @@ __version__ = "0.1.0"
 # public name -> the module of memdash.analysis that defines it
 _PUBLIC = {
     # recording and the run store
-    "TraceRecorder": "recorder",
-    "Run": "runs",
-    "RunFormatError": "runs",
-    "discover_runs": "runs",
+    "TraceRecorder": "record.recorder",
+    "Run": "store",
+    "RunFormatError": "store",
+    "discover_runs": "store",
     # trace scores (Toneva et al.; Swayamdipta et al.; Pleiss et al.)
-    "trace_matrices": "dynamics",
-    "trace_scores": "dynamics",
-    "forgetting_events": "dynamics",
-    "first_learned_epoch": "dynamics",
-    "learned_epoch": "dynamics",
+    "trace_matrices": "measures.dynamics",
+    "trace_scores": "measures.dynamics",
+    "forgetting_events": "measures.dynamics",
+    "first_learned_epoch": "measures.dynamics",
+    "learned_epoch": "measures.dynamics",
     # held-out memorization and influence (Feldman & Zhang; Jiang et al.)
-    "mem_scores": "heldout",
-    "influence": "heldout",
-    "c_scores": "heldout",
-    "newcombe_interval": "heldout",
+    "mem_scores": "measures.heldout",
+    "influence": "measures.heldout",
+    "c_scores": "measures.heldout",
+    "newcombe_interval": "measures.heldout",
     # exposure (Carlini et al. 2019)
-    "exposure_interpolation": "exposure",
-    "exposure_extrapolation": "exposure",
-    "reference_exposure": "exposure",
-    "skewnorm_logcdf": "skewnorm",
+    "exposure_interpolation": "measures.exposure",
+    "exposure_extrapolation": "measures.exposure",
+    "reference_exposure": "measures.exposure",
+    "skewnorm_logcdf": "measures.skewnorm",
     # k-NN against the network (Cohen et al.)
-    "FaissKNN": "neighbors",
-    "knn_predict": "neighbors",
-    "agreement": "neighbors",
+    "FaissKNN": "measures.neighbors",
+    "knn_predict": "measures.neighbors",
+    "agreement": "measures.neighbors",
     # projections
-    "aligned_projections": "projection",
+    "aligned_projections": "measures.projection",
     # findings
     "check_all": "findings",
 }
@@ -56,14 +56,14 @@ _PUBLIC = {
 __all__ = ["__version__", "open_run", *_PUBLIC]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time each name loads on first use
-    from memdash.analysis.dynamics import trace_matrices, trace_scores  # noqa: F401
-    from memdash.analysis.recorder import TraceRecorder  # noqa: F401
-    from memdash.analysis.runs import Run
+    from memdash.analysis.measures.dynamics import trace_matrices, trace_scores  # noqa: F401
+    from memdash.analysis.record.recorder import TraceRecorder  # noqa: F401
+    from memdash.analysis.store import Run
 
 
 def open_run(path: str) -> Run:
     """Open a recorded run directory (validated; `RunFormatError` names what is wrong)."""
-    from memdash.analysis.runs import Run
+    from memdash.analysis.store import Run
 
     return Run.open(path)
 

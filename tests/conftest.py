@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from memdash.analysis.config import DataConfig, ModelConfig, RecordConfig, RunConfig, TrainConfig
-from memdash.analysis.training import train
+from memdash.analysis.record.config import (
+    DataConfig,
+    ModelConfig,
+    RecordConfig,
+    RunConfig,
+    TrainConfig,
+)
+from memdash.analysis.record.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -83,9 +83,9 @@ def serve(root: Path):
 
 @pytest.fixture
 def analyzed_root(tiny_run, tmp_path):
-    from memdash.analysis.config import LocalizeConfig
-    from memdash.analysis.estimate import EstimateSpec, estimate
-    from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
+    from memdash.analysis.ensemble.estimate import EstimateSpec, estimate
+    from memdash.analysis.record.config import LocalizeConfig
+    from memdash.analysis.steps.pipeline import LOCALIZE_STEPS, analyze
 
     root = tmp_path / "root"
     shutil.copytree(tiny_run, root / "tiny")

@@ -268,8 +268,8 @@ def test_every_column_a_page_shows_has_a_human_label():
     the derived tables (k-NN, Exposure, Localization) and the gradient accounting."""
     from pathlib import Path
 
-    from memdash.analysis.runs import Run, discover_runs
-    from memdash.analysis.tables import example_table
+    from memdash.analysis.store import Run, discover_runs
+    from memdash.analysis.tables.examples import example_table
     from memdash.dashboard.labels import LABELS, label
 
     columns: set[str] = set()

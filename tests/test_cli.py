@@ -2,7 +2,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.runs import Run
+from memdash.analysis.store import Run
 
 runner = CliRunner()
 TINY = [

@@ -3,14 +3,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memdash.analysis.corruption import (
+from memdash.analysis.record.corruption import (
     make_canaries,
     prepare,
     random_inputs,
     random_labels,
     symmetric_noise,
 )
-from memdash.analysis.data import synthetic
+from memdash.analysis.record.data import synthetic
 
 
 @settings(max_examples=60, deadline=None)

@@ -56,7 +56,7 @@ def references(tiny_run, tmp_path_factory):
 def test_a_writer_killed_at_a_seeded_moment_reruns_to_identical_results(
     name, seed, references, tiny_run, tmp_path
 ):
-    from memdash.analysis.runs import Run
+    from memdash.analysis.store import Run
 
     reference, seconds = references[name]
     run = tmp_path / "run"

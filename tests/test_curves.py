@@ -2,7 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memdash.analysis.curves import accuracy_curves, accuracy_curves_from_grids, example_groups
+from memdash.analysis.measures.curves import (
+    accuracy_curves,
+    accuracy_curves_from_grids,
+    example_groups,
+)
 
 
 def _examples():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from memdash.analysis.runs import Run
+from memdash.analysis.store import Run
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -65,8 +65,8 @@ def test_empty_root_explains_how_to_make_a_run(tmp_path, monkeypatch):
 @pytest.fixture
 def analyzed(tiny_run, tmp_path, monkeypatch):
     """The tiny run with scores, k-NN and a small held-out estimate."""
-    from memdash.analysis.estimate import EstimateSpec, estimate
-    from memdash.analysis.pipeline import analyze
+    from memdash.analysis.ensemble.estimate import EstimateSpec, estimate
+    from memdash.analysis.steps.pipeline import analyze
 
     shutil.copytree(tiny_run, tmp_path / "tiny")
     analyze(tmp_path / "tiny", only=["scores", "knn"])
@@ -131,8 +131,8 @@ def test_knn_page_heatmaps_follow_the_chosen_examples(analyzed):
 
 
 def test_localization_page_shows_the_four_experiments(analyzed):
-    from memdash.analysis.config import LocalizeConfig
-    from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
+    from memdash.analysis.record.config import LocalizeConfig
+    from memdash.analysis.steps.pipeline import LOCALIZE_STEPS, analyze
 
     config = LocalizeConfig(retrain_epochs=1, flip_examples=5, flip_others=16)
     analyze(analyzed, config=config, steps=LOCALIZE_STEPS)
@@ -156,7 +156,7 @@ def test_pages_say_which_command_computes_what_is_missing(roots):
 
 
 def test_exposure_page_against_repetitions_and_epochs(canary_run, tmp_path, monkeypatch):
-    from memdash.analysis.pipeline import analyze
+    from memdash.analysis.steps.pipeline import analyze
 
     shutil.copytree(canary_run, tmp_path / "c")
     analyze(tmp_path / "c", only=["exposure"])
@@ -187,7 +187,7 @@ def test_forgetting_page_lists_a_selection_of_the_data_map(analyzed):
 
 
 def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
-    from memdash.analysis.pipeline import analyze
+    from memdash.analysis.steps.pipeline import analyze
 
     analyze(analyzed, only=["umap"])
     at = page_test("embeddings").run()
@@ -206,7 +206,7 @@ def test_embeddings_page_scrubs_epochs_and_opens_a_selected_point(analyzed):
 
 
 def test_compare_page_pairs_two_runs_of_the_same_examples(analyzed, tmp_path):
-    from memdash.analysis.pipeline import analyze
+    from memdash.analysis.steps.pipeline import analyze
 
     shutil.copytree(analyzed, tmp_path / "twin")
     analyze(tmp_path / "twin", only=["scores"], force=True)
@@ -293,7 +293,7 @@ def test_a_page_computes_its_missing_results_on_request(roots):
 
 
 def test_forgetting_page_reads_the_chosen_trace(analyzed):
-    from memdash.analysis.runs import Run
+    from memdash.analysis.store import Run
 
     scores = Run.open(analyzed).read_derived("scores.parquet")
     picked = {"selection": {"points": [{"customdata": 3}, {"customdata": 7}]}}
@@ -470,7 +470,7 @@ def test_privacy_page_draws_the_attacks_beside_memorization(monkeypatch):
     """The sample suite's 256-model estimate: the three ROCs on log-log axes, their AUC and
     TPR at low FPR, vulnerability against mem_score by kind, and the most exposed examples,
     which open in the detail."""
-    from memdash.analysis.runs import Run
+    from memdash.analysis.store import Run
 
     samples = Path(APP).parents[1] / "sample_runs"
     monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
@@ -544,7 +544,7 @@ def _heatmap_cells(chart) -> dict[tuple[str, str], float]:
 
 
 def test_similarity_page_puts_two_groups_side_by_side(suite):
-    from memdash.analysis.similarity import linear_cka
+    from memdash.analysis.measures.similarity import linear_cka
 
     at = page_test("similarity").run()
     assert not at.exception
@@ -573,7 +573,7 @@ def test_similarity_page_puts_two_groups_side_by_side(suite):
 
 
 def test_similarity_page_compares_two_runs_and_refuses_other_examples(suite):
-    from memdash.analysis.similarity import linear_cka
+    from memdash.analysis.measures.similarity import linear_cka
 
     at = page_test("similarity")
     at.session_state["run"] = "seed_0 (digits_true)"

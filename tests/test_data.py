@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from memdash.analysis.data import load_dataset, synthetic
+from memdash.analysis.record.data import load_dataset, synthetic
 
 
 def test_digits_is_a_stratified_image_split():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memdash.analysis.pipeline import analyze
+from memdash.analysis.steps.pipeline import analyze
 
 # as root a mount namespace is enough; anyone else maps to root in a user namespace
 UNSHARE = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
@@ -188,7 +188,7 @@ def test_training_on_a_full_disk_stops_cleanly_and_resumes(filled_kib, tmp_path)
     subprocess.run(
         [MEMDASH, "train", *args, "--out", tmp_path / "whole"], check=True, capture_output=True
     )
-    from memdash.analysis.runs import Run
+    from memdash.analysis.store import Run
 
     resumed, whole = Run.open(tmp_path / "resumed"), Run.open(tmp_path / "whole")
     assert resumed.status == "complete"

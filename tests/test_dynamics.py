@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from memdash.analysis.dynamics import (
+from memdash.analysis.measures.dynamics import (
     first_learned_epoch,
     forgetting_events,
     learned_epoch,
@@ -148,7 +148,7 @@ def test_fused_trace_scores_equal_the_numpy_definitions(data, shape):
 def test_trace_matrices_leave_absent_pairs_missing():
     import pandas as pd
 
-    from memdash.analysis.dynamics import trace_matrices
+    from memdash.analysis.measures.dynamics import trace_matrices
 
     trace = pd.DataFrame(
         {"epoch": [0, 1, 1, 3], "example_id": [0, 0, 2, 1], "loss": [9.0, 0.5, 0.7, 0.2]}
@@ -163,8 +163,8 @@ def test_sample_run_flipped_examples_are_found_and_forgotten_more():
 
     from sklearn.metrics import roc_auc_score
 
-    from memdash.analysis.runs import Run
-    from memdash.analysis.steps import compute_scores
+    from memdash.analysis.steps.derived import compute_scores
+    from memdash.analysis.store import Run
 
     run = Run.open(Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20")
     ex = run.examples()

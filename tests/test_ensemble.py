@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from memdash.analysis.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from memdash.analysis.ensemble import (
+from memdash.analysis.ensemble.batched import (
     StackedMLP,
     VmapEnsemble,
     fit_batched,
@@ -16,7 +15,8 @@ from memdash.analysis.ensemble import (
     train_batched,
     train_sequential,
 )
-from memdash.analysis.models import layer_names, unit_module
+from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from memdash.analysis.record.models import layer_names, unit_module
 
 
 def _setting(model: ModelConfig):
@@ -78,7 +78,7 @@ def test_models_of_a_batch_need_equal_subsets_and_stack_picks_the_form():
     tied = replace(config, model=replace(config.model, example_tied_dropout=True))
     with pytest.raises(ValueError, match="example-tied dropout"):
         fit_batched(tied, x, y, train_ids, seeds[:1], subsets[1:2])
-    from memdash.analysis.models import cnn, mlp
+    from memdash.analysis.record.models import cnn, mlp
 
     assert isinstance(stack([mlp((4,), 2), mlp((4,), 2)]), StackedMLP)
     assert isinstance(

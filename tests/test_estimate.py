@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.estimate import EstimateSpec, completed, estimate
-from memdash.analysis.runs import Run
+from memdash.analysis.ensemble.estimate import EstimateSpec, completed, estimate
+from memdash.analysis.store import Run
 
 SPEC = EstimateSpec(models=6, models_per_batch=2, seed=3)
 

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from memdash.analysis.exposure import (
+from memdash.analysis.measures.exposure import (
     exposure_extrapolation,
     exposure_interpolation,
     reference_exposure,
     skewnorm_fit,
 )
-from memdash.analysis.runs import Run
+from memdash.analysis.store import Run
 
 
 def test_interpolation_by_hand():
@@ -86,7 +86,7 @@ def test_bad_references_are_named(call, message):
 
 
 def test_skewnorm_logcdf_in_the_far_tail_matches_the_normal_tail():
-    from memdash.analysis.exposure import skewnorm_logcdf
+    from memdash.analysis.measures.exposure import skewnorm_logcdf
 
     # a = 0 is the normal distribution, whose log CDF scipy computes stably
     x = np.array([-3.0, -40.0, -60.0])
@@ -98,7 +98,7 @@ def test_skewnorm_logcdf_in_the_far_tail_matches_the_normal_tail():
 
 
 def test_skewnorm_logcdf_far_tail_follows_the_mills_ratio():
-    from memdash.analysis.exposure import skewnorm_logcdf
+    from memdash.analysis.measures.exposure import skewnorm_logcdf
 
     # for a > 0 and z -> -inf: CDF(z) ~ pdf(z) / (z (1 + a^2)) in magnitude
     a, z = 3.0, -200.0

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
 from memdash.analysis.findings import HOLDS, check_all, roles
-from memdash.analysis.runs import Run, discover_runs
+from memdash.analysis.store import Run, discover_runs
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 
@@ -202,8 +202,8 @@ def test_trace_findings_read_the_trace_asked_for_and_name_it():
 def test_a_run_without_the_minibatch_trace_falls_back_to_the_eval_pass(tmp_path):
     from dataclasses import replace
 
-    from memdash.analysis.pipeline import analyze
-    from memdash.analysis.training import train
+    from memdash.analysis.record.training import train
+    from memdash.analysis.steps.pipeline import analyze
     from tests.conftest import tiny_config
 
     config = tiny_config()

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from memdash.analysis.flipping import flip_batched, flip_one, masked_correct
-from memdash.analysis.models import Classifier, Dense, cnn, mlp
+from memdash.analysis.localization.flipping import flip_batched, flip_one, masked_correct
+from memdash.analysis.record.models import Classifier, Dense, cnn, mlp
 
 
 def _hand_network() -> Classifier:

@@ -15,8 +15,8 @@ from test_fuzz_cli import _clean, fuzz
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.data import load_npz
-from memdash.analysis.runs import Run
+from memdash.analysis.record.data import load_npz
+from memdash.analysis.store import Run
 
 AREA = "the user's .npz files (hypothesis)"
 # a file is drawn right in every part, or wrong in one part (so each fault is seen alone)

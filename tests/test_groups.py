@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.groups import group_key, seed_groups
-from memdash.analysis.runs import Run, discover_runs
+from memdash.analysis.store import Run, discover_runs
+from memdash.analysis.store.groups import group_key, seed_groups
 
 TINY = ["--dataset", "synthetic", "--n-examples", "120", "--shape", "8", "--n-classes", "3"]
 TINY += ["--noise", "0.2", "--hidden", "8", "--epochs", "2", "--no-record-train"]
@@ -68,7 +68,7 @@ def test_bad_seed_lists_get_one_message(tmp_path):
 
 
 def test_similarity_command_compares_every_layer_of_a_group(tmp_path):
-    from memdash.analysis.similarity import linear_cka, svcca
+    from memdash.analysis.measures.similarity import linear_cka, svcca
 
     group = tmp_path / "group"
     embed = ["--embed-layers", "fc1,out", "--embed-epochs", "0,2"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from memdash.analysis.heldout import (
+from memdash.analysis.measures.heldout import (
     c_scores,
     influence,
     mem_scores,

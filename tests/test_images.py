@@ -12,8 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.images import load_image_folder
-from memdash.analysis.runs import Run
+from memdash.analysis.record.images import load_image_folder
+from memdash.analysis.store import Run
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -231,7 +231,7 @@ def _hf_images(n: int, seed: int) -> tuple[list, list[int], np.ndarray]:
 def test_a_saved_dataset_dict_reads_back_its_pixels_and_labels(tmp_path):
     import datasets
 
-    from memdash.analysis.images import load_hf_disk
+    from memdash.analysis.record.images import load_hf_disk
 
     features = datasets.Features(
         {"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c", "d"])}

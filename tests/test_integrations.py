@@ -19,8 +19,8 @@ import transformers
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.recorder import TraceRecorder
-from memdash.analysis.runs import Run
+from memdash.analysis.record.recorder import TraceRecorder
+from memdash.analysis.store import Run
 from memdash.integrations import WithIds, batch_ids
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -11,13 +11,13 @@ import torch
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.config import LocalizeConfig
-from memdash.analysis.pipeline import LOCALIZE_STEPS, analyze
-from memdash.analysis.rewinding import group_accuracy
-from memdash.analysis.runs import Run, RunWriter
-from memdash.analysis.steps_localization import compute_flipping, load
-from memdash.analysis.tied_dropout import tied_mode
-from memdash.analysis.training import train
+from memdash.analysis.localization.rewinding import group_accuracy
+from memdash.analysis.record.config import LocalizeConfig
+from memdash.analysis.record.tied_dropout import tied_mode
+from memdash.analysis.record.training import train
+from memdash.analysis.steps.localization import compute_flipping, load
+from memdash.analysis.steps.pipeline import LOCALIZE_STEPS, analyze
+from memdash.analysis.store import Run, RunWriter
 from tests.conftest import tiny_config
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from memdash.analysis.membership import (
+from memdash.analysis.measures.membership import (
     attack_scores,
     auc,
     logit_confidence,
@@ -132,7 +132,7 @@ def test_memorization_link_by_hand():
     """mem_score 0..9 (and a NaN), vulnerability the same / 10: Spearman 1; the 90th
     percentile of 0..9 is 8.1, so the top decile is the example at 9 (0.9), the rest
     average 0.4; the NaN example is left out."""
-    from memdash.analysis.membership import memorization_link
+    from memdash.analysis.measures.membership import memorization_link
 
     mem = np.r_[np.arange(10.0), np.nan]
     link = memorization_link(mem, np.r_[np.arange(10.0) / 10, 0.5])

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from memdash.analysis.models import build_model, layer_names, layer_parameters
+from memdash.analysis.record.models import build_model, layer_names, layer_parameters
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from memdash.analysis.neighbors import FaissKNN, agreement, knn_graph, knn_predict, vote
+from memdash.analysis.measures.neighbors import FaissKNN, agreement, knn_graph, knn_predict, vote
 
 SKLEARN_METRIC = {"l2": "euclidean", "l1": "manhattan", "cosine": "cosine"}
 LINE = np.array([[0.0], [1.0], [3.0], [7.0]])

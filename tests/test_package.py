@@ -42,8 +42,8 @@ def test_from_outside_the_repository_memdash_imports_and_analysis_does_not(tmp_p
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [
-        "memdash.analysis.recorder",
-        "memdash.analysis.runs",
+        "memdash.analysis.record.recorder",
+        "memdash.analysis.store",
         "memdash",
         "memdash.dashboard.charts",
     ]

@@ -7,11 +7,16 @@ from sklearn.neighbors import NearestNeighbors
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.config import AnalysisConfig
-from memdash.analysis.pipeline import analyze
-from memdash.analysis.runs import Run, RunWriter, write_json
-from memdash.analysis.skewnorm import skewnorm_logcdf
-from memdash.analysis.steps import compute_exposure, compute_knn, compute_scores, compute_umap
+from memdash.analysis.measures.skewnorm import skewnorm_logcdf
+from memdash.analysis.record.config import AnalysisConfig
+from memdash.analysis.steps.derived import (
+    compute_exposure,
+    compute_knn,
+    compute_scores,
+    compute_umap,
+)
+from memdash.analysis.steps.pipeline import analyze
+from memdash.analysis.store import Run, RunWriter, write_json
 
 
 @pytest.fixture
@@ -187,7 +192,7 @@ def test_analyze_command(run_copy):
 def test_a_run_without_embeddings_gets_empty_tables(tmp_path):
     from dataclasses import replace
 
-    from memdash.analysis.training import train
+    from memdash.analysis.record.training import train
     from tests.conftest import tiny_config
 
     config = tiny_config()
@@ -236,7 +241,7 @@ def test_two_analyze_processes_on_one_run_compute_once(run_copy):
 def test_a_run_directory_that_cannot_be_written_is_named_before_any_work(run_copy):
     """The write lock cannot be taken (here its file is a directory, as a read-only disk or a
     missing permission would refuse it): a clear error names the run, nothing is written."""
-    from memdash.analysis.runs import RunNotWritable
+    from memdash.analysis.store import RunNotWritable
 
     (run_copy / ".memdash.lock").mkdir()
     before = (

@@ -3,7 +3,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness
 
-from memdash.analysis.projection import aligned_projections, procrustes_align, umap_2d
+from memdash.analysis.measures.projection import aligned_projections, procrustes_align, umap_2d
 
 
 def _rotation(degrees: float) -> np.ndarray:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memdash.analysis.runs import Run
+from memdash.analysis.store import Run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from memdash.analysis.recorder import GradientAccountant, TraceRecorder, example_stats
-from memdash.analysis.runs import Run
+from memdash.analysis.record.recorder import GradientAccountant, TraceRecorder, example_stats
+from memdash.analysis.store import Run
 
 
 def test_example_stats_by_hand():

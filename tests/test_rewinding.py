@@ -3,8 +3,8 @@ import copy
 import pytest
 import torch
 
-from memdash.analysis.models import mlp
-from memdash.analysis.rewinding import group_accuracy, layer_state, retrain, rewind
+from memdash.analysis.localization.rewinding import group_accuracy, layer_state, retrain, rewind
+from memdash.analysis.record.models import mlp
 
 
 @pytest.fixture

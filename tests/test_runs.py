@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memdash.analysis.runs import Run, RunFormatError, RunWriter, discover_runs
+from memdash.analysis.store import Run, RunFormatError, RunWriter, discover_runs
 
 
 def _examples(n=3):

@@ -7,8 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
-from memdash.analysis.runs import Run
-from memdash.analysis.sensitivity import critical_samples, loss_sensitivity
+from memdash.analysis.measures.sensitivity import critical_samples, loss_sensitivity
+from memdash.analysis.store import Run
 
 
 def _linear(weight):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memdash.analysis.similarity import (
+from memdash.analysis.measures.similarity import (
     canonical_correlations,
     cka_kernel,
     cka_matrix,

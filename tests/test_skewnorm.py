@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from memdash.analysis.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf, standard_logcdf
+from memdash.analysis.measures.skewnorm import (
+    is_floored,
+    skewnorm_fit,
+    skewnorm_logcdf,
+    standard_logcdf,
+)
 
 SHAPES = [0.0, 1e-3, 0.5, 3.0, 100.0, 1e4, 1e7, 1e9, -1.0, -10.0, -1e9]
 

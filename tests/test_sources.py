@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from memdash.analysis.sources import check_source, has_source, select_source
+from memdash.analysis.store.sources import check_source, has_source, select_source
 
 TABLE = pd.DataFrame(
     {

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memdash.analysis.groups import group_names, seed_groups, training_labels
-from memdash.analysis.runs import Run, RunWriter
-from memdash.analysis.studies import group_easiness, per_epoch_by, per_epoch_mean
+from memdash.analysis.store import Run, RunWriter
+from memdash.analysis.store.groups import group_names, seed_groups, training_labels
+from memdash.analysis.tables.studies import group_easiness, per_epoch_by, per_epoch_mean
 
 # five examples: ids 0-3 train (3 flipped), 4 test
 EXAMPLES = pd.DataFrame(
@@ -131,7 +131,7 @@ def test_a_repeated_group_name_gets_a_number(tmp_path):
 
 def test_own_loop_configs_of_any_shape_group_and_label():
     """A TraceRecorder's config is the user's: no data section, or one that is not a dict."""
-    from memdash.analysis.groups import group_key
+    from memdash.analysis.store.groups import group_key
 
     for config in ({"lr": 0.1}, {"data": "cifar10", "lr": 0.1}, {"data": None}):
         assert group_key(config | {"seed": 1}) == group_key(config | {"seed": 2})

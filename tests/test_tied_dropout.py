@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from memdash.analysis.models import mlp
-from memdash.analysis.tied_dropout import (
+from memdash.analysis.record.models import mlp
+from memdash.analysis.record.tied_dropout import (
     ExampleTiedDropout,
     channel_uniforms,
     example_ids,

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from memdash.analysis.config import TrainConfig
-from memdash.analysis.runs import Run
-from memdash.analysis.training import (
+from memdash.analysis.record.config import TrainConfig
+from memdash.analysis.record.training import (
     TrainingError,
     load_optimizer_state,
     optimizer_state,
     train,
 )
+from memdash.analysis.store import Run
 from tests.conftest import tiny_config
 
 
@@ -185,7 +185,7 @@ def replace_command(cfg):
 
 
 def test_config_round_trips_through_run_json(tiny_run):
-    from memdash.analysis.config import RunConfig
+    from memdash.analysis.record.config import RunConfig
 
     cfg = RunConfig.from_dict(Run.open(tiny_run).config)
     assert cfg == replace(tiny_config(), command=cfg.command)

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from memdash.analysis.runs import RunFormatError
+from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.labels import INTEGER_COLUMNS, label, md_text
 from memdash.dashboard.palette import SPARE_COLORS, STUDY_COLORS

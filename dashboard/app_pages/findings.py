@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.sources import SOURCES
+from memdash.analysis.store.sources import SOURCES
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import (
     chosen_curves,

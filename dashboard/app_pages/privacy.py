@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.membership import memorization_link
+from memdash.analysis.measures.membership import memorization_link
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import (
     UNTRAINED_KINDS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.runs import RunFormatError
+from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves
 from memdash.dashboard.labels import md_text, value_text

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from memdash.analysis.recorder import TraceRecorder
-from memdash.analysis.runs import Run
+from memdash.analysis.record.recorder import TraceRecorder
+from memdash.analysis.store import Run
 
 __all__ = ["CallbackRecording", "logits_of"]
 

@@ -1,0 +1,275 @@
+"""Exact k nearest neighbours with FAISS, and the DNN-versus-k-NN comparison.
+
+References
+----------
+Cohen, Sapiro and Giryes 2018, "DNN or k-NN: That is the Generalize vs.
+Memorize Question": at a layer's embedding, a k-NN classifier over the
+training set (k=30, L1 distance, optional PCA to 64 dimensions) is compared
+with the network's own prediction. Their code lets a training point vote for
+itself; here the default leaves it out (``leave_one_out=True``) and the
+other variant stays available.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# the distances a k-NN may use (Cohen et al. use L1)
+METRICS = ("l2", "cosine", "l1")
+
+
+def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty 2-D array (n_samples, n_features), got shape {X.shape}"
+        )
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
+
+
+class FaissKNN:
+    """Exact (brute-force) nearest neighbours through a FAISS flat index.
+
+    A scikit-learn-like interface: ``fit(X)`` then ``kneighbors(...)``, with
+    the distances scikit-learn's ``NearestNeighbors`` returns for the same
+    metric (L2 distances are *not* squared).
+
+    Parameters
+    ----------
+    n_neighbors : neighbours returned by default
+    metric : ``"l2"`` (Euclidean), ``"cosine"`` (1 - cosine similarity) or
+        ``"l1"`` (Manhattan, Cohen et al.'s choice)
+    n_components : if set and smaller than the number of features, project
+        onto the first `n_components` principal components of the fitted
+        data first (Cohen et al. use 64); None keeps the raw features
+
+    Attributes
+    ----------
+    index_ : the FAISS index holding the fitted points
+    n_samples_fit_ : number of fitted points
+    n_features_in_ : number of input features
+    mean_, components_ : the PCA (shape (D,) and (D, n_components)), or None
+    """
+
+    def __init__(
+        self, n_neighbors: int = 30, *, metric: str = "l2", n_components: int | None = None
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.n_components = n_components
+
+    def fit(self, X: np.ndarray) -> FaissKNN:
+        """Index the rows of X, shape (n_samples, n_features)."""
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+        if self.n_components is not None and self.n_components < 1:
+            raise ValueError(f"n_components must be at least 1 or None, got {self.n_components}")
+        X = _as_matrix(X, "X")
+        self.n_features_in_ = X.shape[1]
+        self.mean_ = self.components_ = None
+        if self.n_components is not None and self.n_components < X.shape[1]:
+            self.mean_, self.components_ = _pca(X, self.n_components)
+        X = self._project(X)
+        import faiss  # imported when an index is built: the metrics above load without it
+
+        d = X.shape[1]
+        if self.metric == "l2":
+            self.index_ = faiss.IndexFlatL2(d)
+        elif self.metric == "cosine":
+            self.index_ = faiss.IndexFlatIP(d)
+        else:
+            self.index_ = faiss.IndexFlat(d, faiss.METRIC_L1)
+        self.index_.add(X)
+        self.n_samples_fit_ = X.shape[0]
+        return self
+
+    def _project(self, X: np.ndarray) -> np.ndarray:
+        if self.components_ is not None:
+            X = np.ascontiguousarray((X - self.mean_) @ self.components_, dtype=np.float32)
+        if self.metric == "cosine":
+            norms = np.linalg.norm(X, axis=1, keepdims=True)
+            X = X / np.where(norms == 0, 1, norms)  # a zero vector is at distance 1 from all
+        return X
+
+    def kneighbors(
+        self,
+        X: np.ndarray | None = None,
+        n_neighbors: int | None = None,
+        *,
+        return_distance: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray] | np.ndarray:
+        """The nearest fitted points of each query, nearest first.
+
+        Parameters
+        ----------
+        X : queries, shape (n_queries, n_features); None queries the fitted
+            points themselves, each leaving itself out (scikit-learn's rule)
+        n_neighbors : defaults to the constructor's value
+
+        Returns
+        -------
+        distances : float32, shape (n_queries, n_neighbors), ascending
+            (only when `return_distance`)
+        indices : int64, shape (n_queries, n_neighbors), rows of the fitted data
+        """
+        if not hasattr(self, "index_"):
+            raise ValueError("FaissKNN is not fitted; call fit(X) first")
+        k = self.n_neighbors if n_neighbors is None else n_neighbors
+        leave_out = X is None
+        available = self.n_samples_fit_ - int(leave_out)
+        if not 1 <= k <= available:
+            raise ValueError(f"n_neighbors={k} must be between 1 and {available} here")
+        if leave_out:
+            queries = self.index_.reconstruct_n(0, self.n_samples_fit_)
+        else:
+            queries = _as_matrix(X, "X")
+            if queries.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {queries.shape[1]} features; fitted on {self.n_features_in_}"
+                )
+            queries = self._project(queries)
+        raw, ind = self.index_.search(queries, k + int(leave_out))
+        if leave_out:
+            raw, ind = _drop_self(raw, ind)
+        dist = self._distances(raw)
+        return (dist, ind) if return_distance else ind
+
+    def _distances(self, raw: np.ndarray) -> np.ndarray:
+        if self.metric == "l2":
+            return np.sqrt(np.maximum(raw, 0))  # FAISS returns squared L2
+        if self.metric == "cosine":
+            return np.maximum(1 - raw, 0)
+        return raw
+
+
+def _pca(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and the top principal directions (D, n_components), from the covariance."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    centered = X - mean.astype(np.float32)
+    cov = centered.T.astype(np.float64) @ centered.astype(np.float64)
+    _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues
+    return mean.astype(np.float32), np.ascontiguousarray(
+        vecs[:, ::-1][:, :n_components], np.float32
+    )
+
+
+def _drop_self(raw: np.ndarray, ind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each query's own row from its k+1 results (else its farthest, when ties hid it)."""
+    n, k1 = ind.shape
+    own = ind == np.arange(n)[:, None]
+    own[~own.any(axis=1), -1] = True
+    keep = ~own
+    return raw[keep].reshape(n, k1 - 1), ind[keep].reshape(n, k1 - 1)
+
+
+def knn_graph(
+    X: np.ndarray, n_neighbors: int, *, metric: str = "l2"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every point's `n_neighbors` nearest points, itself first at distance 0.
+
+    The form umap-learn's ``precomputed_knn`` expects.
+
+    Returns
+    -------
+    indices : int64, shape (N, n_neighbors); column 0 is the point itself
+    distances : float32, shape (N, n_neighbors), ascending
+    """
+    knn = FaissKNN(n_neighbors - 1, metric=metric).fit(X)
+    dist, ind = knn.kneighbors()
+    n = len(ind)
+    ind = np.concatenate([np.arange(n)[:, None], ind], axis=1)
+    dist = np.concatenate([np.zeros((n, 1), np.float32), dist], axis=1)
+    return ind, dist
+
+
+def vote(neighbor_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Majority vote of each row's neighbour labels; a tie goes to the smallest label.
+
+    Parameters
+    ----------
+    neighbor_labels : int, shape (N, k), values in 0..n_classes-1
+
+    Returns
+    -------
+    int64, shape (N,)
+    """
+    labels = np.asarray(neighbor_labels, dtype=np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"neighbour labels must lie in 0..{n_classes - 1}")
+    n = len(labels)
+    flat = (np.arange(n)[:, None] * n_classes + labels).ravel()
+    counts = np.bincount(flat, minlength=n * n_classes).reshape(n, n_classes)
+    return counts.argmax(axis=1)
+
+
+def knn_predict(
+    X: np.ndarray,
+    train: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    n_neighbors: int = 30,
+    metric: str = "l1",
+    n_components: int | None = None,
+    leave_one_out: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-NN classification of every point by the labels of its nearest training points.
+
+    Parameters
+    ----------
+    X : shape (N, D), every example's embedding at one layer and epoch
+    train : bool, shape (N,), the points the index holds (the training set)
+    labels : int, shape (N,), the labels the network was trained with
+    leave_one_out : a training point is not its own neighbour (default); if
+        False it votes for itself, as in Cohen et al.'s code
+
+    Returns
+    -------
+    prediction : int64, shape (N,)
+    neighbors : int64, shape (N, n_neighbors), example ids (rows of X)
+    distances : float32, shape (N, n_neighbors), ascending
+    """
+    train = np.asarray(train, dtype=bool)
+    if train.shape != (len(X),):
+        raise ValueError(f"train must be a boolean mask of shape ({len(X)},), got {train.shape}")
+    train_ids = np.flatnonzero(train)
+    knn = FaissKNN(n_neighbors, metric=metric, n_components=n_components).fit(X[train_ids])
+    dist = np.empty((len(X), n_neighbors), np.float32)
+    ind = np.empty((len(X), n_neighbors), np.int64)
+    queries = np.flatnonzero(~train) if leave_one_out else np.arange(len(X))
+    if len(queries):
+        dist[queries], ind[queries] = knn.kneighbors(X[queries])
+    if leave_one_out:
+        dist[train_ids], ind[train_ids] = knn.kneighbors()
+    neighbors = train_ids[ind]
+    return vote(np.asarray(labels)[neighbors], n_classes), neighbors, dist
+
+
+def agreement(knn_pred: np.ndarray, dnn_pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
+    """Cohen et al.'s metrics over a set of points (NaN where a denominator is empty).
+
+    Returns
+    -------
+    knn_accuracy : fraction where the k-NN predicts `label`
+    dnn_accuracy : fraction where the network predicts `label`
+    p_same : fraction where the two agree
+    ma : agreement among points the network gets right
+    md : agreement among points the network gets wrong
+    """
+    knn_pred, dnn_pred, label = (np.asarray(a) for a in (knn_pred, dnn_pred, label))
+    same = knn_pred == dnn_pred
+    right = dnn_pred == label
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if values.size else float("nan")
+
+    return {
+        "knn_accuracy": mean(knn_pred == label),
+        "dnn_accuracy": mean(right),
+        "p_same": mean(same),
+        "ma": mean(same[right]),
+        "md": mean(same[~right]),
+    }

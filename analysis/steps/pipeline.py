@@ -1,0 +1,148 @@
+"""Analyze a run: compute each derived result that is missing or stale, cache it under derived/.
+
+Every step has a key made of its version, its parameters (the fields of
+`AnalysisConfig` it uses) and what it reads (the run's committed epochs, its
+status and creation time). `derived/manifest.json` records, per step, that
+key, the parameters and the files written; it is updated after the files, so
+an interrupted analysis recomputes the step. `memdash analyze` (STEPS) and
+`memdash localize` (LOCALIZE_STEPS) and the dashboard call `analyze`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
+from memdash.analysis.steps.derived import (
+    compute_exposure,
+    compute_knn,
+    compute_scores,
+    compute_umap,
+)
+from memdash.analysis.steps.localization import (
+    compute_flipping,
+    compute_retraining,
+    compute_rewinding,
+)
+from memdash.analysis.store import Run, write_lock
+
+Config = AnalysisConfig | LocalizeConfig
+
+
+@dataclass(frozen=True)
+class Step:
+    """One cached analysis: what computes it and which parameters it depends on."""
+
+    compute: Callable[[Run, Any, Callable[[str], None]], dict[str, pd.DataFrame]]
+    params: tuple[str, ...]  # the config fields in its key
+    version: int  # bump when the step's output changes meaning
+
+
+STEPS: dict[str, Step] = {
+    "scores": Step(compute_scores, (), 1),
+    "knn": Step(compute_knn, ("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"), 1),
+    "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed"), 1),
+    "exposure": Step(compute_exposure, (), 3),
+}
+_FLIP = (
+    *("flip_examples", "flip_max_units", "flip_others", "flip_own_weight"),
+    *("flip_output_layer", "seed"),
+)
+LOCALIZE_STEPS: dict[str, Step] = {
+    "rewinding": Step(compute_rewinding, (), 1),
+    "retraining": Step(compute_retraining, ("retrain_epochs", "seed"), 1),
+    "flipping": Step(compute_flipping, _FLIP, 1),
+}
+ALL_STEPS = STEPS | LOCALIZE_STEPS
+
+
+def _default_config(step: str) -> Config:
+    return LocalizeConfig() if step in LOCALIZE_STEPS else AnalysisConfig()
+
+
+def step_params(step: str, config: Config | None = None) -> dict[str, Any]:
+    """The parameters a step's result depends on."""
+    values = (config or _default_config(step)).to_dict()
+    return {name: values[name] for name in ALL_STEPS[step].params}
+
+
+def step_key(run: Run, step: str, config: Config | None = None) -> str:
+    """What a step's result depends on, hashed."""
+    payload = {
+        "step": step,
+        "version": ALL_STEPS[step].version,
+        "params": step_params(step, config),
+        "epochs_completed": run.epochs_completed,
+        "status": run.status,
+        "created_at": run.meta.get("created_at"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_fresh(run: Run, step: str, config: Config | None = None) -> bool:
+    """Whether the step's cached result exists and was computed from the current inputs."""
+    entry = run.derived_manifest().get(step)
+    if not isinstance(entry, dict) or entry.get("key") != step_key(run, step, config):
+        return False
+    files = entry.get("files")
+    return isinstance(files, list) and all(
+        isinstance(f, str) and run.derived_path(f).is_file() for f in files
+    )
+
+
+def analyze(
+    path: str | Path,
+    *,
+    only: list[str] | None = None,
+    force: bool = False,
+    config: Config | None = None,
+    progress: Callable[[str, str], None] | None = None,
+    steps: dict[str, Step] = STEPS,
+) -> dict[str, str]:
+    """Compute the missing or stale derived results of a run.
+
+    Parameters
+    ----------
+    only : the steps to consider (default: all of `steps`, in order)
+    force : recompute even what is up to date
+    config : the parameters (AnalysisConfig for STEPS, LocalizeConfig for LOCALIZE_STEPS)
+    progress : called with (step, what it is doing)
+    steps : STEPS (`memdash analyze`) or LOCALIZE_STEPS (`memdash localize`)
+
+    Returns
+    -------
+    step -> ``computed`` or ``up to date``
+    """
+    config = config or (LocalizeConfig() if steps is LOCALIZE_STEPS else AnalysisConfig())
+    names = only if only else list(steps)
+    unknown = [n for n in names if n not in steps]
+    if unknown:
+        raise ValueError(f"unknown step(s) {unknown}; valid: {', '.join(steps)}")
+    run = Run.open(path)
+    run.check_parts()  # a missing or damaged part is named here, not deep inside a step
+    report = progress or (lambda step, state: None)
+    done: dict[str, str] = {}
+    with write_lock(run.path, "memdash analyze", on_wait=lambda text: report(names[0], text)):
+        for name in names:
+            if is_fresh(run, name, config) and not force:
+                done[name] = "up to date"
+            else:
+                report(name, "computing")
+                tables = steps[name].compute(
+                    run, config, lambda what, name=name: report(name, what)
+                )
+                run.replace_derived(
+                    name,
+                    tables,
+                    {"key": step_key(run, name, config), "params": step_params(name, config)},
+                )
+                done[name] = "computed"
+            report(name, done[name])
+    return done
