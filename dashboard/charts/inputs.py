@@ -1,0 +1,74 @@
+"""One example's input as a figure (an RGB or grey image, or a line for a 1-D signal) and as a
+small image for st.image."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from memdash.dashboard.charts._common import margin
+
+
+def _as_signal_or_image(x: np.ndarray) -> np.ndarray:
+    """Drop a leading single channel: (1, H, W) -> (H, W), (1, L) -> (L,)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x[0] if x.ndim >= 2 and x.shape[0] == 1 else x
+
+
+def _is_rgb(x: np.ndarray) -> bool:
+    return x.ndim == 3 and x.shape[0] == 3
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Scaled to [0, 1] by its own range (a constant input becomes 0)."""
+    span = float(x.max() - x.min()) or 1.0
+    return (x - x.min()) / span
+
+
+def example_input(x: np.ndarray, *, title: str = "", photo: bool = False) -> go.Figure:
+    """An example's input: an RGB image for 3-channel images, a grey image for other 2-D
+    inputs (dark ink on white, as digits are drawn; as they are for a `photo`), a line for
+    1-D ones (images of other channel counts: the mean over channels)."""
+    x = _as_signal_or_image(x)
+    fig = go.Figure()
+    if _is_rgb(x):
+        rgb = np.round(_unit(x).transpose(1, 2, 0) * 255).astype(np.uint8)
+        fig.add_trace(go.Image(z=rgb, hoverinfo="skip"))
+        fig.update_yaxes(visible=False)
+        fig.update_xaxes(visible=False)
+    else:
+        x = x.mean(axis=0) if x.ndim == 3 else x
+        if x.ndim == 2:
+            fig.add_trace(
+                go.Heatmap(
+                    z=x,
+                    colorscale="Greys",
+                    reversescale=photo,
+                    showscale=False,
+                    hoverinfo="skip",
+                )
+            )
+            fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+            fig.update_xaxes(visible=False)
+        else:
+            fig.add_trace(go.Scatter(y=x.ravel(), mode="lines", line={"color": "#333"}))
+            fig.update_xaxes(title="position")
+    fig.update_layout(title=title, height=260, margin=margin())
+    return fig
+
+
+def thumbnail(x: np.ndarray, *, height: int = 28, photo: bool = False) -> np.ndarray:
+    """A float image in [0, 1] for st.image: (H, W, 3) for RGB images, (H, W) for other 2-D
+    inputs (ink dark, unless a `photo`), a rasterized line for 1-D ones."""
+    x = _as_signal_or_image(x)
+    if _is_rgb(x):
+        return _unit(x).transpose(1, 2, 0)
+    if x.ndim == 3:
+        x = x.mean(axis=0)
+    scaled = _unit(x)
+    if x.ndim == 2:
+        return scaled if photo else 1.0 - scaled
+    rows = np.round((1 - scaled.ravel()) * (height - 1)).astype(int)
+    image = np.ones((height, len(rows)), np.float32)
+    image[rows, np.arange(len(rows))] = 0.0
+    return image
