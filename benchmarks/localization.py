@@ -27,7 +27,8 @@ import torch
 
 from memdash.analysis.localization.flipping import flip_batched, flip_one
 from memdash.analysis.record.config import LocalizeConfig
-from memdash.analysis.steps.localization import flip_layers, flip_sample, load
+from memdash.analysis.steps.final_model import load
+from memdash.analysis.steps.flipping import flip_layers, flip_sample
 from memdash.analysis.store import Run
 
 RUN = Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20"

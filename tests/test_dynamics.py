@@ -163,7 +163,7 @@ def test_sample_run_flipped_examples_are_found_and_forgotten_more():
 
     from sklearn.metrics import roc_auc_score
 
-    from memdash.analysis.steps.derived import compute_scores
+    from memdash.analysis.steps.scores import compute_scores
     from memdash.analysis.store import Run
 
     run = Run.open(Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20")

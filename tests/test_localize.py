@@ -15,7 +15,8 @@ from memdash.analysis.localization.rewinding import group_accuracy
 from memdash.analysis.record.config import LocalizeConfig
 from memdash.analysis.record.tied_dropout import tied_mode
 from memdash.analysis.record.training import train
-from memdash.analysis.steps.localization import compute_flipping, load
+from memdash.analysis.steps.final_model import load
+from memdash.analysis.steps.flipping import compute_flipping
 from memdash.analysis.steps.pipeline import LOCALIZE_STEPS, analyze
 from memdash.analysis.store import Run, RunWriter
 from tests.conftest import tiny_config

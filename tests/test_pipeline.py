@@ -9,13 +9,11 @@ from typer.testing import CliRunner
 from memdash.analysis.cli import app
 from memdash.analysis.measures.skewnorm import skewnorm_logcdf
 from memdash.analysis.record.config import AnalysisConfig
-from memdash.analysis.steps.derived import (
-    compute_exposure,
-    compute_knn,
-    compute_scores,
-    compute_umap,
-)
+from memdash.analysis.steps.exposure import compute_exposure
+from memdash.analysis.steps.knn import compute_knn
 from memdash.analysis.steps.pipeline import analyze
+from memdash.analysis.steps.scores import compute_scores
+from memdash.analysis.steps.umap import compute_umap
 from memdash.analysis.store import Run, RunWriter, write_json
 
 

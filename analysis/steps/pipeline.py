@@ -20,17 +20,13 @@ from typing import Any
 import pandas as pd
 
 from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
-from memdash.analysis.steps.derived import (
-    compute_exposure,
-    compute_knn,
-    compute_scores,
-    compute_umap,
-)
-from memdash.analysis.steps.localization import (
-    compute_flipping,
-    compute_retraining,
-    compute_rewinding,
-)
+from memdash.analysis.steps.exposure import compute_exposure
+from memdash.analysis.steps.flipping import compute_flipping
+from memdash.analysis.steps.knn import compute_knn
+from memdash.analysis.steps.retraining import compute_retraining
+from memdash.analysis.steps.rewinding import compute_rewinding
+from memdash.analysis.steps.scores import compute_scores
+from memdash.analysis.steps.umap import compute_umap
 from memdash.analysis.store import Run, write_lock
 
 Config = AnalysisConfig | LocalizeConfig

@@ -1,0 +1,44 @@
+"""The umap step: derived/umap/LAYER.parquet, every example's 2-D place per recorded epoch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from memdash.analysis.measures.projection import aligned_projections
+from memdash.analysis.record.config import AnalysisConfig
+from memdash.analysis.steps._common import Progress, _quiet
+from memdash.analysis.store import Run
+
+
+def compute_umap(
+    run: Run, config: AnalysisConfig, progress: Progress = _quiet
+) -> dict[str, pd.DataFrame]:
+    """derived/umap/LAYER.parquet: every example's 2-D place at each recorded epoch.
+
+    Columns ``epoch``, ``example_id``, ``x``, ``y``; the epochs of a layer are
+    aligned to its last recorded epoch (`memdash.analysis.measures.projection`).
+    """
+    index = run.embedding_index()
+    recorded = sorted({layer for layers in index.values() for layer in layers})
+    out = {}
+    for layer in run.in_layer_order(recorded):
+        epochs = [e for e, layers in index.items() if layer in layers]
+        embeddings = {e: run.embedding(e, layer, mmap=False) for e in epochs}
+        projections = aligned_projections(
+            embeddings,
+            n_neighbors=config.umap_neighbors,
+            min_dist=config.umap_min_dist,
+            random_state=config.seed,
+            progress=lambda epoch, layer=layer: progress(f"{layer} epoch {epoch}"),
+        )
+        n = run.n_examples()
+        out[f"umap/{layer}.parquet"] = pd.DataFrame(
+            {
+                "epoch": np.repeat(np.array(epochs, np.int32), n),
+                "example_id": np.tile(np.arange(n, dtype=np.int64), len(epochs)),
+                "x": np.concatenate([projections[e][:, 0] for e in epochs]),
+                "y": np.concatenate([projections[e][:, 1] for e in epochs]),
+            }
+        )
+    return out
