@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from memdash.analysis.record.recorder import TraceRecorder, example_stats
+from memdash.analysis.record.recorder import TraceRecorder
+from memdash.analysis.record.stats import example_stats
 from memdash.analysis.record.training import make_model, make_optimizer, prepare_data, to_device
 from memdash.analysis.store import RunWriter
 

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from memdash.analysis.record.recorder import GradientAccountant, TraceRecorder, example_stats
+from memdash.analysis.record.grad_accounting import GradientAccountant
+from memdash.analysis.record.recorder import TraceRecorder
+from memdash.analysis.record.stats import example_stats
 from memdash.analysis.store import Run
 
 
