@@ -1,0 +1,39 @@
+"""The Learn lesson "Label noise and the order of fitting": clean examples are fitted before
+flipped ones, and dropout slows the memorizing (Arpit et al. 2017)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from memdash.dashboard import charts
+from memdash.dashboard.app_pages.common import chosen_curves
+from memdash.dashboard.app_pages.learn._common import intro, need_roles, show
+
+SLUG = "order-of-fitting"
+TITLE = "Label noise and the order of fitting"
+
+
+def render() -> None:
+    intro(
+        TITLE,
+        "Flip some training labels to a wrong class and train. The network first learns "
+        "what the clean examples have in common: their accuracy rises within a few epochs "
+        "while the flipped ones stay wrong. Only later does it memorize the flipped labels "
+        "one by one, and test accuracy falls as it does. Dropout slows that memorization.",
+        "Does a network learn patterns before it memorizes exceptions?",
+        "Arpit et al. 2017, A closer look at memorization in deep networks",
+    )
+    paths = need_roles("noise", "dropout")
+    if paths is None:
+        return
+    dropout = st.toggle("Train with dropout 0.5", key="learn_order_dropout")
+    path = paths["dropout" if dropout else "noise"]
+    curves = chosen_curves([path])
+    show(charts.training_curves(curves), "learn_order_chart")
+    wide = curves.pivot(index="epoch", columns="group", values="accuracy")
+    st.markdown(
+        f"Test accuracy is highest at epoch **{int(wide['test'].idxmax())}** "
+        f"({wide['test'].max():.0%}); by the last epoch the flipped examples are "
+        f"**{wide['train (flipped)'].iloc[-1]:.0%}** fitted and the test set is at "
+        f"**{wide['test'].iloc[-1]:.0%}**."
+    )
