@@ -1,0 +1,81 @@
+"""Which runs the findings read: `roles` (single runs, by what their configs say) and
+`study_roles` (seed groups and run pairs), with the run-selection helpers they share.
+
+The roles: ``clean`` (no corruption), ``noise`` (symmetric label noise, no dropout),
+``dropout`` (the same with dropout), ``tied`` (example-tied dropout), ``random`` (random
+labels), ``canaries`` (a run with canaries); the study roles: ``true_group`` and
+``random_group`` (seed groups), ``pretrained`` and its ``scratch`` twin.
+"""
+
+from __future__ import annotations
+
+from memdash.analysis.store import Run
+
+_INIT_FIELDS = ("init_from", "init_epoch", "reinit")
+
+
+def roles(runs: list[Run]) -> dict[str, Run]:
+    """Each role's run (the first complete run that fits it)."""
+    out: dict[str, Run] = {}
+    for run in runs:
+        if run.status != "complete" or run.meta.get("estimate_only"):
+            continue
+        data, model = run.config.get("data", {}), run.config.get("model", {})
+        noise, corruption = data.get("noise", 0.0), data.get("corruption", "symmetric")
+        tied, dropout = model.get("example_tied_dropout", False), model.get("dropout", 0.0)
+        if noise == 0:
+            role = "clean"
+        elif corruption == "random_labels":
+            role = "random"
+        elif tied:
+            role = "tied"
+        elif dropout > 0:
+            role = "dropout"
+        else:
+            role = "noise"
+        out.setdefault(role, run)
+        if data.get("canaries", 0) > 0:
+            out.setdefault("canaries", run)
+    return out
+
+
+def study_roles(runs: list[Run]) -> dict[str, object]:
+    """The seed groups and run pairs the study findings read: ``true_group`` and
+    ``random_group`` (seed groups trained on true labels, and on labels all shuffled), and
+    ``pretrained`` with its ``scratch`` twin (a run started from a random-label run's
+    weights, and the run of the same config from scratch)."""
+    from memdash.analysis.store.groups import seed_groups, training_labels
+
+    out: dict[str, object] = {}
+    roles = {"true labels": "true_group", "random labels": "random_group"}
+    for group in seed_groups(runs).values():
+        role = roles.get(training_labels(group[0].config))
+        if role and not group[0].config.get("train", {}).get("init_from"):
+            out.setdefault(role, group)
+    complete = [r for r in runs if r.status == "complete"]
+    for run in complete:
+        source = run.meta.get("init_from")
+        if not source or "scratch" in out:
+            continue
+        twin = _without_init(run.config)
+        twins = (r for r in complete if _without_init(r.config) == twin)
+        scratch = next((r for r in twins if not r.meta.get("init_from")), None)
+        if scratch is not None:
+            out["pretrained"], out["scratch"] = run, scratch
+    return out
+
+
+def _without_init(config: dict) -> dict:
+    """A config without where its weights came from, the command line and what was recorded."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in _INIT_FIELDS}
+    return {k: v for k, v in config.items() if k not in ("command", "record")} | {"train": train}
+
+
+def last_shared_epoch(runs: list[Run]) -> int:
+    """The last epoch every one of the runs completed."""
+    return min(run.epochs_completed for run in runs)
+
+
+def group_runs(runs: dict[str, object], *groups: str) -> list[Run]:
+    """The runs of the named seed groups (study roles), one list."""
+    return [run for group in groups for run in runs[group]]
