@@ -43,7 +43,7 @@ def test_from_outside_the_repository_memdash_imports_and_analysis_does_not(tmp_p
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [
         "memdash.analysis.record.recorder",
-        "memdash.analysis.store",
+        "memdash.analysis.store.reader",
         "memdash",
         "memdash.dashboard.charts",
     ]

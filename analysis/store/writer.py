@@ -1,0 +1,218 @@
+"""Writing a run: `RunWriter` creates a run directory and appends it epoch by epoch.
+
+Every file is written atomically and `run.json` is rewritten last, after an epoch's
+files, so a run killed at any moment reads correctly up to its last complete epoch. A
+table is checked against its columns before it is written: a writer never makes a bad run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from memdash.analysis import __version__
+from memdash.analysis.store.atomic import (
+    TRACE_ENCODING,
+    as_table,
+    write_json,
+    write_npy,
+    write_parquet,
+    write_safetensors,
+)
+from memdash.analysis.store.errors import RunFormatError
+from memdash.analysis.store.files import check_schema
+from memdash.analysis.store.layout import (
+    EXAMPLES_COLUMNS,
+    LAYER_GRADS_COLUMNS,
+    PLAIN_NAME,
+    SCHEMA_VERSION,
+    STATUSES,
+    TRACE_COLUMNS,
+)
+from memdash.analysis.store.reader import Run
+from memdash.analysis.store.trace import check_trace_source
+
+
+def _now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _checked_table(
+    run: Path, rel: str, data: pd.DataFrame | pa.Table, expected: dict[str, str]
+) -> pa.Table:
+    """Convert once and check a table about to be written: a writer never makes a bad run."""
+    table = as_table(data)
+    check_schema(run, rel, table.schema, expected, None)
+    return table
+
+
+class RunWriter:
+    """Writes one run directory, epoch by epoch.
+
+    Use `RunWriter.create` for a new run and `RunWriter.reopen` to resume one.
+    Per epoch, write the epoch's files, then `commit_epoch`; `finish` marks
+    the run complete or failed.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.meta = meta
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        config: dict[str, Any],
+        examples: pd.DataFrame,
+        inputs: np.ndarray,
+        n_classes: int,
+        layers: Iterable[str] = (),
+        name: str | None = None,
+        overwrite: bool = False,
+    ) -> RunWriter:
+        """Start a new run: run.json (status ``created``), then examples.parquet and inputs.npy.
+
+        The status turns ``running`` when epoch 0 is committed; a run stopped before
+        that (a full disk) is ``created``: nothing of it is read, and ``--resume``
+        starts it again from the top.
+        """
+        path = Path(path)
+        if (path / "run.json").exists() and not overwrite:
+            raise FileExistsError(
+                f"run {path} already exists; pass --resume to continue it or choose another --out"
+            )
+        table = _checked_table(path, "examples.parquet", examples, EXAMPLES_COLUMNS)
+        if len(inputs) != len(examples):
+            raise ValueError(f"{len(inputs)} inputs for {len(examples)} examples")
+        if not np.array_equal(examples["example_id"].to_numpy(), np.arange(len(examples))):
+            raise ValueError("examples.example_id must be 0..N-1 in row order")
+        if path.exists() and overwrite:
+            _clear_run_files(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name or path.name,
+            "status": "created",
+            "epochs_completed": 0,
+            "epochs_planned": int(config.get("train", {}).get("epochs", 0)),
+            "n_classes": int(n_classes),
+            "layers": list(layers),
+            "config": config,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "memdash_version": __version__,
+        }
+        writer = cls(path, meta)
+        write_json(path / "run.json", meta)
+        write_parquet(path / "examples.parquet", table)
+        write_npy(path / "inputs.npy", inputs)
+        return writer
+
+    @classmethod
+    def reopen(cls, path: str | Path, *, epoch: int | None = None) -> RunWriter:
+        """Reopen an existing run to append epochs after its last complete one.
+
+        With `epoch`, go on after that epoch instead: a trainer resumed from a
+        checkpoint older than the run's last epoch records the later epochs
+        again (readers ignore the files of uncommitted epochs; they are
+        overwritten as those epochs are recorded).
+        """
+        run = Run.open(path)
+        meta = dict(run.meta, status="running", updated_at=_now())
+        if epoch is not None:
+            if not 0 <= epoch <= run.epochs_completed:
+                raise RunFormatError(
+                    run.path,
+                    "run.json",
+                    f"cannot resume after epoch {epoch}: the run holds epochs "
+                    f"0..{run.epochs_completed}",
+                )
+            meta["epochs_completed"] = int(epoch)
+        writer = cls(run.path, meta)
+        write_json(writer.path / "run.json", meta)
+        return writer
+
+    @property
+    def epochs_completed(self) -> int:
+        return int(self.meta["epochs_completed"])
+
+    def write_trace(self, source: str, epoch: int, data: pd.DataFrame | pa.Table) -> None:
+        """One source's statistics at one epoch (columns TRACE_COLUMNS)."""
+        check_trace_source(source)
+        table = _checked_table(self.path, "trace.parquet", data, TRACE_COLUMNS)
+        write_parquet(
+            self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet",
+            table,
+            **TRACE_ENCODING,
+        )
+
+    def write_layer_grads(self, epoch: int, frame: pd.DataFrame) -> None:
+        table = _checked_table(self.path, "layer_grads.parquet", frame, LAYER_GRADS_COLUMNS)
+        write_parquet(self.path / "layer_grads.parquet" / f"epoch_{epoch:03d}.parquet", table)
+
+    def write_embedding(self, epoch: int, layer: str, array: np.ndarray) -> None:
+        """A layer's outputs for every example, shape (N, D)."""
+        if not PLAIN_NAME.match(layer):
+            raise ValueError(f"layer name {layer!r} is not a plain file name")
+        write_npy(self.path / "embeddings" / f"epoch_{epoch:03d}" / f"{layer}.npy", array)
+
+    def write_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
+        """Model weights after `epoch` epochs (0 = initialization), as safetensors."""
+        write_safetensors(
+            self.path / "checkpoints" / f"epoch_{epoch:03d}.safetensors",
+            state,
+            {"format": "pt"},  # one key: safetensors orders several at random
+        )
+
+    def write_resume_state(self, tensors: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """Model and optimizer state after the last epoch, for `--resume`."""
+        write_safetensors(
+            self.path / "resume" / "state.safetensors",
+            tensors,
+            {"memdash": json.dumps(metadata, sort_keys=True)},
+        )
+
+    def commit_epoch(self, epoch: int, **extra: Any) -> None:
+        """Declare `epoch` complete: rewrite run.json last, after the epoch's files."""
+        self.meta.update(extra, epochs_completed=int(epoch), updated_at=_now())
+        if self.meta["status"] == "created":  # epoch 0 is stored: the run can be read
+            self.meta["status"] = "running"
+        write_json(self.path / "run.json", self.meta)
+
+    def finish(self, status: str = "complete", **extra: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}")
+        self.meta.update(extra, status=status, updated_at=_now())
+        write_json(self.path / "run.json", self.meta)
+        if status == "complete":  # the resume state has served its purpose
+            import shutil
+
+            shutil.rmtree(self.path / "resume", ignore_errors=True)
+
+
+def _clear_run_files(path: Path) -> None:
+    """Remove a previous run's files (only the run-store's own names) before overwriting."""
+    import shutil
+
+    for name in (
+        "trace.parquet",
+        "layer_grads.parquet",
+        "embeddings",
+        "checkpoints",
+        "resume",
+        "derived",
+    ):
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target)
+    for name in ("run.json", "examples.parquet", "inputs.npy"):
+        (path / name).unlink(missing_ok=True)
