@@ -261,9 +261,10 @@ def test_the_server_binds_to_the_loopback_address_only(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from memdash.analysis import cli
+    from memdash.analysis.cli import dashboard
 
     seen = {}
-    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: seen.update(argv=argv))
+    monkeypatch.setattr(dashboard.os, "execve", lambda exe, argv, env: seen.update(argv=argv))
     CliRunner().invoke(cli.app, ["dashboard", str(tmp_path)])
     argv = seen["argv"]
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"

@@ -1,0 +1,135 @@
+"""What every command shares: the console, the config defaults its options show, the parsers
+of option text, a config read from the options, and the ways a command fails."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from memdash.analysis.record.config import DataConfig, ModelConfig, RecordConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from memdash.analysis.store import Run, RunFormatError
+
+console = Console()
+# the defaults the options show (and give when left out): those of the run config
+DATA, MODEL, TRAIN, RECORD = DataConfig(), ModelConfig(), TrainConfig(), RecordConfig()
+# the checkout's sample suite (analysis/cli/ lies two folders below the repository root)
+REPO_SAMPLE_RUNS = Path(__file__).resolve().parents[2] / "sample_runs"
+
+Config = TypeVar("Config")
+
+
+def parse_ints(text: str, what: str) -> tuple[int, ...]:
+    """Parse "1,10,50" (or "1x16x16" for shapes) into a tuple of ints."""
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{what} must be integers separated by commas, got {text!r}"
+        ) from None
+
+
+def parse_image_size(text: str) -> tuple[int, int] | None:
+    """ "32x32" or "32" (square) -> (height, width); "" -> None."""
+    if not text.strip():
+        return None
+    size = parse_ints(text, "--image-size")
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise typer.BadParameter(f"--image-size must be HxW or one size, got {text!r}")
+    return size
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """Parse "fc2,out" into ("fc2", "out"), dropping blanks."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def command_line() -> str:
+    """The command line being run, as the `command` a run stores for its reproduction."""
+    return "memdash " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def config_from(config: type[Config], options: Mapping[str, Any], **parsed: Any) -> Config:
+    """A `config` dataclass from a command's options: each option named after one of its
+    fields fills that field, and `parsed` (options parsed from text, or named otherwise) go
+    on top; the fields left give their defaults."""
+    named = {f.name for f in fields(config)}
+    given = {name: value for name, value in options.items() if name in named}
+    return config(**{**given, **parsed})
+
+
+def sample_roots() -> list[Path]:
+    """The default run roots: ./sample_runs when there is one, else the checkout's suite."""
+    return [Path("sample_runs") if Path("sample_runs").is_dir() else REPO_SAMPLE_RUNS]
+
+
+def open_runs(roots: list[Path]) -> tuple[list[Run], list[RunFormatError]]:
+    """The runs found under `roots`, opened, and the errors of those that cannot be read."""
+    from memdash.analysis.store import Run, RunFormatError, discover_runs
+
+    opened, broken = [], []
+    for path in discover_runs(roots):
+        try:
+            opened.append(Run.open(path))
+        except RunFormatError as err:
+            broken.append(err)
+    return opened, broken
+
+
+def fail(message: str) -> NoReturn:
+    """Print `message` as the command's error and exit with code 1."""
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def cannot_write(err: OSError, folder: Path, kept: str) -> NoReturn:
+    """A write into `folder` that failed (a full disk, a read-only folder): what failed, the
+    space left when the system gave no reason (a short write), and what is kept."""
+    where = f" {err.filename}" if err.filename else ""
+    reason = err.strerror or str(err)
+    if err.errno is None and folder.exists():
+        reason += f" ({shutil.disk_usage(folder).free} bytes free on the disk of {folder})"
+    fail(f"cannot write{where}: {reason}; {kept}")
+
+
+@contextmanager
+def errors_reported(
+    *expected: type[Exception], written: Path | None = None, kept: str = ""
+) -> Iterator[None]:
+    """Report what a command expects may go wrong in the block as one error line (exit code 1).
+
+    Parameters
+    ----------
+    *expected
+        The errors reported by their message; default a run that cannot be read
+        (`RunFormatError`) and a bad value (`ValueError`).
+    written
+        The folder the block writes into: a failed write there (an `OSError` not among
+        `expected`) is reported by `cannot_write`, with `kept`; without it, it propagates.
+    kept
+        What is kept after a failed write, and how to go on.
+    """
+    from memdash.analysis.store import RunFormatError
+
+    reported = expected or (RunFormatError, ValueError)
+    try:
+        yield
+    except reported as err:
+        fail(str(err))
+    except OSError as err:
+        if written is None:
+            raise
+        cannot_write(err, written, kept)

@@ -1,0 +1,52 @@
+"""`memdash dashboard`: the Streamlit app served over the runs under some folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from memdash.analysis.cli._common import console, fail, sample_roots
+
+
+def dashboard(
+    roots: list[Path] = typer.Argument(
+        None, help="Folders to search for runs (default sample_runs/)."
+    ),
+    port: int = typer.Option(8501, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+) -> None:
+    """Serve the Streamlit dashboard over the runs under the roots."""
+    if not roots:
+        roots = sample_roots()
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        fail(f"no such run root(s): {', '.join(missing)}")
+    # the app's file, found by its module name (the dashboard layer is above this one)
+    app_file = Path(importlib.util.find_spec("memdash.dashboard.app").origin)
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+    env = dict(os.environ, MEMDASH_ROOTS=os.pathsep.join(str(r.resolve()) for r in roots))
+    console.print(
+        f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
+    )
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)  # Streamlit replaces this process: signals reach it
