@@ -1,0 +1,134 @@
+"""The runs under the run roots: where the roots are, the runs found there, one summary row
+per run, and the names the dashboard lists them by.
+
+Pages ask for runs by their index in the list of discovered runs; a name that comes from
+the browser is looked up in that list and never joined into a path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from memdash.analysis.store import Run, RunFormatError, discover_runs
+from memdash.dashboard.data.stamps import run_stamp
+
+ROOTS_ENV = "MEMDASH_ROOTS"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "sample_runs"
+
+
+def run_roots() -> tuple[str, ...]:
+    """The run roots: $MEMDASH_ROOTS (set by `memdash dashboard`), else sample_runs/."""
+    env = os.environ.get(ROOTS_ENV)
+    if env:
+        return tuple(str(Path(p).resolve()) for p in env.split(os.pathsep) if p)
+    return (str(DEFAULT_ROOT),)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def discovered(roots: tuple[str, ...]) -> list[str]:
+    return [str(p) for p in discover_runs(roots)]
+
+
+def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
+    """One row per discovered run; a broken run gets status ``error`` and its message."""
+    rows = [_summary(path, run_stamp(Path(path))) for path in discovered(roots)]
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    table["run"] = unique_names(table["run"].tolist(), table["path"].tolist())
+    return table
+
+
+def unique_names(names: list[str], paths: list[str]) -> list[str]:
+    """Run names as the dashboard lists them: a name that several runs share gets its folder,
+    or, when their folders are named alike too (``seed_0`` of two seed groups), the folder
+    above (``seed_0 (digits_true)``), and, if still shared, a number: each name (in a URL
+    too) means one run."""
+    folders: dict[str, list[Path]] = {}
+    for name, path in zip(names, paths, strict=True):
+        folders.setdefault(name, []).append(Path(path))
+    out = []
+    for name, path in zip(names, paths, strict=True):
+        shared = folders[name]
+        if len(shared) == 1:
+            out.append(name)
+            continue
+        alike = len({p.name for p in shared}) < len(shared)
+        out.append(f"{name} ({Path(path).parent.name if alike else Path(path).name})")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(out):
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            out[i] = f"{name} #{seen[name]}"
+    return out
+
+
+SUMMARY_COLUMNS = [
+    "run",
+    "status",
+    "dataset",
+    "model",
+    "corruption",
+    "noise",
+    "epochs",
+    "train acc",
+    "clean acc",
+    "flipped acc",
+    "test acc",
+    "analyses",
+    "error",
+    "path",
+]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _summary(path: str, stamp: float) -> dict:
+    base = {c: None for c in SUMMARY_COLUMNS} | {"run": Path(path).name, "path": path}
+    try:
+        run = Run.open(path)
+    except RunFormatError as err:
+        return base | {"status": "error", "error": str(err)}
+    try:
+        run.check_parts()
+    except RunFormatError as err:
+        return base | {"run": run.name, "status": "error", "error": str(err)}
+    cfg = run.config
+    data, model = cfg.get("data", {}), cfg.get("model", {})
+    last = run.meta.get("last_epoch", {})
+    planned = run.meta.get("epochs_planned")
+    return base | {
+        "run": run.name,
+        "status": run.status,
+        "dataset": data.get("dataset", "own loop"),
+        "model": model.get("name", ""),
+        "corruption": data.get("corruption") if data.get("noise") else "none",
+        "noise": data.get("noise", 0.0),
+        "epochs": f"{run.epochs_completed}/{planned}" if planned else str(run.epochs_completed),
+        "train acc": last.get("train_acc"),
+        "clean acc": last.get("clean_acc"),
+        "flipped acc": last.get("noisy_acc"),
+        "test acc": last.get("test_acc"),
+        # how much there is to explore: derived steps, plus one for recorded embeddings
+        "analyses": len(run.derived_manifest()) + bool(run.embedding_index()),
+    }
+
+
+def run_path(roots: tuple[str, ...], index: int) -> Path:
+    """The path of the index-th discovered run (the only way a page names a run)."""
+    paths = discovered(roots)
+    if not 0 <= index < len(paths):
+        raise IndexError(f"no run number {index}; {len(paths)} runs found")
+    return Path(paths[index])
+
+
+# runs listed on the Runs page but shown by no other page: damaged, or nothing recorded yet
+UNREADABLE = ("error", "created")
+
+
+def readable_paths(roots: tuple[str, ...]) -> list[str]:
+    """The discovered runs that read (the summaries' quick check): a damaged one is listed
+    on the Runs page with status error, never analyzed."""
+    summaries = run_summaries(roots)
+    return summaries.loc[~summaries["status"].isin(UNREADABLE), "path"].tolist()
