@@ -60,6 +60,7 @@ RELIABILITY = {
     "test_fuzz_cli.py": "command options (hypothesis)",
     "test_fuzz_npz.py": "the user's .npz files (hypothesis)",
     "test_fuzz_runs.py": "damaged run files x commands",
+    "test_damaged_runs.py": "damaged files",
     "test_crash.py": "SIGKILLed writers, rerun identical",
     "test_disks.py": "read-only and full disks",
     "test_load.py": "load (8 browser sessions)",

@@ -1,5 +1,6 @@
-"""`memdash info`: one run's summary and the validation of its files, or a folder's runs by
-seed group."""
+"""`memdash info`: one run's summary and the validation of its files (run.json against its
+schema, every part, the derived tables against the SHA-256 and size the manifest recorded,
+and every file of the folder the store did not write), or a folder's runs by seed group."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from memdash.analysis.cli._common import console, errors_reported, fail, open_runs
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from memdash.analysis.store import Run
 
 
@@ -35,6 +39,31 @@ def info(
             return
         notes = r.validate()
         examples = r.examples()
+    console.print(_summary(r, examples, notes))
+    damaged, verified, unverified = r.derived_problems()
+    unexpected, leftovers = r.survey()
+    if verified:
+        console.print(f"derived: {len(verified)} derived files match their SHA-256 and size")
+    if unverified:
+        console.print(
+            f"derived: {len(unverified)} derived files not verifiable: derived/manifest.json "
+            "records no hashes of them (written by an older memdash; `memdash analyze "
+            "--force` records them)"
+        )
+    for file, why in leftovers:
+        console.print(f"[yellow]left behind[/]: {escape(file)}: {escape(why)}")
+    for kind, found in (("damaged", damaged), ("unexpected", unexpected)):
+        for file, why in found:
+            console.print(f"[red]{kind}[/]: {escape(file)}: {escape(why)}")
+    faults = len(damaged) + len(unexpected)
+    if faults:
+        fail(f"run {r.path}: {faults} file(s) do not match the run store (above)")
+    console.print("[green]valid[/]: every file matches run-store schema version 1")
+
+
+def _summary(r: Run, examples: pd.DataFrame, notes: list[str]) -> Table:
+    """The table of a run's summary: path, status, data, model, examples, notes, accuracy,
+    where it started from, its seed group and command."""
     cfg = r.config
     table = Table(title=f"run {r.name}", show_header=False)
     table.add_row("path", str(r.path))
@@ -42,9 +71,9 @@ def info(
         "status", f"{r.status} ({r.epochs_completed} of {r.meta.get('epochs_planned')} epochs)"
     )
     if "data" in cfg:
-        d, m = cfg["data"], cfg["model"]
-        table.add_row("data", f"{d['dataset']}, {d['corruption']} noise {d['noise']}")
-        table.add_row("model", f"{m['name']} {m.get('hidden')} dropout {m.get('dropout')}")
+        d, m = cfg["data"], cfg.get("model", {})
+        table.add_row("data", f"{d.get('dataset')}, {d.get('corruption')} noise {d.get('noise')}")
+        table.add_row("model", f"{m.get('name')} {m.get('hidden')} dropout {m.get('dropout')}")
     counts = examples.groupby("split").size().to_dict()
     table.add_row("examples", ", ".join(f"{k} {v}" for k, v in counts.items()))
     table.add_row(
@@ -69,8 +98,7 @@ def info(
         table.add_row("seed group", group)
     if cfg.get("command"):
         table.add_row("command", cfg["command"])
-    console.print(table)
-    console.print("[green]valid[/]: every file matches run-store schema version 1")
+    return table
 
 
 def _group_of(run: Run) -> str | None:

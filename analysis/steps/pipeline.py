@@ -3,9 +3,11 @@
 Every step has a key made of its version, its parameters (the fields of
 `AnalysisConfig` it uses) and what it reads (the run's committed epochs, its
 status and creation time). `derived/manifest.json` records, per step, that
-key, the parameters and the files written; it is updated after the files, so
-an interrupted analysis recomputes the step. `memdash analyze` (STEPS) and
-`memdash localize` (LOCALIZE_STEPS) and the dashboard call `analyze`.
+key, the parameters, the files written and each file's SHA-256 and size; it is
+updated after the files, so an interrupted analysis recomputes the step, and so
+is a step whose file no longer matches its hash (truncated, overwritten).
+`memdash analyze` (STEPS) and `memdash localize` (LOCALIZE_STEPS) and the
+dashboard call `analyze`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ STEPS: dict[str, Step] = {
     "scores": Step(compute_scores, (), 1),
     "knn": Step(compute_knn, ("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"), 1),
     "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed"), 1),
-    "exposure": Step(compute_exposure, (), 3),
+    "exposure": Step(compute_exposure, (), 4),
 }
 _FLIP = (
     *("flip_examples", "flip_max_units", "flip_others", "flip_own_weight"),
@@ -83,7 +85,9 @@ def step_key(run: Run, step: str, config: Config | None = None) -> str:
 
 
 def is_fresh(run: Run, step: str, config: Config | None = None) -> bool:
-    """Whether the step's cached result exists and was computed from the current inputs."""
+    """Whether the step's cached result exists, was computed from the current inputs, and
+    every file of it still matches the SHA-256 and size the manifest recorded when it was
+    written (`Run.derived_manifest` leaves out a step with a damaged file)."""
     entry = run.derived_manifest().get(step)
     if not isinstance(entry, dict) or entry.get("key") != step_key(run, step, config):
         return False

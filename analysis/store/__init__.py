@@ -3,7 +3,9 @@
 `Run` reads a run (reader.py), `RunWriter` writes one (writer.py), `discover_runs` finds
 runs under a root (discover.py); the `write_*` helpers write a file atomically (atomic.py)
 and `write_lock` serializes writers of one run (lock.py). The layout of a run is in
-layout.py, its checks in checks.py, the errors in errors.py.
+layout.py, the schema of run.json in schema.py, its checks in checks.py, the derived tables
+and their manifest (with each file's SHA-256) in derived.py, the sorting of every file of a
+run folder (expected, left behind, unexpected) in inventory.py, the errors in errors.py.
 Nothing here imports another layer of memdash.
 """
 

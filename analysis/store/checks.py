@@ -1,5 +1,6 @@
-"""The checks of a run: its run.json, the files its committed epochs promise, links out of
-it, and the contents `Run.validate` checks beyond the schemas (splits, trace part rows).
+"""The checks of a run: its run.json (against `schema.RUN_JSON`), the files its committed
+epochs promise, links out of it, and the contents `Run.validate` checks beyond the schemas
+(splits, trace part rows).
 
 Every check raises `RunFormatError` naming the run, the file and what was expected.
 """
@@ -20,19 +21,20 @@ from memdash.analysis.store.layout import (
     EXAMPLES_COLUMNS,
     GRADS_PART,
     LAYER_GRADS_COLUMNS,
-    RUN_JSON_KEYS,
     SCHEMA_VERSION,
     SPLITS,
-    STATUSES,
     TRACE_COLUMNS,
     parts,
 )
+from memdash.analysis.store.schema import RUN_JSON, kind_of, problem
 from memdash.analysis.store.trace import trace_parts
 
 
 def read_run_json(run: Path) -> dict[str, Any]:
-    """RUN/run.json, checked: its keys and their types, the schema version, the status, and
-    (once anything is recorded) examples.parquet and inputs.npy beside it."""
+    """RUN/run.json, checked against its schema (`schema.RUN_JSON`: every key memdash reads,
+    its type and range), and (once anything is recorded) examples.parquet and inputs.npy
+    beside it. The keys every version has come first, then the schema version, then the
+    rest, so a run of another version is named as one."""
     file = run / "run.json"
     if not file.is_file():
         raise RunFormatError(run, "run.json", "missing; expected a memdash run directory")
@@ -42,12 +44,13 @@ def read_run_json(run: Path) -> dict[str, Any]:
         raise RunFormatError(run, "run.json", f"not valid JSON ({err})") from err
     if not isinstance(meta, dict):
         raise RunFormatError(run, "run.json", "expected a JSON object")
-    for key, kind in RUN_JSON_KEYS.items():
+    for key in RUN_JSON.required:
         if key not in meta:
             raise RunFormatError(run, "run.json", f"missing key {key!r}")
-        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+        kinds = RUN_JSON.keys[key].kinds
+        if kind_of(meta[key]) not in kinds:
             raise RunFormatError(
-                run, "run.json", f"key {key!r} must be {kind.__name__}, got {meta[key]!r}"
+                run, "run.json", f"key {key!r} must be {' or '.join(kinds)}, got {meta[key]!r}"
             )
     if meta["schema_version"] != SCHEMA_VERSION:
         raise RunFormatError(
@@ -56,10 +59,9 @@ def read_run_json(run: Path) -> dict[str, Any]:
             f"unknown schema_version {meta['schema_version']}; this memdash reads "
             f"{SCHEMA_VERSION} (memdash {__version__})",
         )
-    if meta["status"] not in STATUSES:
-        raise RunFormatError(run, "run.json", f"status {meta['status']!r} is not one of {STATUSES}")
-    if meta["epochs_completed"] < 0:
-        raise RunFormatError(run, "run.json", "epochs_completed must be >= 0")
+    found = problem(meta)
+    if found:
+        raise RunFormatError(run, "run.json", found)
     for name in ("examples.parquet", "inputs.npy"):
         if meta["status"] != "created" and not (run / name).is_file():
             raise RunFormatError(run, name, "missing")
@@ -106,8 +108,9 @@ def check_parts(run: Path, meta: dict[str, Any]) -> None:
     check_part(run, run / "examples.parquet", EXAMPLES_COLUMNS, None)
     for file in trace_parts(run, done).values():
         check_part(run, file, TRACE_COLUMNS, None)
-    for file, _ in parts(run / "layer_grads.parquet", GRADS_PART):
-        check_part(run, file, LAYER_GRADS_COLUMNS, None)
+    for file, match in parts(run / "layer_grads.parquet", GRADS_PART):
+        if int(match.group(1)) <= done:  # a later part is never read (inventory names it)
+            check_part(run, file, LAYER_GRADS_COLUMNS, None)
 
 
 def check_links(run: Path) -> None:

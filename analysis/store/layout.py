@@ -1,8 +1,8 @@
 """The layout of a run directory (docs/run-format.md, schema_version 1).
 
 The schema version, the run statuses, trace sources and example splits, the columns of
-each table (by kind, checked on the Parquet schema without reading data), the keys of
-run.json, and the patterns of the file names a run's parts are stored under.
+each table (by kind, checked on the Parquet schema without reading data), and the patterns
+of the file names a run's parts are stored under. The schema of run.json is in `schema`.
 """
 
 from __future__ import annotations
@@ -43,21 +43,17 @@ LAYER_GRADS_COLUMNS = {
     "cosine": "float",
     "n_examples": "int",
 }
-RUN_JSON_KEYS = {
-    "schema_version": int,
-    "name": str,
-    "status": str,
-    "epochs_completed": int,
-    "config": dict,
-    "created_at": str,
-    "memdash_version": str,
-}
 
 # trace.parquet/SOURCE-epoch_EEE.parquet, layer_grads.parquet/epoch_EEE.parquet,
 # embeddings/epoch_EEE/
 TRACE_PART = re.compile(r"^(eval|train)-epoch_(\d{3,})\.parquet$")
 GRADS_PART = re.compile(r"^epoch_(\d{3,})\.parquet$")
 EPOCH_DIR = re.compile(r"^epoch_(\d{3,})$")
+CHECKPOINT = re.compile(r"^epoch_(\d{3,})\.safetensors$")
+# heldout/spec.json and heldout/rR_bBBBB.{subsets,conf,correct}.npy (`memdash estimate`)
+HELDOUT_FILE = re.compile(r"^(?:spec\.json|r\d+_b\d{4,}\.(?:subsets|conf|correct)\.npy)$")
+# the hidden temporary sibling an atomic write renames over its file (atomic.py)
+TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
 # a plain file name (a layer, a heldout array); a derived name, optionally under one folder
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 DERIVED_NAME = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)?[A-Za-z0-9_-][A-Za-z0-9_.-]*$")

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from memdash.analysis.store import checkpoints, checks, derived, trace
+from memdash.analysis.store import checkpoints, checks, derived, inventory, trace
 from memdash.analysis.store.errors import RunFormatError
 from memdash.analysis.store.files import load_npy, read_parts, read_table
 from memdash.analysis.store.layout import (
@@ -228,8 +228,18 @@ class Run:
         derived.write_derived(self.path, name, frame)
 
     def derived_manifest(self) -> dict[str, Any]:
-        """derived/manifest.json: per step, what its result was computed from ({} if none)."""
-        return derived.read_manifest(self.path)
+        """derived/manifest.json: per step, what its result was computed from ({} if none),
+        keeping only the steps whose files all match the SHA-256 and size it recorded (a
+        truncated or overwritten table reads as not computed; each version of a file is
+        hashed once per process). Steps of a manifest that recorded no hashes are kept."""
+        return derived.verified_manifest(self.path)
+
+    def derived_problems(self) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+        """What is wrong in derived/ as (file, problem) pairs (a manifest that is not JSON, a
+        file that is missing or does not match its hash, every file hashed), the derived
+        files that match, and those that cannot be verified (their manifest recorded no
+        hashes)."""
+        return derived.manifest_problems(self.path)
 
     def replace_derived(
         self, step: str, tables: dict[str, pd.DataFrame], entry: dict[str, Any]
@@ -266,6 +276,12 @@ class Run:
             checkpoints.check_checkpoint(self.path, epoch)
         notes.append(f"checkpoints at epochs {self.checkpoint_epochs()}")
         return notes
+
+    def survey(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Every file of the run folder the store does not account for, as (file, why) pairs:
+        the unexpected (names the store never writes, and parts of epochs never committed that
+        do not read) and the leftovers of a killed writer (see `inventory.survey`)."""
+        return inventory.survey(self.path, self.meta, derived.read_manifest(self.path))
 
     def check_parts(self) -> None:
         """A quick check (milliseconds) that no link leads out of the run directory, that

@@ -37,6 +37,7 @@ from memdash.analysis.store.layout import (
     TRACE_COLUMNS,
 )
 from memdash.analysis.store.reader import Run
+from memdash.analysis.store.schema import CONFIG, problem
 from memdash.analysis.store.trace import check_trace_source
 
 
@@ -81,6 +82,9 @@ class RunWriter:
     ) -> RunWriter:
         """Start a new run: run.json (status ``created``), then examples.parquet and inputs.npy.
 
+        `config` and the run.json made of it are checked against the schema first
+        (`schema.RUN_JSON`): a RunFormatError names the key, and nothing is written.
+
         The status turns ``running`` when epoch 0 is committed; a run stopped before
         that (a full disk) is ``created``: nothing of it is read, and ``--resume``
         starts it again from the top.
@@ -90,17 +94,17 @@ class RunWriter:
             raise FileExistsError(
                 f"run {path} already exists; pass --resume to continue it or choose another --out"
             )
+        found = problem(config, CONFIG, "config")  # a user's own loop's config included
+        if found:
+            raise RunFormatError(path, "run.json", found)
         table = _checked_table(path, "examples.parquet", examples, EXAMPLES_COLUMNS)
         if len(inputs) != len(examples):
             raise ValueError(f"{len(inputs)} inputs for {len(examples)} examples")
         if not np.array_equal(examples["example_id"].to_numpy(), np.arange(len(examples))):
             raise ValueError("examples.example_id must be 0..N-1 in row order")
-        if path.exists() and overwrite:
-            _clear_run_files(path)
-        path.mkdir(parents=True, exist_ok=True)
         meta = {
             "schema_version": SCHEMA_VERSION,
-            "name": name or path.name,
+            "name": name or path.name or path.resolve().name,
             "status": "created",
             "epochs_completed": 0,
             "epochs_planned": int(config.get("train", {}).get("epochs", 0)),
@@ -111,6 +115,12 @@ class RunWriter:
             "updated_at": _now(),
             "memdash_version": __version__,
         }
+        found = problem(meta)
+        if found:
+            raise RunFormatError(path, "run.json", found)
+        if path.exists() and overwrite:
+            _clear_run_files(path)
+        path.mkdir(parents=True, exist_ok=True)
         writer = cls(path, meta)
         write_json(path / "run.json", meta)
         write_parquet(path / "examples.parquet", table)

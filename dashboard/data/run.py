@@ -16,7 +16,7 @@ import streamlit as st
 from memdash.analysis.store import Run
 from memdash.analysis.tables.curves import run_accuracy_curves
 from memdash.analysis.tables.examples import example_table
-from memdash.dashboard.data.stamps import derived_stamp, run_stamp
+from memdash.dashboard.data.stamps import derived_file_stamp, derived_stamp, run_stamp
 
 
 def curves(path: Path, source: str) -> pd.DataFrame:
@@ -79,21 +79,27 @@ def _trace_grids(path: str, stamp: float, source: str) -> tuple[np.ndarray, dict
 
 
 def derived(path: Path, name: str) -> pd.DataFrame | None:
-    """A derived table, or None when its analysis has not run. Shared without a copy
-    (neighbors.parquet of 100,000 examples has 3 million rows): read-only."""
-    return _derived(str(path), name, derived_stamp(path))
+    """A derived table, or None when its analysis has not run, or its file no longer matches
+    the SHA-256 and size the manifest recorded (truncated, overwritten): the page then offers
+    to compute it again. Shared without a copy (neighbors.parquet of 100,000 examples has 3
+    million rows): read-only. Cached on the manifest's and the file's own stamps, so a file
+    changed later is checked again; each version of a file is hashed once (the store's
+    `Run.derived_manifest`)."""
+    return _derived(str(path), name, derived_stamp(path), derived_file_stamp(path, name))
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
-def _derived(path: str, name: str, stamp: float) -> pd.DataFrame | None:
+def _derived(path: str, name: str, stamp: float, file_stamp: tuple) -> pd.DataFrame | None:
     run = Run.open(path)
-    if not run.derived_path(name).is_file():
-        return None
+    if not any(name in entry["files"] for entry in run.derived_manifest().values()):
+        return None  # not computed, or a file of its step does not match its hash
     return run.read_derived(name)
 
 
 def manifest(path: Path) -> dict:
-    """derived/manifest.json: per analysis step its key, parameters and files."""
+    """derived/manifest.json: per analysis step its key, parameters and files; only the
+    steps whose files all match their recorded SHA-256 and size (the others count as not
+    computed)."""
     return Run.open(path).derived_manifest()
 
 

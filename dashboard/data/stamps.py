@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memdash.analysis.store.layout import DERIVED_NAME
+
 
 def run_stamp(path: Path) -> float:
     """Changes whenever the run commits an epoch (run.json is rewritten last)."""
@@ -23,6 +25,18 @@ def derived_stamp(path: Path) -> float:
         return (path / "derived" / "manifest.json").stat().st_mtime
     except OSError:
         return 0.0
+
+
+def derived_file_stamp(path: Path, name: str) -> tuple[int, int, int]:
+    """Changes whenever RUN/derived/NAME is rewritten (its size, modification time and inode;
+    (0, 0, 0) when there is none, or NAME is not a derived name)."""
+    if not DERIVED_NAME.match(name):
+        return (0, 0, 0)
+    try:
+        info = (path / "derived" / name).stat()
+    except OSError:
+        return (0, 0, 0)
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 def roots_stamp(paths: list[str]) -> float:
