@@ -96,12 +96,12 @@ def test_canaries_and_npz_from_the_command_line(tmp_path):
 
 def test_bad_options_give_clear_errors(tmp_path):
     result = runner.invoke(app, ["train", "--dataset", "cifar", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 1
-    assert "unknown dataset 'cifar'" in result.output
+    assert result.exit_code == 2
+    assert "--dataset must be one of digits, mnist1d" in result.output
     result = runner.invoke(
         app, ["train", *TINY, "--embed-epochs", "9", "--out", str(tmp_path / "y")]
     )
-    assert result.exit_code == 1 and "recorded epochs must lie in 0..3" in result.output
+    assert result.exit_code == 2 and "--embed-epochs must lie in 0..3" in result.output
     result = runner.invoke(
         app,
         [
@@ -115,7 +115,7 @@ def test_bad_options_give_clear_errors(tmp_path):
             str(tmp_path / "z"),
         ],
     )
-    assert result.exit_code == 1 and "unknown embedding layers ['conv7']" in result.output
+    assert result.exit_code == 2 and "unknown embedding layers ['conv7']" in result.output
     result = runner.invoke(app, ["train", *TINY, "--hidden", "a,b", "--out", str(tmp_path / "w")])
     assert result.exit_code != 0 and "integers" in result.output
 

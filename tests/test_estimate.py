@@ -108,9 +108,9 @@ def test_estimate_command(tmp_path):
     held = Run.open(tmp_path / "e").read_derived("heldout.parquet")
     assert {"c_score", "heldout_accuracy_r0.3", "heldout_accuracy_r0.7"} <= set(held.columns)
     result = runner.invoke(app, ["estimate", "--models", "4"])
-    assert result.exit_code == 1 and "--like RUN" in result.output
+    assert result.exit_code == 2 and "--like RUN" in result.output
     result = runner.invoke(app, [*args[:3], "--backend", "spark"])
-    assert result.exit_code == 1 and "unknown backend 'spark'" in result.output
+    assert result.exit_code == 2 and "--backend must be one of local, ray" in result.output
 
 
 @pytest.mark.slow

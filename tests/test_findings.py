@@ -224,7 +224,7 @@ def test_findings_command_prints_json_and_refuses_an_unknown_trace():
     assert {i["verdict"] for i in items} <= {"holds", "does not hold", "not enough data"}
     assert next(i for i in items if i["id"] == "data_map")["source"] == "train"
     bad = CliRunner().invoke(app, ["findings", str(SAMPLES), "--source", "test"])
-    assert bad.exit_code != 0 and "choose one of eval, train" in bad.output
+    assert bad.exit_code == 2 and "--source must be one of eval, train, got test" in bad.output
 
 
 def test_flipping_without_flipped_examples_says_what_is_missing(tmp_path):

@@ -62,7 +62,7 @@ def test_localize_command_and_its_errors(run_copy):
     assert result.exit_code == 0, result.output
     assert "rewinding: computed" in result.output and "flipping: computed" in result.output
     result = runner.invoke(app, ["localize", str(run_copy), "--only", "rewire"])
-    assert result.exit_code == 1 and "unknown step(s) ['rewire']" in result.output
+    assert result.exit_code == 2 and "--only must be names of rewinding," in result.output
     RunWriter.reopen(run_copy)  # the run is no longer complete
     result = runner.invoke(app, ["localize", str(run_copy)])
     assert result.exit_code == 1 and "localize a complete run" in result.output

@@ -71,4 +71,4 @@ def test_the_recorder_writes_both_as_trace_columns(tmp_path):
 def test_bad_search_settings_get_one_message(bad, tmp_path):
     args = ["train", *TINY, "--critical-examples", "5", *bad, "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1 and "critical samples need" in result.output
+    assert result.exit_code == 2 and f"error: {bad[0]} must be" in result.output

@@ -1,7 +1,9 @@
 """The `memdash` command line: parses options into a RunConfig and calls the library.
 
 One module per command (`analyze` holds analyze and localize, which share their step runner),
-with what they share in `_common`; `app` registers them in the order `memdash --help` lists.
+with what they share in `_common`, the type and range of every option in `options` and the
+memory a run needs in `footprint`; `app` registers them in the order `memdash --help` lists,
+each a `Checked` command, whose options are refused before it runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from memdash.analysis.cli import analyze, dashboard, estimate, findings, info, similarity, train
+from memdash.analysis.cli.options import Checked
 
 app = typer.Typer(
     help="memdash: record, measure and explore what a deep network memorizes.",
@@ -25,4 +28,4 @@ for command in (
     findings.findings,
     dashboard.dashboard,
 ):
-    app.command()(command)
+    app.command(cls=Checked)(command)  # a bad option: one line, exit code 2, nothing done

@@ -1,5 +1,5 @@
-"""What every command shares: the console, the config defaults its options show, the parsers
-of option text, a config read from the options, and the ways a command fails."""
+"""What every command shares: the console, the config defaults its options show, a config read
+from the options, and the ways a command fails (an error, a refusal before any work)."""
 
 from __future__ import annotations
 
@@ -14,47 +14,22 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from memdash.analysis.record.config import DataConfig, ModelConfig, RecordConfig, TrainConfig
 
 if TYPE_CHECKING:
+    from memdash.analysis.record.config import RunConfig
     from memdash.analysis.store import Run, RunFormatError
 
 console = Console()
+errors = Console(stderr=True)
 # the defaults the options show (and give when left out): those of the run config
 DATA, MODEL, TRAIN, RECORD = DataConfig(), ModelConfig(), TrainConfig(), RecordConfig()
 # the checkout's sample suite (analysis/cli/ lies two folders below the repository root)
 REPO_SAMPLE_RUNS = Path(__file__).resolve().parents[2] / "sample_runs"
 
 Config = TypeVar("Config")
-
-
-def parse_ints(text: str, what: str) -> tuple[int, ...]:
-    """Parse "1,10,50" (or "1x16x16" for shapes) into a tuple of ints."""
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{what} must be integers separated by commas, got {text!r}"
-        ) from None
-
-
-def parse_image_size(text: str) -> tuple[int, int] | None:
-    """ "32x32" or "32" (square) -> (height, width); "" -> None."""
-    if not text.strip():
-        return None
-    size = parse_ints(text, "--image-size")
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) < 1:
-        raise typer.BadParameter(f"--image-size must be HxW or one size, got {text!r}")
-    return size
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    """Parse "fc2,out" into ("fc2", "out"), dropping blanks."""
-    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def command_line() -> str:
@@ -90,9 +65,16 @@ def open_runs(roots: list[Path]) -> tuple[list[Run], list[RunFormatError]]:
 
 
 def fail(message: str) -> NoReturn:
-    """Print `message` as the command's error and exit with code 1."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print `message` as the command's error, on one line, and exit with code 1."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=1)
+
+
+def refuse(message: str) -> NoReturn:
+    """Refuse the command's options before it does anything: `message` (the option and what
+    it accepts) on one line of stderr, exit code 2 (a usage error, as click's)."""
+    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code=2)
 
 
 def cannot_write(err: OSError, folder: Path, kept: str) -> NoReturn:
@@ -103,6 +85,22 @@ def cannot_write(err: OSError, folder: Path, kept: str) -> NoReturn:
     if err.errno is None and folder.exists():
         reason += f" ({shutil.disk_usage(folder).free} bytes free on the disk of {folder})"
     fail(f"cannot write{where}: {reason}; {kept}")
+
+
+def refuse_bad_config(config: RunConfig, *, models: int = 1) -> None:
+    """Refuse (exit code 2, one line) a run config whose values do not fit each other
+    (`record.config.validate`), the model (its layers) or the machine's memory
+    (`footprint`), before any work; `models` are trained at once (an estimate's batch)."""
+    from memdash.analysis.cli.footprint import unfit, unknown_layers
+    from memdash.analysis.record.config import validate
+
+    try:
+        validate(config)
+    except ValueError as err:
+        refuse(str(err))
+    problem = unknown_layers(config) or unfit(config, models=models)
+    if problem is not None:
+        refuse(problem)
 
 
 @contextmanager

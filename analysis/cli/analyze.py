@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from memdash.analysis.cli._common import config_from, console, errors_reported, parse_names
+from memdash.analysis.cli._common import config_from, console, errors_reported
+from memdash.analysis.cli.options import (
+    DEVICE,
+    KNN_METRIC,
+    KNN_PCA,
+    field,
+    option,
+    steps_of,
+)
 from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
 
 if TYPE_CHECKING:
@@ -19,24 +27,26 @@ if TYPE_CHECKING:
 FORCE = typer.Option(False, help="Recompute even what is up to date.")
 
 
-def _only(steps: str) -> Any:
-    """The --only option of a command whose steps are `steps` (comma-separated)."""
-    return typer.Option("", help=f"Comma-separated steps: {steps} (default all).")
+def _only(table: str, steps: str) -> Any:
+    """The --only option of a command whose steps are the pipeline's `table`, `steps`."""
+    return option("", steps_of(table), f"Comma-separated steps: {steps} (default all).")
 
 
 def analyze(
     run: Path = typer.Argument(..., help="A run directory."),
-    only: str = _only("scores,knn,umap,exposure"),
+    only: tuple = _only("STEPS", "scores,knn,umap,exposure"),
     force: bool = FORCE,
-    knn_k: int = typer.Option(30, help="k-NN: neighbours that vote (Cohen et al.: 30)."),
-    knn_metric: str = typer.Option("l1", help="k-NN distance: l1 (Cohen et al.), l2 or cosine."),
-    knn_pca: int = typer.Option(0, help="k-NN: PCA to this many dimensions first (0: off)."),
+    knn_k: int = option(
+        30, field("analysis.knn_k"), "k-NN: neighbours that vote (Cohen et al.: 30)."
+    ),
+    knn_metric: str = option("l1", KNN_METRIC, "k-NN distance: l1 (Cohen et al.), l2 or cosine."),
+    knn_pca: int = option(0, KNN_PCA, "k-NN: PCA to this many dimensions first (0: off)."),
     knn_leave_one_out: bool = typer.Option(
         True, help="k-NN: a training point does not vote for itself."
     ),
-    umap_neighbors: int = typer.Option(15, help="UMAP: n_neighbors."),
-    umap_min_dist: float = typer.Option(0.1, help="UMAP: min_dist."),
-    seed: int = typer.Option(0, help="UMAP: random_state."),
+    umap_neighbors: int = option(15, field("analysis.umap_neighbors"), "UMAP: n_neighbors."),
+    umap_min_dist: float = option(0.1, field("analysis.umap_min_dist"), "UMAP: min_dist."),
+    seed: int = option(0, field("analysis.seed"), "UMAP: random_state."),
 ) -> None:
     """Compute the run's missing or stale derived results into RUN/derived/."""
     from memdash.analysis.steps.pipeline import STEPS
@@ -46,18 +56,30 @@ def analyze(
 
 def localize(
     run: Path = typer.Argument(..., help="A complete run directory."),
-    only: str = _only("rewinding,retraining,flipping"),
+    only: tuple = _only("LOCALIZE_STEPS", "rewinding,retraining,flipping"),
     force: bool = FORCE,
-    retrain_epochs: int = typer.Option(10, help="Retraining: epochs on clean examples."),
-    flip_examples: int = typer.Option(200, help="Flipping: flipped and as many clean examples."),
-    flip_max_units: int = typer.Option(100, help="Flipping: the cap on zeroed units."),
-    flip_others: int = typer.Option(128, help="Flipping: the fixed batch of other examples."),
-    flip_own_weight: float = typer.Option(1.0, help="Flipping: B, the own loss's weight."),
+    retrain_epochs: int = option(
+        10, field("localize.retrain_epochs"), "Retraining: epochs on clean examples."
+    ),
+    flip_examples: int = option(
+        200, field("localize.flip_examples"), "Flipping: flipped and as many clean examples."
+    ),
+    flip_max_units: int = option(
+        100, field("localize.flip_max_units"), "Flipping: the cap on zeroed units."
+    ),
+    flip_others: int = option(
+        128, field("localize.flip_others"), "Flipping: the fixed batch of other examples."
+    ),
+    flip_own_weight: float = option(
+        1.0, field("localize.flip_own_weight"), "Flipping: B, the own loss's weight."
+    ),
     flip_output_layer: bool = typer.Option(
         False, help="Flipping: the output layer's units (class logits) may be zeroed too."
     ),
-    seed: int = typer.Option(0, help="Which examples, the batch of others, retraining order."),
-    device: str = typer.Option("cpu", help="torch device."),
+    seed: int = option(
+        0, field("localize.seed"), "Which examples, the batch of others, retraining order."
+    ),
+    device: str = option("cpu", DEVICE, "torch device."),
 ) -> None:
     """Where is memorization? Layer rewinding, layer retraining and neuron flipping
     (Maini et al. 2023), cached in RUN/derived/."""
@@ -99,7 +121,7 @@ def _run_steps(
 
             run_analysis(
                 run,
-                only=list(parse_names(options["only"])) or None,
+                only=list(options["only"]) or None,
                 force=options["force"],
                 config=filled,
                 progress=report,

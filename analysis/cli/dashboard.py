@@ -10,14 +10,15 @@ from pathlib import Path
 import typer
 
 from memdash.analysis.cli._common import console, fail, sample_roots
+from memdash.analysis.cli.options import PORT, TEXT, option
 
 
 def dashboard(
     roots: list[Path] = typer.Argument(
         None, help="Folders to search for runs (default sample_runs/)."
     ),
-    port: int = typer.Option(8501, help="Port to serve on."),
-    host: str = typer.Option("127.0.0.1", help="Address to serve on."),
+    port: int = option(8501, PORT, "Port to serve on."),
+    host: str = option("127.0.0.1", TEXT, "Address to serve on."),
 ) -> None:
     """Serve the Streamlit dashboard over the runs under the roots."""
     if not roots:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -16,8 +17,25 @@ from memdash.analysis.cli._common import (
     command_line,
     console,
     errors_reported,
-    fail,
-    parse_ints,
+    refuse,
+    refuse_bad_config,
+)
+from memdash.analysis.cli.footprint import unfit
+from memdash.analysis.cli.options import (
+    ARCHITECTURE,
+    BACKEND,
+    CORRUPTION,
+    DATASET,
+    HIDDEN,
+    MODELS_PER_BATCH,
+    MODELS_PER_RATIO,
+    RATIOS,
+    SEED,
+    SUBSET,
+    TEXT,
+    WORKERS,
+    field,
+    option,
 )
 from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
@@ -25,25 +43,35 @@ from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig, T
 def estimate(
     like: Path = typer.Option(None, help="Estimate for this run: its data, model and training."),
     out: Path = typer.Option(None, help="Or create a new run here from the options below."),
-    dataset: str = typer.Option(DATA.dataset, help="New run: digits, mnist1d, synthetic or npz."),
-    data_path: str = typer.Option(None, help="New run, npz: file with X, y."),
-    n_examples: int = typer.Option(None, help="New run, synthetic/mnist1d: examples in all."),
-    corruption: str = typer.Option(DATA.corruption, help="New run: the label corruption."),
-    noise: float = typer.Option(DATA.noise, help="New run: share of training examples corrupted."),
-    model: str = typer.Option(MODEL.name, help="New run: mlp or cnn."),
-    hidden: str = typer.Option("512,256", help="New run: hidden widths."),
-    epochs: int = typer.Option(TRAIN.epochs, help="New run: training epochs of every model."),
-    batch_size: int = typer.Option(TRAIN.batch_size, help="New run: minibatch size."),
-    lr: float = typer.Option(TRAIN.lr, help="New run: learning rate."),
-    data_seed: int = typer.Option(0, help="New run: the seed of its data and corruption."),
-    models: int = typer.Option(256, help="Models per subset ratio."),
-    subset: float = typer.Option(0.7, help="Share of the training set each model trains on."),
-    ratios: str = typer.Option("", help="Several subset ratios for the C-score, e.g. 0.1,0.5,0.9."),
-    models_per_batch: int = typer.Option(16, help="Models trained at once (the unit of work)."),
-    seed: int = typer.Option(0, help="The seed of every model's initialization, subset, order."),
-    backend: str = typer.Option("local", help="local (this machine's cores) or ray."),
-    address: str = typer.Option(None, help="ray: the address of an existing cluster."),
-    workers: int = typer.Option(None, help="local processes or local Ray CPUs (default: all)."),
+    dataset: str = option(DATA.dataset, DATASET, "New run: digits, mnist1d, synthetic or npz."),
+    data_path: str = option(None, TEXT, "New run, npz: file with X, y."),
+    n_examples: int = option(
+        None, field("data.n_examples"), "New run, synthetic/mnist1d: examples in all."
+    ),
+    corruption: str = option(DATA.corruption, CORRUPTION, "New run: the label corruption."),
+    noise: float = option(
+        DATA.noise, field("data.noise"), "New run: share of training examples corrupted."
+    ),
+    model: str = option(MODEL.name, ARCHITECTURE, "New run: mlp or cnn."),
+    hidden: tuple = option("512,256", HIDDEN, "New run: hidden widths."),
+    epochs: int = option(
+        TRAIN.epochs, field("train.epochs"), "New run: training epochs of every model."
+    ),
+    batch_size: int = option(
+        TRAIN.batch_size, field("train.batch_size"), "New run: minibatch size."
+    ),
+    lr: float = option(TRAIN.lr, field("train.lr"), "New run: learning rate."),
+    data_seed: int = option(0, SEED, "New run: the seed of its data and corruption."),
+    models: int = option(256, MODELS_PER_RATIO, "Models per subset ratio."),
+    subset: float = option(0.7, SUBSET, "Share of the training set each model trains on."),
+    ratios: tuple = option("", RATIOS, "Several subset ratios for the C-score, e.g. 0.1,0.5,0.9."),
+    models_per_batch: int = option(
+        16, MODELS_PER_BATCH, "Models trained at once (the unit of work)."
+    ),
+    seed: int = option(0, SEED, "The seed of every model's initialization, subset, order."),
+    backend: str = option("local", BACKEND, "local (this machine's cores) or ray."),
+    address: str = option(None, TEXT, "ray: the address of an existing cluster."),
+    workers: int = option(None, WORKERS, "local processes or local Ray CPUs (default: all)."),
     overwrite: bool = typer.Option(False, help="Discard an earlier estimate in the run."),
 ) -> None:
     """Held-out memorization scores (Feldman & Zhang) and C-scores from many models trained
@@ -51,34 +79,41 @@ def estimate(
 
     from memdash.analysis.ensemble.estimate import EstimateSpec
     from memdash.analysis.ensemble.estimate import estimate as run_estimate
-    from memdash.analysis.store import Run
+    from memdash.analysis.store import Run, RunFormatError
 
     if (like is None) == (out is None):
-        fail("give either --like RUN (an existing run) or --out DIR (a new one)")
+        refuse("give either --like RUN (an existing run) or --out DIR (a new one)")
     run = like or out
+    new = out is not None and (overwrite or not (out / "run.json").exists())
+    config = RunConfig(
+        data=DataConfig(
+            dataset=dataset,
+            path=data_path,
+            n_examples=n_examples,
+            corruption=corruption,
+            noise=noise,
+        ),
+        model=ModelConfig(name=model, hidden=hidden),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr),
+        seed=data_seed,
+        command=command_line(),
+    )
+    if new:
+        refuse_bad_config(config, models=models_per_batch)
+    else:  # the run's own config: only whether its batch of models fits (on the cpu)
+        with errors_reported(RunFormatError, ValueError):
+            config = RunConfig.from_dict(Run.open(run).config)
+        cpu = replace(config, train=replace(config.train, device="cpu"))
+        problem = unfit(cpu, models=models_per_batch)
+        if problem is not None:
+            refuse(problem)
     kept = "the model batches already done are kept; run it again to resume"
     with errors_reported(written=run, kept=kept):
-        ratio_list = tuple(float(r) for r in ratios.split(",") if r.strip()) or (subset,)
         spec = EstimateSpec(
-            ratios=ratio_list, models=models, models_per_batch=models_per_batch, seed=seed
+            ratios=ratios or (subset,), models=models, models_per_batch=models_per_batch, seed=seed
         )
-        if out is not None and (overwrite or not (out / "run.json").exists()):
-            _new_estimate_run(
-                out,
-                RunConfig(
-                    data=DataConfig(
-                        dataset=dataset,
-                        path=data_path,
-                        n_examples=n_examples,
-                        corruption=corruption,
-                        noise=noise,
-                    ),
-                    model=ModelConfig(name=model, hidden=parse_ints(hidden, "--hidden")),
-                    train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr),
-                    seed=data_seed,
-                    command=command_line(),
-                ),
-            )
+        if new:
+            _new_estimate_run(out, config)
         source = Run.open(run).meta.get("init_from") if like else None
         if source:
             console.print(

@@ -8,16 +8,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memdash.analysis.cli._common import console, errors_reported, fail, open_runs, sample_roots
+from memdash.analysis.cli._common import console, fail, open_runs, sample_roots
+from memdash.analysis.cli.options import SOURCE, option
 
 
 def findings(
     runs: list[Path] = typer.Argument(
         None, help="Runs, or folders of runs (default sample_runs/)."
     ),
-    source: str = typer.Option(
+    source: str = option(
         "eval",
-        help="Trace of the trace-based findings: eval (end-of-epoch eval pass) or train "
+        SOURCE,
+        "Trace of the trace-based findings: eval (end-of-epoch eval pass) or train "
         "(training minibatches, as Toneva et al. and Swayamdipta et al. score them).",
     ),
     as_json: bool = typer.Option(
@@ -28,10 +30,8 @@ def findings(
     import json
 
     from memdash.analysis.findings import check_all
-    from memdash.analysis.store.sources import SOURCES, check_source
+    from memdash.analysis.store.sources import SOURCES
 
-    with errors_reported(ValueError):
-        check_source(source)
     roots = runs or sample_roots()
     notes = Console(stderr=True) if as_json else console  # keep stdout pure JSON
     opened, broken = open_runs(roots)

@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from memdash.analysis.cli._common import console, errors_reported, parse_ints, parse_names
+from memdash.analysis.cli._common import console, errors_reported
+from memdash.analysis.cli.options import EPOCH_LIST, SIMILARITY_MEASURES, option
 
 
 def similarity(
@@ -16,8 +17,8 @@ def similarity(
         ..., help="Runs of the same examples, or folders holding them (a seed group)."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for similarity.parquet."),
-    epochs: str = typer.Option("", help="Embedding epochs to compare (default: all shared)."),
-    measures: str = typer.Option("cka,svcca", help="cka and/or svcca."),
+    epochs: tuple = option("", EPOCH_LIST, "Embedding epochs to compare (default: all shared)."),
+    measures: tuple = option("cka,svcca", SIMILARITY_MEASURES, "cka and/or svcca."),
 ) -> None:
     """Representation similarity (linear CKA, SVCCA) between every layer of every pair of runs
     at their shared embedding epochs, into OUT/similarity.parquet."""
@@ -33,8 +34,8 @@ def similarity(
         opened = [Run.open(p) for p in paths]
         table = run_similarity(
             opened,
-            epochs=list(parse_ints(epochs, "--epochs")) or None,
-            measures=parse_names(measures),
+            epochs=list(epochs) or None,
+            measures=measures,
         )
         out.mkdir(parents=True, exist_ok=True)
         write_parquet(out / "similarity.parquet", table)

@@ -1,20 +1,92 @@
 """Run configuration: one frozen dataclass, parsed at the edges (CLI, run.json).
 
-Computations receive plain values taken from it, never the object of a parser.
+Computations receive plain values taken from it, never the object of a parser. `RANGES`
+declares the values every number field accepts; `validate` (a run's config) and the analysis
+configs check them, and the command line reads them into its options (`memdash.analysis.cli.
+options`), so that a value is refused with the same range wherever it comes from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from memdash.analysis.measures.neighbors import METRICS as KNN_METRICS
+from memdash.analysis.record.ranges import Range, ints, reals
 
 DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder", "hf")
 MODELS = ("mlp", "cnn", "resnet")
 OPTIMIZERS = ("sgd", "adam")
 CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
+SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (UMAP's random_state) takes seeds below 2**32
+EPOCHS_MAX = 100_000
+
+
+SEED = ints(0, SEED_MAX)
+EPOCH_LIST = ints(0, EPOCHS_MAX, items=(0, None))
+# every number field of the configs below, as "part.field": what it accepts
+RANGES: dict[str, Range] = {
+    # the data
+    "data.image_size": ints(1, 65_536, items=(2, 2), optional=True),
+    "data.test_fraction": reals(0, 1, open_low=True, open_high=True),
+    "data.n_examples": ints(1, 1_000_000_000, optional=True),
+    "data.shape": ints(1, 10_000_000, items=(1, 3)),
+    "data.n_classes": ints(2, 100_000),
+    "data.noise": reals(0, 1),
+    "data.canaries": ints(0, 10_000_000),
+    "data.canary_repeats": ints(1, 100_000, items=(1, 100)),
+    "data.reference_canaries": ints(0, 10_000_000),
+    "data.seed": Range(0, SEED_MAX, optional=True),
+    # the model
+    "model.hidden": ints(1, 1_000_000, items=(0, 64)),
+    "model.channels": ints(1, 100_000, items=(0, 16)),
+    "model.width": ints(1, 100_000),
+    "model.dropout": reals(0, 1, open_high=True),
+    "model.p_fixed": reals(0, 1, open_low=True),
+    "model.p_mem": reals(0, 1),
+    # the training
+    "train.epochs": ints(1, EPOCHS_MAX),
+    "train.batch_size": ints(1, 1_000_000),
+    "train.lr": reals(0, None, open_low=True),
+    "train.momentum": reals(0, 1, open_high=True),
+    "train.weight_decay": reals(0, None),
+    "train.init_epoch": Range(0, EPOCHS_MAX, optional=True),
+    # the recorder
+    "record.embed_epochs": EPOCH_LIST,
+    "record.checkpoint_epochs": EPOCH_LIST,
+    "record.eval_batch_size": ints(1, 1_000_000),
+    "record.critical_examples": ints(0, 10_000_000),
+    "record.critical_radius": reals(0, None, open_low=True),
+    "record.critical_steps": ints(1, 100_000),
+    "run.seed": SEED,
+    # memdash analyze
+    "analysis.knn_k": ints(1, 100_000),
+    "analysis.knn_pca": Range(1, 100_000, optional=True),
+    "analysis.umap_neighbors": ints(2, 10_000),
+    "analysis.umap_min_dist": reals(0, 1),  # UMAP needs min_dist <= its spread, 1
+    "analysis.seed": SEED,
+    # memdash localize
+    "localize.retrain_epochs": ints(0, EPOCHS_MAX),
+    "localize.flip_examples": ints(0, 10_000_000),
+    "localize.flip_max_units": ints(0, 10_000_000),
+    "localize.flip_others": ints(1, 1_000_000),
+    "localize.flip_own_weight": reals(0, None),
+    "localize.seed": SEED,
+    "localize.init_epoch": Range(0, EPOCHS_MAX, optional=True),
+}
+
+
+def check_ranges(part: str, config: Any) -> None:
+    """Raise ValueError naming the first field of `config` (the `part` of RANGES) out of range."""
+    for key, accepted in RANGES.items():
+        prefix, _, name = key.partition(".")
+        if prefix == part:
+            value = getattr(config, name)
+            problem = accepted.problem(value)
+            if problem is not None:
+                raise ValueError(f"{key} must be {problem}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -141,12 +213,7 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         _choice("k-NN metric", self.knn_metric, KNN_METRICS)
-        if self.knn_k < 1 or self.umap_neighbors < 2:
-            raise ValueError("knn_k must be >= 1 and umap_neighbors >= 2")
-        if self.knn_pca is not None and self.knn_pca < 1:
-            raise ValueError(f"knn_pca must be >= 1 or None, got {self.knn_pca}")
-        if self.umap_min_dist < 0:
-            raise ValueError(f"umap_min_dist must be >= 0, got {self.umap_min_dist}")
+        check_ranges("analysis", self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,59 +236,61 @@ class LocalizeConfig:
     reinit: tuple[str, ...] = ()  # layers drawn afresh instead (e.g. "out": a new classifier)
 
     def __post_init__(self) -> None:
-        if self.retrain_epochs < 0 or self.flip_examples < 0 or self.flip_max_units < 0:
-            raise ValueError("retrain_epochs, flip_examples and flip_max_units must be >= 0")
-        if self.flip_others < 1:
-            raise ValueError(f"flip_others must be >= 1, got {self.flip_others}")
+        check_ranges("localize", self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def validate(config: RunConfig) -> None:
-    """Raise ValueError naming the first field that is out of range."""
+    """Raise ValueError naming the first field that is out of range (see `RANGES`), or the
+    option of the first value that does not fit the others."""
     d, m, t, r = config.data, config.model, config.train, config.record
     _choice("dataset", d.dataset, DATASETS)
     _choice("corruption", d.corruption, CORRUPTIONS)
     _choice("model", m.name, MODELS)
     _choice("optimizer", t.optimizer, OPTIMIZERS)
     _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
-    if d.dataset == "npz" and not d.path:
-        raise ValueError("dataset 'npz' needs a path to the .npz file")
-    if d.dataset == "folder" and not d.path:
-        raise ValueError("dataset 'folder' needs --data-path DIR, a folder of class subfolders")
-    if d.dataset == "hf" and not d.path:
-        raise ValueError("dataset 'hf' needs --data-path DIR, a dataset saved with save_to_disk")
-    if d.image_size is not None and (len(d.image_size) != 2 or min(d.image_size) < 1):
-        raise ValueError(f"image_size must be (height, width) >= 1, got {d.image_size}")
-    if d.seed is not None and d.seed < 0:
-        raise ValueError(f"the data seed must be >= 0, got {d.seed}")
-    if not 0.0 <= d.noise <= 1.0:
-        raise ValueError(f"noise must lie in [0, 1], got {d.noise}")
-    if not 0.0 < d.test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {d.test_fraction}")
-    if m.width < 1:
-        raise ValueError(f"the ResNet's width must be >= 1, got {m.width}")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {m.dropout}")
-    if m.example_tied_dropout and not (0 < m.p_fixed <= 1 and 0 <= m.p_mem <= 1):
-        raise ValueError(f"need 0 < p_fixed <= 1 and 0 <= p_mem <= 1, got {m.p_fixed}, {m.p_mem}")
+    for part in ("data", "model", "train", "record"):
+        check_ranges(part, getattr(config, part))
+    check_ranges("run", config)
+    # what one value needs of the others, in the words of the options that set them
+    needs = {"npz": "the .npz file", "folder": "a folder of class subfolders"}
+    needs["hf"] = "a dataset saved with save_to_disk"
+    if d.dataset in needs and not d.path:
+        raise ValueError(f"--dataset {d.dataset} needs --data-path: {needs[d.dataset]}")
+    if d.dataset in ("synthetic", "mnist1d"):
+        _check_split(d)
     if t.init_from is None and (t.init_epoch is not None or t.reinit):
         raise ValueError("--init-epoch and --reinit need --init-from")
-    if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0:
-        raise ValueError("epochs, batch_size and lr must be positive")
-    if d.canaries < 0 or any(rep < 1 for rep in d.canary_repeats):
-        raise ValueError("canaries must be >= 0 and every canary repeat count >= 1")
     if d.canaries and d.reference_canaries < 2:
-        raise ValueError("canaries need at least 2 reference canaries")
-    if r.critical_examples < 0 or r.critical_radius <= 0 or r.critical_steps < 1:
         raise ValueError(
-            "critical samples need examples >= 0, a radius > 0 and at least one step, got "
-            f"{r.critical_examples}, {r.critical_radius}, {r.critical_steps}"
+            f"--reference-canaries must be >= 2 with canaries, got {d.reference_canaries}"
         )
-    bad = [e for e in (*r.embed_epochs, *r.checkpoint_epochs) if not 0 <= e <= t.epochs]
-    if bad:
-        raise ValueError(f"recorded epochs must lie in 0..{t.epochs}, got {bad}")
+    for option, epochs in (
+        ("--embed-epochs", r.embed_epochs),
+        ("--checkpoint-epochs", r.checkpoint_epochs),
+    ):
+        bad = [e for e in epochs if not 0 <= e <= t.epochs]
+        if bad:
+            raise ValueError(f"{option} must lie in 0..{t.epochs} (0 to --epochs), got {bad}")
+
+
+def _check_split(d: DataConfig) -> None:
+    """The generated data sets are split with every class on both sides: as many test (and
+    training) examples as classes at least."""
+    from memdash.analysis.record.data import MNIST1D_DEFAULT_N, SYNTHETIC_DEFAULT_N
+
+    synthetic = d.dataset == "synthetic"
+    n = d.n_examples or (SYNTHETIC_DEFAULT_N if synthetic else MNIST1D_DEFAULT_N)
+    classes = d.n_classes if synthetic else 10
+    test = math.ceil(d.test_fraction * n)
+    if min(test, n - test) < classes or n < 2 * classes:
+        raise ValueError(
+            f"--n-examples {n}: a --test-fraction of {d.test_fraction:g} leaves {test} test and "
+            f"{n - test} training examples for {classes} classes, fewer than one of each class "
+            "on each side"
+        )
 
 
 def _choice(what: str, value: str, valid: tuple[str, ...]) -> None:
