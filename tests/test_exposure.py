@@ -1,4 +1,6 @@
 import math
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +9,14 @@ import pytest
 from scipy import stats
 
 from memdash.analysis.measures.exposure import (
+    SPACES,
     exposure_extrapolation,
     exposure_interpolation,
     reference_exposure,
     skewnorm_fit,
 )
+from memdash.analysis.measures.skewnorm import is_capped, is_floored, skewnorm_logcdf
+from memdash.analysis.steps.exposure import EXPOSURE_FIT_COLUMNS, compute_exposure
 from memdash.analysis.store import Run
 
 
@@ -179,3 +184,145 @@ def test_suite_canaries_below_every_reference_pass_the_ceiling_minus_one_bit(nam
     below = canaries[canaries["loss"] < canaries["lowest"]]
     assert len(below) > 0
     assert (below["exposure_extrapolation_log"] >= below["ceiling"] - 1).all()
+
+
+class _StubRun:
+    """What the exposure step reads of a run: the examples and the eval losses per epoch."""
+
+    def __init__(self, losses: np.ndarray, canaries: int) -> None:
+        n = losses.shape[1]
+        self.losses = losses
+        canary = np.arange(n) < canaries
+        self.table = pd.DataFrame(
+            {
+                "is_canary": canary,
+                "split": np.where(canary, "train", "reference"),
+                "canary_repeats": np.where(canary, 10, 0),
+            }
+        )
+
+    def examples(self) -> pd.DataFrame:
+        return self.table
+
+    def trace_grids(self, source, columns, *, first_epoch=1):
+        assert source == "eval" and tuple(columns) == ("loss",) and first_epoch == 0
+        return np.arange(len(self.losses)), {"loss": self.losses}
+
+
+def test_the_step_records_both_flags_per_epoch_and_space():
+    """Epoch 0: references gamma-distributed (a healthy fit in both spaces); epoch 1: their
+    log-losses have a hard upper edge at 4.4 (a half-normal below it, like MNIST-1D's at epoch
+    60): the log-loss fit is capped. Every row's flags are the measure's on that epoch's
+    references."""
+    refs = np.stack(
+        [
+            np.random.default_rng(0).gamma(2.0, 3.0, size=200),
+            np.exp(4.4 - 4.6 * np.abs(np.random.default_rng(1).normal(size=200))),
+        ]
+    )
+    losses = np.concatenate([np.full((2, 3), 1e-3), refs], axis=1)
+    fits = compute_exposure(_StubRun(losses, canaries=3))["exposure_fits.parquet"]
+    assert tuple(fits.columns) == EXPOSURE_FIT_COLUMNS
+    assert fits["capped"].dtype == bool and fits["floored"].dtype == bool
+    by = fits.set_index(["epoch", "space"])
+    assert not by.loc[0, ["floored", "capped"]].to_numpy().any()
+    assert by.loc[(1, "log_loss"), "capped"] and not by.loc[(1, "log_loss"), "floored"]
+    assert by.loc[(1, "log_loss"), "shape"] < -1e3
+    for (epoch, space), fit in by.iterrows():
+        x = SPACES[space](refs[epoch])
+        params = (fit["shape"], fit["loc"], fit["scale"])
+        assert fit["floored"] == is_floored(x, *params)
+        assert fit["capped"] == is_capped(x, *params)
+
+
+def _suite_fits() -> pd.DataFrame:
+    """Every shipped fit of the sample suite with its flags recomputed from the stored
+    parameters and that epoch's references (the shipped tables may predate `capped`)."""
+    rows = []
+    for path in sorted(SAMPLES.glob("*/derived/exposure_fits.parquet")):
+        run = Run.open(path.parents[1])
+        table, fits = suite_exposure(run.path.name)
+        refs = table[table["kind"] == "reference"]
+        for fit in fits.itertuples():
+            x = SPACES[fit.space](refs[refs["epoch"] == fit.epoch]["loss"].to_numpy())
+            params = (fit.shape, fit.loc, fit.scale)
+            ref_cdf = math.exp(skewnorm_logcdf(np.array([x.min()]), *params)[0]) * len(x)
+            rows.append(
+                (run.path.name, fit.epoch, fit.space, fit.shape, fit.floored)
+                + (is_floored(x, *params), is_capped(x, *params), ref_cdf)
+            )
+    columns = ["run", "epoch", "space", "shape", "stored", "floored", "capped", "r_cdf"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_suite_flags_the_degenerate_fits_on_both_sides():
+    """The stored floored flags are the measure's; the capped fits are the six log-loss fits
+    with a cliff at the references' largest log-loss (the issue's three on the canary runs,
+    MNIST-1D epochs 59 and 60 and digits epoch 57, and three of the random-label run); the
+    log-loss fits of MNIST-1D's epochs 28 to 58 (shapes -53 to -113) have no cliff."""
+    fits = _suite_fits()
+    assert len(fits) == 6 * 2 * 61
+    assert (fits["stored"] == fits["floored"]).all()
+    assert not (fits["floored"] & fits["capped"]).any()
+    capped = fits[fits["capped"]]
+    assert sorted(zip(capped["run"], capped["epoch"], strict=True)) == [
+        ("digits_mlp_noise20", 57),
+        ("digits_mlp_random_labels", 50),
+        ("digits_mlp_random_labels", 55),
+        ("digits_mlp_random_labels", 56),
+        ("mnist1d_cnn_noise10_canaries", 59),
+        ("mnist1d_cnn_noise10_canaries", 60),
+    ]
+    assert (capped["space"] == "log_loss").all() and (capped["shape"] < -1e7).all()
+    mnist = fits[(fits["run"] == MNIST1D) & (fits["space"] == "log_loss")].set_index("epoch")
+    assert (mnist.loc[28:58, "shape"] < -50).all() and not mnist.loc[28:58, "capped"].any()
+
+
+def _stated(text: str, what: str) -> tuple[float, float]:
+    """The range a statement gives as '<what> ... shapes from LO to HI'."""
+    number = r"(-?\d[\d.]*(?:e[+-]?\d+)?)"
+    found = re.search(rf"{what}[^.;]*?shapes (?:of|from) {number} to {number}", text)
+    assert found, f"no shape range stated for {what!r}"
+    return float(found[1]), float(found[2])
+
+
+def test_the_stated_shape_ranges_are_the_suites():
+    """docs/run-format.md and `is_floored` state the flagged and unflagged fits' shapes on the
+    sample suite; rebuilding the suite must update them, or this fails."""
+    from memdash.analysis.measures import skewnorm
+
+    fits = _suite_fits()
+    docs = (SAMPLES.parent / "docs" / "run-format.md").read_text()
+    docs = " ".join(docs.split())  # the statement may wrap
+    doc_string = " ".join(skewnorm.is_floored.__doc__.split())
+    unflagged = fits[~fits["floored"] & ~fits["capped"]]
+    observed = {
+        "floored": fits[fits["floored"]]["shape"],
+        "capped": fits[fits["capped"]]["shape"],
+        "unflagged": unflagged["shape"],
+    }
+    for what, shapes in observed.items():
+        for text in (docs, doc_string):
+            low, high = _stated(text, what)
+            assert low == pytest.approx(shapes.min(), rel=0.05), (what, shapes.min())
+            assert high == pytest.approx(shapes.max(), rel=0.05), (what, shapes.max())
+    # and the smallest reference's mass that the docstring gives
+    loss = fits[fits["space"] == "loss"]
+    assert loss[loss["floored"]]["r_cdf"].max() < 4e-4
+    assert loss[~loss["floored"]]["r_cdf"].min() > 0.24
+
+
+@pytest.mark.slow
+def test_analyze_brings_a_shipped_run_up_to_the_fits_with_both_flags(tmp_path):
+    """A run analyzed before `capped` existed is stale for the exposure step (its version
+    went up): after `analyze` its fits carry the flag, and MNIST-1D's capped epochs are 59
+    and 60; the other columns are unchanged."""
+    from memdash.analysis.steps.pipeline import analyze
+
+    copy = shutil.copytree(SAMPLES / MNIST1D, tmp_path / MNIST1D)
+    before = Run.open(copy).read_derived("exposure_fits.parquet")
+    analyze(copy, only=["exposure"])
+    fits = Run.open(copy).read_derived("exposure_fits.parquet")
+    assert tuple(fits.columns) == EXPOSURE_FIT_COLUMNS
+    assert fits.loc[fits["capped"], "epoch"].tolist() == [59, 60]
+    pd.testing.assert_frame_equal(fits[list(before.columns)], before)

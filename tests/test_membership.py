@@ -53,6 +53,27 @@ def test_shadow_fits_leave_the_target_out():
     assert scores["global"][3, 0] == 0
 
 
+def test_the_out_gaussian_is_centred_on_the_mean_and_the_offline_test_is_one_sided():
+    """The two departures from the released code that the module names, by hand. One example,
+    eight models: held by models 0-2 (phi -10, 14, 5), not by 3-7 (phi 0, 0, 0, 0, 10). For
+    targets 0 and 1 the out-shadows are models 3-7: mean 2 (their median is 0), variance
+    100/5 - 2^2 = 16. Offline scores -log Pr[Z > phi]: phi = -10 lies 3 sd below the mean and
+    scores -log Phi(3) = 0.00135 (a non-member), phi = 14 lies 3 sd above and scores
+    -log Phi(-3) = 6.61; scoring both tails (the released code's -log N(phi)) would rank the
+    two alike."""
+    phi = np.array([[-10.0], [14.0], [5.0], [0.0], [0.0], [0.0], [0.0], [10.0]])
+    member = np.array([[True]] * 3 + [[False]] * 5)
+    fits = shadow_fits(phi, member, variance="per_example")
+    assert fits.mu_out[0, 0] == 2 and np.median(phi[3:]) == 0
+    assert fits.var_out[0, 0] == pytest.approx(16) and fits.var_out[1, 0] == pytest.approx(16)
+    offline = attack_scores(phi, fits)["offline"][:2, 0]
+    np.testing.assert_allclose(offline, [-np.log(norm.cdf(3)), -np.log(norm.cdf(-3))])
+    assert offline[0] == pytest.approx(0.00135, abs=1e-5) and offline[1] == pytest.approx(
+        6.608, abs=1e-3
+    )
+    assert norm.logpdf(-10, 2, 4) == pytest.approx(norm.logpdf(14, 2, 4))  # both tails: a tie
+
+
 def test_few_shadow_models_use_the_pooled_variance():
     rng = np.random.default_rng(0)
     phi = rng.normal(size=(40, 3))

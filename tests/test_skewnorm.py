@@ -1,4 +1,5 @@
-"""The skew-normal log-CDF against 20-digit quadrature, and the floored-fit flag."""
+"""The skew-normal log-CDF against 20-digit quadrature, and the flags of degenerate fits (a
+cliff at the references' smallest value, floored, or at their largest, capped)."""
 
 import itertools
 import math
@@ -9,6 +10,7 @@ import pytest
 from scipy import stats
 
 from memdash.analysis.measures.skewnorm import (
+    is_capped,
     is_floored,
     skewnorm_fit,
     skewnorm_logcdf,
@@ -87,8 +89,52 @@ def test_a_fit_on_a_loss_floor_is_flagged_and_a_healthy_one_is_not():
     floored = np.concatenate([np.zeros(60), rng.gamma(2.0, 8.0, size=440)])
     a, loc, scale = skewnorm_fit(floored)
     assert a > 1e3 and is_floored(floored, a, loc, scale)
+    assert not is_capped(floored, a, loc, scale)
     # a healthy fit whose sample holds one low outlier (its minimum has CDF 1e-5): not floored
     healthy = stats.skewnorm.rvs(3.0, loc=2.0, scale=4.0, size=500, random_state=1)
     a, loc, scale = skewnorm_fit(healthy)
     assert skewnorm_logcdf(healthy.min(), a, loc, scale) + math.log(500) < math.log(0.01)
     assert not is_floored(healthy, a, loc, scale)
+    assert not is_capped(healthy, a, loc, scale)
+
+
+def test_a_fit_with_a_cliff_at_the_references_largest_value_is_capped():
+    """The mirror image of a floored fit: like the log-losses of MNIST-1D's references at
+    epoch 60 (a fit of shape -2.2e7, location 4.40, scale 4.64), a sample with a hard upper
+    edge makes the maximum-likelihood shape run to minus infinity."""
+    edged = 4.4 - 4.6 * np.abs(np.random.default_rng(1).normal(size=500))
+    a, loc, scale = skewnorm_fit(edged)
+    assert a < -1e3 and is_capped(edged, a, loc, scale)
+    assert not is_floored(edged, a, loc, scale)
+    # a pile of references at the largest value, the floored sample's mirror image
+    piled = -np.concatenate([np.zeros(60), np.random.default_rng(0).gamma(2.0, 8.0, size=440)])
+    a, loc, scale = skewnorm_fit(piled)
+    assert a < -1e3 and is_capped(piled, a, loc, scale)
+    # a healthy negatively skewed fit is neither
+    healthy = stats.skewnorm.rvs(-3.0, loc=2.0, scale=4.0, size=500, random_state=1)
+    a, loc, scale = skewnorm_fit(healthy)
+    assert -10 < a < 0 and not is_capped(healthy, a, loc, scale)
+    assert not is_floored(healthy, a, loc, scale)
+
+
+def test_the_capped_flag_by_hand():
+    """Shape -1e8, location 0, scale 1: above z = 0 the density is below 2 phi(z) Phi(-1e8 z),
+    so the survival function at 0 is arctan(1e-8) / pi = 3.2e-9 (R * SF = 1.6e-6 for R = 500)
+    and at -1 it is 1 - 2 Phi(-1) = 0.683 (R * SF = 341)."""
+    below = np.linspace(-3.0, 0.0, 500)  # R = 500, the largest at the location
+    assert 1 - math.exp(standard_logcdf(np.array([0.0]), -1e8)[0]) == pytest.approx(
+        math.atan(1e-8) / math.pi, rel=1e-6
+    )
+    assert is_capped(below, -1e8, 0.0, 1.0)
+    # the same shape with the largest reference one scale below the location: no cliff there
+    assert not is_capped(below - 1.0, -1e8, 0.0, 1.0)
+    # a moderate shape is not capped even where its survival at the largest is tiny
+    # (R * SF(0.1) < 1e-4 for shape -50: a high outlier in a healthy fit)
+    upper = skewnorm_logcdf(np.array([-0.1]), 50.0, 0.0, 1.0)[0]  # SF(0.1; -50) = F(-0.1; 50)
+    assert upper + math.log(500) < math.log(1e-4)
+    assert not is_capped(below + 0.1, -50.0, 0.0, 1.0)
+    # the mirror image of a floored fit is capped, and the reverse
+    rng = np.random.default_rng(0)
+    floored = np.concatenate([np.zeros(60), rng.gamma(2.0, 8.0, size=440)])
+    a, loc, scale = skewnorm_fit(floored)
+    assert is_capped(-floored, -a, -loc, scale) and not is_floored(-floored, -a, -loc, scale)

@@ -14,14 +14,18 @@ has fallen below the references':
   exact over its whole range (`memdash.analysis.measures.skewnorm`); a fit that degenerates
   onto the references' loss floor is flagged (`ReferenceFit.floored`), since
   its extrapolation below the floor measures the fit's cliff rather than the
-  references;
+  references, and so is one that degenerates onto a cliff at their largest
+  value (`ReferenceFit.capped`), a half-normal below it;
 * extrapolation in log-loss (memdash's tail model, not the paper's): the same
   skew-normal fitted to log(loss). A trained network's losses pile up at a
   floor near 0, which the loss-space fit turns into a cliff; their logarithms
   have no floor, and on the sample suite no log-space fit of any epoch sits on
   one while every canary below every reference scores at least the ceiling
-  minus 1 bit. Losses of exactly 0 (below float32's smallest number) count as
-  that smallest number, so their exposure is a lower bound.
+  minus 1 bit. Six of the suite's 366 log-space fits are capped instead (a cliff at
+  the references' largest log-loss: MNIST-1D epochs 59 and 60, digits epoch 57
+  and three epochs of the random-label run). Losses of exactly 0 (below
+  float32's smallest number) count as that smallest number, so their exposure
+  is a lower bound.
 
 An untrained canary's expected exposure is about log2(e) = 1.44 bits.
 """
@@ -32,7 +36,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memdash.analysis.measures.skewnorm import is_floored, skewnorm_fit, skewnorm_logcdf
+from memdash.analysis.measures.skewnorm import (
+    is_capped,
+    is_floored,
+    skewnorm_fit,
+    skewnorm_logcdf,
+)
 
 __all__ = [
     "ReferenceFit",
@@ -85,11 +94,13 @@ class ReferenceFit:
     loc: float
     scale: float
     n_references: int
-    floored: bool  # the fit sits on the references' loss floor (see analysis.skewnorm)
+    floored: bool  # a cliff at the references' smallest value (skewnorm.is_floored)
+    capped: bool  # a cliff at their largest value (skewnorm.is_capped)
 
 
 def fit_references(reference_loss: np.ndarray) -> ReferenceFit:
-    """Maximum-likelihood skew-normal of the references' losses, with its floor flag.
+    """Maximum-likelihood skew-normal of the references' losses, with its two flags of a
+    degenerate fit (a cliff at the smallest or at the largest reference).
 
     Parameters
     ----------
@@ -97,7 +108,8 @@ def fit_references(reference_loss: np.ndarray) -> ReferenceFit:
     """
     ref = np.asarray(reference_loss, dtype=float)
     a, loc, scale = skewnorm_fit(ref)
-    return ReferenceFit(a, loc, scale, len(ref), is_floored(ref, a, loc, scale))
+    flags = is_floored(ref, a, loc, scale), is_capped(ref, a, loc, scale)
+    return ReferenceFit(a, loc, scale, len(ref), *flags)
 
 
 def extrapolated_exposure(canary_loss: np.ndarray, fit: ReferenceFit) -> np.ndarray:

@@ -3,16 +3,19 @@
 Exposure by extrapolation fits a skew-normal to the reference canaries'
 losses and reads -log2 CDF at a canary's loss. The losses of a trained
 network pile up at a floor near 0, so the maximum-likelihood fit often
-degenerates into a half-normal sitting on that floor (shape 1e7 and more,
-location at the smallest loss). Two things follow, and this module handles
-both:
+degenerates into a half-normal sitting on that floor (its shape runs to
++infinity: 1e6 and more, location at the smallest loss); fitted to their
+logarithms, a few epochs' references degenerate the other way, onto a cliff at
+their largest value (shape to -infinity). Two things follow, and this module
+handles both:
 
 * the CDF must stay exact where ``Phi(z) - 2 T(z, a)`` cancels (a canary just
   above a floored location) and where it underflows (far below it):
   `skewnorm_logcdf` is exact there to about 1e-12 relative, checked against
   50-digit quadrature for shapes up to 1e9;
-* a floored fit is a property of the data, not a number to trust blindly:
-  `is_floored` detects it, and the exposure step records it per epoch.
+* a degenerate fit is a property of the data, not a number to trust blindly:
+  `is_floored` (the cliff at the smallest reference) and `is_capped` (at the
+  largest) detect it, and the exposure step records both per epoch.
 
 The standard skew-normal with shape a has density 2 phi(z) Phi(a z) and
 CDF F(z) = Phi(z) - 2 T(z, a), with Owen's T function.
@@ -156,16 +159,35 @@ def is_floored(reference_loss: np.ndarray, a: float, loc: float, scale: float) -
     """Whether a fitted skew-normal sits on the references' floor (a degenerate fit).
 
     The smallest of R draws has CDF about 1/R. A fit on a floor puts a cliff at
-    the smallest reference loss: its shape runs to extremes (``a >= FLOOR_SHAPE``)
-    and it gives that loss a CDF below ``FLOOR_MASS / R``. On the sample runs
-    such fits have shapes 1e7 to 2e8 and R * CDF about 1e-5; every healthy fit
-    has a shape below 50 and R * CDF of 0.25 or more. (The CDF test alone would
-    also flag a healthy fit whose sample holds one low outlier.) Extrapolated
-    exposure below such a floor is a property of the cliff, not of the
-    references: report it as such.
+    the smallest reference value: its shape runs to extremes (``a >= FLOOR_SHAPE``)
+    and it gives that value a CDF below ``FLOOR_MASS / R``. (The CDF test alone
+    would also flag a healthy fit whose sample holds one low outlier.)
+    Extrapolated exposure below such a floor is a property of the cliff, not of
+    the references: report it as such. `is_capped` is the mirror image.
+
+    Measured on the sample suite as shipped (exposure_fits.parquet of its six
+    runs with canaries, 61 epochs in two spaces; tests/test_exposure.py checks
+    these figures against it): floored fits, all in the loss space, have shapes from 3.9e6 to 7.5e8
+    and R * CDF(smallest) below 4e-4; capped fits, all in the log-loss space,
+    have shapes from -2.1e8 to -1.3e7; unflagged fits have shapes from -154 to
+    49, and those in the loss space R * CDF(smallest) above 0.24.
     """
     if a < FLOOR_SHAPE:
         return False
     ref = np.asarray(reference_loss, dtype=float)
     low = skewnorm_logcdf(np.array([ref.min()]), a, loc, scale)[0]
     return bool(low + np.log(len(ref)) < np.log(FLOOR_MASS))
+
+
+def is_capped(reference_loss: np.ndarray, a: float, loc: float, scale: float) -> bool:
+    """Whether a fitted skew-normal sits on a cliff at the references' largest value.
+
+    The mirror image of `is_floored` (a skew-normal of -x has shape -a and
+    location -loc): the shape runs to minus infinity (``a <= -FLOOR_SHAPE``)
+    and the fit gives the largest reference a survival function
+    ``1 - CDF`` below ``FLOOR_MASS / R``. The fit is then a half-normal below
+    that value, and extrapolated exposure is that half-normal's left tail, not
+    a skew of the references: report it as such.
+    """
+    ref = np.asarray(reference_loss, dtype=float)
+    return is_floored(-ref, -a, -loc, scale)

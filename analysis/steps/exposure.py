@@ -23,7 +23,10 @@ from memdash.analysis.steps._common import Progress, _quiet
 from memdash.analysis.store import Run
 
 EXPOSURE_COLUMNS = ("epoch", "example_id", "kind", "repeats", "loss")
-EXPOSURE_FIT_COLUMNS = ("epoch", "space", "n_references", "shape", "loc", "scale", "floored")
+EXPOSURE_FIT_COLUMNS = (
+    *("epoch", "space", "n_references", "shape", "loc", "scale"),
+    *("floored", "capped"),  # the fit's cliff at the smallest, or largest, reference
+)
 # the column of each extrapolation (exposure.SPACES: the losses, the paper's; their logs)
 EXTRAPOLATIONS = {"loss": "exposure_extrapolation", "log_loss": "exposure_extrapolation_log"}
 
@@ -44,7 +47,9 @@ def compute_exposure(
     baseline, about 1.44 bits); its extrapolations use the fits to all
     references. ``exposure_fits.parquet``, per epoch and ``space`` (``loss``
     or ``log_loss``): the fit's ``shape``, ``loc``, ``scale``,
-    ``n_references`` and ``floored``. An epoch whose references cannot be
+    ``n_references``, ``floored`` and ``capped`` (the fit degenerates onto a
+    cliff at the references' smallest, or largest, value in that space;
+    `measures.skewnorm`). An epoch whose references cannot be
     fitted (all equal, or fewer than 3) gets NaN extrapolations and no fit row.
     """
     examples = run.examples()
@@ -83,7 +88,8 @@ def compute_exposure(
                 extrap[column][ids] = extrapolated_exposure(transform(loss[ids]), fit)
                 floored[space] = fit.floored
                 fits.append(
-                    (epoch, space, fit.n_references, fit.shape, fit.loc, fit.scale, fit.floored)
+                    (epoch, space, fit.n_references, fit.shape, fit.loc, fit.scale)
+                    + (fit.floored, fit.capped)
                 )
         frames.append(
             pd.DataFrame(
@@ -102,6 +108,6 @@ def compute_exposure(
         )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     fit_table = pd.DataFrame(fits, columns=list(EXPOSURE_FIT_COLUMNS)).astype(
-        {"epoch": np.int32, "n_references": np.int64}
+        {"epoch": np.int32, "n_references": np.int64, "floored": bool, "capped": bool}
     )
     return {"exposure.parquet": table, "exposure_fits.parquet": fit_table}
