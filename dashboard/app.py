@@ -43,10 +43,12 @@ def main() -> None:
         st.Page(guarded(render), title=title, url_path=f"learn-{slug}")
         for slug, title, render in learn.LESSONS
     ]
-    # "/" forwards to "/runs" (with the URL's parameters), so every page, Runs included, is
-    # reached by a path of its own: a link to /runs never finds "Page not found"
+    # "/" forwards to "/runs" (with the URL's parameters and the run shown), so every page,
+    # Runs included, is reached by a path of its own: a link to /runs never finds "Page not
+    # found"; it forwards before the sidebar's widgets are drawn, which bind (and then forbid
+    # setting) their parameters
     home = st.Page(
-        lambda: st.switch_page(explore[0], query_params=st.query_params.to_dict()),
+        lambda: st.switch_page(explore[0], query_params=state.unbound_params()),
         title="memdash",
         url_path="home",
         default=True,
@@ -54,8 +56,11 @@ def main() -> None:
     )
     pages = {"": [home], "Explore": explore, "Learn": lessons}
     page = st.navigation(pages)
-    state.run_control(data.run_summaries(data.run_roots()))
-    state.example_control()
+    summaries = data.run_summaries(data.run_roots())
+    if page is home and not state.sidebar_bound():
+        st.switch_page(explore[0], query_params=state.forward_params(summaries))
+    state.run_control(summaries)
+    state.example_control(summaries)
     state.source_control()
     page.run()
 

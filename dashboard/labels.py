@@ -1,12 +1,15 @@
-"""Human labels, with units, for every column that reaches a chart or a table.
+"""Human labels, with units, for every column that reaches a chart or a table, and the
+direction of every score: which end means memorized.
 
 Pages and charts never show a raw column name: they call `label`. Columns from the
 training-minibatch trace (suffix ``_train``) get their score's label and "(minibatches)".
+A page that thresholds or ranks a score reads its end from `DIRECTIONS` (`memorized_end`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -77,12 +80,14 @@ LABELS: dict[str, str] = {
     # exposure (Carlini et al.)
     "loss": "loss (nats)",
     "repeats": "times seen per epoch",
+    "exposure": "exposure (bits)",
     "exposure_interpolation": "exposure (bits, interpolation)",
     "exposure_extrapolation": "exposure (bits, extrapolated from losses)",
     "exposure_extrapolation_log": "exposure (bits, extrapolated from log-losses)",
     "ceiling": "ceiling (bits)",
     "fit_floored": "fit on the references' loss floor",
     "floored": "fit on the references' loss floor",
+    "capped": "fit on a cliff at the references' largest loss",
     "space": "fitted to",
     "shape": "skew-normal shape",
     "loc": "skew-normal location",
@@ -135,6 +140,87 @@ RATIO_COLUMNS = frozenset(
         *("share", "vulnerability", "easiness", "critical", "cka", "svcca"),
     }
 )
+
+
+HIGHER, LOWER = "higher", "lower"
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Which end of a score is which.
+
+    ``memorized``: the end that means memorized (``HIGHER`` or ``LOWER``), or None for a
+    score that is not a memorization score (difficulty, fit, learning speed: a flipped
+    example a network has not fit and one it has memorized sit at opposite ends of
+    confidence, so neither end of it means memorized). ``flagged``: the end pages flag and
+    rank first: the memorized one, or for any other score the hard, atypical one.
+    """
+
+    flagged: str
+    memorized: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.flagged not in (HIGHER, LOWER) or self.memorized not in (HIGHER, LOWER, None):
+            raise ValueError(f"a score's ends are {HIGHER!r} or {LOWER!r}, not {self}")
+        if self.memorized is not None and self.memorized != self.flagged:
+            raise ValueError(f"a memorization score is flagged at its memorized end: {self}")
+
+
+def _memorized(end: str) -> Direction:
+    return Direction(flagged=end, memorized=end)
+
+
+# every per-example score a page thresholds or ranks
+DIRECTIONS: dict[str, Direction] = {
+    # memorization scores
+    "mem_score": _memorized(HIGHER),  # Feldman & Zhang: in- minus out-models' accuracy
+    "neurons_zeroed": _memorized(LOWER),  # Maini et al.: few units flip a memorized example
+    "vulnerability": _memorized(HIGHER),  # Carlini et al. 2022: memorized examples leak
+    "exposure_interpolation": _memorized(HIGHER),  # Carlini et al. 2019: a canary's exposure
+    "exposure_extrapolation": _memorized(HIGHER),
+    "exposure_extrapolation_log": _memorized(HIGHER),
+    # not memorization scores: difficulty, fit and learning speed, flagged at the hard end
+    "forgetting_events": Direction(HIGHER),
+    "confidence": Direction(LOWER),
+    "variability": Direction(HIGHER),
+    "correctness": Direction(LOWER),
+    "aum": Direction(LOWER),
+    "mean_loss": Direction(HIGHER),
+    "learned_epoch": Direction(HIGHER),
+    "first_learned_epoch": Direction(HIGHER),
+    "heldout_accuracy": Direction(LOWER),
+    "c_score": Direction(LOWER),
+    "easiness": Direction(LOWER),
+    "loss_sensitivity": Direction(HIGHER),
+}
+
+
+def memorized_end(score: str) -> str | None:
+    """Which end of `score` means memorized: ``HIGHER``, ``LOWER``, or None where it is not
+    a memorization score (or not a known score)."""
+    direction = DIRECTIONS.get(score.removesuffix("_train"))
+    return direction.memorized if direction else None
+
+
+def direction_text(score: str) -> str:
+    """The direction of `score` in words: "higher = more memorized", "lower = more
+    memorized" or "not a memorization score"."""
+    end = memorized_end(score)
+    return f"{end} = more memorized" if end else "not a memorization score"
+
+
+def ranking_text(score: str) -> str:
+    """How a page ranks examples by `score`, in words: "most memorized first (higher = more
+    memorized)" for a memorization score; for any other, which end comes first and that it is
+    the hard, atypical end, not a memorized one."""
+    direction = DIRECTIONS[score.removesuffix("_train")]
+    if direction.memorized:
+        return f"Most memorized first ({direction_text(score)})"
+    first = "highest" if direction.flagged == HIGHER else "lowest"
+    return (
+        f"{first.capitalize()} {label(score)} first: the hard, atypical end of a score that is "
+        "not a memorization score"
+    )
 
 
 def label(column: str) -> str:

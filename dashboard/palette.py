@@ -49,3 +49,14 @@ def kind_color(kind: str) -> str | None:
 def repeat_color(rank: int) -> str:
     """The colour of the rank-th repetition group of canaries (0 = seen least often)."""
     return REPEAT_COLORS[min(rank, len(REPEAT_COLORS) - 1)]
+
+
+def pair_kind_color(kinds: str) -> str | None:
+    """The colour of an example's kinds in two runs (Compare runs): ``"flipped"`` in its
+    kind's colour; ``"flipped in A, clean in B"`` (or the other way round) in the colour of
+    the kind that is not clean, the one that makes it stand out."""
+    if kinds in KIND_COLORS:
+        return KIND_COLORS[kinds]
+    in_a, _, in_b = kinds.partition(" in A, ")
+    in_b = in_b.removesuffix(" in B")
+    return KIND_COLORS.get(in_a if in_a != "clean" else in_b)

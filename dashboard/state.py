@@ -73,6 +73,30 @@ def with_source(*tables: pd.DataFrame) -> pd.DataFrame | tuple[pd.DataFrame, ...
 
 RUN_KEY, EXAMPLE_KEY, RUN_B_KEY = "run", "example", "run_b"
 UNKNOWN_KEY = "sidebar_unknown_run"
+SIDEBAR_KEYS = (RUN_KEY, EXAMPLE_KEY, SOURCE_KEY)  # bound to the sidebar's widgets
+
+
+def unbound_params() -> dict[str, str]:
+    """The URL's parameters but the sidebar's, which `st.switch_page` may not set once the
+    sidebar's widgets (bound to them) are drawn: they follow their widgets."""
+    return {k: v for k, v in st.query_params.to_dict().items() if k not in SIDEBAR_KEYS}
+
+
+def sidebar_bound() -> bool:
+    """Whether this session has drawn the sidebar's widgets (bound to their parameters)."""
+    return any(key in st.session_state for key in SIDEBAR_KEYS)
+
+
+def forward_params(summaries: pd.DataFrame) -> dict[str, str]:
+    """The URL's parameters for "/" forwarding to the Runs page, with the run it will show
+    (the most informative one where the URL names none), so a link or a reload of the page
+    forwarded to shows the same run. A name the URL gives is kept as given (the sidebar
+    says when no run has it)."""
+    params = st.query_params.to_dict()
+    runs = readable_runs(summaries)
+    if RUN_KEY not in params and not runs.empty:
+        params[RUN_KEY] = str(runs["run"].iloc[0])
+    return params
 
 
 def readable_runs(summaries: pd.DataFrame) -> pd.DataFrame:
@@ -142,12 +166,13 @@ def run_name(summaries: pd.DataFrame, path: Path) -> str:
     return str(match["run"].iloc[0]) if len(match) else path.name
 
 
-def example_control() -> None:
+def example_control(summaries: pd.DataFrame | None = None) -> None:
     """The sidebar's current example id, kept in the URL (``?example=ID``); empty = none.
 
     A URL value that is not a plain id of at most nine digits (a 400-digit number overflows
     the widget, a negative or a word is no id) is dropped with a warning before the widget
-    reads it."""
+    reads it. An id the current run (of `summaries`) does not have is said, as an unknown
+    run is, and no example is open."""
     asked = st.query_params.get(EXAMPLE_KEY)
     if asked is not None and not (asked.isascii() and asked.isdigit() and len(asked) <= 9):
         _forget_url_value(EXAMPLE_KEY)
@@ -163,6 +188,19 @@ def example_control() -> None:
         help="The example every page opens in its detail: set by any list's open button, "
         "table row or clicked point, or typed here.",
     )
+    value = st.session_state.get(EXAMPLE_KEY)
+    path = current_run(summaries) if summaries is not None and value is not None else None
+    if path is None:
+        return
+    try:
+        n = len(data.examples(path))
+    except (OSError, ValueError):  # a damaged run: its pages say which file
+        return
+    if not 0 <= int(value) < n:
+        st.sidebar.warning(
+            f"No example {int(value)} in run {md_text(current_name())} (its ids run from 0 to "
+            f"{n - 1:,}); none is open."
+        )
 
 
 def _forget_url_value(key: str) -> None:

@@ -45,14 +45,15 @@ def test_empty_frame_gives_an_empty_figure():
 
 import numpy as np  # noqa: E402
 
-from memdash.dashboard.app_pages.common import most_memorized  # noqa: E402
-from memdash.dashboard.app_pages.compare import memorized_in_one, mismatch, paired  # noqa: E402
+from memdash.dashboard.app_pages.common import flagged_first  # noqa: E402
+from memdash.dashboard.app_pages.compare import mismatch, paired  # noqa: E402
 from memdash.dashboard.charts import (  # noqa: E402
     example_input,
     exposure_chart,
     heatmap,
     lines,
     member_histograms,
+    one_run_only,
     roc_curves,
     scatter,
     selected_example_ids,
@@ -224,7 +225,7 @@ def test_exposure_chart_draws_the_ceiling_and_the_baseline():
         }
     )
     fig = exposure_chart(table, epoch=1, method="exposure_interpolation", ceiling=8.97)
-    assert list(fig.data[0].y) == [1.0, 8.0]  # canaries only
+    assert [y for box in fig.data for y in box.y] == [1.0, 8.0]  # canaries only, a box a group
     texts = [a.text for a in fig.layout.annotations]
     assert any("8.97" in t for t in texts) and any("1.44" in t for t in texts)
 
@@ -237,8 +238,8 @@ def test_selection_helpers_of_the_pages():
             "mem_score": [0.0, 0.9, 0.5, np.nan],
         }
     )
-    assert most_memorized(table, "confidence", 2)["example_id"].tolist() == [1, 3]  # low first
-    assert most_memorized(table, "mem_score", 2)["example_id"].tolist() == [1, 2]  # high first
+    assert flagged_first(table, "confidence", 2)["example_id"].tolist() == [1, 3]  # low first
+    assert flagged_first(table, "mem_score", 2)["example_id"].tolist() == [1, 2]  # high first
     a = pd.DataFrame(
         {
             "example_id": [0, 1, 2],
@@ -250,7 +251,7 @@ def test_selection_helpers_of_the_pages():
     )
     b = a.assign(mem_score=[0.2, 0.7, 0.9])
     both = paired(a, b, "mem_score")
-    only_a, only_b = memorized_in_one(both, "mem_score", 0.5, higher=True)
+    only_a, only_b = one_run_only(both, "mem_score", 0.5, "higher")
     assert only_a["example_id"].tolist() == [0] and only_b["example_id"].tolist() == [1]
     assert mismatch(a, b) == "" and "3 examples against 2" in mismatch(a, b.iloc[:2])
     assert "true labels differ" in mismatch(a, b.assign(true_label=[0, 1, 1]))
@@ -299,9 +300,7 @@ def test_paired_scatter_jitters_whole_numbers_and_rings_the_flagged_points_where
             "forgetting_events B": [0, 0, 5, 1],
         }
     )
-    fig = paired_scatter(
-        both, score="forgetting_events", threshold=2.5, flagged=both[both["example_id"] == 1]
-    )
+    fig = paired_scatter(both, score="forgetting_events", threshold=2.5, end="higher", word="high")
     points = {
         row[0]: (x, y)
         for trace in fig.data[:-1]
@@ -309,7 +308,7 @@ def test_paired_scatter_jitters_whole_numbers_and_rings_the_flagged_points_where
     }
     assert abs(points[1][0] - 3) <= 0.3 and points[1][0] != 3  # jittered, by < half a unit
     ring = fig.data[-1]
-    assert ring.name == "memorized in one run only"
+    assert ring.name == "high in A only (1)"  # example 1: 3 in A, 0 in B (5 and 5 in both)
     assert (ring.x[0], ring.y[0]) == points[1]  # the ring sits on the jittered point
     assert [t.name for t in fig.data[:-1]] == ["test", "clean", "flipped"]  # test underneath
     assert {s.x0 for s in fig.layout.shapes if s.x0 == s.x1} == {2.5}

@@ -127,7 +127,7 @@ def test_knn_page_heatmaps_follow_the_chosen_examples(analyzed):
     assert any("leave-one-out" in c.value for c in at.caption)
     at.selectbox(key="knn_subset").set_value("flipped").run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
-    assert '"md"' in at.get("plotly_chart")[2].proto.spec
+    assert '"MD (' in at.get("plotly_chart")[2].proto.spec  # the MD heatmap, titled in words
 
 
 def test_localization_page_shows_the_four_experiments(analyzed):
@@ -215,7 +215,8 @@ def test_compare_page_pairs_two_runs_of_the_same_examples(analyzed, tmp_path):
     assert len(at.get("plotly_chart")) == 2  # the paired scatter and the overlaid curves
     at.selectbox(key="compare_score").set_value("confidence").run()
     assert not at.exception
-    assert any("Memorized in A only: 0" in m.value for m in at.markdown)  # a run and its copy
+    # confidence is no memorization score: its lists are worded "low", not "memorized"
+    assert any("Low in A only: 0" in m.value for m in at.markdown)  # a run and its copy
 
 
 def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
@@ -486,7 +487,7 @@ def test_privacy_page_draws_the_attacks_beside_memorization(monkeypatch):
     stored = Run.open(samples / "digits_mlp_noise20").derived_manifest()["heldout"]["membership"]
     assert summary.loc["online", "AUC"] == stored["online"]["auc"]
     assert summary.loc["offline", "TPR at 0.1% FPR"] == stored["offline"]["tpr_at_0.1%"]
-    assert any("Spearman correlation with mem_score" in c.value for c in at.caption)
+    assert any("Spearman correlation with the memorization score" in c.value for c in at.caption)
     opened = [b for b in at.button if b.key and b.key.startswith("privacy_open_")]
     assert len(opened) == 16
     opened[0].click().run()

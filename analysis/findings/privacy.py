@@ -40,9 +40,9 @@ def _membership(runs: dict[str, Run], source: str) -> Measured:
 def _membership_words(m: Measured) -> str:
     return (
         f"per-example vulnerability (online LiRA's TPR at the {m['threshold_fpr']:.0%} "
-        f"FPR threshold) against mem_score: Spearman {m['spearman']:.2f} "
+        f"FPR threshold) against the memorization score: Spearman {m['spearman']:.2f} "
         f"(p = {m['p_value']:.1g}, {m['examples']:.0f} training examples); "
-        f"top decile of mem_score {m['top_decile_tpr']:.0%}"
+        f"top decile of the memorization score {m['top_decile_tpr']:.0%}"
         f" against {m['rest_tpr']:.0%} for the rest ({m['ratio']:.1f}x). "
         + "; ".join(
             f"{attack} AUC {m[f'{attack}_auc']:.3f}, TPR at 0.1% FPR "

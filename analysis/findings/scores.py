@@ -108,7 +108,7 @@ memorization_scores = register(
         needs=(HELDOUT,),
         measure=_mem_scores,
         statistic=lambda m: (
-            f"mem_score: flipped mean {m['flipped_mean']:.2f}; clean median "
+            f"memorization score: flipped mean {m['flipped_mean']:.2f}; clean median "
             f"{m['clean_median']:.2f} (mean {m['clean_mean']:.2f})"
         ),
         holds=lambda m: m["flipped_mean"] > 0.5 and m["clean_median"] < 0.1,

@@ -170,7 +170,7 @@ loss_sensitivity = register(
         title="Memorizing makes the loss sensitive to the input: higher with random labels",
         column="loss_sensitivity",
         option="--record-loss-sensitivity",
-        what=lambda runs: "mean ||dL/dx||_1 over training examples",
+        what=lambda runs: "mean loss sensitivity (L1 norm of dLoss/dinput) over training examples",
         shown="{:.3g}",
     )
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,23 +14,24 @@ import streamlit as st
 
 from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.labels import INTEGER_COLUMNS, label, md_text
+from memdash.dashboard.labels import DIRECTIONS, HIGHER, INTEGER_COLUMNS, label, md_text
 from memdash.dashboard.palette import SPARE_COLORS, STUDY_COLORS
 
-# score -> True when a higher value means "more memorized / harder", with a one-line meaning
-SCORES: dict[str, tuple[bool, str]] = {
-    "mem_score": (True, "held-out memorization (Feldman & Zhang): in- minus out-models' accuracy"),
-    "forgetting_events": (True, "times the example went from right to wrong (Toneva et al.)"),
-    "confidence": (False, "mean probability of the given label over epochs (data maps)"),
-    "variability": (True, "std of that probability over epochs (data maps)"),
-    "correctness": (False, "share of epochs the example was right"),
-    "aum": (False, "area under the margin (Pleiss et al.): low = likely mislabeled"),
-    "mean_loss": (True, "mean loss over epochs"),
-    "learned_epoch": (True, "epoch from which it stays right"),
-    "first_learned_epoch": (True, "first epoch it was right"),
-    "neurons_zeroed": (False, "hidden units zeroed to flip it (Maini et al.): few = memorized"),
-    "heldout_accuracy": (False, "accuracy of the models that did not train on it"),
-    "c_score": (False, "expected held-out accuracy over subset ratios (Jiang et al.)"),
+# score -> its one-line meaning; which end pages flag and rank first, and which end means
+# memorized (if any), come from the label dictionary (labels.DIRECTIONS, labels.memorized_end)
+SCORES: dict[str, str] = {
+    "mem_score": ("held-out memorization (Feldman & Zhang): in- minus out-models' accuracy"),
+    "forgetting_events": ("times the example went from right to wrong (Toneva et al.)"),
+    "confidence": ("mean probability of the given label over epochs (data maps)"),
+    "variability": ("std of that probability over epochs (data maps)"),
+    "correctness": ("share of epochs the example was right"),
+    "aum": ("area under the margin (Pleiss et al.): low = likely mislabeled"),
+    "mean_loss": ("mean loss over epochs"),
+    "learned_epoch": ("epoch from which it stays right"),
+    "first_learned_epoch": ("first epoch it was right"),
+    "neurons_zeroed": ("hidden units zeroed to flip it (Maini et al.): few = memorized"),
+    "heldout_accuracy": ("accuracy of the models that did not train on it"),
+    "c_score": ("expected held-out accuracy over subset ratios (Jiang et al.)"),
     "easiness": (
         False,
         "share of the seed group's runs right on it after epoch 1 (Arpit et al.): low = hard "
@@ -62,7 +64,7 @@ def table_config(columns: list[str]) -> dict:
     """st.dataframe column settings: human labels, integers as integers, score help."""
     config = {}
     for column in columns:
-        help_text = SCORES[column][1] if column in SCORES else None
+        help_text = SCORES.get(column)
         if column in INTEGER_COLUMNS:
             config[column] = st.column_config.NumberColumn(label(column), format="%d")
         elif column in SCORES:
@@ -79,9 +81,11 @@ def score_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in SCORES if c in table.columns and table[c].notna().any()]
 
 
-def most_memorized(table: pd.DataFrame, score: str, n: int) -> pd.DataFrame:
-    """The n examples most memorized by `score` (its direction from SCORES), NaN last."""
-    higher = SCORES.get(score, (True, ""))[0]
+def flagged_first(table: pd.DataFrame, score: str, n: int) -> pd.DataFrame:
+    """The n examples at the end of `score` that the label dictionary flags (`DIRECTIONS`:
+    the memorized end of a memorization score, the hard, atypical end of any other), NaN
+    last."""
+    higher = DIRECTIONS[score.removesuffix("_train")].flagged == HIGHER
     return (
         table.dropna(subset=[score]).sort_values(score, ascending=not higher, kind="stable").head(n)
     )
@@ -137,10 +141,8 @@ def lacks_embeddings(path: Path, what: str) -> bool:
 def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: str) -> None:
     """Say what is missing and which command computes it, with a button that computes it here
     (through the same pipeline, a progress bar per step)."""
-    st.info(
-        f"{what} not computed for this run yet: run `{command}` on {md_text(path)}, or compute "
-        "it here."
-    )
+    st.info(f"{what} not computed for this run yet: compute it here, or run `{command}`:")
+    show_command(f"{command} {shell_path(path)}")
     if st.button(f"Compute {', '.join(steps)} now", key=key):
         bar = st.progress(0.0, text="starting")
         done: list[str] = []
@@ -158,6 +160,23 @@ def offer_analysis(path: Path, what: str, steps: list[str], command: str, key: s
         st.rerun()
 
 
+def shell_path(path: Path | str) -> str:
+    """A run's path as the user would type it where they started the dashboard: relative to
+    the working directory when the run lies under it, else whole (as the roots were given),
+    quoted for the shell."""
+    path = Path(path)
+    try:
+        shown = path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = path
+    return shlex.quote(str(shown))
+
+
+def show_command(command: str) -> None:
+    """A command to copy: a code block (unescaped, with a copy button), never inline text."""
+    st.code(command, language="bash")
+
+
 def thumbnail_grid(
     path: Path, ids: list[int], captions: list[str], *, per_row: int, width: int
 ) -> list:
@@ -169,11 +188,11 @@ def thumbnail_grid(
         row = st.columns(per_row)
         chunk = zip(ids[start : start + per_row], captions[start : start + per_row], strict=True)
         for cell, (example_id, caption) in zip(row, chunk, strict=False):
+            # enlarged by whole pixels, shown at its own size, sent losslessly (PNG: a JPEG
+            # smears the blocks' edges): pixels stay pixels
+            image = charts.thumbnail(np.asarray(inputs[example_id]), photo=photo, width=width)
             cell.image(
-                charts.thumbnail(np.asarray(inputs[example_id]), photo=photo),
-                caption=caption,
-                width=width,
-                clamp=True,
+                image, caption=caption, width=image.shape[1], clamp=True, output_format="PNG"
             )
             cells.append(cell)
     return cells

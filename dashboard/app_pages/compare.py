@@ -13,11 +13,17 @@ from memdash.dashboard.app_pages.common import (
     SCORES,
     chosen_curves,
     score_columns,
-    table_config,
     trained_only,
 )
 from memdash.dashboard.app_pages.detail import example_section
-from memdash.dashboard.labels import label, md_text
+from memdash.dashboard.labels import (
+    DIRECTIONS,
+    HIGHER,
+    INTEGER_COLUMNS,
+    direction_text,
+    label,
+    md_text,
+)
 
 
 def render() -> None:
@@ -44,48 +50,53 @@ def render() -> None:
     if not scores:
         st.info("The two runs share no computed score: run `memdash analyze` on both.")
         return
-    left, middle, right = st.columns([2, 2, 1])
+    left, middle, right = st.columns([2, 2, 2])
     score = left.selectbox(
-        "Score", scores, format_func=label, key="compare_score", help=SCORES[scores[0]][1]
+        "Score",
+        scores,
+        format_func=label,
+        key="compare_score",
+        help="; ".join(f"{label(s)}: {SCORES[s]} ({direction_text(s)})" for s in scores),
     )
     both = trained_only(paired(ta, tb, score), right, key="compare_untrained")
-    higher = SCORES[score][0]
+    end, word = reading(score)
     values = both[[f"{score} A", f"{score} B"]].stack()
     if values.empty:
         st.info("No example has this score in both runs.")
         return
-    lo, hi = float(values.min()), float(values.max())
-    threshold = middle.slider(
-        f"Memorized when {label(score)} is {'above' if higher else 'below'}",
-        lo,
-        max(hi, lo + 1e-9),
-        float(values.quantile(0.9 if higher else 0.1)),
-        key="compare_threshold",
-    )
-    only_a, only_b = memorized_in_one(both, score, threshold, higher)
+    threshold = _threshold(middle, score, values, end, word)
+    if word != "memorized":
+        st.caption(
+            f"{label(score).capitalize()} is not a memorization score: the lists below say "
+            f"where it is {word} in one run only, not which run memorized."
+        )
+    only_a, only_b = charts.one_run_only(both, score, threshold, end)
     st.plotly_chart(
-        charts.paired_scatter(
-            both, score=score, threshold=threshold, flagged=pd.concat([only_a, only_b])
-        ),
+        charts.paired_scatter(both, score=score, threshold=threshold, end=end, word=word),
         width="stretch",
         key="compare_scatter",
     )
-    c1, c2 = st.columns(2)
-    for column, side, rows in ((c1, "A", only_a), (c2, "B", only_b)):
-        column.markdown(f"**Memorized in {side} only: {len(rows)}** (click a row to open it)")
+    shown = ["example_id", "kinds", "label", "true_label", f"{score} A", f"{score} B"]
+    for side, rows in (("A", only_a), ("B", only_b)):  # full width: no header is cut
+        st.markdown(f"**{word.capitalize()} in {side} only: {len(rows)}** (click a row to open it)")
         ids = rows["example_id"].astype(int).tolist()
         key = f"compare_only_{side.lower()}"
-        column.dataframe(
-            rows,
+        st.dataframe(
+            rows[shown],
             hide_index=True,
+            width="stretch",
+            height=ROW_HEIGHT * (min(len(rows), LIST_ROWS) + 1) + 3,
             key=key,
             on_select=lambda key=key, ids=ids: state.open_selected(key, ids),
             selection_mode="single-row",
-            column_config=table_config(list(rows.columns)),
+            column_config=list_config(shown, score),
         )
     example_section(path_a, ta, key="compare")
     curves = chosen_curves([path_a, path_b])
     st.plotly_chart(charts.training_curves(curves), width="stretch", key="compare_curves")
+
+
+ROW_HEIGHT, LIST_ROWS = 35, 8  # st.dataframe's row height in pixels; rows shown unscrolled
 
 
 def mismatch(a: pd.DataFrame, b: pd.DataFrame) -> str:
@@ -109,10 +120,46 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, score: str) -> pd.DataFrame:
     return out.dropna(subset=[f"{score} A", f"{score} B"])
 
 
-def memorized_in_one(
-    both: pd.DataFrame, score: str, threshold: float, higher: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Examples past the threshold in run A but not in B, and the other way round."""
-    in_a = both[f"{score} A"] > threshold if higher else both[f"{score} A"] < threshold
-    in_b = both[f"{score} B"] > threshold if higher else both[f"{score} B"] < threshold
-    return both[in_a & ~in_b], both[in_b & ~in_a]
+def reading(score: str) -> tuple[str, str]:
+    """The end of `score` the threshold counts (``HIGHER`` or ``LOWER``, from the label
+    dictionary) and the word for an example past it: "memorized" for a memorization score,
+    else "high" or "low" (its hard end: not a claim about memorization)."""
+    direction = DIRECTIONS[score]
+    if direction.memorized:
+        return direction.memorized, "memorized"
+    return direction.flagged, "high" if direction.flagged == HIGHER else "low"
+
+
+def _threshold(container, score: str, values: pd.Series, end: str, word: str) -> float:
+    """The threshold slider (whole numbers for a whole-number score), starting at the 90th
+    percentile of the flagged end."""
+    side = "above" if end == HIGHER else "below"
+    title = f"{word.capitalize()} when {label(score)} is {side}"
+    start = float(values.quantile(0.9 if end == HIGHER else 0.1))
+    lo, hi = float(values.min()), float(values.max())
+    if charts.value_is_integer(values):
+        top = max(int(hi), int(lo) + 1)
+        start = min(max(round(start), int(lo)), top)
+        return container.slider(title, int(lo), top, start, step=1, key="compare_threshold")
+    return container.slider(title, lo, max(hi, lo + 1e-9), start, key="compare_threshold")
+
+
+def list_config(columns: list[str], score: str) -> dict:
+    """The lists' column settings: the paired score headed by its run alone (the score's
+    name, in the help, is the chart's and the selector's), the kinds in both runs as kind."""
+    config = {
+        column: st.column_config.NumberColumn(label(column), format="%d", width="small")
+        for column in columns
+        if column in ("example_id", "label", "true_label")
+    }
+    config["kinds"] = st.column_config.Column(
+        "kind", help="its kind in both runs, or in each where they differ"
+    )
+    for side in ("A", "B"):
+        config[f"{score} {side}"] = st.column_config.NumberColumn(
+            f"run {side}",
+            help=f"{label(score)} in run {side} ({direction_text(score)})",
+            format="%d" if score in INTEGER_COLUMNS else "%.3f",
+            width="small",
+        )
+    return config

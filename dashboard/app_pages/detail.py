@@ -20,9 +20,11 @@ from memdash.dashboard.app_pages.common import (
     lacks_embeddings,
     open_buttons,
     score_columns,
+    shell_path,
+    show_command,
     thumbnail_grid,
 )
-from memdash.dashboard.labels import label, md_text, value_text
+from memdash.dashboard.labels import label, value_text
 
 NEIGHBOURS = 12
 
@@ -66,12 +68,10 @@ def show_example(path: Path, table: pd.DataFrame, example_id: int, *, key: str) 
         width="stretch",
         key=f"{key}_input",
     )
-    left.dataframe(
-        facts(row),
-        hide_index=True,
-        width="stretch",
-        column_config={"value": st.column_config.TextColumn(help=_score_help())},
-    )
+    # a static table: its cells wrap in the narrow column (a data grid would clip them)
+    left.table(facts(row), hide_index=True)
+    if score_columns(row.to_frame().T):
+        left.caption("What each score means:", help=_score_help())
     source = state.source_used(data.trace_sources(path))
     traj = data.trajectory(path, example_id, source)
     if traj["correct"].notna().any():
@@ -83,7 +83,7 @@ def show_example(path: Path, table: pd.DataFrame, example_id: int, *, key: str) 
 
 
 def _score_help() -> str:
-    return "; ".join(f"{label(s)}: {meaning}" for s, (_, meaning) in SCORES.items())
+    return "; ".join(f"{label(s)}: {meaning}" for s, meaning in SCORES.items())
 
 
 def _neighbours(path: Path, example_id: int, table: pd.DataFrame, *, key: str) -> None:
@@ -92,9 +92,8 @@ def _neighbours(path: Path, example_id: int, table: pd.DataFrame, *, key: str) -
     knn = data.derived(path, "knn_examples.parquet")
     nbrs = data.derived(path, "neighbors.parquet")
     if knn is None or nbrs is None or knn.empty:
-        st.info(
-            f"Nearest neighbours and k-NN predictions: run `memdash analyze` on {md_text(path)}."
-        )
+        st.info("Nearest neighbours and k-NN predictions are not computed for this run yet:")
+        show_command(f"memdash analyze {shell_path(path)}")
         return
     mine = knn[knn["example_id"] == example_id][
         ["layer", "knn_pred", "dnn_pred", "agrees", "knn_is_true"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from memdash.dashboard import charts, data
+from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import (
     choose_run,
     lacks_embeddings,
@@ -56,18 +56,16 @@ def render() -> None:
         key="embeddings_all",
     )
     at = points[points["epoch"] == epoch].merge(table, on="example_id")
-    chosen = selectable_scatter(
-        charts.scatter(
-            at,
-            x="x",
-            y="y",
-            color=colour,
-            max_points=None if everything else SAMPLE,
-            title=f"{layer} at epoch {epoch}",
-        ),
+    umap = charts.scatter(
         at,
-        key="embeddings_map",
+        x="x",
+        y="y",
+        color=colour,
+        max_points=None if everything else SAMPLE,
+        title=f"{layer} at epoch {epoch}",
     )
+    umap = charts.mark_example(umap, at, state.current_example(len(table)), x="x", y="y")
+    chosen = selectable_scatter(umap, at, key="embeddings_map")
     st.caption(
         "Each epoch's projection starts from the next epoch's layout and is rotated onto it, so "
         "an example keeps its place while you move the slider unless its neighbourhood changed."

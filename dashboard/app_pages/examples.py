@@ -1,5 +1,6 @@
-"""Examples: every example with its scores (filter, sort, export), the most memorized ones as a
-gallery, and the current example in detail."""
+"""Examples: every example with its scores (filter, sort, export), a gallery of the examples a
+score flags (the most memorized first for a memorization score), and the current example in
+detail."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from memdash.dashboard.app_pages.common import (
     SCORES,
     choose_run,
     easiness_chart,
-    most_memorized,
+    flagged_first,
     offer_analysis,
     open_buttons,
     score_columns,
@@ -23,7 +24,7 @@ from memdash.dashboard.app_pages.common import (
     trained_only,
 )
 from memdash.dashboard.app_pages.detail import example_section
-from memdash.dashboard.labels import label, md_text, value_text
+from memdash.dashboard.labels import direction_text, label, md_text, ranking_text, value_text
 
 GALLERY_SIZE = 12
 TABLE_ROWS = 10_000  # rows sent to the browser; the CSV holds every filtered example
@@ -106,21 +107,21 @@ def _table(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
 
 
 def _gallery(shown: pd.DataFrame, scores: list[str], path: Path) -> None:
-    st.subheader("Most memorized")
+    st.subheader("The examples a score flags")
     left, right = st.columns([2, 1])
     score = left.selectbox(
         "By score",
         scores,
         format_func=label,
         key="examples_gallery_score",
-        help="; ".join(f"{label(s)}: {SCORES[s][1]}" for s in scores),
+        help="; ".join(f"{label(s)}: {SCORES[s]} ({direction_text(s)})" for s in scores),
     )
     ranked = trained_only(shown, right, key="examples_untrained")
-    top = most_memorized(ranked, score, GALLERY_SIZE)
+    top = flagged_first(ranked, score, GALLERY_SIZE)
     if top.empty:
         st.info("No example in the filter has this score.")
         return
-    st.caption(f"Ranked by {label(score)}; under each: id, kind, given (true) label, score.")
+    st.caption(f"{ranking_text(score)}; under each: id, kind, given (true) label, {label(score)}.")
     captions = [
         f"#{row.example_id} {row.kind}: {row.label} ({row.true_label}), "
         f"{value_text(score, getattr(row, score))}"

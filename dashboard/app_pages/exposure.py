@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from memdash.dashboard import charts, data
-from memdash.dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard.app_pages.common import choose_run, offer_analysis, shell_path, show_command
 
 METHODS = {
     "exposure_interpolation": "rank among the references: at most log2(#references)",
@@ -50,13 +50,13 @@ def render() -> None:
     fits = data.derived(path, "exposure_fits.parquet")
     if fits is not None and method in SPACES:
         fits = fits[fits["space"] == SPACES[method]]
-    floored = (
-        fits.loc[fits["floored"], "epoch"].astype(int).tolist()
+    floored = (  # a degenerate fit: a cliff at the smallest reference, or at the largest
+        fits.loc[fits["floored"] | fits.get("capped", False), "epoch"].astype(int).tolist()
         if fits is not None and method in SPACES
         else []
     )
     if method in SPACES:
-        _fit_note(fits, epoch)
+        _fit_note(path, fits, epoch)
     statistic = st.radio("Per group", ["median", "mean"], horizontal=True, key="exposure_statistic")
     st.plotly_chart(
         charts.exposure_over_epochs(table, method=method, floored=floored, statistic=statistic),
@@ -68,21 +68,20 @@ def render() -> None:
         "log2(e) = 1.44 bits (their median near 1 bit), the exposure of a canary the model "
         "never saw."
         + (
-            f" Shaded: the {len(floored)} epochs whose skew-normal fit sits on the references' "
-            "loss floor."
+            f" Shaded: the {len(floored)} epoch{'s' * (len(floored) != 1)} whose skew-normal "
+            "fit is degenerate, a cliff at the references' loss floor (their smallest loss) or "
+            "at their largest loss."
             if floored
             else ""
         )
     )
 
 
-def _fit_note(fits, epoch: int) -> None:
+def _fit_note(path, fits, epoch: int) -> None:
     """The epoch's skew-normal fit, with a warning when it sits on the loss floor."""
     if fits is None or fits.empty:
-        st.caption(
-            "This run's exposure was computed before fits were recorded: rerun "
-            "`memdash analyze --only exposure --force`."
-        )
+        st.caption("This run's exposure was computed before fits were recorded: rerun")
+        show_command(f"memdash analyze {shell_path(path)} --only exposure --force")
         return
     row = fits[fits["epoch"] == epoch]
     if row.empty:
@@ -100,6 +99,13 @@ def _fit_note(fits, epoch: int) -> None:
             "smallest reference loss, so extrapolated exposure there measures the cliff, not "
             "how unusual the canary is among the references. Read interpolated exposure for "
             "this epoch."
+        )
+    elif fit.get("capped", False):
+        st.warning(
+            text + " This fit is degenerate the other way: it puts a cliff at the largest "
+            "reference value, so below it the fit is a half-normal and extrapolated exposure "
+            "is that half-normal's tail, not the references' own skew. Compare with "
+            "interpolated exposure for this epoch."
         )
     else:
         st.caption(text)

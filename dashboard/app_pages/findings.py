@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from memdash.analysis.findings import REGISTRY
 from memdash.analysis.store.sources import SOURCES
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import (
@@ -32,25 +33,6 @@ ROLE_NAMES = {
     "random_group": "seeds on random labels",
     "pretrained": "from random-label weights",
     "scratch": "from scratch",
-}
-# the runs (by role, `memdash.analysis.findings.roles`) each finding's figure draws
-FIGURE_ROLES = {
-    "order": ("noise",),
-    "noise_rate": ("clean", "noise", "random"),
-    "early_peak": ("noise",),
-    "dropout": ("noise", "dropout"),
-    "forgetting": ("noise",),
-    "data_map": ("noise",),
-    "mem_score": ("noise",),
-    "exposure": ("canaries",),
-    "knn": ("noise",),
-    "flipping": ("noise",),
-    "tied_dropout": ("tied",),
-    "one_way_to_learn": ("true_group", "random_group"),
-    "random_label_pretraining": ("pretrained", "scratch"),
-    "easiness_across_seeds": ("true_group", "random_group"),
-    "loss_sensitivity": ("true_group", "random_group"),
-    "critical_sample_ratio": ("true_group", "random_group"),
 }
 
 
@@ -92,9 +74,20 @@ def render() -> None:
     )
     figure = FIGURES.get(finding.key)
     if figure is not None and finding.statistic:
-        roles = [r for r in FIGURE_ROLES.get(finding.key, ()) if r in paths]
-        st.caption("Figure from " + ", ".join(_role_text(r, paths[r]) for r in roles) + ".")
+        caption = figure_caption(finding.key, paths)
+        if caption:
+            st.caption(caption)
         st.plotly_chart(figure(paths, finding), width="stretch", key="findings_figure")
+
+
+def figure_caption(key: str, paths: dict[str, Path | str | tuple[str, ...]]) -> str:
+    """The runs a finding's figure draws, in words: the finding's own roles (its declaration
+    in `memdash.analysis.findings.REGISTRY`, so caption and finding cannot disagree) that
+    `paths` holds; "" when it holds none."""
+    roles = [r for r in REGISTRY[key].roles if r in paths]
+    if not roles:
+        return ""
+    return "Figure from " + ", ".join(_role_text(r, paths[r]) for r in roles) + "."
 
 
 def _role_text(role: str, value: Path | str | tuple[str, ...]) -> str:

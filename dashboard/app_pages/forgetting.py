@@ -58,17 +58,16 @@ def render() -> None:
     st.subheader("Data map")
     colours = [c for c in COLOURS if c in table.columns]
     colour = st.selectbox("Colour by", colours, format_func=label, key="forgetting_colour")
-    chosen = selectable_scatter(
-        charts.scatter(
-            train,
-            x="variability",
-            y="confidence",
-            color=colour,
-            title="confidence against variability over epochs (training examples)",
-        ),
+    data_map = charts.scatter(
         train,
-        key="forgetting_map",
+        x="variability",
+        y="confidence",
+        color=colour,
+        title="confidence against variability over epochs (training examples)",
     )
+    current = state.current_example(len(table))
+    data_map = charts.mark_example(data_map, train, current, x="variability", y="confidence")
+    chosen = selectable_scatter(data_map, train, key="forgetting_map")
     st.caption(
         "Top left: easy to learn. Bottom left: hard to learn. Right: ambiguous. "
         + where_flipped_land(train)

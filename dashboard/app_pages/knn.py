@@ -7,11 +7,13 @@ import streamlit as st
 
 from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import choose_run, lacks_embeddings, offer_analysis
+from memdash.dashboard.labels import label
 
+# metric -> (its name in Cohen et al., for the colour bar; what it measures)
 METRICS = {
-    "p_same": "P_SAME: share of examples where the k-NN and the network predict the same class",
-    "ma": "MA: agreement among examples the network gets right",
-    "md": "MD: agreement among examples the network gets wrong",
+    "p_same": ("P_SAME", "share of examples where the k-NN and the network predict the same class"),
+    "ma": ("MA", "agreement among the examples the network gets right"),
+    "md": ("MD", "agreement among the examples the network gets wrong"),
 }
 
 
@@ -45,14 +47,22 @@ def render() -> None:
     subset = right.selectbox("Examples", subsets, key="knn_subset")
     rows = table[(table["split"] == split) & (table["subset"] == subset)]
     layers = data.layer_order(path)
-    columns = st.columns(3)
-    for col, (metric, meaning) in zip(columns, METRICS.items(), strict=True):
-        col.plotly_chart(
-            charts.heatmap(rows, x="epoch", y="layer", value=metric, title=metric, y_order=layers),
+    # one heatmap a row, on the page's width: every layer and epoch a cell that holds its number
+    for metric, (short, meaning) in METRICS.items():
+        st.plotly_chart(
+            charts.heatmap(
+                rows,
+                x="epoch",
+                y="layer",
+                value=metric,
+                title=label(metric),
+                y_order=layers,
+                colorbar_title=short,
+            ),
             width="stretch",
             key=f"knn_heat_{metric}",
         )
-        col.caption(meaning)
+        st.caption(f"{short}: {meaning}, per layer (rows) and epoch (columns).")
     last = rows[rows["epoch"] == rows["epoch"].max()].melt(
         id_vars=["layer"],
         value_vars=["knn_accuracy", "dnn_accuracy", "knn_true_accuracy", "dnn_true_accuracy"],
@@ -71,7 +81,7 @@ def render() -> None:
         key="knn_layers",
     )
     st.caption(
-        "For flipped examples: `knn_true_accuracy` high while `dnn_accuracy` is high means the "
-        "neighbours still vote for the true class while the network has memorized the given "
-        "(wrong) one."
+        f"For flipped examples: {label('knn_true_accuracy')} high while "
+        f"{label('dnn_accuracy')} is high means the neighbours still vote for the true class "
+        "while the network has memorized the given (wrong) one."
     )

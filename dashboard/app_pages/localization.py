@@ -104,6 +104,7 @@ def _rewinding(path: Path, layers: list[str]) -> None:
             value=group,
             y_order=layers,
             title="one layer rewound to the weights of an epoch",
+            colorbar_title="accuracy",  # whose: the choice above
         ),
         width="stretch",
         key="localization_rewind",

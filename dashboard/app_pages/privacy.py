@@ -14,10 +14,12 @@ from memdash.dashboard.app_pages.common import (
     open_buttons,
     selectable_scatter,
     selection_list,
+    shell_path,
+    show_command,
     thumbnail_grid,
 )
 from memdash.dashboard.app_pages.detail import example_section
-from memdash.dashboard.labels import md_text
+from memdash.dashboard.labels import label
 
 ATTACKS = {
     "online": "online LiRA: Gaussians of phi over the models that trained on the example and "
@@ -37,9 +39,10 @@ def render() -> None:
     if curves is None:
         st.info(
             "Membership inference attacks the many models of an estimate: run "
-            f"`memdash estimate --like {md_text(path)}`. An estimate made before memdash "
-            "stored the models' confidences trains its models again, to the same scores."
+            "`memdash estimate --like` on this run. An estimate made before memdash stored the "
+            "models' confidences trains its models again, to the same scores."
         )
+        show_command(f"memdash estimate --like {shell_path(path)}")
         return
     entry = data.manifest(path).get("heldout", {})
     _attacks(curves, entry)
@@ -94,7 +97,8 @@ def _attacks(curves: pd.DataFrame, entry: dict) -> None:
 
 
 def _against_memorization(path, trained: pd.DataFrame) -> None:
-    """Per-example vulnerability against mem_score, coloured by kind, selectable."""
+    """Per-example vulnerability against the memorization score, coloured by kind,
+    selectable."""
     st.subheader("Vulnerability against memorization")
     chosen = selectable_scatter(
         charts.scatter(
@@ -111,10 +115,10 @@ def _against_memorization(path, trained: pd.DataFrame) -> None:
     st.caption(
         "Vulnerability: the share of the models that trained on an example which online LiRA "
         "calls a member at the one threshold that gives 1% false positives over all examples. "
-        f"Spearman correlation with mem_score {link['spearman']:.2f}; the most memorized tenth "
-        f"is exposed {link['top_decile_tpr']:.0%} of the time, the rest "
-        f"{link['rest_tpr']:.0%}. Draw a box or lasso to list "
-        "examples; click a point to open it."
+        f"Spearman correlation with the {label('mem_score')}: {link['spearman']:.2f}; the "
+        f"most memorized tenth is exposed {link['top_decile_tpr']:.0%} of the time, the rest "
+        f"{link['rest_tpr']:.0%}. Draw a box or lasso to list examples; click a point to open "
+        "it."
     )
     selection_list(path, chosen, key="privacy_selected")
 

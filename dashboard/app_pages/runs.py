@@ -7,7 +7,7 @@ import streamlit as st
 
 from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import chosen_curves
+from memdash.dashboard.app_pages.common import chosen_curves, shell_path, show_command
 from memdash.dashboard.labels import md_text, value_text
 
 
@@ -18,9 +18,12 @@ def render() -> None:
     summaries = data.run_summaries(roots)
     if summaries.empty:
         st.info(
-            "No runs here yet. Record one with "
-            "`memdash train --dataset digits --noise 0.2 --epochs 30 --out runs/first`, "
-            "then start `memdash dashboard runs`."
+            "No runs here yet. Record one with `memdash train`, then serve its folder with "
+            "`memdash dashboard`:"
+        )
+        show_command(
+            "memdash train --dataset digits --noise 0.2 --epochs 30 --out runs/first\n"
+            "memdash dashboard runs"
         )
         return
     _runs_table(summaries, data.seed_groups(roots))
@@ -58,21 +61,24 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     for _, row in summaries[summaries["status"] == "error"].iterrows():
         st.error(f"**{md_text(row['run'])}** cannot be read: {md_text(row['error'])}")
     for status, (before, after) in STATUS_NOTES.items():
-        names = summaries[summaries["status"] == status]["run"].tolist()
-        if names:
-            st.caption(before + ", ".join(md_text(n) for n in names) + after)
+        rows = summaries[summaries["status"] == status]
+        if len(rows):
+            st.caption(before + ", ".join(md_text(n) for n in rows["run"]) + after)
+            show_command(
+                "\n".join(f"memdash train --resume --out {shell_path(p)}" for p in rows["path"])
+            )
 
 
-# what the Runs page says under its table about runs of a status, around their names
+# what the Runs page says under its table about runs of a status, around their names (the
+# command that resumes each follows)
 STATUS_NOTES = {
     "created": (
         "Created, nothing recorded yet (stopped before epoch 0, a full disk perhaps): ",
-        ". `memdash train --resume --out RUN` starts it again.",
+        ". This starts it again:",
     ),
     "running": (
         "Still training or killed: ",
-        ". Their curves show every epoch completed so far; "
-        "`memdash train --resume --out RUN` continues a killed run.",
+        ". Their curves show every epoch completed so far; this continues a killed run:",
     ),
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -125,18 +126,18 @@ def group_heatmaps(
         same_layer.append(diagonal(grid).assign(group=name))
     first = Path(next(iter(groups.values()))[0])
     lines = data.by_layer(first, pd.concat(same_layer, ignore_index=True))
-    st.plotly_chart(
-        charts.lines(
-            lines.rename(columns={"value": measure}),
-            x="layer",
-            y=measure,
-            color="group",
-            title=f"the same layer in two seeds, after epoch {epoch}",
-            colors=group_colors(groups),
-        ),
-        width="stretch",
-        key=f"{key}_same_layer",
+    figure = charts.lines(
+        lines.rename(columns={"value": measure}),
+        x="layer",
+        y=measure,
+        color="group",
+        title=f"the same layer in two seeds, after epoch {epoch}",
+        colors=group_colors(groups),
     )
+    # the legend names each group as its heading does (its folder's name, as written)
+    written = {label(name): name for name in groups}
+    figure.for_each_trace(lambda trace: trace.update(name=written.get(trace.name, trace.name)))
+    st.plotly_chart(figure, width="stretch", key=f"{key}_same_layer")
     return lines
 
 
@@ -177,11 +178,16 @@ def _pair(roots: tuple[str, ...]) -> None:
             "train them with `--embed-layers` and `--embed-epochs`."
         )
         return
+    # every run by the name the sidebar lists it under: a seed as "seed_0 (its group)"
     names = [name for name, _ in embedded]
     paths = dict(embedded)
     current = state.run_name(summaries, state.current_run(summaries))
-    first = names.index(current) if current in names else 0
-    partner = _partner(roots, paths[names[first]], names, paths) or (1 if first == 0 else 0)
+    first, partner = _default_pair(roots, names, paths, current)
+    if current in names and names[first] != current:
+        st.caption(
+            f"The sidebar's run, {md_text(current)}, shares its examples with no other run that "
+            "recorded embeddings: the page starts on two runs that do."
+        )
     left, right = st.columns(2)
     name_a = left.selectbox("First run", names, index=first, key="similarity_run_a")
     name_b = right.selectbox("Second run", names, index=partner, key="similarity_run_b")
@@ -189,6 +195,13 @@ def _pair(roots: tuple[str, ...]) -> None:
     epochs = data.embedding_epochs(chosen)
     if name_a == name_b or not epochs:
         st.info("Choose two different runs that recorded embeddings at a shared epoch.")
+        return
+    if not _same_examples(*chosen):
+        st.warning(
+            f"Runs {md_text(name_a)} and {md_text(name_b)} hold different examples; "
+            "representations can only be compared on the same inputs (train them with one "
+            "--data-seed)."
+        )
         return
     left, right = st.columns([1, 2])
     epoch = left.select_slider("After epoch", epochs, value=epochs[-1], key="similarity_pair_epoch")
@@ -218,12 +231,30 @@ def _pair(roots: tuple[str, ...]) -> None:
     )
 
 
-def _partner(roots, path: str, names: list[str], paths: dict[str, str]) -> int | None:
-    """The index of another run of the same seed group as `path`, if any."""
-    group = data.group_of(roots, Path(path))
-    if group is None:
-        return None
-    for name in names:
-        if paths[name] in group[1] and paths[name] != path:
-            return names.index(name)
-    return None
+def _same_examples(a: str, b: str) -> bool:
+    """Whether two runs hold the same inputs, row by row (what comparing them needs)."""
+    x, y = data.inputs(Path(a)), data.inputs(Path(b))
+    return x.shape == y.shape and bool(np.array_equal(x, y))
+
+
+def _comparable(a: str, b: str) -> bool:
+    return a != b and bool(data.embedding_epochs((a, b))) and _same_examples(a, b)
+
+
+def _default_pair(
+    roots: tuple[str, ...], names: list[str], paths: dict[str, str], current: str
+) -> tuple[int, int]:
+    """The indexes of the first and second run the page starts on: the sidebar's run and a
+    run it can be compared with (another seed of its group first); when it has none, the
+    first runs in the list that can be compared, likewise; else the first two."""
+    order = sorted(range(len(names)), key=lambda i: names[i] != current)
+    for i in order:
+        group = data.group_of(roots, Path(paths[names[i]]))
+        mates = set(group[1]) if group else set()
+        others = sorted(
+            (j for j in range(len(names)) if j != i), key=lambda j: paths[names[j]] not in mates
+        )
+        for j in others:
+            if _comparable(paths[names[i]], paths[names[j]]):
+                return i, j
+    return 0, min(1, len(names) - 1)

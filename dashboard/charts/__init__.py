@@ -7,8 +7,8 @@ One module per family of chart; this package re-exports each public name, so pag
 from __future__ import annotations
 
 from memdash.dashboard.charts._common import DRAW_ORDER, RUN_DASHES
-from memdash.dashboard.charts.compare import paired_scatter
-from memdash.dashboard.charts.curves import lines, training_curves, trajectory
+from memdash.dashboard.charts.compare import one_run_only, paired_scatter
+from memdash.dashboard.charts.curves import bars, lines, training_curves, trajectory
 from memdash.dashboard.charts.distributions import (
     histograms,
     layer_distribution,
@@ -19,7 +19,13 @@ from memdash.dashboard.charts.exposure import exposure_chart, exposure_over_epoc
 from memdash.dashboard.charts.heatmaps import heatmap
 from memdash.dashboard.charts.inputs import example_input, thumbnail
 from memdash.dashboard.charts.privacy import member_histograms, roc_curves
-from memdash.dashboard.charts.scatters import HOVER_COLUMNS, ring, scatter, threshold_lines
+from memdash.dashboard.charts.scatters import (
+    HOVER_COLUMNS,
+    mark_example,
+    ring,
+    scatter,
+    threshold_lines,
+)
 from memdash.dashboard.charts.selection import point_example_id, selected_example_ids
 from memdash.dashboard.palette import GROUP_COLORS
 
@@ -28,6 +34,7 @@ __all__ = [
     "GROUP_COLORS",
     "HOVER_COLUMNS",
     "RUN_DASHES",
+    "bars",
     "example_input",
     "exposure_chart",
     "exposure_over_epochs",
@@ -36,7 +43,9 @@ __all__ = [
     "histograms",
     "layer_distribution",
     "lines",
+    "mark_example",
     "member_histograms",
+    "one_run_only",
     "paired_scatter",
     "point_example_id",
     "ring",

@@ -1,5 +1,6 @@
 """Line charts: accuracy or loss by epoch per group, one example's trajectory over epochs, and
-one line per series of any long table."""
+one line per series of any long table; and grouped bars, for a few values of a few series
+(where a line between two categories would suggest a trend that is not there)."""
 
 from __future__ import annotations
 
@@ -118,12 +119,15 @@ def lines(
     title: str = "",
     dash: str | None = None,
     colors: dict[str, str] | None = None,
+    y_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """One line per value of `color` (and of `dash`, drawn dashed), y against x; kinds of
     example and study series in their palette colours, others from `colors` if given.
 
     A numeric x is drawn in increasing order; categories (layers, modes) in the order the
-    rows give them.
+    rows give them. A share's axis runs from 0 to 1 unless `y_range` zooms it, which the
+    axis title then says ("from 80%"), so a magnified difference is never taken for a large
+    one.
     """
     fig = go.Figure()
     groups = [color] if dash is None else [color, dash]
@@ -139,12 +143,62 @@ def lines(
         fig.add_trace(
             go.Scatter(x=rows[x], y=rows[y], mode="lines+markers", name=label(name), line=style)
         )
-    if y in RATIO_COLUMNS:  # a share: from 0 to 1, so differences are not magnified
+    y_title = label(y)
+    if y_range is not None:
+        fig.update_yaxes(range=list(y_range), tickformat=".0%" if y in RATIO_COLUMNS else None)
+        low = f"{y_range[0]:.0%}" if y in RATIO_COLUMNS else f"{y_range[0]:g}"
+        y_title = f"{y_title} (axis zoomed: from {low})"
+    elif y in RATIO_COLUMNS:  # a share: from 0 to 1, so differences are not magnified
         fig.update_yaxes(range=SHARE_RANGE)
     fig.update_layout(
         title=title,
         xaxis_title=label(x),
+        yaxis_title=y_title,
+        height=360,
+        margin=margin(),
+    )
+    return fig
+
+
+def bars(
+    frame: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    color: str,
+    title: str = "",
+    x_title: str | None = None,
+) -> go.Figure:
+    """Grouped bars: at each value of `x` (in the order the rows give them), one bar per
+    value of `color`, side by side and labelled with its value; kinds of example in their
+    palette colours. A share's axis runs from 0 to 1.
+
+    Parameters
+    ----------
+    frame : one row per (x, color) with the bar's height in column `y`
+    x_title : the x axis's title (default: the label of `x`)
+    """
+    share = y in RATIO_COLUMNS
+    fig = go.Figure()
+    for key, rows in frame.groupby(color, sort=False):
+        fig.add_trace(
+            go.Bar(
+                x=rows[x],
+                y=rows[y],
+                name=label(str(key)),
+                marker_color=kind_color(str(key)),
+                texttemplate="%{y:.0%}" if share else "%{y:.3g}",
+                textposition="outside",
+            )
+        )
+    if share:
+        fig.update_yaxes(range=[0, 1.12])  # 0 to 1, with room for the labels above the bars
+    fig.update_layout(
+        barmode="group",
+        title=title,
+        xaxis_title=label(x) if x_title is None else x_title,
         yaxis_title=label(y),
+        legend_title=label(color),
         height=360,
         margin=margin(),
     )

@@ -1,5 +1,5 @@
-"""Distributions of a value: overlaid histograms per group on shared bins, and per-layer boxes
-per kind of example."""
+"""Distributions of a value: histograms per group on shared bins (side by side), and
+per-layer boxes per kind of example."""
 
 from __future__ import annotations
 
@@ -30,15 +30,18 @@ def shared_bins(values: np.ndarray, *, integer: bool, n: int = 30) -> dict[str, 
 
 
 def histograms(frame: pd.DataFrame, *, value: str, group: str, title: str = "") -> go.Figure:
-    """Overlaid histograms of `value`, one per group, as shares of the group, all on the same
-    bins (whole numbers for integer values); kinds in their palette colours."""
+    """Histograms of `value`, one per group, as shares of the group, all on the same bins
+    (whole numbers for integer values), the groups' bars side by side and opaque in their
+    palette colours (translucent bars on top of each other mix colours no legend names)."""
     values = frame[value].dropna().astype(float)
     bins = shared_bins(values.to_numpy(), integer=value_is_integer(values))
     fig = go.Figure()
     for name, rows in groups(frame.dropna(subset=[group]), group).items():
         fig.add_trace(share_histogram(rows[value], name=name, bins=bins, color=kind_color(name)))
+    fig.update_traces(opacity=1)
     fig.update_layout(
-        barmode="overlay",
+        barmode="group",
+        bargap=0.15,
         title=title,
         xaxis_title=label(value),
         yaxis_title="% of the group",

@@ -57,10 +57,23 @@ def example_input(x: np.ndarray, *, title: str = "", photo: bool = False) -> go.
     return fig
 
 
-def thumbnail(x: np.ndarray, *, height: int = 28, photo: bool = False) -> np.ndarray:
+def thumbnail(
+    x: np.ndarray, *, height: int = 28, photo: bool = False, width: int | None = None
+) -> np.ndarray:
     """A float image in [0, 1] for st.image: (H, W, 3) for RGB images, (H, W) for other 2-D
-    inputs (ink dark, unless a `photo`), a rasterized line for 1-D ones."""
-    x = _as_signal_or_image(x)
+    inputs (ink dark, unless a `photo`), a rasterized line for 1-D ones.
+
+    Given a `width` (in screen pixels), the image is enlarged by the largest whole factor
+    that fits in it, each input pixel a block of equal pixels (nearest neighbour), so that
+    shown at its own size it is as sharp as the input: a browser that scales a small image
+    up smooths it into a blur.
+    """
+    image = _thumbnail(_as_signal_or_image(x), height, photo)
+    factor = max(1, width // image.shape[1]) if width else 1
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _thumbnail(x: np.ndarray, height: int, photo: bool) -> np.ndarray:
     if _is_rgb(x):
         return _unit(x).transpose(1, 2, 0)
     if x.ndim == 3:

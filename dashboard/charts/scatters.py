@@ -142,3 +142,46 @@ def ring(fig: go.Figure, rows: pd.DataFrame, *, x: str, y: str, name: str) -> go
             )
         )
     return fig
+
+
+MARK_COLOR = "#000000"  # the sidebar's example: black, a colour no kind of example uses
+
+
+def mark_example(
+    fig: go.Figure, table: pd.DataFrame, example_id: int | None, *, x: str, y: str
+) -> go.Figure:
+    """Mark the sidebar's example (`example_id`, None: none open) where `table` puts it: a
+    large black cross-ringed point named in the legend and labelled on the chart; nothing
+    when it is not among the rows (not drawn on this chart)."""
+    rows = table[table["example_id"] == example_id] if example_id is not None else table[:0]
+    if rows.empty:
+        return fig
+    row = rows.iloc[0]
+    fig.add_trace(
+        go.Scattergl(
+            x=[row[x]],
+            y=[row[y]],
+            mode="markers",
+            customdata=[[int(example_id)]],  # a click on it opens it, as on any point
+            marker={
+                "size": 16,
+                "symbol": "circle-x-open",
+                "color": MARK_COLOR,
+                "line": {"width": 2.5, "color": MARK_COLOR},
+            },
+            name=f"example {int(example_id)} (the sidebar's)",
+            hovertemplate=f"example {int(example_id)} (the sidebar's)<extra></extra>",
+        )
+    )
+    fig.add_annotation(
+        x=row[x],
+        y=row[y],
+        text=f"example {int(example_id)}",
+        showarrow=True,
+        arrowhead=0,
+        ax=28,
+        ay=-28,
+        font={"color": MARK_COLOR},
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+    return fig

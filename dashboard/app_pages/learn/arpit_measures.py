@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data
@@ -39,7 +40,7 @@ def render() -> None:
     last = min(data.epochs_completed(paths["true_group"] + paths["random_group"]))
     epoch = st.slider("Easiness after epoch", 0, last, 1, key="learn_arpit_epoch")
     both = easiness_counts(groups, epoch)
-    show(easiness_chart(both), "learn_arpit_easiness")
+    show(_easiness_figure(both, list(groups), epoch), "learn_arpit_easiness")
     every = {
         name: (both.loc[both["labels"] == name, "seeds"] == len(group)).mean()
         for name, group in groups.items()
@@ -59,13 +60,38 @@ def render() -> None:
     if not all(measure in data.trace_columns(Path(p)) for g in groups.values() for p in g):
         st.warning(f"The groups did not record {label(measure)}; see `make sample-runs`.")
         return
+    curves = sensitivity.group_curves(groups, measure)
     show(
         charts.lines(
-            sensitivity.group_curves(groups, measure),
+            curves,
             x="epoch",
             y=measure,
             color="group",
             title="mean over training examples, averaged over seeds",
         ),
         "learn_arpit_curves",
+    )
+    st.markdown(curves_sentence(curves, measure))
+
+
+def _easiness_figure(counts: pd.DataFrame, order: list[str], epoch: int):
+    """The easiness histograms side by side (an overlaid bar would hide the other), titled,
+    the groups in `order`: the order of the curves' legend below."""
+    figure = easiness_chart(counts)
+    figure.data = tuple(sorted(figure.data, key=lambda trace: order.index(trace.name)))
+    seeds = int(counts["of"].max())
+    return figure.update_traces(opacity=1).update_layout(
+        barmode="group",
+        title=f"how many of the {seeds} seeds get each training example right, after epoch {epoch}",
+        legend_traceorder="normal",
+    )
+
+
+def curves_sentence(curves: pd.DataFrame, measure: str) -> str:
+    """The curves' values at their last epoch, in words."""
+    last = curves[curves["epoch"] == curves["epoch"].max()].set_index("group")[measure]
+    return (
+        f"After epoch {int(curves['epoch'].max())}, the {label(measure)} over training "
+        f"examples, averaged over the seeds, is **{last['random labels']:.2f}** with random "
+        f"labels against **{last['true labels']:.2f}** with true labels."
     )

@@ -3,6 +3,7 @@ and how many flipped ones a confidence threshold flags (Swayamdipta et al. 2020)
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts
@@ -19,9 +20,8 @@ def render() -> None:
         "its label (*confidence*) and how much that probability moves (*variability*). "
         "Easy examples sit at the top left; examples the network never believes sit at the "
         "bottom left. Wrong labels start there; once the network begins to memorize them "
-        "their probability swings, and they drift right (ambiguous): below, most flipped "
-        "examples of this run sit there. Move the threshold to flag the least-confident "
-        "examples as suspicious.",
+        "their probability swings, and they drift right (ambiguous). Move the threshold to "
+        "flag the least-confident examples as suspicious.",
         "Can training dynamics alone find mislabeled examples?",
         "Swayamdipta et al. 2020, Dataset cartography",
     )
@@ -44,9 +44,27 @@ def render() -> None:
     charts.threshold_lines(figure, y=threshold, text=f"confidence {threshold:.2f}")
     charts.ring(figure, table[flagged], x="variability", y="confidence", name="flagged")
     show(figure, "learn_map_chart")
+    st.markdown(where_sentence(table))
     caught = int((flagged & flipped).sum())
     st.markdown(
         f"**{int(flagged.sum())}** examples flagged: **{caught}** of the {int(flipped.sum())} "
         f"flipped ones (recall {caught / flipped.sum():.0%}), and "
         f"{int((flagged & ~flipped).sum())} clean ones."
+    )
+
+
+def where_sentence(table: pd.DataFrame) -> str:
+    """Where the flipped examples sit on the map against the clean ones: their median
+    variability, and the direction that follows from it."""
+    median = table.groupby("kind")["variability"].median()
+    flipped, clean = float(median["flipped"]), float(median["clean"])
+    if flipped > clean + 0.02:
+        side = "further right, where the ambiguous examples are"
+    elif flipped < clean - 0.02:
+        side = "further left than the clean ones"
+    else:
+        side = "about as far right as the clean ones"
+    return (
+        f"The median variability is **{flipped:.2f}** for the flipped examples and "
+        f"**{clean:.2f}** for the clean ones: the flipped examples sit {side}."
     )

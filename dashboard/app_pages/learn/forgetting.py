@@ -48,8 +48,16 @@ def render() -> None:
         "learn_forget_chart",
     )
     means = table.groupby("kind")["forgetting_events"].mean()
+    kept = table["unforgettable"].astype(bool).groupby(table["kind"]).mean()
     st.markdown(
         f"Example {int(row['example_id'])} was forgotten **{int(row['forgetting_events'])}** "
         f"times. On average a flipped example is forgotten {means['flipped']:.1f} times and a "
-        f"clean one {means['clean']:.1f} times."
+        f"clean one {means['clean']:.1f} times; **{_share(kept['clean'])}** of the clean "
+        f"examples and **{_share(kept['flipped'])}** of the flipped ones are learned and never "
+        "forgotten."
     )
+
+
+def _share(share: float) -> str:
+    """A share in whole percent, with one decimal under 1% so a few examples are not 0%."""
+    return f"{share:.1%}" if 0 < share < 0.01 else f"{share:.0%}"

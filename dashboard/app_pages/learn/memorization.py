@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from memdash.dashboard import charts
+from memdash.analysis.measures.curves import GROUPS
+from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import chosen_curves
 from memdash.dashboard.app_pages.learn._common import intro, need_roles, show
 
@@ -35,9 +36,37 @@ def render() -> None:
     curves = chosen_curves([paths[NOISE_RUNS[choice]]])
     show(charts.training_curves(curves), "learn_mem_chart")
     final = curves[curves["epoch"] == curves["epoch"].max()].set_index("group")["accuracy"]
+    final = final.reindex([g for g in GROUPS if g in final.index])  # the legend's order
+    n_classes = int(data.run_meta(paths[NOISE_RUNS[choice]])["n_classes"])
     st.markdown(
         "After the last epoch: "
         + ", ".join(f"**{g}** {v:.0%}" for g, v in final.items())
-        + ". With shuffled labels the network still fits most training examples, but the "
-        "test set stays at chance: what it learned is memorized, not understood."
+        + ". "
+        + comment(final.to_dict(), n_classes)
     )
+
+
+def comment(final: dict[str, float], n_classes: int) -> str:
+    """What the last epoch's accuracies (curve group -> accuracy) say, in words that follow
+    them: test accuracy against chance, the flipped labels fitted, or the gap between
+    training and test."""
+    test = final.get("test")
+    trained = [final[g] for g in ("train (clean)", "train (flipped)") if g in final]
+    if test is None or not trained:
+        return ""
+    chance = 1 / n_classes
+    if test < 2 * chance:
+        return (
+            f"The test set stays near chance ({chance:.0%} with {n_classes} classes) while the "
+            f"network fits {min(trained):.0%} or more of its training examples: what it "
+            "fitted is memorized, not learned."
+        )
+    flipped = final.get("train (flipped)")
+    if flipped is not None and flipped >= 0.5:
+        return (
+            f"The network fits {flipped:.0%} of the flipped labels, which nothing in the "
+            f"images predicts: those it memorized, and the test set ends at {test:.0%}."
+        )
+    gap = max(trained) - test
+    carries = ": what the network fitted carries over to new data" if gap <= 0.05 else ""
+    return f"Training and test accuracy end {gap * 100:.0f} points apart{carries}."
