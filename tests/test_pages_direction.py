@@ -35,6 +35,8 @@ def test_every_score_a_page_offers_has_a_direction_and_the_rankings_agree_with_i
     from memdash.dashboard.app_pages.common import SCORES, flagged_first
 
     assert set(SCORES) <= set(DIRECTIONS)
+    # each score's meaning is one sentence of text (the help of tables and selectors)
+    assert all(isinstance(meaning, str) and meaning for meaning in SCORES.values())
     # the memorization scores and their ends (Feldman & Zhang; Maini et al.; Carlini et al.)
     assert memorized_end("mem_score") == HIGHER
     assert memorized_end("neurons_zeroed") == LOWER

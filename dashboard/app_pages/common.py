@@ -20,27 +20,25 @@ from memdash.dashboard.palette import SPARE_COLORS, STUDY_COLORS
 # score -> its one-line meaning; which end pages flag and rank first, and which end means
 # memorized (if any), come from the label dictionary (labels.DIRECTIONS, labels.memorized_end)
 SCORES: dict[str, str] = {
-    "mem_score": ("held-out memorization (Feldman & Zhang): in- minus out-models' accuracy"),
-    "forgetting_events": ("times the example went from right to wrong (Toneva et al.)"),
-    "confidence": ("mean probability of the given label over epochs (data maps)"),
-    "variability": ("std of that probability over epochs (data maps)"),
-    "correctness": ("share of epochs the example was right"),
-    "aum": ("area under the margin (Pleiss et al.): low = likely mislabeled"),
-    "mean_loss": ("mean loss over epochs"),
-    "learned_epoch": ("epoch from which it stays right"),
-    "first_learned_epoch": ("first epoch it was right"),
-    "neurons_zeroed": ("hidden units zeroed to flip it (Maini et al.): few = memorized"),
-    "heldout_accuracy": ("accuracy of the models that did not train on it"),
-    "c_score": ("expected held-out accuracy over subset ratios (Jiang et al.)"),
+    "mem_score": "held-out memorization (Feldman & Zhang): in- minus out-models' accuracy",
+    "forgetting_events": "times the example went from right to wrong (Toneva et al.)",
+    "confidence": "mean probability of the given label over epochs (data maps)",
+    "variability": "std of that probability over epochs (data maps)",
+    "correctness": "share of epochs the example was right",
+    "aum": "area under the margin (Pleiss et al.): low = likely mislabeled",
+    "mean_loss": "mean loss over epochs",
+    "learned_epoch": "epoch from which it stays right",
+    "first_learned_epoch": "first epoch it was right",
+    "neurons_zeroed": "hidden units zeroed to flip it (Maini et al.): few = memorized",
+    "heldout_accuracy": "accuracy of the models that did not train on it",
+    "c_score": "expected held-out accuracy over subset ratios (Jiang et al.)",
     "easiness": (
-        False,
         "share of the seed group's runs right on it after epoch 1 (Arpit et al.): low = hard "
-        "in every initialization",
+        "in every initialization"
     ),
     "vulnerability": (
-        True,
         "LiRA (Carlini et al.): share of the models trained on it that online LiRA calls a "
-        "member at the threshold of 1% false positives",
+        "member at the threshold of 1% false positives"
     ),
 }
 
