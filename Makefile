@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv if missing and install memdash with its test tools
 
-# The optional extras the tests cover: Ray (`memdash estimate --backend ray`), and the
-# trainer callbacks for Lightning and the Hugging Face Trainer
+# The optional extras the tests cover: Ray (`memdash estimate --backend ray`), the trainer
+# callbacks for Lightning and the Hugging Face Trainer, and language models (text)
 $(EXTRAS_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,ray,lightning,transformers]'
+	$(BIN)/pip install --quiet -e '.[test,ray,lightning,transformers,text]'
 	touch $(EXTRAS_STAMP)
 
 demo: install ## Open the dashboard on sample_runs/ (http://127.0.0.1:$(PORT))
@@ -49,7 +49,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 	  || { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
-test: lint $(EXTRAS_STAMP) chromium ## Lint, then run the whole suite (installs the ray, lightning and transformers extras, and chromium)
+test: lint $(EXTRAS_STAMP) chromium ## Lint, then run the whole suite (installs the ray, lightning, transformers and text extras, and chromium)
 	$(BIN)/python -m pytest
 
 bench: install ## Run the benchmarks (prints ratios)
@@ -62,6 +62,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/sensitivity.py
 	$(BIN)/python benchmarks/callbacks.py
 	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/text_exposure.py
 
 sample-runs: install ## Rebuild the sample suite with its analyses (commands in sample_runs/README.md)
 	bash sample_runs/make_sample_runs.sh

@@ -4,6 +4,9 @@ direction of every score: which end means memorized.
 Pages and charts never show a raw column name: they call `label`. Columns from the
 training-minibatch trace (suffix ``_train``) get their score's label and "(minibatches)".
 A page that thresholds or ranks a score reads its end from `DIRECTIONS` (`memorized_end`).
+On a text run (a language model's sequences) the trace's columns mean other things
+(``correct`` is *extractable*, ``loss`` the mean token loss): ``label(column, text=True)``
+reads `TEXT_LABELS` first.
 """
 
 from __future__ import annotations
@@ -85,6 +88,13 @@ LABELS: dict[str, str] = {
     "exposure_extrapolation": "exposure (bits, extrapolated from losses)",
     "exposure_extrapolation_log": "exposure (bits, extrapolated from log-losses)",
     "ceiling": "ceiling (bits)",
+    # a text run's exposure (the Secret Sharer's own setting) and extraction
+    "exposure_exact": "exposure (bits, exact rank among all secrets)",
+    "rank": "rank among all secrets",
+    "exact_available": "every secret ranked",
+    "extracted": "extractable (greedy decoding gives the secret)",
+    "extracted_share": "share extractable",
+    "copies": "copies per epoch",
     "fit_floored": "fit on the references' loss floor",
     "floored": "fit on the references' loss floor",
     "capped": "fit on a cliff at the references' largest loss",
@@ -119,6 +129,43 @@ LABELS: dict[str, str] = {
     "margin": "margin (logits)",
     "x": "UMAP 1",
     "y": "UMAP 2",
+    # text runs' own columns (examples.parquet, the trace)
+    "text": "text",
+    "n_tokens": "tokens",
+    "prefix_len": "prefix (tokens)",
+    "suffix_len": "suffix (tokens)",
+    "duplicates": "copies per epoch",
+    "secret": "secret",
+    "log_perplexity": "log-perplexity (bits)",
+    "token_accuracy": "token accuracy (share of tokens predicted)",
+    "token_loss": "token loss (nats)",
+}
+# a text run's trace (docs/run-format.md, "Text runs"): ``correct`` is extractable (greedy
+# decoding from the prefix reproduces the suffix, Carlini et al. 2023), ``loss`` the mean
+# token loss, ``prob_label`` its exp(-loss); the trace scores read in those words
+# each method of a text run's exposure in words, as the legends name it
+TEXT_METHODS: dict[str, str] = {
+    "exposure_exact": "exact (rank among all secrets)",
+    "exposure_extrapolation": "extrapolated (skew-normal fit to log-perplexities)",
+    "exposure_extrapolation_log": "extrapolated (skew-normal fit to log of log-perplexities)",
+}
+# the two measures of the training curves in a language model's words (Runs page)
+TEXT_MEASURES: dict[str, str] = {"accuracy": "share extractable", "loss": "mean token loss"}
+TEXT_LABELS: dict[str, str] = {
+    "correct": "extractable",
+    "loss": "mean token loss (nats)",
+    "prob_label": "token probability (geometric mean)",
+    "margin": "token margin (logits, mean over tokens)",
+    "forgetting_events": "forgetting events (extractable -> not extractable)",
+    "first_learned_epoch": "first extractable (epoch)",
+    "learned_epoch": "extractable for good (epoch)",
+    "never_learned": "never extractable",
+    "unforgettable": "extractable throughout",
+    "confidence": "confidence (mean token probability over epochs)",
+    "variability": "variability (std of token probability over epochs)",
+    "correctness": "extractability (share of epochs extractable)",
+    "aum": "mean token margin over epochs (logits)",
+    "mean_loss": "mean token loss over epochs (nats)",
 }
 # columns whose values are whole numbers: shown without decimals
 INTEGER_COLUMNS = frozenset(
@@ -126,7 +173,7 @@ INTEGER_COLUMNS = frozenset(
         *("example_id", "label", "true_label", "canary_repeats", "forgetting_events"),
         *("first_learned_epoch", "learned_epoch", "n_epochs", "n_in", "n_out"),
         *("knn_pred", "dnn_pred", "neurons_zeroed", "units_zeroed", "epoch", "repeats"),
-        "seeds",
+        *("seeds", "n_tokens", "prefix_len", "suffix_len", "duplicates"),
     }
 )
 
@@ -138,6 +185,7 @@ RATIO_COLUMNS = frozenset(
         *("p_same", "ma", "md", "flipped_acc", "clean_acc", "test_acc", "train_acc"),
         *("confidence", "correctness", "heldout_accuracy", "in_accuracy", "prob_label"),
         *("share", "vulnerability", "easiness", "critical", "cka", "svcca"),
+        "token_accuracy",
     }
 )
 
@@ -209,30 +257,47 @@ def direction_text(score: str) -> str:
     return f"{end} = more memorized" if end else "not a memorization score"
 
 
-def ranking_text(score: str) -> str:
+def ranking_text(score: str, *, text: bool = False) -> str:
     """How a page ranks examples by `score`, in words: "most memorized first (higher = more
     memorized)" for a memorization score; for any other, which end comes first and that it is
-    the hard, atypical end, not a memorized one."""
+    the hard, atypical end, not a memorized one (named as on a text run if `text`)."""
     direction = DIRECTIONS[score.removesuffix("_train")]
     if direction.memorized:
         return f"Most memorized first ({direction_text(score)})"
     first = "highest" if direction.flagged == HIGHER else "lowest"
     return (
-        f"{first.capitalize()} {label(score)} first: the hard, atypical end of a score that is "
+        f"{first.capitalize()} {label(score, text=text)} first: the hard, atypical end of a "
+        "score that is "
         "not a memorization score"
     )
 
 
-def label(column: str) -> str:
-    """The human label of a column (its words and unit)."""
-    if column in LABELS:
-        return LABELS[column]
+def label(column: str, *, text: bool = False) -> str:
+    """The human label of a column (its words and unit); as a text run's trace means it
+    (`TEXT_LABELS`) if `text`."""
+    words = LABELS | TEXT_LABELS if text else LABELS
+    if column in words:
+        return words[column]
     for side in (" A", " B"):  # a score paired across two runs (Compare runs)
         if column.endswith(side):
-            return f"{label(column.removesuffix(side))}, run{side}"
-    if column.endswith("_train") and column.removesuffix("_train") in LABELS:
-        return f"{LABELS[column.removesuffix('_train')]} (minibatches)"
+            return f"{label(column.removesuffix(side), text=text)}, run{side}"
+    if column.endswith("_train") and column.removesuffix("_train") in words:
+        return f"{words[column.removesuffix('_train')]} (minibatches)"
     return column.replace("_", " ")
+
+
+# the words of the training curves (charts.training_curves) as a text run means them
+TEXT_CURVE_WORDS: dict[str, str] = {
+    "accuracy (labels trained with)": "extractable (share of sequences)",
+    "train (clean)": "train (plain and duplicate)",
+}
+
+
+def text_relabels() -> dict[str, str]:
+    """What a chart drawn for a classifier says (the labels of `LABELS`, the training
+    curves' words) -> what it says on a text run (`TEXT_LABELS`, `TEXT_CURVE_WORDS`), for
+    the words a chart function writes itself."""
+    return {LABELS[c]: TEXT_LABELS[c] for c in TEXT_LABELS if c in LABELS} | TEXT_CURVE_WORDS
 
 
 def value_text(column: str, value: object) -> str:

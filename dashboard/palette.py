@@ -12,7 +12,10 @@ KIND_COLORS: dict[str, str] = {
     "canary": "#CC79A7",  # reddish purple
     "reference": "#7F7F7F",  # grey: never trained on
     "test": "#009E73",  # bluish green
+    "duplicate": "#E69F00",  # orange: a text run's sequence repeated in the training data
 }
+# a text run's plain training sequence is drawn as a clean example: the data as it came
+KIND_ALIASES: dict[str, str] = {"plain": "clean"}
 # the training-curve groups of analysis.curves, in the colour of the kind they hold
 GROUP_COLORS: dict[str, str] = {
     "train (clean)": KIND_COLORS["clean"],
@@ -23,7 +26,7 @@ GROUP_COLORS: dict[str, str] = {
 # canaries by repetitions (light to dark: seen more often), for exposure charts
 REPEAT_COLORS = ("#E8B4D2", "#CC79A7", "#8E3B6D", "#5A1E44")
 SEQUENTIAL = "Viridis"  # numeric scores
-# membership-inference attacks (Privacy page): Okabe-Ito colours no kind of example uses
+# membership-inference attacks (Privacy page, classifiers only): colours no classifier kind uses
 ATTACK_COLORS: dict[str, str] = {"online": "#E69F00", "offline": "#56B4E9", "global": "#000000"}
 # members and non-members of a model's training set (the Learn lesson on membership)
 MEMBER_COLORS: dict[str, str] = {"trained on it": "#E69F00", "held it out": "#56B4E9"}
@@ -43,7 +46,7 @@ SPARE_COLORS = ("#000000", "#E69F00", "#56B4E9", "#F0E442", "#999999", "#332288"
 
 def kind_color(kind: str) -> str | None:
     """The colour of a kind of example or of a study's series (None for any other value)."""
-    return KIND_COLORS.get(kind) or STUDY_COLORS.get(kind)
+    return KIND_COLORS.get(KIND_ALIASES.get(kind, kind)) or STUDY_COLORS.get(kind)
 
 
 def repeat_color(rank: int) -> str:

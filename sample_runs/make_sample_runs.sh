@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 MEMDASH=${MEMDASH:-.venv/bin/memdash}
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
-  --canaries 10 --embed-layers fc2,out --embed-epochs 0,10,30,60 --checkpoint-epochs 0,20,60 \
+  --canaries 10 --embed-layers fc1,fc2,out --embed-epochs 0,5,30,60 --checkpoint-epochs 0,20,60 \
   --overwrite --out sample_runs/digits_mlp_noise20
 $MEMDASH analyze sample_runs/digits_mlp_noise20
 $MEMDASH localize sample_runs/digits_mlp_noise20
@@ -34,8 +34,8 @@ $MEMDASH train --dataset digits --model mlp --corruption random_labels --noise 1
 $MEMDASH analyze sample_runs/digits_mlp_random_labels
 
 $MEMDASH train --dataset mnist1d --model cnn --noise 0.1 --epochs 60 --lr 0.01 --seed 0 \
-  --canaries 10 --canary-repeats 1,10,50 --overwrite \
-  --out sample_runs/mnist1d_cnn_noise10_canaries
+  --canaries 10 --canary-repeats 1,10,50 --embed-layers out --embed-epochs 0,5,10,30,60 \
+  --overwrite --out sample_runs/mnist1d_cnn_noise10_canaries
 $MEMDASH analyze sample_runs/mnist1d_cnn_noise10_canaries
 
 # Studies of several runs (Arpit et al. 2017; Memorization Dissection; random-label
@@ -54,3 +54,15 @@ PRE=(--dataset digits --model mlp --epochs 30 --no-record-train --checkpoint-epo
 $MEMDASH train "${PRE[@]}" --init-from sample_runs/groups/digits_random/seed_0 --reinit out \
   --out sample_runs/pretraining/digits_from_random_labels
 $MEMDASH train "${PRE[@]}" --out sample_runs/pretraining/digits_from_scratch
+
+# A language model in the Secret Sharer's own setting (Carlini et al. 2019, 2023): a small
+# GPT-2 on the seeded synthetic corpus, canaries "my pin is DDDDDD" inserted 1, 4, 16 and 64
+# times per epoch, 100 reference secrets never inserted, training sequences duplicated 1 to
+# 32 times; per-token losses and checkpoints at epochs 0, 1, 2, 4, 8 and 30, where
+# `memdash analyze` ranks every secret among all 10^6 candidates.
+$MEMDASH train --dataset text --model gpt --width 64 --layers 2 --heads 4 --epochs 30 \
+  --lr 0.003 --n-examples 2000 --canaries 4 --canary-repeats 1,4,16,64 \
+  --reference-canaries 100 --duplicate-sequences 8 --duplicate-counts 1,2,4,8,16,32 \
+  --embed-layers block1,block2 --embed-epochs 0,4,30 --checkpoint-epochs 0,1,2,4,8,30 \
+  --seed 0 --overwrite --out sample_runs/text_gpt_canaries
+$MEMDASH analyze sample_runs/text_gpt_canaries

@@ -121,7 +121,7 @@ def test_palette_gives_every_kind_one_distinct_colour_and_groups_follow_it():
     from memdash.dashboard.palette import GROUP_COLORS
 
     colours = list(KIND_COLORS.values())
-    assert set(KIND_COLORS) == {"clean", "flipped", "canary", "reference", "test"}
+    assert set(KIND_COLORS) == {"clean", "flipped", "canary", "reference", "test", "duplicate"}
     assert len(set(colours)) == len(colours)
 
     def lab(hex_colour):

@@ -77,8 +77,8 @@ def test_nan_and_infinite_floats_are_refused(option, expected, value, tmp_path):
         (["--seed", "-1"], "error: --seed must be an integer in 0..4294967295, got -1"),
         (
             ["--dataset", "cifar"],
-            "error: --dataset must be one of digits, mnist1d, synthetic, npz, folder, hf, got "
-            "cifar",
+            "error: --dataset must be one of digits, mnist1d, synthetic, npz, folder, hf, text, "
+            "got cifar",
         ),
         (
             ["--shape", "1x2x3x4"],

@@ -225,7 +225,7 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
     at = page_test("findings").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 17 and set(table["verdict"]) <= {
+    assert len(table) == 21 and set(table["verdict"]) <= {
         "holds",
         "does not hold",
         "not enough data",
@@ -235,6 +235,15 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
     ).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
     assert any("AUROC" in m.value and "holds" in m.value for m in at.markdown)
+    # the language model's findings draw from the text run
+    for title in (
+        "A language model's exposure of a secret rises with its insertions",
+        "The more often a sequence is duplicated, the more often it is extractable",
+        "Extrapolated exposure agrees with the exact ranking below the ceiling",
+    ):
+        at.selectbox(key="findings_choice").set_value(title).run()
+        assert not at.exception and len(at.get("plotly_chart")) == 1, title
+        assert any("a language model with canaries" in c.value for c in at.caption), title
 
 
 def _lesson(index):
@@ -252,6 +261,7 @@ LESSON_CONTROLS = [
     ("slider", "learn_mem_threshold", 0.8, "Above 0.80"),
     ("select_slider", "learn_membership_fpr", 0.001, "With 0.1% false positives"),
     ("select_slider", "learn_exposure_epoch", 0, None),
+    ("select_slider", "learn_secret_sharer_epoch", 8, "After epoch 8, among the 1,000,000"),
     ("radio", "learn_knn_subset", "clean", None),
     ("radio", "learn_loc_view", "example-tied dropout", None),
     ("select_slider", "learn_oneway_epoch", 1, "after epoch 1, two seeds agree"),

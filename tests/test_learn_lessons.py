@@ -194,7 +194,7 @@ def test_knn_lesson_draws_the_network_once_and_names_every_line(open_lesson):
         rows = knn[(knn["split"] == "train") & (knn["subset"] == subset)]
         layers = list(dict.fromkeys(rows["layer"]))
         # one line for the network (it does not depend on the layer) and one k-NN per layer
-        assert len(traces) == 1 + len(layers) == 3
+        assert len(traces) == 1 + len(layers) == 4  # fc1, fc2, out
         names = [t.name for t in traces]
         # a legend entry per line
         assert all(getattr(t, "showlegend", None) is not False for t in traces)

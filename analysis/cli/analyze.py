@@ -34,7 +34,7 @@ def _only(table: str, steps: str) -> Any:
 
 def analyze(
     run: Path = typer.Argument(..., help="A run directory."),
-    only: tuple = _only("STEPS", "scores,knn,umap,exposure"),
+    only: tuple = _only("STEPS", "scores,knn,umap,exposure,extraction"),
     force: bool = FORCE,
     knn_k: int = option(
         30, field("analysis.knn_k"), "k-NN: neighbours that vote (Cohen et al.: 30)."
@@ -116,6 +116,8 @@ def _run_steps(
             def report(step: str, state: str) -> None:
                 if state in ("computed", "up to date"):
                     console.print(f"{step}: {state} ({time.perf_counter() - started:.1f} s)")
+                elif state.startswith("not for "):  # a step of another kind of run
+                    console.print(f"{step}: {state}")
                 else:
                     status.update(f"{step}: {state}")
 

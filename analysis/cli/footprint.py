@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from memdash.analysis.record.config import RunConfig
+from memdash.analysis.record.config import RunConfig, is_text
 from memdash.analysis.record.data import MNIST1D_DEFAULT_N, SYNTHETIC_DEFAULT_N
 
 # rows and one example's shape of the data sets memdash makes itself (record/data.py; the
@@ -74,6 +74,8 @@ def parts(config: RunConfig, *, models: int = 1) -> list[Part]:
     """The big things a run of `config` holds (`models` trained at once, as an estimate
     does), each at least as big as its `size`."""
     d, t, r = config.data, config.train, config.record
+    if is_text(d):
+        return _text_parts(config, models)
     known_rows, known_shape = KNOWN.get(d.dataset, (0, None))
     rows = (d.n_examples or known_rows) if d.dataset in ("synthetic", "mnist1d") else known_rows
     shape = known_shape or (d.shape if d.dataset == "synthetic" else (1, *(d.image_size or ())))
@@ -115,6 +117,46 @@ def parts(config: RunConfig, *, models: int = 1) -> list[Part]:
     return found
 
 
+def lm_parameters(config: RunConfig) -> dict[str, int]:
+    """A language model's parameters by part, counted from its config as the models build it
+    (GPT-2: embeddings of tokens and positions, per block 12 W^2 + 13 W, the final norm and
+    an untied head; an LSTM: per layer 8 W^2 + 8 W); {} for ``hf`` (its checkpoint says)."""
+    m, d = config.model, config.data
+    vocab = 257 if d.tokenizer == "byte" else d.vocab_size + 1
+    width, context = m.width, m.context or d.seq_len
+    if m.name == "gpt":
+        blocks = m.n_layers * (12 * width**2 + 13 * width)
+        return {"embed": (vocab + context) * width, "blocks": blocks, "out": 2 * width}
+    if m.name == "lstm":
+        return {"embed": vocab * width, "blocks": m.n_layers * (8 * width**2 + 8 * width)}
+    return {}
+
+
+def _text_parts(config: RunConfig, models: int) -> list[Part]:
+    """A text run: the model's weights (named by --width, or --layers when they weigh more),
+    and a minibatch's logits over the vocabulary with the activations of its layers."""
+    m, d, t = config.model, config.data, config.train
+    params = lm_parameters(config)
+    if not params:
+        return []
+    vocab = 257 if d.tokenizer == "byte" else d.vocab_size + 1
+    head = vocab * m.width
+    found = [_model_part(config, params | {"head": head}, models)]
+    tokens = t.batch_size * d.seq_len
+    values = tokens * (vocab + 16 * m.width * m.n_layers)
+    found.append(
+        Part(
+            "--batch-size",
+            str(t.batch_size),
+            f"a minibatch's logits and activations ({tokens:,} tokens)",
+            "(and their gradients, float32)",
+            values * 4 * 2 * models,
+            "device",
+        )
+    )
+    return found
+
+
 def _data_part(config: RunConfig, rows: int, canary_rows: int, values: int, ids: int) -> Part:
     """The inputs, their canaries, the example table, one epoch's trace and training ids,
     named by the option that sets the most of them."""
@@ -151,6 +193,9 @@ def _model_part(config: RunConfig, params: dict[str, int], models: int) -> Part:
     n = sum(params.values())
     if models > 1:
         option, value, whose = "--models-per-batch", str(models), f"the {models} models'"
+    elif m.name in ("gpt", "lstm"):
+        option, value = "--width", f"{m.width} with --layers {m.n_layers}"
+        whose = "the model's"
     elif m.name == "resnet":
         option, value, whose = "--width", str(m.width), "the model's"
     else:

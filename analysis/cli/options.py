@@ -23,12 +23,17 @@ from typer.core import TyperCommand
 from memdash.analysis.cli._common import refuse
 from memdash.analysis.measures.neighbors import METRICS as KNN_METRICS
 from memdash.analysis.record.config import (
+    CHUNKINGS,
     CORRUPTIONS,
     DATASETS,
+    EMBED_POOLS,
+    LM_MODELS,
     MODELS,
     OPTIMIZERS,
     RANGES,
     SEED_MAX,
+    TEXT_CORPORA,
+    TOKENIZERS,
 )
 from memdash.analysis.record.ranges import Range, ints, reals
 
@@ -255,7 +260,11 @@ SEED = field("run.seed")
 OPTIONAL_SEED = field("data.seed")
 DEVICE = Device()
 DATASET = OneOf(DATASETS)
-ARCHITECTURE = OneOf(MODELS)
+ARCHITECTURE = OneOf(MODELS + LM_MODELS)
+TEXT_CORPUS = OneOf(TEXT_CORPORA)
+CHUNKING = OneOf(CHUNKINGS)
+TOKENIZER = OneOf(TOKENIZERS)
+EMBED_POOL = OneOf(EMBED_POOLS)
 OPTIMIZER = OneOf(OPTIMIZERS)
 CORRUPTION = OneOf(CORRUPTIONS)
 KNN_METRIC = OneOf(KNN_METRICS)

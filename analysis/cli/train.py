@@ -23,10 +23,12 @@ from memdash.analysis.cli._common import (
 )
 from memdash.analysis.cli.options import (
     ARCHITECTURE,
+    CHUNKING,
     CORRUPTION,
     DATASET,
     DEVICE,
     EMBED_DTYPE,
+    EMBED_POOL,
     EPOCH_LIST,
     HIDDEN,
     LAYERS,
@@ -34,6 +36,8 @@ from memdash.analysis.cli.options import (
     OPTIONAL_SEED,
     SEED,
     TEXT,
+    TEXT_CORPUS,
+    TOKENIZER,
     ImageSize,
     Numbers,
     Seeds,
@@ -41,6 +45,7 @@ from memdash.analysis.cli.options import (
     option,
 )
 from memdash.analysis.record.config import (
+    LM_MODELS,
     RANGES,
     DataConfig,
     ModelConfig,
@@ -52,12 +57,15 @@ from memdash.analysis.record.config import (
 
 def train(
     out: Path = typer.Option(..., "--out", help="Run directory to create (or resume)."),
-    dataset: str = option(DATA.dataset, DATASET, "digits, mnist1d, synthetic, npz, folder or hf."),
+    dataset: str = option(
+        DATA.dataset, DATASET, "digits, mnist1d, synthetic, npz, folder, hf or text."
+    ),
     data_path: str = option(
         None,
         TEXT,
         "npz: file with X, y (and X_test, y_test); folder: DIR/<class>/images, or "
-        "DIR/train/<class>/ and DIR/test/<class>/; hf: a dataset saved with save_to_disk.",
+        "DIR/train/<class>/ and DIR/test/<class>/; hf: a dataset saved with save_to_disk; "
+        "text: a .txt file, a .jsonl file (--text-column) or a folder of .txt files.",
     ),
     image_size: tuple = option(
         "",
@@ -78,6 +86,45 @@ def train(
     n_classes: int = option(
         DATA.n_classes, field("data.n_classes"), "synthetic: number of classes."
     ),
+    text_corpus: str = option(
+        DATA.text_corpus,
+        TEXT_CORPUS,
+        "text without --data-path: synthetic (templated English) or python-docs (the "
+        "standard library's docstrings).",
+    ),
+    text_column: str = option(
+        None, TEXT, "hf: the column of text (makes a text run); .jsonl: default text."
+    ),
+    seq_len: int = option(DATA.seq_len, field("data.seq_len"), "text: tokens per sequence."),
+    chunking: str = option(
+        DATA.chunking, CHUNKING, "text: a sequence per line, or fixed-length chunks."
+    ),
+    tokenizer: str = option(
+        None,
+        TOKENIZER,
+        "text: byte (UTF-8 bytes), bpe (trained on the data) or hf (the --model-path "
+        "checkpoint's own; the default with --model hf, byte otherwise).",
+    ),
+    vocab_size: int = option(
+        DATA.vocab_size, field("data.vocab_size"), "--tokenizer bpe: its vocabulary size."
+    ),
+    canary_format: str = option(
+        DATA.canary_format, TEXT, "text canaries: the secret's format, {d} a random digit."
+    ),
+    duplicate_sequences: int = option(
+        DATA.duplicate_sequences,
+        field("data.duplicate_sequences"),
+        "text: training sequences repeated at each of --duplicate-counts.",
+    ),
+    duplicate_counts: tuple = option(
+        "1,2,4,8,16,32", field("data.duplicate_counts"), "text: copies of each per epoch."
+    ),
+    prefix_len: int = option(
+        DATA.prefix_len, field("data.prefix_len"), "text extraction: prefix tokens P."
+    ),
+    suffix_len: int = option(
+        DATA.suffix_len, field("data.suffix_len"), "text extraction: suffix tokens S."
+    ),
     corruption: str = option(
         DATA.corruption, CORRUPTION, "symmetric (label noise), random_labels or random_inputs."
     ),
@@ -89,12 +136,24 @@ def train(
     reference_canaries: int = option(
         DATA.reference_canaries, field("data.reference_canaries"), "Never-trained canaries."
     ),
-    model: str = option(MODEL.name, ARCHITECTURE, "mlp, cnn or resnet (ResNet-9)."),
+    model: str = option(
+        MODEL.name,
+        ARCHITECTURE,
+        "mlp, cnn or resnet (ResNet-9); on text: gpt (GPT-2 from a config), lstm or hf.",
+    ),
     hidden: tuple = option("512,256", HIDDEN, "MLP hidden widths (CNN: its dense width)."),
     channels: tuple = option("32,64", field("model.channels"), "CNN convolution channels."),
     width: int = option(
-        MODEL.width, field("model.width"), "ResNet-9: channels of its first layer (x2, x4, x8)."
+        MODEL.width,
+        field("model.width"),
+        "ResNet-9: channels of its first layer (x2, x4, x8); gpt, lstm: hidden size.",
     ),
+    n_layers: int = option(
+        MODEL.n_layers, field("model.n_layers"), "gpt: blocks; lstm: LSTM layers.", "--layers"
+    ),
+    n_heads: int = option(MODEL.n_heads, field("model.n_heads"), "gpt: heads.", "--heads"),
+    context: int = option(MODEL.context, field("model.context"), "gpt: positions (0 = --seq-len)."),
+    model_path: str = option(None, TEXT, "--model hf: a causal LM folder (save_pretrained)."),
     dropout: float = option(
         MODEL.dropout, field("model.dropout"), "Dropout rate after each hidden block."
     ),
@@ -111,8 +170,12 @@ def train(
     ),
     epochs: int = option(TRAIN.epochs, field("train.epochs"), "Training epochs."),
     batch_size: int = option(TRAIN.batch_size, field("train.batch_size"), "Minibatch size."),
-    optimizer: str = option(TRAIN.optimizer, OPTIMIZER, "sgd or adam."),
-    lr: float = option(TRAIN.lr, field("train.lr"), "Learning rate."),
+    optimizer: str = option(
+        None, OPTIMIZER, "sgd or adam (default sgd; adam for language models)."
+    ),
+    lr: float = option(
+        None, field("train.lr"), "Learning rate (default 0.05; 0.001 for language models)."
+    ),
     momentum: float = option(TRAIN.momentum, field("train.momentum"), "SGD momentum."),
     weight_decay: float = option(TRAIN.weight_decay, field("train.weight_decay"), "L2 penalty."),
     device: str = option(TRAIN.device, DEVICE, "torch device, e.g. cpu or cuda."),
@@ -135,6 +198,9 @@ def train(
         "0", EPOCH_LIST, "Epochs whose weights are stored (0 = init; the last epoch always is)."
     ),
     embed_dtype: str = option(RECORD.embed_dtype, EMBED_DTYPE, "float16 or float32."),
+    embed_pool: str = option(
+        RECORD.embed_pool, EMBED_POOL, "text: a sequence's embedding, last token or mean."
+    ),
     record_loss_sensitivity: bool = typer.Option(
         False, help="Record ||dL/dx||_1 per example and epoch (Arpit et al.), a trace column."
     ),
@@ -173,10 +239,15 @@ def train(
             options,
             path=data_path,
             seed=data_seed,  # the data's own seed (None: the run's, --seed)
+            tokenizer=tokenizer or ("hf" if model == "hf" else DATA.tokenizer),
         ),
         model=config_from(ModelConfig, options, name=model),
         train=config_from(
-            TrainConfig, options, init_from=None if init_from is None else str(init_from)
+            TrainConfig,
+            options,
+            init_from=None if init_from is None else str(init_from),
+            optimizer=optimizer or ("adam" if model in LM_MODELS else TRAIN.optimizer),
+            lr=lr if lr is not None else (0.001 if model in LM_MODELS else TRAIN.lr),
         ),
         record=config_from(RecordConfig, options, loss_sensitivity=record_loss_sensitivity),
         seed=seed,
@@ -188,6 +259,7 @@ def train(
         with errors_reported(RunFormatError):  # no options given: resume with the stored ones
             config = RunConfig.from_dict(Run.open(out).config)
     refuse_bad_config(config)  # what the options' ranges alone cannot tell, before any work
+    _say_how_exposure_is_computed(config)
     if seeds:
         shared = replace(config.data, seed=seeds[0] if data_seed is None else data_seed)
         for member in seeds:
@@ -198,10 +270,39 @@ def train(
     _train_one(config, out, resume=resume, overwrite=overwrite)
 
 
+def _say_how_exposure_is_computed(config: RunConfig) -> None:
+    """A text run's canary format: refused without a digit slot; a note when its space is
+    too large to rank exactly, so that its exposure will be extrapolated."""
+    from memdash.analysis.record.config import is_text
+
+    if not is_text(config.data) or not config.data.canaries:
+        return
+    from memdash.analysis.cli._common import refuse
+    from memdash.analysis.record.text.formats import parse_format
+    from memdash.analysis.steps.text_exposure import EXACT_LIMIT
+
+    try:
+        fmt = parse_format(config.data.canary_format)
+    except ValueError as err:
+        refuse(str(err))
+    if fmt.space_size > EXACT_LIMIT:
+        console.print(
+            f"note: --canary-format has {fmt.space_size:.0e} candidate secrets, more than the "
+            f"{EXACT_LIMIT:.0e} that the exact ranking enumerates: `memdash analyze` will "
+            "extrapolate its exposure (a skew-normal fitted to sampled candidates)",
+            soft_wrap=True,
+        )
+
+
 def _train_one(config: RunConfig, out: Path, *, resume: bool, overwrite: bool) -> None:
     """Train one run with a progress bar, drawn once its arguments and data are checked."""
+    from memdash.analysis.record.config import is_text
     from memdash.analysis.record.training import TrainingError
-    from memdash.analysis.record.training import train as run_training
+
+    if is_text(config.data):
+        from memdash.analysis.record.text.training import train_text as run_training
+    else:
+        from memdash.analysis.record.training import train as run_training
 
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -5,7 +5,8 @@ needs (by role), what else they must hold, its measure, its statistic and its ve
 One whose inputs are missing says so ("not enough data") instead of failing. The roles are
 found from the runs' configs (`roles`): ``clean`` (no corruption), ``noise`` (symmetric
 label noise, no dropout), ``dropout`` (the same with dropout), ``tied`` (example-tied
-dropout), ``random`` (random labels), ``canaries`` (a run with canaries); the seed groups and
+dropout), ``random`` (random labels), ``canaries`` (a run with canaries), ``text`` (a
+language model's run); the seed groups and
 run pairs of the studies by `study_roles`.
 
 The findings on trace scores and training curves use the trace chosen with
@@ -16,7 +17,8 @@ each `Finding` names the trace it used.
 The findings live by family: `curves` (fitting order and speed), `scores` (forgetting, the
 data map, memorization scores), `privacy` (membership inference, exposure),
 `representations` (k-NN against the network), `localization` (flipping, example-tied
-dropout) and `studies` (seed groups, random-label pre-training).
+dropout), `studies` (seed groups, random-label pre-training) and `text` (a language
+model's exposure and extraction).
 """
 
 from memdash.analysis.findings.curves import (
@@ -53,6 +55,12 @@ from memdash.analysis.findings.studies import (
     one_way_to_learn,
     random_label_pretraining,
 )
+from memdash.analysis.findings.text import (
+    exact_and_extrapolated_agree,
+    extraction_grows_with_duplicates,
+    memorization_before_overfitting,
+    text_exposure_rises,
+)
 
 CHECKS = registered()  # every finding, in the order of the issue's list
 TRACE_CHECKS = tuple(c for c in CHECKS if c.trace == ASKED)  # those that take the trace asked
@@ -76,12 +84,15 @@ __all__ = [
     "data_map",
     "dropout_slows_memorization",
     "easiness_across_seeds",
+    "exact_and_extrapolated_agree",
     "exposure",
+    "extraction_grows_with_duplicates",
     "first_epoch",
     "flipping",
     "forgetting",
     "knn_versus_network",
     "loss_sensitivity",
+    "memorization_before_overfitting",
     "membership_follows_memorization",
     "memorization_scores",
     "one_way_to_learn",
@@ -92,5 +103,6 @@ __all__ = [
     "slower_with_noise",
     "study_roles",
     "test_peaks_before_memorization",
+    "text_exposure_rises",
     "tied_dropout",
 ]

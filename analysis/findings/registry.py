@@ -42,6 +42,10 @@ ORDER = (
     "easiness_across_seeds",
     "loss_sensitivity",
     "critical_sample_ratio",
+    "text_exposure_rises_with_repetitions",
+    "memorization_before_overfitting",
+    "extraction_grows_with_duplicates",
+    "exact_and_extrapolated_exposure_agree",
 )
 
 

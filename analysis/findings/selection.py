@@ -3,8 +3,9 @@
 
 The roles: ``clean`` (no corruption), ``noise`` (symmetric label noise, no dropout),
 ``dropout`` (the same with dropout), ``tied`` (example-tied dropout), ``random`` (random
-labels), ``canaries`` (a run with canaries); the study roles: ``true_group`` and
-``random_group`` (seed groups), ``pretrained`` and its ``scratch`` twin.
+labels), ``canaries`` (a run with canaries), ``text`` (a language model's run); the study
+roles: ``true_group`` and ``random_group`` (seed groups), ``pretrained`` and its
+``scratch`` twin.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ def roles(runs: list[Run]) -> dict[str, Run]:
     out: dict[str, Run] = {}
     for run in runs:
         if run.status != "complete" or run.meta.get("estimate_only"):
+            continue
+        if run.is_text:  # a language model's run: the text findings' role, no classifier's
+            out.setdefault("text", run)
             continue
         data, model = run.config.get("data", {}), run.config.get("model", {})
         noise, corruption = data.get("noise", 0.0), data.get("corruption", "symmetric")

@@ -16,8 +16,13 @@ from typing import Any
 from memdash.analysis.measures.neighbors import METRICS as KNN_METRICS
 from memdash.analysis.record.ranges import Range, ints, reals
 
-DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder", "hf")
+DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder", "hf", "text")
 MODELS = ("mlp", "cnn", "resnet")
+LM_MODELS = ("gpt", "lstm", "hf")  # causal language models, for text runs
+TEXT_CORPORA = ("synthetic", "python-docs")
+CHUNKINGS = ("lines", "chunks")
+TOKENIZERS = ("byte", "bpe", "hf")
+EMBED_POOLS = ("last", "mean")
 OPTIMIZERS = ("sgd", "adam")
 CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (UMAP's random_state) takes seeds below 2**32
@@ -39,6 +44,12 @@ RANGES: dict[str, Range] = {
     "data.canary_repeats": ints(1, 100_000, items=(1, 100)),
     "data.reference_canaries": ints(0, 10_000_000),
     "data.seed": Range(0, SEED_MAX, optional=True),
+    "data.seq_len": ints(2, 1_000_000),
+    "data.vocab_size": ints(260, 1_000_000),
+    "data.duplicate_sequences": ints(0, 10_000_000),
+    "data.duplicate_counts": ints(1, 100_000, items=(1, 100)),
+    "data.prefix_len": ints(1, 1_000_000),
+    "data.suffix_len": ints(1, 1_000_000),
     # the model
     "model.hidden": ints(1, 1_000_000, items=(0, 64)),
     "model.channels": ints(1, 100_000, items=(0, 16)),
@@ -46,6 +57,9 @@ RANGES: dict[str, Range] = {
     "model.dropout": reals(0, 1, open_high=True),
     "model.p_fixed": reals(0, 1, open_low=True),
     "model.p_mem": reals(0, 1),
+    "model.n_layers": ints(1, 1_000),
+    "model.n_heads": ints(1, 1_000),
+    "model.context": ints(0, 1_000_000),
     # the training
     "train.epochs": ints(1, EPOCHS_MAX),
     "train.batch_size": ints(1, 1_000_000),
@@ -108,6 +122,24 @@ class DataConfig:
     canary_repeats: tuple[int, ...] = (1, 10, 50)  # times each canary appears per epoch
     reference_canaries: int = 500  # canaries drawn the same way, never trained on
     seed: int | None = None  # split, corruption and canaries; None = the run's seed
+    # text runs (dataset "text", or "hf" with a text_column): sequences are the examples
+    text_corpus: str = "synthetic"  # text without a path: one of TEXT_CORPORA
+    text_column: str | None = None  # hf, .jsonl: the column of text (hf: set for text runs)
+    seq_len: int = 64  # tokens per sequence (longer lines are cut; chunks are this long)
+    chunking: str = "chunks"  # one of CHUNKINGS: fixed-length chunks, or a sequence per line
+    tokenizer: str = "byte"  # one of TOKENIZERS: bytes, a BPE trained on the data, the model's
+    vocab_size: int = 512  # bpe: tokens in its vocabulary
+    canary_format: str = "my pin is {d}{d}{d}{d}{d}{d}"  # text canaries: {d} = a random digit
+    duplicate_sequences: int = 0  # training sequences repeated at each duplicate count
+    duplicate_counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # copies of each per epoch
+    prefix_len: int = 32  # extraction: the prefix P given to the model (tokens)
+    suffix_len: int = 16  # extraction: the suffix S it must reproduce greedily (tokens)
+
+
+def is_text(data: DataConfig) -> bool:
+    """Whether a run's examples are sequences of text (`DataConfig.dataset` ``text``, or
+    ``hf`` with a `text_column`)."""
+    return data.dataset == "text" or (data.dataset == "hf" and data.text_column is not None)
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,11 @@ class ModelConfig:
     example_tied_dropout: bool = False  # Maini et al.'s example-tied dropout instead of dropout
     p_fixed: float = 0.2  # tied dropout: fraction of channels always kept (generalization)
     p_mem: float = 0.1  # tied dropout: chance an example keeps each other channel (memorization)
+    # causal language models (LM_MODELS); `width` is their hidden size, `dropout` theirs
+    n_layers: int = 2  # gpt: transformer blocks; lstm: LSTM layers
+    n_heads: int = 4  # gpt: attention heads (width must be a multiple)
+    context: int = 0  # gpt: positions; 0 = the data's sequence length
+    model_path: str | None = None  # hf: a causal LM checkpoint folder (save_pretrained)
 
 
 @dataclass(frozen=True)
@@ -155,6 +192,7 @@ class RecordConfig:
     critical_examples: int = 0  # Arpit et al.: a seeded subset searched for critical samples
     critical_radius: float = 0.1  # its L-inf box radius (in input units)
     critical_steps: int = 10  # signed-gradient steps of the search (each radius / 4)
+    embed_pool: str = "last"  # text runs: a sequence's embedding, the last token's or the mean
 
 
 @dataclass(frozen=True)
@@ -248,9 +286,13 @@ def validate(config: RunConfig) -> None:
     d, m, t, r = config.data, config.model, config.train, config.record
     _choice("dataset", d.dataset, DATASETS)
     _choice("corruption", d.corruption, CORRUPTIONS)
-    _choice("model", m.name, MODELS)
+    _choice("model", m.name, MODELS + LM_MODELS)
     _choice("optimizer", t.optimizer, OPTIMIZERS)
     _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
+    _choice("embed_pool", r.embed_pool, EMBED_POOLS)
+    _choice("text corpus", d.text_corpus, TEXT_CORPORA)
+    _choice("chunking", d.chunking, CHUNKINGS)
+    _choice("tokenizer", d.tokenizer, TOKENIZERS)
     for part in ("data", "model", "train", "record"):
         check_ranges(part, getattr(config, part))
     check_ranges("run", config)
@@ -261,6 +303,7 @@ def validate(config: RunConfig) -> None:
         raise ValueError(f"--dataset {d.dataset} needs --data-path: {needs[d.dataset]}")
     if d.dataset in ("synthetic", "mnist1d"):
         _check_split(d)
+    _check_text(d, m)
     if t.init_from is None and (t.init_epoch is not None or t.reinit):
         raise ValueError("--init-epoch and --reinit need --init-from")
     if d.canaries and d.reference_canaries < 2:
@@ -274,6 +317,41 @@ def validate(config: RunConfig) -> None:
         bad = [e for e in epochs if not 0 <= e <= t.epochs]
         if bad:
             raise ValueError(f"{option} must lie in 0..{t.epochs} (0 to --epochs), got {bad}")
+
+
+def _check_text(d: DataConfig, m: ModelConfig) -> None:
+    """A text run trains a causal language model, and a language model trains on text."""
+    text, lm = is_text(d), m.name in LM_MODELS
+    if text and not lm:
+        raise ValueError(
+            f"--model {m.name} is a classifier; text runs train a causal language model: "
+            f"--model {', '.join(LM_MODELS)}"
+        )
+    if lm and not text:
+        raise ValueError(
+            f"--model {m.name} is a language model; train it on text: --dataset text (or "
+            "--dataset hf with --text-column)"
+        )
+    if not text:
+        return
+    if d.noise > 0:
+        raise ValueError("--noise: text runs have no labels to corrupt; leave --noise at 0")
+    if d.prefix_len + d.suffix_len > d.seq_len:
+        raise ValueError(
+            f"--prefix-len {d.prefix_len} + --suffix-len {d.suffix_len} exceed --seq-len "
+            f"{d.seq_len}: extraction needs the prefix and the suffix inside a sequence"
+        )
+    if m.name == "hf" and not m.model_path:
+        raise ValueError("--model hf needs --model-path: a causal LM folder (save_pretrained)")
+    if (m.name == "hf") != (d.tokenizer == "hf"):
+        raise ValueError(
+            "--tokenizer hf is the tokenizer saved with a --model hf checkpoint: use the two "
+            f"together (got --model {m.name}, --tokenizer {d.tokenizer})"
+        )
+    if m.name == "gpt" and m.width % m.n_heads:
+        raise ValueError(f"--width {m.width} must be a multiple of --heads {m.n_heads}")
+    if m.name == "gpt" and m.context and m.context < d.seq_len:
+        raise ValueError(f"--context {m.context} is shorter than --seq-len {d.seq_len}")
 
 
 def _check_split(d: DataConfig) -> None:

@@ -285,6 +285,7 @@ class TraceRecorder:
             )
         )
         jobs += [partial(w.write_embedding, epoch, k, v) for k, v in embeddings.items()]
+        jobs += self._epoch_extras(epoch)
         if self.accountant is not None and epoch > 0:
             jobs.append(partial(w.write_layer_grads, epoch, self.accountant.frame(epoch)))
             self.accountant.reset()
@@ -295,7 +296,7 @@ class TraceRecorder:
             jobs.append(
                 partial(w.write_resume_state, frozen(tensors), json.loads(json.dumps(meta)))
             )
-        summary = {"epoch": epoch} | accuracies_by_group(stats, self._groups)
+        summary = {"epoch": epoch} | self._summary(stats)
         jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary))
         self._submit(jobs)
         return summary
@@ -319,6 +320,15 @@ class TraceRecorder:
         return accuracies_by_group(stats, self._groups)
 
     # --------------------------------------------------------------- helpers
+    def _epoch_extras(self, epoch: int) -> list[Callable[[], None]]:
+        """Writes of an epoch beyond the trace, embeddings and weights (a subclass's own
+        files, e.g. a text run's per-token losses), run before the checkpoint; none here."""
+        return []
+
+    def _summary(self, stats: dict[str, torch.Tensor]) -> dict[str, float]:
+        """What run.json's ``last_epoch`` holds besides the epoch: accuracies by group."""
+        return accuracies_by_group(stats, self._groups)
+
     def _submit(self, jobs: list[Callable[[], None]]) -> None:
         self._writes.submit(jobs)
 

@@ -70,10 +70,10 @@ def stats_table(
             "margin": host["margin"].astype(np.float32, copy=False),
             "pred": host["pred"].astype(np.int32),
             "correct": host["correct"].astype(bool, copy=False),
-            # optional columns (Arpit et al.): recorded only when asked for
+            # optional columns, recorded only when asked for (Arpit et al.) or by text runs
             **{
                 k: host[k].astype(np.float32, copy=False)
-                for k in ("loss_sensitivity", "critical")
+                for k in ("loss_sensitivity", "critical", "log_perplexity", "token_accuracy")
                 if k in host
             },
         }

@@ -157,7 +157,7 @@ def load_optimizer_state(
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def _resume_state(epoch: int, model, opt) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def resume_state(epoch: int, model, opt) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, meta = optimizer_state(opt)
     tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
     return tensors, {"epoch": epoch, **meta}
@@ -207,7 +207,7 @@ def train(
     validate(config)
     out = Path(out)
     if resume:
-        config = _check_resumable(out, config)
+        config = check_resumable(out, config)
         if Run.open(out).status == "created":  # stopped before epoch 0 was stored
             resume, overwrite = False, True  # start it again from the top
     prepared = prepare_data(config)
@@ -259,11 +259,11 @@ def train(
         on_start()
     try:
         if not resume:
-            recorder.end_epoch(0, resume_state=_resume_state(0, model, opt))
+            recorder.end_epoch(0, resume_state=resume_state(0, model, opt))
         for epoch in range(writer.epochs_completed + 1, config.train.epochs + 1):
             train_epoch(model, opt, recorder, inputs, labels, train_ids, config, epoch)
-            _check_finite(model, epoch)
-            summary = recorder.end_epoch(epoch, resume_state=_resume_state(epoch, model, opt))
+            check_finite(model, epoch)
+            summary = recorder.end_epoch(epoch, resume_state=resume_state(epoch, model, opt))
             if progress is not None:
                 progress(epoch, config.train.epochs, summary)
     except (TrainingError, KeyboardInterrupt) as err:
@@ -321,7 +321,7 @@ def train_epoch(model, opt, recorder: TraceRecorder, inputs, labels, train_ids, 
         opt.step()
 
 
-def _check_finite(model: torch.nn.Module, epoch: int) -> None:
+def check_finite(model: torch.nn.Module, epoch: int) -> None:
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise TrainingError(
             f"training diverged in epoch {epoch}: the weights are NaN or infinite "
@@ -337,7 +337,7 @@ def _critical_search(config: RunConfig) -> tuple[int, float, int, int] | None:
     return r.critical_examples, r.critical_radius, r.critical_steps, config.seed
 
 
-def _check_resumable(out: Path, config: RunConfig) -> RunConfig:
+def check_resumable(out: Path, config: RunConfig) -> RunConfig:
     run = Run.open(out)
     stored = RunConfig.from_dict(run.config)
     if replace(stored, command="") != replace(config, command=""):

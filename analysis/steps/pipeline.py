@@ -23,15 +23,18 @@ import pandas as pd
 
 from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
 from memdash.analysis.steps.exposure import compute_exposure
+from memdash.analysis.steps.extraction import compute_extraction
 from memdash.analysis.steps.flipping import compute_flipping
 from memdash.analysis.steps.knn import compute_knn
 from memdash.analysis.steps.retraining import compute_retraining
 from memdash.analysis.steps.rewinding import compute_rewinding
 from memdash.analysis.steps.scores import compute_scores
+from memdash.analysis.steps.text_exposure import compute_text_exposure
 from memdash.analysis.steps.umap import compute_umap
 from memdash.analysis.store import Run, write_lock
 
 Config = AnalysisConfig | LocalizeConfig
+KINDS = ("classifier", "text")
 
 
 @dataclass(frozen=True)
@@ -41,22 +44,49 @@ class Step:
     compute: Callable[[Run, Any, Callable[[str], None]], dict[str, pd.DataFrame]]
     params: tuple[str, ...]  # the config fields in its key
     version: int  # bump when the step's output changes meaning
+    kinds: tuple[str, ...] = KINDS  # the kinds of run it applies to (`run_kind`)
+    text_version: int | None = None  # on text runs, its own version (a text code path)
+
+
+def run_kind(run: Run) -> str:
+    """``text`` for a language model's run (sequences), else ``classifier``."""
+    return "text" if run.is_text else "classifier"
+
+
+def applies(step: str, run: Run) -> bool:
+    """Whether a step has anything to compute on this kind of run (k-NN against the
+    network's predicted class, for one, needs a classifier)."""
+    return run_kind(run) in ALL_STEPS[step].kinds
+
+
+def _exposure(run: Run, config: Any, progress: Callable[[str], None]) -> dict[str, pd.DataFrame]:
+    """The canaries' exposure: the Secret Sharer's ranking among every secret on a text run,
+    the loss-based interpolation and extrapolation on a classifier's."""
+    if run.is_text:
+        return compute_text_exposure(run, config, progress)
+    return compute_exposure(run, config, progress)
 
 
 STEPS: dict[str, Step] = {
     "scores": Step(compute_scores, (), 1),
-    "knn": Step(compute_knn, ("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"), 1),
+    "knn": Step(
+        compute_knn,
+        ("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"),
+        1,
+        kinds=("classifier",),
+    ),
     "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed"), 1),
-    "exposure": Step(compute_exposure, (), 4),
+    "exposure": Step(_exposure, (), 4, text_version=1),
+    "extraction": Step(compute_extraction, (), 1, kinds=("text",)),
 }
 _FLIP = (
     *("flip_examples", "flip_max_units", "flip_others", "flip_own_weight"),
     *("flip_output_layer", "seed"),
 )
 LOCALIZE_STEPS: dict[str, Step] = {
-    "rewinding": Step(compute_rewinding, (), 1),
-    "retraining": Step(compute_retraining, ("retrain_epochs", "seed"), 1),
-    "flipping": Step(compute_flipping, _FLIP, 1),
+    "rewinding": Step(compute_rewinding, (), 1, kinds=("classifier",)),
+    "retraining": Step(compute_retraining, ("retrain_epochs", "seed"), 1, kinds=("classifier",)),
+    "flipping": Step(compute_flipping, _FLIP, 1, kinds=("classifier",)),
 }
 ALL_STEPS = STEPS | LOCALIZE_STEPS
 
@@ -81,6 +111,8 @@ def step_key(run: Run, step: str, config: Config | None = None) -> str:
         "status": run.status,
         "created_at": run.meta.get("created_at"),
     }
+    if run.is_text:  # a text run's steps keep their own versions (classifiers' keys unchanged)
+        payload["text_version"] = ALL_STEPS[step].text_version
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -118,7 +150,8 @@ def analyze(
 
     Returns
     -------
-    step -> ``computed`` or ``up to date``
+    step -> ``computed``, ``up to date`` or ``not for text runs`` / ``not for classifiers``
+    (a step that does not apply to the run's kind, `applies`)
     """
     config = config or (LocalizeConfig() if steps is LOCALIZE_STEPS else AnalysisConfig())
     names = only if only else list(steps)
@@ -131,7 +164,9 @@ def analyze(
     done: dict[str, str] = {}
     with write_lock(run.path, "memdash analyze", on_wait=lambda text: report(names[0], text)):
         for name in names:
-            if is_fresh(run, name, config) and not force:
+            if not applies(name, run):
+                done[name] = f"not for {'text runs' if run.is_text else 'classifiers'}"
+            elif is_fresh(run, name, config) and not force:
                 done[name] = "up to date"
             else:
                 report(name, "computing")

@@ -50,6 +50,10 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     _atomic(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True)))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
 def as_table(data: pd.DataFrame | pa.Table) -> pa.Table:
     """`data` as an Arrow table, without pandas metadata (a table is returned as it is)."""
     if isinstance(data, pa.Table):

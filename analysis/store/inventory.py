@@ -29,12 +29,14 @@ from memdash.analysis.store.layout import (
     LAYER_GRADS_COLUMNS,
     PLAIN_NAME,
     TEMPORARY,
+    TOKENIZER_FILE,
+    TOKENS_PART,
     TRACE_COLUMNS,
     TRACE_PART,
 )
 from memdash.analysis.store.lock import LOCK_NAME
 
-TOP_FILES = ("run.json", "examples.parquet", "inputs.npy", LOCK_NAME)
+TOP_FILES = ("run.json", "examples.parquet", "inputs.npy", TOKENIZER_FILE, LOCK_NAME)
 STRANGER = "not a file memdash writes"
 # the folders of parts that other tools read whole (pandas.read_parquet(RUN/NAME))
 PART_FOLDERS = {"trace.parquet": TRACE_COLUMNS, "layer_grads.parquet": LAYER_GRADS_COLUMNS}
@@ -104,6 +106,8 @@ def _classify(run: Path, rel: str, done: int, listed: set[str]) -> tuple[str, st
         epoch = EPOCH_DIR.match(parts[1])
         if epoch and name.endswith(".npy") and PLAIN_NAME.match(name):
             return _epoch(int(epoch.group(1)), done)
+    if top == "tokens" and len(parts) == 2 and (epoch := TOKENS_PART.match(name)):
+        return _epoch(int(epoch.group(1)), done)
     if top == "checkpoints" and len(parts) == 2 and (epoch := CHECKPOINT.match(name)):
         return _epoch(int(epoch.group(1)), done)
     if rel == "resume/state.safetensors" or (

@@ -50,6 +50,9 @@ TRACE_PART = re.compile(r"^(eval|train)-epoch_(\d{3,})\.parquet$")
 GRADS_PART = re.compile(r"^epoch_(\d{3,})\.parquet$")
 EPOCH_DIR = re.compile(r"^epoch_(\d{3,})$")
 CHECKPOINT = re.compile(r"^epoch_(\d{3,})\.safetensors$")
+# text runs: tokens/epoch_EEE.npy (per-token losses) and the run's own tokenizer.json
+TOKENS_PART = re.compile(r"^epoch_(\d{3,})\.npy$")
+TOKENIZER_FILE = "tokenizer.json"
 # heldout/spec.json and heldout/rR_bBBBB.{subsets,conf,correct}.npy (`memdash estimate`)
 HELDOUT_FILE = re.compile(r"^(?:spec\.json|r\d+_b\d{4,}\.(?:subsets|conf|correct)\.npy)$")
 # the hidden temporary sibling an atomic write renames over its file (atomic.py)

@@ -25,6 +25,8 @@ from memdash.analysis.store.layout import (
     EXAMPLES_COLUMNS,
     GRADS_PART,
     LAYER_GRADS_COLUMNS,
+    TOKENIZER_FILE,
+    TOKENS_PART,
     TRACE_COLUMNS,
     parts,
 )
@@ -71,6 +73,11 @@ class Run:
     @property
     def layers(self) -> list[str]:
         return list(self.meta.get("layers", []))
+
+    @property
+    def is_text(self) -> bool:
+        """A run of a language model, whose examples are sequences (run.json ``modality``)."""
+        return self.meta.get("modality") == "text"
 
     def in_layer_order(self, names: Iterable[str]) -> list[str]:
         """Layer names in the network's forward order (names it does not list last, by name)."""
@@ -204,6 +211,36 @@ class Run:
                 self.path, rel, f"shape {array.shape}, expected ({self.n_examples()}, D)"
             )
         return array
+
+    def token_loss_epochs(self) -> list[int]:
+        """Text runs: the committed epochs whose per-token losses are stored."""
+        found = parts(self.path / "tokens", TOKENS_PART)
+        epochs = (int(m.group(1)) for _, m in found)
+        return sorted(e for e in epochs if e <= self.epochs_completed)
+
+    def token_losses(self, epoch: int, *, mmap: bool = True) -> np.ndarray:
+        """Text runs: per-token losses (nats) at an epoch, float16 (N, L) aligned with the
+        tokens of inputs.npy, NaN after each sequence's end."""
+        rel = f"tokens/epoch_{epoch:03d}.npy"
+        if epoch not in self.token_loss_epochs():
+            raise RunFormatError(
+                self.path, rel, f"not recorded; recorded epochs: {self.token_loss_epochs()}"
+            )
+        array = load_npy(self.path, rel, mmap)
+        shape = self.inputs().shape
+        if array.shape != shape:
+            raise RunFormatError(self.path, rel, f"shape {array.shape}, expected {shape}")
+        return array
+
+    def tokenizer_json(self) -> str | None:
+        """Text runs: the run's own tokenizer (tokenizer.json, a trained BPE), or None."""
+        file = self.path / TOKENIZER_FILE
+        if not file.is_file():
+            return None
+        try:
+            return file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise RunFormatError(self.path, TOKENIZER_FILE, f"not readable ({err})") from err
 
     def checkpoint_epochs(self) -> list[int]:
         return checkpoints.checkpoint_epochs(self.path, self.epochs_completed)

@@ -107,6 +107,17 @@ DATA = _object(
         "canary_repeats": _list(_int(1)),
         "reference_canaries": _int(0),
         "seed": _int(0, null=True),
+        "text_corpus": _string(),
+        "text_column": _string(null=True),
+        "seq_len": _int(1),
+        "chunking": _string(),
+        "tokenizer": _string(),
+        "vocab_size": _int(1),
+        "canary_format": _string(),
+        "duplicate_sequences": _int(0),
+        "duplicate_counts": _list(_int(1)),
+        "prefix_len": _int(1),
+        "suffix_len": _int(1),
     }
 )
 MODEL = _object(
@@ -119,6 +130,10 @@ MODEL = _object(
         "example_tied_dropout": BOOL,
         "p_fixed": SHARE,
         "p_mem": SHARE,
+        "n_layers": _int(1),
+        "n_heads": _int(1),
+        "context": _int(0),
+        "model_path": _string(null=True),
     }
 )
 TRAIN = _object(
@@ -148,6 +163,7 @@ RECORD = _object(
         "critical_examples": _int(0),
         "critical_radius": _number(0.0),
         "critical_steps": _int(0),
+        "embed_pool": _string("last", "mean"),
     }
 )
 CONFIG = _object(
@@ -176,6 +192,15 @@ RUN_JSON = _object(
         "updated_at": _string(timestamp=True),
         "error": _string(),
         "estimate_only": BOOL,
+        "modality": _string("text"),
+        "text": _object(
+            {
+                "tokenizer": _string("byte", "bpe", "hf"),
+                "vocab_size": _int(1),
+                "bos_id": _int(0),
+                "entropy_bits": Value(("number", "null"), low=0.0),
+            }
+        ),
         "example_tied_dropout": _object({"keep": ACCURACIES, "drop": ACCURACIES}),
         "init_from": _object(
             {"run": _string(), "name": _string(), "epoch": EPOCH, "reinit": _list(_string())},

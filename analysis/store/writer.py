@@ -21,6 +21,7 @@ from memdash.analysis import __version__
 from memdash.analysis.store.atomic import (
     TRACE_ENCODING,
     as_table,
+    write_bytes,
     write_json,
     write_npy,
     write_parquet,
@@ -34,6 +35,7 @@ from memdash.analysis.store.layout import (
     PLAIN_NAME,
     SCHEMA_VERSION,
     STATUSES,
+    TOKENIZER_FILE,
     TRACE_COLUMNS,
 )
 from memdash.analysis.store.reader import Run
@@ -79,6 +81,7 @@ class RunWriter:
         layers: Iterable[str] = (),
         name: str | None = None,
         overwrite: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> RunWriter:
         """Start a new run: run.json (status ``created``), then examples.parquet and inputs.npy.
 
@@ -114,6 +117,7 @@ class RunWriter:
             "created_at": _now(),
             "updated_at": _now(),
             "memdash_version": __version__,
+            **(extra or {}),  # keys of run.json's schema a kind of run adds (``modality``)
         }
         found = problem(meta)
         if found:
@@ -175,6 +179,17 @@ class RunWriter:
             raise ValueError(f"layer name {layer!r} is not a plain file name")
         write_npy(self.path / "embeddings" / f"epoch_{epoch:03d}" / f"{layer}.npy", array)
 
+    def write_token_losses(self, epoch: int, array: np.ndarray) -> None:
+        """Text runs: every sequence's per-token losses (nats) at `epoch`, float16 (N, L),
+        NaN after each sequence's tokens (tokens/epoch_EEE.npy)."""
+        if array.ndim != 2:
+            raise ValueError(f"per-token losses must be (N, L), got shape {array.shape}")
+        write_npy(self.path / "tokens" / f"epoch_{epoch:03d}.npy", array.astype(np.float16))
+
+    def write_tokenizer(self, json_text: str) -> None:
+        """Text runs with a trained tokenizer (BPE): its Hugging Face tokenizer.json."""
+        write_bytes(self.path / TOKENIZER_FILE, json_text.encode("utf-8"))
+
     def write_checkpoint(self, epoch: int, state: dict[str, Any]) -> None:
         """Model weights after `epoch` epochs (0 = initialization), as safetensors."""
         write_safetensors(
@@ -217,6 +232,7 @@ def _clear_run_files(path: Path) -> None:
         "trace.parquet",
         "layer_grads.parquet",
         "embeddings",
+        "tokens",
         "checkpoints",
         "resume",
         "derived",
@@ -224,5 +240,5 @@ def _clear_run_files(path: Path) -> None:
         target = path / name
         if target.is_dir():
             shutil.rmtree(target)
-    for name in ("run.json", "examples.parquet", "inputs.npy"):
+    for name in ("run.json", "examples.parquet", "inputs.npy", TOKENIZER_FILE):
         (path / name).unlink(missing_ok=True)

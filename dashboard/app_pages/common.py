@@ -1,4 +1,5 @@
-"""What several pages share: choosing a run, and the direction of every score."""
+"""What several pages share: choosing a run, and the direction of every score (and what it
+means on a text run)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import streamlit as st
 
 from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.labels import DIRECTIONS, HIGHER, INTEGER_COLUMNS, label, md_text
+from memdash.dashboard.data import run as run_data
+from memdash.dashboard.labels import (
+    DIRECTIONS,
+    HIGHER,
+    INTEGER_COLUMNS,
+    direction_text,
+    label,
+    md_text,
+)
 from memdash.dashboard.palette import SPARE_COLORS, STUDY_COLORS
 
 # score -> its one-line meaning; which end pages flag and rank first, and which end means
@@ -43,6 +52,31 @@ SCORES: dict[str, str] = {
 }
 
 
+# on a text run the trace's `correct` is extractable (Carlini et al. 2023) and its loss the
+# mean token loss: the trace scores mean what these say there
+TEXT_SCORES: dict[str, str] = SCORES | {
+    "forgetting_events": "times the sequence went from extractable to not extractable",
+    "confidence": "mean over epochs of its geometric-mean token probability, exp(-loss)",
+    "variability": "std over epochs of that probability",
+    "correctness": "share of epochs it was extractable",
+    "aum": "mean over epochs of its mean token margin (the token's logit minus the largest other)",
+    "mean_loss": "mean over epochs of its mean token loss",
+    "learned_epoch": "epoch from which it stays extractable",
+    "first_learned_epoch": "first epoch it was extractable",
+}
+
+
+def score_meanings(path: Path) -> dict[str, str]:
+    """Each score's one-line meaning as it reads on this run (`TEXT_SCORES` on a text run)."""
+    return TEXT_SCORES if run_data.is_text(path) else SCORES
+
+
+def score_help(scores: list[str], path: Path) -> str:
+    """The meaning and direction of each of `scores`, for a widget's help."""
+    text, meanings = run_data.is_text(path), score_meanings(path)
+    return "; ".join(f"{label(s, text=text)}: {meanings[s]} ({direction_text(s)})" for s in scores)
+
+
 UNTRAINED_KINDS = ("test", "reference")
 
 
@@ -58,19 +92,25 @@ def trained_only(table: pd.DataFrame, container, *, key: str) -> pd.DataFrame:
     return table if include else table[~table["kind"].isin(UNTRAINED_KINDS)]
 
 
-def table_config(columns: list[str]) -> dict:
-    """st.dataframe column settings: human labels, integers as integers, score help."""
+def table_config(columns: list[str], *, text: bool = False) -> dict:
+    """st.dataframe column settings: human labels (as a text run means them if `text`),
+    integers as integers, score help; a text run's text in a wide column."""
+    meanings = TEXT_SCORES if text else SCORES
     config = {}
     for column in columns:
-        help_text = SCORES.get(column)
+        name = label(column, text=text)
         if column in INTEGER_COLUMNS:
-            config[column] = st.column_config.NumberColumn(label(column), format="%d")
-        elif column in SCORES:
+            config[column] = st.column_config.NumberColumn(name, format="%d")
+        elif column in meanings:
             config[column] = st.column_config.NumberColumn(
-                label(column), help=help_text, format="%.3f"
+                name, help=meanings[column], format="%.3f"
+            )
+        elif column == "text":
+            config[column] = st.column_config.TextColumn(
+                name, width="large", help="the decoded sequence (line breaks shown as spaces)"
             )
         else:
-            config[column] = st.column_config.Column(label(column))
+            config[column] = st.column_config.Column(name)
     return config
 
 
@@ -128,9 +168,10 @@ def lacks_embeddings(path: Path, what: str) -> bool:
     recorded no embeddings."""
     if data.has_embeddings(path):
         return False
+    layers = "block1,out" if run_data.is_text(path) else "fc2,out"  # a language model's
     st.info(
         f"{what} needs embeddings, which this run did not record: train it again with "
-        "`memdash train ... --embed-layers fc2,out --embed-epochs 0,10,30` (the layers and "
+        f"`memdash train ... --embed-layers {layers} --embed-epochs 0,10,30` (the layers and "
         "epochs to keep), then `memdash analyze`."
     )
     return True
@@ -222,30 +263,13 @@ def selectable_scatter(figure, table: pd.DataFrame, key: str) -> pd.DataFrame:
     return table[table["example_id"].isin(charts.selected_example_ids(event))]
 
 
-SELECTION_COLUMNS = ["example_id", "kind", "label", "true_label"]
-
-
-def selection_list(path: Path, chosen: pd.DataFrame, *, key: str, thumbnails: int = 16) -> None:
-    """The examples a box or lasso selected: thumbnails of the first ones and a table whose
-    row, clicked, opens that example."""
-    if chosen.empty:
-        return
-    st.markdown(f"**{len(chosen):,} selected examples**: click a row to open one below")
-    first = chosen.head(thumbnails)
-    captions = [f"#{r.example_id} {r.kind}: {r.label}" for r in first.itertuples(index=False)]
-    thumbnail_grid(path, first["example_id"].tolist(), captions, per_row=8, width=64)
-    columns = [c for c in SELECTION_COLUMNS if c in chosen.columns] + [
-        c for c in score_columns(chosen) if c in chosen.columns
-    ]
-    ids = chosen["example_id"].astype(int).tolist()
-    st.dataframe(
-        chosen[columns],
-        hide_index=True,
-        on_select=lambda: state.open_selected(key, ids),
-        selection_mode="single-row",
-        key=key,
-        column_config=table_config(columns),
-    )
+def not_for_text(path: Path, sentence: str) -> bool:
+    """On a text run, say in one sentence why the page does not apply (instead of a compute
+    button that would fail) and return True; False on a classifier's run."""
+    if not run_data.is_text(path):
+        return False
+    st.info(sentence)
+    return True
 
 
 def chosen_curves(paths: list[Path]) -> pd.DataFrame:

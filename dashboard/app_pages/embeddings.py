@@ -12,13 +12,15 @@ from memdash.dashboard.app_pages.common import (
     offer_analysis,
     score_columns,
     selectable_scatter,
-    selection_list,
 )
-from memdash.dashboard.app_pages.detail import example_section
+from memdash.dashboard.app_pages.detail import example_section, selection_list
+from memdash.dashboard.charts.text import for_text_run
+from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label
 
 SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
 EXTRA_COLOURS = ("kind", "label", "true_label", "knn_agrees")
+TEXT_COLOURS = ("kind", "duplicates", "canary_repeats")  # a text run's: no labels
 
 
 def render() -> None:
@@ -41,6 +43,7 @@ def render() -> None:
         )
         return
     table = data.examples(path)
+    text = run_data.is_text(path)
     left, middle, right = st.columns(3)
     layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="layer", bind="query-params")
     points = data.derived(path, f"umap/{layer}.parquet")
@@ -48,8 +51,11 @@ def render() -> None:
     epoch = middle.select_slider(
         "Epoch", epochs, value=epochs[-1], key="epoch", bind="query-params"
     )
-    colours = [c for c in EXTRA_COLOURS if c in table.columns] + score_columns(table)
-    colour = right.selectbox("Colour by", colours, format_func=label, key="embeddings_colour")
+    extra = TEXT_COLOURS if text else EXTRA_COLOURS
+    colours = [c for c in extra if c in table.columns] + score_columns(table)
+    colour = right.selectbox(
+        "Colour by", colours, format_func=lambda c: label(c, text=text), key="embeddings_colour"
+    )
     everything = st.checkbox(
         f"Draw every point (otherwise a seeded sample of {SAMPLE:,})",
         value=len(table) <= SAMPLE,
@@ -65,10 +71,20 @@ def render() -> None:
         title=f"{layer} at epoch {epoch}",
     )
     umap = charts.mark_example(umap, at, state.current_example(len(table)), x="x", y="y")
+    if text:  # the colour's words and the kinds' colours as a text run means them
+        umap = for_text_run(umap)
     chosen = selectable_scatter(umap, at, key="embeddings_map")
+    pool = data.run_meta(path)["config"].get("record", {}).get("embed_pool", "last")
     st.caption(
-        "Each epoch's projection starts from the next epoch's layout and is rotated onto it, so "
-        "an example keeps its place while you move the slider unless its neighbourhood changed."
+        (
+            "Each point a sequence: the layer's hidden state "
+            + ("at its last token. " if pool == "last" else "averaged over its tokens. ")
+            if text
+            else ""
+        )
+        + "Each epoch's projection starts from the next epoch's layout and is rotated onto it, "
+        "so an example keeps its place while you move the slider unless its neighbourhood "
+        "changed."
     )
     selection_list(path, chosen, key="embeddings_selected")
     example_section(path, table, key="embeddings")

@@ -18,7 +18,9 @@ from memdash.dashboard.app_pages.common import (
     study_groups,
 )
 from memdash.dashboard.app_pages.sensitivity import group_curves
+from memdash.dashboard.charts import exposure as text_charts
 from memdash.dashboard.labels import md_text
+from memdash.dashboard.palette import KIND_COLORS
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
 ROW_HEIGHT = 35  # st.dataframe's row height in pixels
@@ -33,6 +35,7 @@ ROLE_NAMES = {
     "random_group": "seeds on random labels",
     "pretrained": "from random-label weights",
     "scratch": "from scratch",
+    "text": "a language model with canaries and duplicated sequences",
 }
 
 
@@ -154,7 +157,46 @@ FIGURES = {
     "easiness_across_seeds": lambda p, f: easiness_chart(easiness_counts(study_groups(p), 1)),
     "loss_sensitivity": lambda p, f: _group_curves(p, "loss_sensitivity"),
     "critical_sample_ratio": lambda p, f: _group_curves(p, "critical"),
+    "text_exposure_rises_with_repetitions": lambda p, f: _text_exposure(p, int(f.values["epoch"])),
+    "memorization_before_overfitting": lambda p, f: _text_exposure(
+        p, int(f.values["best_test_epoch"])
+    ),
+    "extraction_grows_with_duplicates": lambda p, f: text_charts.extraction_chart(
+        text_charts.extraction_shares(
+            data.derived(p["text"], "extraction.parquet"),
+            epoch=int(f.values["epoch"]),
+            kinds=["duplicate"],
+        ),
+        baseline=None,
+        baseline_name="",
+        title=f"duplicated sequences extractable at epoch {int(f.values['epoch'])}",
+        color=KIND_COLORS["duplicate"],
+    ),
+    "exact_and_extrapolated_exposure_agree": lambda p, f: _text_agreement(p),
 }
+
+
+def _text_exposure(paths: dict[str, Path], epoch: int):
+    """The secrets' median exact exposure over the checkpoint epochs, `epoch` shaded."""
+    table = data.derived(paths["text"], "exposure.parquet")
+    summary = text_charts.text_exposure_summary(table, methods=["exposure_exact"])
+    ceiling = float(table["ceiling"].iloc[0])
+    return text_charts.text_exposure_over_epochs(
+        summary, methods=["exposure_exact"], ceiling=ceiling, epoch=epoch, statistic="median"
+    )
+
+
+def _text_agreement(paths: dict[str, Path]):
+    """Exact against extrapolated exposure of every secret at every checkpoint epoch."""
+    table = data.derived(paths["text"], "exposure.parquet")
+    ceiling = float(table["ceiling"].iloc[0])
+    points = text_charts.agreement(
+        table[table["exact_available"]], method="exposure_extrapolation", ceiling=ceiling
+    )
+    fig = text_charts.exact_vs_extrapolated(
+        points, method="exposure_extrapolation", ceiling=ceiling, epoch=0
+    )
+    return fig.update_layout(title="exact against extrapolated exposure, every checkpoint epoch")
 
 
 def _knn_flipped(paths: dict[str, Path]) -> pd.DataFrame:

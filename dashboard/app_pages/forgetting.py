@@ -1,5 +1,7 @@
 """Forgetting and data map: how often examples are forgotten, when they are learned, and the
-data map (Toneva et al. 2019; Swayamdipta et al. 2020)."""
+data map (Toneva et al. 2019; Swayamdipta et al. 2020). On a text run "right" is extractable
+(greedy decoding from a sequence's prefix reproduces its suffix) and the probability is the
+geometric-mean token probability."""
 
 from __future__ import annotations
 
@@ -7,16 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import (
-    choose_run,
-    offer_analysis,
-    selectable_scatter,
-    selection_list,
-)
-from memdash.dashboard.app_pages.detail import example_section
+from memdash.dashboard.app_pages.common import choose_run, offer_analysis, selectable_scatter
+from memdash.dashboard.app_pages.detail import example_section, selection_list
+from memdash.dashboard.charts.text import for_text_run
+from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label
 
 COLOURS = ("kind", "correctness", "forgetting_events", "mem_score", "label")
+TEXT_COLOURS = ("kind", "correctness", "forgetting_events", "duplicates", "canary_repeats")
 
 
 def render() -> None:
@@ -29,13 +29,22 @@ def render() -> None:
         offer_analysis(path, "Trace scores", ["scores"], "memdash analyze", "forgetting_compute")
         return
     train = table[table["split"] == "train"]
+    text = run_data.is_text(path)
+
+    def drawn(figure):  # the charts' words and colours as a text run means them
+        return for_text_run(figure) if text else figure
+
     left, right = st.columns(2)
     left.plotly_chart(
-        charts.histograms(
-            train,
-            value="forgetting_events",
-            group="kind",
-            title="forgetting events (right -> wrong between epochs)",
+        drawn(
+            charts.histograms(
+                train,
+                value="forgetting_events",
+                group="kind",
+                title=label("forgetting_events", text=True)
+                if text
+                else "forgetting events (right -> wrong between epochs)",
+            )
         ),
         width="stretch",
         key="forgetting_hist",
@@ -44,33 +53,55 @@ def render() -> None:
         "Learning time",
         ["first_learned_epoch", "learned_epoch"],
         horizontal=True,
-        format_func=label,
+        format_func=lambda c: label(c, text=text),
         key="forgetting_when",
-        help="first learned: the first epoch it was right; learned for good: right from then on",
+        help=(
+            "first extractable: the first epoch greedy decoding from its prefix reproduced its "
+            "suffix; for good: extractable from then on"
+            if text
+            else "first learned: the first epoch it was right; learned for good: right from then on"
+        ),
     )
-    right.plotly_chart(
-        charts.histograms(train.dropna(subset=[when]), value=when, group="kind", title=label(when)),
-        width="stretch",
-        key="forgetting_learned",
-    )
+    learned = train.dropna(subset=[when])
+    if learned.empty:
+        noun, right_word = ("sequence", "extractable") if text else ("example", "right")
+        right.info(
+            f"No training {noun} was {right_word} at any epoch."
+            if when == "first_learned_epoch"
+            else f"No training {noun} stays {right_word} from some epoch to the last."
+        )
+    else:
+        right.plotly_chart(
+            drawn(
+                charts.histograms(learned, value=when, group="kind", title=label(when, text=text))
+            ),
+            width="stretch",
+            key="forgetting_learned",
+        )
     never = train.groupby("kind")["never_learned"].mean().sort_index()
-    st.caption("Never learned: " + ", ".join(f"{k} {v:.1%}" for k, v in never.items()))
+    st.caption(
+        f"{label('never_learned', text=text).capitalize()}: "
+        + ", ".join(f"{k} {v:.1%}" for k, v in never.items())
+    )
     st.subheader("Data map")
-    colours = [c for c in COLOURS if c in table.columns]
-    colour = st.selectbox("Colour by", colours, format_func=label, key="forgetting_colour")
+    colours = [c for c in (TEXT_COLOURS if text else COLOURS) if c in table.columns]
+    colour = st.selectbox(
+        "Colour by", colours, format_func=lambda c: label(c, text=text), key="forgetting_colour"
+    )
     data_map = charts.scatter(
         train,
         x="variability",
         y="confidence",
         color=colour,
-        title="confidence against variability over epochs (training examples)",
+        title="confidence against variability over epochs (training "
+        + ("sequences)" if text else "examples)"),
     )
     current = state.current_example(len(table))
     data_map = charts.mark_example(data_map, train, current, x="variability", y="confidence")
-    chosen = selectable_scatter(data_map, train, key="forgetting_map")
+    chosen = selectable_scatter(drawn(data_map), train, key="forgetting_map")
     st.caption(
         "Top left: easy to learn. Bottom left: hard to learn. Right: ambiguous. "
-        + where_flipped_land(train)
+        + (where_repeated_land(train) if text else where_flipped_land(train))
         + " Draw a box or lasso to list the examples inside; click a point to open it."
     )
     selection_list(path, chosen, key="forgetting_selected")
@@ -96,3 +127,22 @@ def where_flipped_land(train: pd.DataFrame) -> str:
         f"Here the flipped examples' median confidence is {confidence:.2f} and variability "
         f"{variability:.2f}: {region}."
     )
+
+
+def where_repeated_land(train: pd.DataFrame) -> str:
+    """Where a text run's sequences seen more than once per epoch (duplicates, canaries)
+    sit on the data map against the plain ones, in words (by their median confidence)."""
+    medians = train.groupby("kind")["confidence"].median().sort_index()
+    text = (
+        "Confidence here is a sequence's token probability (the geometric mean, exp of minus "
+        "its mean token loss) averaged over epochs; median by kind: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in medians.items())
+        + "."
+    )
+    repeated = [k for k in ("duplicate", "canary") if k in medians]
+    if "plain" not in medians or not repeated:
+        return text
+    above = [k for k in repeated if medians[k] > medians["plain"]]
+    if not above:
+        return text + " The sequences seen several times per epoch sit no higher than the plain."
+    return text + f" The {' and '.join(above)} sequences sit above the plain ones."

@@ -6,7 +6,12 @@ from __future__ import annotations
 import streamlit as st
 
 from memdash.dashboard import charts, data
-from memdash.dashboard.app_pages.common import choose_run, lacks_embeddings, offer_analysis
+from memdash.dashboard.app_pages.common import (
+    choose_run,
+    lacks_embeddings,
+    not_for_text,
+    offer_analysis,
+)
 from memdash.dashboard.labels import label
 
 # metric -> (its name in Cohen et al., for the colour bar; what it measures)
@@ -16,11 +21,19 @@ METRICS = {
     "md": ("MD", "agreement among the examples the network gets wrong"),
 }
 
+TEXT_RUN = (
+    "This is a language model's run: k-NN vs network compares a vote of the nearest training "
+    "examples with the network's predicted class (Cohen et al.), and a language model "
+    "predicts a token at every position, not one class per example, so it does not apply."
+)
+
 
 def render() -> None:
     st.title("k-NN vs network")
     path = choose_run(data.run_roots())
     if path is None:
+        return
+    if not_for_text(path, TEXT_RUN):
         return
     if lacks_embeddings(path, "Comparing a k-NN with the network"):
         return

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data
-from memdash.dashboard.app_pages.common import choose_run, offer_analysis
+from memdash.dashboard.app_pages.common import choose_run, not_for_text, offer_analysis
 from memdash.dashboard.labels import label
 
 # what `memdash localize` writes (derived/)
@@ -16,12 +16,17 @@ RESULTS = (
     *("rewinding.parquet", "retraining.parquet"),
     *("localization.parquet", "localization_layers.parquet"),
 )
+TEXT_RUN = (
+    "This is a language model's run: Maini et al.'s localization rewinds layers and zeroes "
+    "units until a classifier stops predicting an example's flipped label, and a language "
+    "model's sequences have no label to flip, so it does not apply."
+)
 
 
 def render() -> None:
     st.title("Localization")
     path = choose_run(data.run_roots())
-    if path is None:
+    if path is None or not_for_text(path, TEXT_RUN):
         return
     layers = data.layer_order(path)
     _gradients(path)

@@ -11,14 +11,14 @@ from memdash.dashboard import charts, data
 from memdash.dashboard.app_pages.common import (
     UNTRAINED_KINDS,
     choose_run,
+    not_for_text,
     open_buttons,
     selectable_scatter,
-    selection_list,
     shell_path,
     show_command,
     thumbnail_grid,
 )
-from memdash.dashboard.app_pages.detail import example_section
+from memdash.dashboard.app_pages.detail import example_section, selection_list
 from memdash.dashboard.labels import label
 
 ATTACKS = {
@@ -28,12 +28,18 @@ ATTACKS = {
     "phi lies above them",
     "global": "global threshold: phi alone, the same cut for every example (the baseline)",
 }
+TEXT_RUN = (
+    "This is a language model's run: membership inference here attacks the ensemble of "
+    "classifiers that `memdash estimate` trains on subsets of a classifier's data, which it "
+    "does not train for a language model; a text run's canaries are audited on the Exposure "
+    "page."
+)
 
 
 def render() -> None:
     st.title("Privacy")
     path = choose_run(data.run_roots())
-    if path is None:
+    if path is None or not_for_text(path, TEXT_RUN):
         return
     curves = data.derived(path, "membership_roc.parquet")
     if curves is None:

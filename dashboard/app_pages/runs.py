@@ -8,7 +8,8 @@ import streamlit as st
 from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves, shell_path, show_command
-from memdash.dashboard.labels import md_text, value_text
+from memdash.dashboard.data.roots import HIDDEN_COLUMNS
+from memdash.dashboard.labels import TEXT_MEASURES, md_text, value_text
 
 
 def render() -> None:
@@ -43,21 +44,29 @@ def render() -> None:
     if not chosen:
         st.info("Choose at least one run to see its training curves.")
         return
-    _curves(roots, chosen, labels)
+    _curves(roots, chosen, labels, set(summaries.loc[chosen, "modality"]))
 
 
 def _label(summaries: pd.DataFrame, i: int) -> str:
     row = summaries.loc[i]
+    if row["modality"] == "text":  # no label noise: the language model and what it read
+        return f"{row['run']} ({row['model']}; {row['dataset']})"
     return f"{row['run']} ({row['dataset']}, {row['model']}, noise {row['noise']})"
 
 
 def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> None:
     group_of = {path: name for name, paths in groups.items() for path in paths}
-    shown = summaries.drop(columns=["path", "error", "analyses"])
+    shown = summaries.drop(columns=list(HIDDEN_COLUMNS))
     shown.insert(1, "seed group", [group_of.get(path, "") for path in summaries["path"]])
     # every cell as text: accuracies to 3 decimals, missing values as n/a (one type a column)
     shown = pd.DataFrame({c: [value_text(c, v) for v in shown[c]] for c in shown.columns})
     st.dataframe(shown, hide_index=True, width="stretch")
+    text = summaries.loc[summaries["modality"] == "text", "run"]
+    if len(text):
+        st.caption(
+            "A language model's (" + ", ".join(md_text(n) for n in text) + ") accuracies are "
+            "the shares of its sequences extractable, its loss the mean token loss (nats)."
+        )
     for _, row in summaries[summaries["status"] == "error"].iterrows():
         st.error(f"**{md_text(row['run'])}** cannot be read: {md_text(row['error'])}")
     for status, (before, after) in STATUS_NOTES.items():
@@ -83,9 +92,32 @@ STATUS_NOTES = {
 }
 
 
-def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -> None:
+# what a classifier's accuracies are measured against, and what they say of flipped examples
+CLASSIFIER_ACCURACY = (
+    "Measured with the labels the network was trained with: for flipped examples, rising "
+    "accuracy (falling loss) means the network is memorizing their wrong labels."
+)
+# what a language model's accuracies and losses are (Carlini et al. 2023's extraction)
+TEXT_ACCURACY = (
+    "A language model's accuracies are the shares of its sequences extractable: greedy "
+    "decoding from a sequence's first tokens (its prefix) reproduces the next ones (its "
+    "suffix; a canary's: the secret after the format's text). Its loss is the mean token loss "
+    "(nats)."
+)
+
+
+def _curves(
+    roots: tuple[str, ...], chosen: list[int], labels: dict[int, str], modalities: set[str]
+) -> None:
     paths = {i: data.run_path(roots, i) for i in chosen}
-    metric = st.radio("Measure", ["accuracy", "loss"], horizontal=True, key="runs_metric")
+    words = TEXT_MEASURES if modalities == {"text"} else {}
+    metric = st.radio(
+        "Measure",
+        ["accuracy", "loss"],
+        format_func=lambda m: words.get(m, m),
+        horizontal=True,
+        key="runs_metric",
+    )
     readable = []
     for i, path in paths.items():
         try:
@@ -102,7 +134,9 @@ def _curves(roots: tuple[str, ...], chosen: list[int], labels: dict[int, str]) -
         return
     st.subheader("Training curves")
     st.caption(
-        "Measured with the labels the network was trained with: for flipped examples, "
-        "rising accuracy (falling loss) means the network is memorizing their wrong labels."
+        " ".join(
+            [TEXT_ACCURACY] * ("text" in modalities)
+            + [CLASSIFIER_ACCURACY] * bool(modalities - {"text"})
+        )
     )
     st.plotly_chart(charts.training_curves(curves, metric=metric), width="stretch")

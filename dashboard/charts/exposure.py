@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from memdash.dashboard.charts._common import margin
-from memdash.dashboard.labels import label
+from memdash.dashboard.labels import TEXT_METHODS, label
 from memdash.dashboard.palette import KIND_COLORS, repeat_color
 
 
@@ -176,5 +176,219 @@ def exposure_over_epochs(
         yaxis_type="log" if log else "linear",
         height=380,
         margin=margin(),
+    )
+    return fig
+
+
+# ---------------------------------------------------------------- text runs (Carlini et al.)
+
+DASHES = {"exposure_exact": "solid", "exposure_extrapolation": "dash"}  # else dash-dot
+CHANCE = float(np.log2(np.e))  # a never-trained secret's expected exact exposure (bits)
+GREY = "#555555"
+REFERENCES = "references (never trained)"
+BAND = {"fillcolor": "rgba(150, 150, 150, 0.25)", "line_width": 0, "showlegend": True}
+DIAGONAL = {"line": {"color": GREY, "width": 1}, "showlegend": True}
+CEILING_NOTE = dict(line_dash="dash", annotation_text="ceiling", annotation_position="top left")
+CHANCE_NOTE = dict(line_dash="dot", annotation_text="chance", annotation_position="top right")
+RANK_TITLE = "rank among all |R| secrets (1 = the likeliest to the model)"
+
+
+def _grouped(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with their ``group`` in words (REFERENCES, or ``canaries seen 4x``)."""
+    pairs = zip(rows["kind"], rows["repeats"], strict=True)
+    return rows.assign(
+        group=[REFERENCES if k == "reference" else f"canaries seen {r}x" for k, r in pairs]
+    )
+
+
+def _group_colors(table: pd.DataFrame) -> dict[str, str]:
+    """Each group's colour: references grey, canaries by repetitions (light: seen least)."""
+    seen = sorted(table.loc[table["kind"] == "canary", "repeats"].unique())
+    colors = {f"canaries seen {r}x": repeat_color(i) for i, r in enumerate(seen)}
+    return {REFERENCES: KIND_COLORS["reference"]} | colors
+
+
+def text_exposure_summary(
+    table: pd.DataFrame, *, methods: list[str], statistic: str = "median"
+) -> pd.DataFrame:
+    """The `statistic` of each method's exposure per group of secrets and epoch, the lines of
+    `text_exposure_over_epochs`: ``kind``, ``repeats``, ``epoch``, ``group``, ``n``, methods."""
+    by = table.groupby(["kind", "repeats", "epoch"], as_index=False)  # sorted: canaries first
+    return _grouped(by.agg(n=("example_id", "size"), **{m: (m, statistic) for m in methods}))
+
+
+def text_exposure_over_epochs(
+    summary: pd.DataFrame, *, methods: list[str], ceiling: float, epoch: int, statistic: str
+) -> go.Figure:
+    """Exposure per group of secrets over the checkpoint epochs (`text_exposure_summary`), a
+    line per group and method (in the legend), with the ceiling log2|R|, chance log2(e) and
+    `epoch` shaded. Where the extrapolation passes twice the ceiling, the axis turns log."""
+    colors, fig = _group_colors(summary), go.Figure()
+    for group, rows in summary.groupby("group", sort=False):
+        for i, method in enumerate(methods):  # the legend: groups by colour, methods by dash
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["epoch"],
+                    y=rows[method],
+                    mode="lines+markers",
+                    name=group,
+                    legendgroup=group,
+                    showlegend=i == 0,
+                    line={"color": colors[group], "dash": DASHES.get(method, "dashdot")},
+                    customdata=rows["n"],
+                    hovertemplate=f"{group}<br>{TEXT_METHODS[method]}<br>epoch %{{x}}: "
+                    f"{statistic} %{{y:.2f}} bits of %{{customdata}} secrets<extra></extra>",
+                )
+            )
+    for method in methods:  # the methods' entries in the legend, by their dash
+        line, name = {"color": GREY, "dash": DASHES.get(method, "dashdot")}, TEXT_METHODS[method]
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line=line))
+    values = summary[methods].to_numpy(dtype=float).ravel()
+    top = float(np.nanmax(values, initial=ceiling))
+    log = top > 2 * ceiling
+    _level(fig, ceiling, f"ceiling log2|R| = {ceiling:.2f}", "dash", log=log)
+    _level(fig, CHANCE, "chance: log2(e) = 1.44", "dot", log=log)
+    gaps = np.diff(np.sort(summary["epoch"].unique()))
+    half = 0.15 * float(gaps.min() if gaps.size else 1)  # the shade: 0.15 of a step a side
+    fig.add_vrect(x0=epoch - half, x1=epoch + half, fillcolor="#bbbbbb", opacity=0.3, line_width=0)
+    fig.update_layout(
+        title=f"{statistic} exposure of the secrets over epochs (shaded: epoch {epoch})",
+        xaxis={"title": "epoch (checkpoints)", "tickvals": sorted(summary["epoch"].unique())},
+        xaxis_range=[summary["epoch"].min() - 2 * half, summary["epoch"].max() + 2 * half],
+        yaxis_title=f"{statistic} {label('exposure')}" + (", log scale" if log else ""),
+        yaxis_type="log" if log else "linear",
+        legend={"title": "secrets (colour), method (dash)", "orientation": "h", "y": -0.2},
+        height=480,
+        margin=margin(top=50),
+    )
+    if log:
+        fig.update_yaxes(**_log_ticks([*values, ceiling, CHANCE]))
+    else:
+        fig.update_yaxes(range=[0, top * 1.08])
+    return fig
+
+
+def agreement(rows: pd.DataFrame, *, method: str, ceiling: float) -> pd.DataFrame:
+    """Each secret of one epoch (references first, canaries by repetitions) with its ``group``,
+    whether its exact exposure lies below log2|R| - 1, where the extrapolation should agree
+    with it (``comparable``), and whether the two lie within 1 bit (``agrees``)."""
+    rows = rows.sort_values(["kind", "repeats"], ascending=[False, True], kind="stable")
+    return _grouped(rows).assign(
+        comparable=rows["exposure_exact"] < ceiling - 1,
+        agrees=(rows[method] - rows["exposure_exact"]).abs() <= 1,
+    )
+
+
+def exact_vs_extrapolated(
+    points: pd.DataFrame, *, method: str, ceiling: float, epoch: int
+) -> go.Figure:
+    """Exact against extrapolated exposure, a point per secret (`agreement` rows), with
+    y = x, the band within 1 bit of it up to log2|R| - 1 (where the two should agree) and
+    the ceiling log2|R| that exact exposure cannot pass."""
+    right, edge = ceiling + 0.5, ceiling - 1  # exact exposure stops at the ceiling
+    top, colors = max(right, np.nanmax(points[method]) * 1.04 + 0.5), _group_colors(points)
+    fig = go.Figure()
+    band = f"M 0,-1 L {edge},{edge - 1} L {edge},{edge + 1} L 0,1 Z"  # to log2|R| - 1
+    fig.add_shape(type="path", path=band, name="within 1 bit, below log2|R| - 1", **BAND)
+    fig.add_shape(type="line", x0=0, y0=0, x1=top, y1=top, name="y = x", **DIAGONAL)
+    for group, rows in points.groupby("group", sort=False):
+        fig.add_trace(  # the references first (underneath), then canaries by repetitions
+            go.Scatter(
+                x=rows["exposure_exact"],
+                y=rows[method],
+                mode="markers",
+                name=group,
+                marker={"color": colors[group], "size": 9, "opacity": 0.85},
+                customdata=np.stack([rows["example_id"], rows["secret"], rows["rank"]], -1),
+                hovertemplate="example %{customdata[0]}, secret %{customdata[1]}, rank "
+                "%{customdata[2]:,}<br>exact %{x:.2f} bits, extrapolated %{y:.2f} bits"
+                "<extra></extra>",
+            )
+        )
+    note = {"annotation_text": f"log2|R| = {ceiling:.2f}", "annotation_position": "bottom left"}
+    fig.add_vline(x=ceiling, line_dash="dash", line_color=GREY, **note)
+    square = {"scaleanchor": "x"} if top < 1.2 * right else {}  # a bit as long on both axes
+    fig.update_layout(
+        title=f"exact against extrapolated exposure at epoch {epoch}",
+        xaxis={"title": f"{label('exposure')}, exact", "range": [0, right], "constrain": "domain"},
+        yaxis={"title": f"{label('exposure')}, extrapolated", "range": [0, top], **square},
+        legend={"title": "secrets", "orientation": "h", "y": -0.15},
+        height=520,
+        margin=margin(top=50),
+    )
+    return fig
+
+
+def secret_ranks(points: pd.DataFrame, *, ceiling: float, epoch: int) -> go.Figure:
+    """Each secret's exact exposure at one epoch (`agreement` rows), a row per group, its rank
+    among the |R| secrets on the top axis (exposure = log2|R| - log2 rank), ceiling, chance."""
+    colors, fig = _group_colors(points), go.Figure()
+    for group, rows in points.groupby("group", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["exposure_exact"],
+                y=rows["group"],
+                mode="markers",
+                name=group,
+                marker={"color": colors[group], "size": 11, "opacity": 0.7},
+                customdata=np.stack([rows["secret"], rows["rank"]], -1),
+                hovertemplate="secret %{customdata[0]}: rank %{customdata[1]:,}, exposure "
+                "%{x:.2f} bits<extra></extra>",
+            )
+        )
+    digits = np.arange(int(round(ceiling / np.log2(10))) + 1)  # |R| = 10 ** digits
+    span = [-0.4, ceiling + 0.4]
+    fig.add_trace(go.Scatter(x=span, y=[None, None], xaxis="x2", showlegend=False))
+    for x, note in ((ceiling, CEILING_NOTE), (CHANCE, CHANCE_NOTE)):
+        fig.add_vline(x=x, line_color=GREY, **note)
+    fig.update_layout(
+        title=f"where each secret ranks at epoch {epoch}",
+        xaxis={"title": f"{label('exposure')}, exact", "range": span},
+        xaxis2={"overlaying": "x", "side": "top", "range": span, "title": RANK_TITLE},
+        xaxis2_tickvals=ceiling - digits * np.log2(10),
+        xaxis2_ticktext=[f"{10**d:,}" for d in digits],
+        yaxis={"categoryorder": "array", "categoryarray": list(dict.fromkeys(points["group"]))},
+        showlegend=False,
+        height=160 + 60 * points["group"].nunique(),
+        margin=margin(top=110),
+    )
+    return fig
+
+
+def extraction_shares(extraction: pd.DataFrame, *, epoch: int, kinds: list[str]) -> pd.DataFrame:
+    """Per copies per epoch, the sequences of `kinds` extractable at `epoch`: ``copies``,
+    ``n``, ``extracted``, ``extracted_share`` (pooled: one copy of a duplicate is a plain one)."""
+    rows = extraction[(extraction["epoch"] == epoch) & extraction["kind"].isin(kinds)]
+    out = rows.groupby("copies", as_index=False)[["n", "extracted"]].sum()
+    return out.assign(extracted_share=out["extracted"] / out["n"])
+
+
+def extraction_chart(
+    shares: pd.DataFrame, *, baseline: float | None, baseline_name: str, title: str, color: str
+) -> go.Figure:
+    """The share extractable against copies per epoch (`extraction_shares`) on a log2 axis,
+    with the never-trained sequences' share as a dotted line."""
+    fig = go.Figure(
+        go.Scatter(
+            x=shares["copies"],
+            y=shares["extracted_share"],
+            mode="lines+markers",
+            marker={"color": color, "size": 9},
+            line={"color": color},
+            customdata=np.stack([shares["extracted"], shares["n"]], -1),
+            hovertemplate="%{x} copies per epoch: %{customdata[0]} of %{customdata[1]} "
+            "extractable (%{y:.0%})<extra></extra>",
+        )
+    )
+    if baseline is not None:
+        _level(fig, baseline, f"{baseline_name}: {baseline:.0%}", "dot", log=False)
+    copies = sorted(shares["copies"].unique())
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "copies per epoch, log2 scale", "type": "log", "tickvals": copies},
+        xaxis_range=np.log10([min(copies) / 1.3, max(copies) * 1.3]),  # room for the ends
+        yaxis={"title": "share extractable", "range": (-0.04, 1.04), "tickformat": ".0%"},
+        height=380,
+        margin=margin(top=50),
     )
     return fig

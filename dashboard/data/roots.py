@@ -78,9 +78,13 @@ SUMMARY_COLUMNS = [
     "flipped acc",
     "test acc",
     "analyses",
+    "modality",
+    "canaries",
     "error",
     "path",
 ]
+# the summary columns no table shows: what the pages look runs up by
+HIDDEN_COLUMNS = ("analyses", "modality", "canaries", "error", "path")
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -98,21 +102,60 @@ def _summary(path: str, stamp: float) -> dict:
     data, model = cfg.get("data", {}), cfg.get("model", {})
     last = run.meta.get("last_epoch", {})
     planned = run.meta.get("epochs_planned")
-    return base | {
-        "run": run.name,
-        "status": run.status,
-        "dataset": data.get("dataset", "own loop"),
-        "model": model.get("name", ""),
-        "corruption": data.get("corruption") if data.get("noise") else "none",
-        "noise": data.get("noise", 0.0),
-        "epochs": f"{run.epochs_completed}/{planned}" if planned else str(run.epochs_completed),
-        "train acc": last.get("train_acc"),
-        "clean acc": last.get("clean_acc"),
-        "flipped acc": last.get("noisy_acc"),
-        "test acc": last.get("test_acc"),
-        # how much there is to explore: derived steps, plus one for recorded embeddings
-        "analyses": len(run.derived_manifest()) + bool(run.embedding_index()),
+    return (
+        base
+        | {
+            "run": run.name,
+            "status": run.status,
+            "dataset": data.get("dataset", "own loop"),
+            "model": model.get("name", ""),
+            "corruption": data.get("corruption") if data.get("noise") else "none",
+            "noise": data.get("noise", 0.0),
+            "epochs": f"{run.epochs_completed}/{planned}" if planned else str(run.epochs_completed),
+            "train acc": last.get("train_acc"),
+            "clean acc": last.get("clean_acc"),
+            "flipped acc": last.get("noisy_acc"),
+            "test acc": last.get("test_acc"),
+            # how much there is to explore: derived steps, plus one for recorded embeddings
+            "analyses": len(run.derived_manifest()) + bool(run.embedding_index()),
+            "modality": "text" if run.is_text else "classifier",
+            "canaries": int(data.get("canaries", 0) or 0),
+        }
+        | (_text_summary(run) if run.is_text else {})
+    )
+
+
+def _text_summary(run: Run) -> dict[str, str]:
+    """A language model's run in the summary's words: what it read (the corpus or file, its
+    sequences, the tokenizer) as its dataset, the language model as its model, what was
+    inserted into its text (canaries, duplicated sequences) as its corruption; no noise."""
+    data, model = run.config.get("data", {}), run.config.get("model", {})
+    source = Path(data["path"]).name if data.get("path") else data.get("text_corpus", "text")
+    tokenizer = run.meta.get("text", {}).get("tokenizer", data.get("tokenizer", ""))
+    name = model.get("name", "")
+    if model.get("model_path"):
+        name += f" {Path(model['model_path']).name}"
+    inserted = [w for w, key in INSERTED.items() if data.get(key)]
+    return {
+        "dataset": f"text: {source}, {run.n_examples():,} sequences, {tokenizer} tokenizer",
+        "model": f"language model: {name}",
+        "corruption": ", ".join(inserted) or "none",
+        "noise": None,
     }
+
+
+# what a text run may have inserted into its training text, and the config field that says so
+INSERTED = {"canaries": "canaries", "duplicated sequences": "duplicate_sequences"}
+
+
+def text_runs(roots: tuple[str, ...]) -> list[Path]:
+    """The complete runs of language models under the roots, those with canaries first (then
+    the most analyzed): the runs the Secret Sharer's lesson reads."""
+    summaries = run_summaries(roots)
+    rows = summaries[(summaries["modality"] == "text") & (summaries["status"] == "complete")]
+    rows = rows.assign(has_canaries=rows["canaries"] > 0)
+    rows = rows.sort_values(["has_canaries", "analyses"], ascending=False, kind="stable")
+    return [Path(p) for p in rows["path"]]
 
 
 def run_path(roots: tuple[str, ...], index: int) -> Path:

@@ -1,5 +1,6 @@
 """One run's reads: its accuracy curves and trace, its examples and inputs, its derived
-tables and manifest, its layers, embeddings and layer gradients, an estimate's models.
+tables and manifest, its layers, embeddings and layer gradients, an estimate's models; for
+a text run its tokenizer, per-token losses and nearest sequences in an embedding.
 
 Each takes the run's path (from `memdash.dashboard.data.roots.run_path`) and caches on
 the run's stamps (`memdash.dashboard.data.stamps`).
@@ -50,7 +51,108 @@ def examples(path: Path) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner="reading the examples…", max_entries=16)
 def _examples(path: str, stamp: float, derived: float) -> pd.DataFrame:
-    return example_table(Run.open(path))
+    run = Run.open(path)
+    table = example_table(run)
+    return text_kinds(table) if run.is_text else table
+
+
+TEXT_KINDS = ("plain", "duplicate", "canary", "test", "reference")
+NO_LABELS = ("label", "true_label", "is_noisy")  # a language model has no labels to flip
+
+
+def text_kinds(table: pd.DataFrame) -> pd.DataFrame:
+    """A text run's example table in its own words: kind ``plain`` (a training sequence
+    seen once per epoch), ``duplicate`` (one of the sequences presented several times per
+    epoch, ``duplicates`` copies), ``canary`` (``canary_repeats`` times), ``test`` or
+    ``reference``, and without the label columns (all 0: there is no label to flip)."""
+    duplicate = (table["split"] == "train") & (table["corruption"] == "duplicate")
+    kind = np.where(
+        duplicate, "duplicate", np.where(table["kind"] == "clean", "plain", table["kind"])
+    )
+    out = table.drop(columns=[c for c in NO_LABELS if c in table.columns])
+    out["kind"] = kind
+    return out
+
+
+def is_text(path: Path) -> bool:
+    """Whether the run is a language model's (its examples are sequences of tokens)."""
+    return _is_text(str(path), run_stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _is_text(path: str, stamp: float) -> bool:
+    return Run.open(path).is_text
+
+
+def token_loss_epochs(path: Path) -> list[int]:
+    """A text run's epochs with per-token losses (tokens/epoch_EEE.npy)."""
+    return _token_loss_epochs(str(path), run_stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _token_loss_epochs(path: str, stamp: float) -> list[int]:
+    return Run.open(path).token_loss_epochs()
+
+
+def vocab_size(path: Path) -> int:
+    """A text run's vocabulary (BOS counted): its uniform guess costs ln(V) nats a token."""
+    return int(Run.open(path).meta["text"]["vocab_size"])
+
+
+def sequence_tokens(path: Path, example_id: int, epoch: int | None) -> tuple[list[str], np.ndarray]:
+    """One sequence of a text run: each token's display text (the tokenizer's
+    ``token_texts``) and its loss at `epoch` (float32 nats, one per token; NaN where the
+    run stored none, and everywhere for `epoch` None)."""
+    at = None if epoch is None else int(epoch)
+    return _sequence_tokens(str(path), int(example_id), at, run_stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _sequence_tokens(
+    path: str, example_id: int, epoch: int | None, stamp: float
+) -> tuple[list[str], np.ndarray]:
+    row = np.asarray(_inputs(path, stamp)[example_id])
+    ids = row[row >= 0]
+    if epoch is None:
+        losses = np.full(len(ids), np.nan, np.float32)
+    else:
+        losses = np.asarray(_token_losses(path, epoch, stamp)[example_id][: len(ids)], np.float32)
+    return _tokenizer(path, stamp).token_texts([int(i) for i in ids]), losses
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _tokenizer(path: str, stamp: float):
+    from memdash.analysis.record.text.training import run_tokenizer
+
+    return run_tokenizer(Run.open(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _token_losses(path: str, epoch: int, stamp: float) -> np.ndarray:
+    return Run.open(path).token_losses(epoch, mmap=True)
+
+
+def nearest_sequences(path: Path, example_id: int, layer: str, epoch: int, k: int) -> pd.DataFrame:
+    """The `k` training examples nearest to one example in a recorded embedding (Euclidean
+    distance between the layer's outputs at `epoch`; the example itself left out): columns
+    ``neighbor_id``, ``distance``, ``rank`` (1 = nearest)."""
+    index, train_ids = _train_index(str(path), layer, int(epoch), run_stamp(path))
+    query = np.asarray(Run.open(path).embedding(epoch, layer)[[example_id]], np.float32)
+    dist, ind = index.kneighbors(query, min(k + 1, len(train_ids)))  # one more: itself
+    out = pd.DataFrame({"neighbor_id": train_ids[ind[0]], "distance": dist[0]})
+    out = out[out["neighbor_id"] != example_id].head(k)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out.reset_index(drop=True)
+
+
+@st.cache_resource(show_spinner="indexing the embedding…", max_entries=8)
+def _train_index(path: str, layer: str, epoch: int, stamp: float):
+    from memdash.analysis.measures.neighbors import FaissKNN
+
+    run = Run.open(path)
+    train_ids = np.flatnonzero(run.examples(["split"])["split"].to_numpy() == "train")
+    points = np.asarray(run.embedding(epoch, layer)[train_ids], np.float32)
+    return FaissKNN(metric="l2").fit(points), train_ids
 
 
 def inputs(path: Path) -> np.ndarray:
@@ -64,18 +166,24 @@ def _inputs(path: str, stamp: float) -> np.ndarray:
 
 
 TRAJECTORY_COLUMNS = ("prob_label", "loss", "correct")
+# a text run's trace: ``correct`` is extractable, ``loss`` the mean token loss (nats)
+TEXT_TRAJECTORY_COLUMNS = (*TRAJECTORY_COLUMNS, "log_perplexity", "token_accuracy")
 
 
-def trajectory(path: Path, example_id: int, source: str = "eval") -> pd.DataFrame:
-    """One example's trace from `source`: ``epoch`` and TRAJECTORY_COLUMNS (epoch 0 included
-    for the eval pass; the minibatch trace starts at epoch 1)."""
-    epochs, grids = _trace_grids(str(path), run_stamp(path), source)
+def trajectory(
+    path: Path, example_id: int, source: str = "eval", columns: tuple[str, ...] = TRAJECTORY_COLUMNS
+) -> pd.DataFrame:
+    """One example's trace from `source`: ``epoch`` and `columns` (epoch 0 included for the
+    eval pass; the minibatch trace starts at epoch 1)."""
+    epochs, grids = _trace_grids(str(path), run_stamp(path), source, columns)
     return pd.DataFrame({"epoch": epochs} | {c: g[:, example_id] for c, g in grids.items()})
 
 
 @st.cache_resource(show_spinner="reading the trace…", max_entries=8)
-def _trace_grids(path: str, stamp: float, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    return Run.open(path).trace_grids(source, TRAJECTORY_COLUMNS, first_epoch=0)
+def _trace_grids(
+    path: str, stamp: float, source: str, columns: tuple[str, ...] = TRAJECTORY_COLUMNS
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    return Run.open(path).trace_grids(source, columns, first_epoch=0)
 
 
 def derived(path: Path, name: str) -> pd.DataFrame | None:
@@ -123,6 +231,17 @@ def has_embeddings(path: Path) -> bool:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _has_embeddings(path: str, stamp: float) -> bool:
     return bool(Run.open(path).embedding_index())
+
+
+def embedding_layers(path: Path) -> dict[int, list[str]]:
+    """The recorded embeddings: epoch -> its layers, in forward order."""
+    return _embedding_layers(str(path), run_stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _embedding_layers(path: str, stamp: float) -> dict[int, list[str]]:
+    run = Run.open(path)
+    return {epoch: run.in_layer_order(layers) for epoch, layers in run.embedding_index().items()}
 
 
 def run_meta(path: Path) -> dict:

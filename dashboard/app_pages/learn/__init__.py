@@ -24,6 +24,7 @@ from memdash.dashboard.app_pages.learn import (
     one_way_to_learn,
     order_of_fitting,
     random_label_pretraining,
+    secret_sharer,
 )
 
 
@@ -45,6 +46,7 @@ LESSONS = tuple(
         heldout_score,
         membership,
         exposure,
+        secret_sharer,
         knn,
         localization,
         one_way_to_learn,

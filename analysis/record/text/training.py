@@ -1,0 +1,239 @@
+"""`memdash train` on text: a causal language model trained on sequences while a
+`TextRecorder` records it.
+
+The loop is the classifiers' (`memdash.analysis.record.training`): the tokens live as one
+tensor on the device, each batch is a tensor of sequence ids in a seeded order, randomness
+is derived from the run's seed per epoch, so a resumed run continues exactly as an
+uninterrupted one. A batch is cut to its longest sequence; the loss is the mean over the
+batch's tokens (every token predicted from BOS and the tokens before it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from memdash.analysis.record.config import RunConfig, validate
+from memdash.analysis.record.models import layer_names
+from memdash.analysis.record.text.models import CausalLM, build_lm
+from memdash.analysis.record.text.prepare import TextPrepared, prepare_text
+from memdash.analysis.record.text.recorder import TextRecorder
+from memdash.analysis.record.text.scoring import model_inputs
+from memdash.analysis.record.text.tokenize import Tokenizer, load_tokenizer
+from memdash.analysis.record.training import (
+    Progress,
+    TrainingError,
+    check_finite,
+    check_resumable,
+    load_optimizer_state,
+    make_optimizer,
+    resume_state,
+)
+from memdash.analysis.store import Run, RunFormatError, RunWriter
+
+_EPOCH_SEED_STRIDE = 1_000_003  # as the classifiers': per-epoch seeds of run seeds apart
+
+
+def data_seed(config: RunConfig) -> int:
+    """The seed of the split, the canaries and the duplicates (a seed group shares it)."""
+    return config.seed if config.data.seed is None else config.data.seed
+
+
+def make_lm(config: RunConfig, prepared: TextPrepared) -> CausalLM:
+    """The config's language model for the prepared data, initialized from the run's seed."""
+    torch.manual_seed(config.seed)
+    m = config.model
+    return build_lm(
+        m.name,
+        vocab_size=prepared.tokenizer.vocab_size,
+        context=m.context or prepared.tokens.shape[1],
+        layers=m.n_layers,
+        width=m.width,
+        heads=m.n_heads,
+        dropout=m.dropout,
+        model_path=m.model_path,
+        bos=prepared.tokenizer.bos_id,
+    )
+
+
+def run_tokenizer(run: Run) -> Tokenizer:
+    """The tokenizer a text run was trained with (run.json's ``text`` and tokenizer.json)."""
+    text = run.meta["text"]
+    return load_tokenizer(text["tokenizer"], run.tokenizer_json(), text.get("bos_id"))
+
+
+def load_run_lm(run: Run, epoch: int) -> CausalLM:
+    """A text run's language model with its weights of `epoch` (a checkpoint), in eval mode.
+
+    Raises
+    ------
+    RunFormatError
+        The checkpoint is missing or damaged, or its weights do not fit the model.
+    """
+    config = RunConfig.from_dict(run.config)
+    m = config.model
+    model = build_lm(
+        m.name,
+        vocab_size=int(run.meta["text"]["vocab_size"]),
+        context=m.context or int(run.inputs().shape[1]),
+        layers=m.n_layers,
+        width=m.width,
+        heads=m.n_heads,
+        dropout=m.dropout,
+        model_path=m.model_path,
+        bos=int(run.meta["text"]["bos_id"]),
+    )
+    try:
+        model.load_state_dict(run.checkpoint(epoch))
+    except RuntimeError as err:  # a checkpoint of another shape
+        first = str(err).splitlines()[0]
+        raise RunFormatError(
+            run.path, f"checkpoints/epoch_{epoch:03d}.safetensors", f"does not fit: {first}"
+        ) from None
+    return model.eval()
+
+
+def run_meta(prepared: TextPrepared) -> dict[str, Any]:
+    """What run.json says of a text run besides its config (docs/run-format.md)."""
+    tok = prepared.tokenizer
+    return {
+        "modality": "text",
+        "text": {
+            "tokenizer": tok.kind,
+            "vocab_size": int(tok.vocab_size),
+            "bos_id": int(tok.bos_id),
+            "entropy_bits": prepared.entropy_bits,
+        },
+    }
+
+
+def create_text_run(
+    out: str | Path,
+    config: RunConfig,
+    prepared: TextPrepared,
+    model: CausalLM,
+    *,
+    overwrite: bool = False,
+) -> RunWriter:
+    """A new text run directory: run.json, examples, tokens (inputs.npy) and the tokenizer."""
+    writer = RunWriter.create(
+        out,
+        config=config.to_dict(),
+        examples=prepared.examples,
+        inputs=prepared.tokens.astype(np.int32),
+        n_classes=prepared.tokenizer.vocab_size,
+        layers=layer_names(model),
+        overwrite=overwrite,
+        extra=run_meta(prepared),
+    )
+    saved = prepared.tokenizer.to_json()
+    if saved is not None:
+        writer.write_tokenizer(saved)
+    return writer
+
+
+def train_text(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Path:
+    """Train the text run a config describes into `out` (see `record.training.train`)."""
+    validate(config)
+    out = Path(out)
+    if resume:
+        config = check_resumable(out, config)
+        if Run.open(out).status == "created":
+            resume, overwrite = False, True
+    prepared = prepare_text(config.data, data_seed(config), model_path=config.model.model_path)
+    device = torch.device(config.train.device)
+    model = make_lm(config, prepared).to(device)
+    opt = make_optimizer(config, model)
+    if resume:
+        writer = RunWriter.reopen(out)
+        tensors, meta = Run.open(out).resume_state()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_optimizer_state(opt, tensors, meta)
+    else:
+        writer = create_text_run(out, config, prepared, model, overwrite=overwrite)
+    tokens = torch.from_numpy(prepared.tokens.astype(np.int64)).to(device)
+    r = config.record
+    examples = prepared.examples
+    recorder = TextRecorder(
+        writer,
+        model,
+        tokens,
+        bos=prepared.tokenizer.bos_id,
+        prefix_len=examples["prefix_len"].to_numpy(),
+        suffix_len=examples["suffix_len"].to_numpy(),
+        split=examples["split"].to_numpy(),
+        embed_pool=r.embed_pool,
+        record_train=r.record_train,
+        embed_layers=r.embed_layers,
+        embed_epochs=r.embed_epochs,
+        checkpoint_epochs=sorted({*r.checkpoint_epochs, config.train.epochs}),
+        embed_dtype=r.embed_dtype,
+        eval_batch_size=r.eval_batch_size,
+    )
+    train_ids = torch.from_numpy(prepared.train_ids).to(device)
+    if on_start is not None:
+        on_start()
+    try:
+        if not resume:
+            recorder.end_epoch(0, resume_state=resume_state(0, model, opt))
+        for epoch in range(writer.epochs_completed + 1, config.train.epochs + 1):
+            train_text_epoch(model, opt, recorder, tokens, train_ids, config, epoch)
+            check_finite(model, epoch)
+            summary = recorder.end_epoch(epoch, resume_state=resume_state(epoch, model, opt))
+            if progress is not None:
+                progress(epoch, config.train.epochs, summary)
+    except (TrainingError, KeyboardInterrupt) as err:
+        recorder.flush()
+        writer.finish("failed", error=str(err) or type(err).__name__)
+        raise
+    except OSError as err:
+        if writer.meta["status"] != "created":
+            with contextlib.suppress(OSError):
+                writer.finish("failed", error=f"cannot write: {err}")
+        raise
+    recorder.finish("complete")
+    return out
+
+
+def train_text_epoch(
+    model: CausalLM,
+    opt: torch.optim.Optimizer,
+    recorder: TextRecorder,
+    tokens: torch.Tensor,
+    train_ids: torch.Tensor,
+    config: RunConfig,
+    epoch: int,
+) -> None:
+    """One epoch over `train_ids` in a seeded order, recording as it goes."""
+    seed = config.seed * _EPOCH_SEED_STRIDE + epoch
+    torch.manual_seed(seed)  # dropout masks of this epoch
+    order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed))
+    lengths = (tokens >= 0).sum(1)
+    model.train()
+    for ids in torch.split(train_ids[order.to(train_ids.device)], config.train.batch_size):
+        width = int(lengths[ids].max())
+        batch = tokens[ids][:, :width]
+        inputs, mask = model_inputs(batch, recorder.bos)
+        logits = model(inputs)
+        losses = F.cross_entropy(
+            logits.flatten(0, 1), batch.clamp(min=0).flatten(), reduction="none"
+        )
+        loss = (losses * mask.flatten()).sum() / mask.sum()
+        recorder.log_batch(ids, logits)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
