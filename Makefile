@@ -63,6 +63,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/callbacks.py
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/text_exposure.py
+	$(BIN)/python benchmarks/text_recording.py
 
 sample-runs: install ## Rebuild the sample suite with its analyses (commands in sample_runs/README.md)
 	bash sample_runs/make_sample_runs.sh

@@ -228,3 +228,14 @@ def test_a_causal_lm_checkpoint_is_fine_tuned_with_its_own_tokenizer(tmp_path):
     analyze(out, only=["exposure"])
     table = run.read_derived("exposure.parquet")
     assert not table["exact_available"].any() and table["exposure_extrapolation"].notna().all()
+
+
+def test_a_run_without_a_tokenizer_shows_its_tokens_by_id():
+    from memdash.analysis.record.text.tokenize import IdTokenizer
+
+    tok = IdTokenizer(50, 49)
+    assert tok.token_texts([3, 49]) == ["⟨3⟩", "⟨49⟩"] and tok.decode([7, 8]) == "⟨7⟩⟨8⟩"
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tok.token_texts([50])
+    with pytest.raises(ValueError, match="stored no tokenizer"):
+        tok.encode("x")

@@ -3,8 +3,9 @@
 ``memdash.integrations.lightning.TraceCallback``
     a PyTorch Lightning callback (extra ``memdash[lightning]``);
 ``memdash.integrations.transformers.TraceCallback``
-    a Hugging Face ``Trainer`` callback for sequence classification (extra
-    ``memdash[transformers]``).
+    a Hugging Face ``Trainer`` callback for sequence classification, or with
+    ``task="causal_lm"`` for a causal language model's fine-tuning, recorded as a text run
+    (extra ``memdash[transformers]``).
 
 Both learn which examples a training batch holds from `WithIds`, a dataset
 wrapper that adds each item's index (its example id) to the item.

@@ -1,4 +1,5 @@
-"""Record a Hugging Face ``Trainer`` run (sequence classification) into a memdash run.
+"""Record a Hugging Face ``Trainer`` run into a memdash run: sequence classification, or
+causal-LM fine-tuning (``task="causal_lm"``).
 
 Two changes to the user's code: wrap the training dataset in `WithIds`, and
 keep its ``example_id`` column in the batches::
@@ -24,6 +25,10 @@ call before the model sees it (a forward pre-hook), and records like
 - resume: ``trainer.train(resume_from_checkpoint=...)`` goes on after the
   checkpoint's epoch.
 
+With ``task="causal_lm"`` the items are sequences (``input_ids``; ``labels``, if
+any, the copy the causal-LM collators make) and the run is a text run, recorded
+like ``memdash train --dataset text``: see `memdash.integrations.causal_lm`.
+
 Needs the extra ``memdash[transformers]``.
 """
 
@@ -38,10 +43,21 @@ import torch
 from torch import nn
 from transformers import TrainerCallback
 
+from memdash.integrations.causal_lm import CausalLMRecording
 from memdash.integrations.ids import ID_KEY, WithIds, unwrapped
 from memdash.integrations.recording import CallbackRecording, logits_of
 
-__all__ = ["SequenceClassifier", "TraceCallback", "WithIds", "stack_sequences"]
+__all__ = [
+    "TASKS",
+    "CausalLMRecording",
+    "SequenceClassifier",
+    "TraceCallback",
+    "WithIds",
+    "stack_sequences",
+]
+
+TASKS = ("sequence_classification", "causal_lm")
+_FOR_LM = "for causal-LM fine-tuning pass task='causal_lm'"
 
 
 def stack_sequences(dataset: Any, pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +79,11 @@ def stack_sequences(dataset: Any, pad_token_id: int) -> tuple[torch.Tensor, torc
             )
         label = item.get("labels", item.get("label"))
         if label is None:
-            raise ValueError(f"item {i} of the dataset has no labels or label: {sorted(item)}")
+            raise ValueError(
+                f"item {i} of the dataset has no labels or label: {sorted(item)} ({_FOR_LM})"
+            )
+        if torch.as_tensor(label).numel() != 1:
+            raise ValueError(f"item {i}'s labels are a sequence, not a class ({_FOR_LM})")
         rows.append(torch.as_tensor(item["input_ids"], dtype=torch.long).flatten())
         labels.append(int(label))
     if not rows:
@@ -105,18 +125,35 @@ class TraceCallback(TrainerCallback):
     Parameters
     ----------
     path : the run directory (created when training starts from scratch)
-    train_dataset : the training examples (dicts with ``input_ids`` and ``labels``);
-        example i is item i
+    train_dataset : the training examples (dicts with ``input_ids`` and ``labels``; for
+        ``causal_lm`` with ``input_ids``); example i is item i
     test_dataset : optional held-out examples, ids following the training examples
-    pad_token_id : the padding token (the tokenizer's ``pad_token_id``)
-    true_labels : shape (N_train,), optional: examples whose label differs are flipped
-    embed_layers, embed_epochs : the model's top-level children whose outputs are stored,
-        and when
+    task : ``sequence_classification`` (the default: one class label per item) or
+        ``causal_lm`` (a language model fine-tuned on the items' sequences; the run is a
+        text run, `memdash.integrations.causal_lm`)
+    pad_token_id : classification: the padding token (the tokenizer's ``pad_token_id``,
+        default 0)
+    true_labels : classification: shape (N_train,), optional; examples whose label differs
+        are flipped
+    tokenizer : causal_lm: the tokenizer the items were made with, optional: it decodes each
+        sequence's ``text``, gives the BOS, and (a fast one) is stored as tokenizer.json
+    bos_token_id : causal_lm: the token every sequence is read after (default the
+        tokenizer's ``bos_token_id``, else its ``eos_token_id``; required without a
+        tokenizer). Items that all begin with it are stored without it
+    prefix_len, suffix_len : causal_lm: extraction's prefix and suffix (default 32 and 16
+        tokens); every sequence must hold both
+    embed_pool : causal_lm: a sequence's embedding, its ``last`` token's (default) or the
+        ``mean`` over its tokens
+    model_path : causal_lm: for a model other than a plain GPT-2, the save_pretrained folder
+        `load_run_lm` rebuilds it from (default: the folder it was loaded from)
+    embed_layers, embed_epochs : the layers whose outputs are stored, and when
+        (classification: the model's top-level children; causal_lm: ``embed``, ``block1``
+        .. ``blockK``, ``out``)
     checkpoint_epochs : epochs whose weights are stored as safetensors (0 = initialization)
     record_train : keep the statistics of the training minibatches (needs `WithIds` and
         ``remove_unused_columns=False``)
-    eval_batch_size : examples per forward pass of the eval pass
-    config : stored in run.json
+    eval_batch_size : examples per forward pass of the eval pass (default 256; causal_lm 16)
+    config : stored in run.json (causal_lm: merged into memdash's config sections)
     overwrite : replace a run already at `path` when training starts from scratch
     """
 
@@ -126,17 +163,58 @@ class TraceCallback(TrainerCallback):
         train_dataset: Any,
         test_dataset: Any = None,
         *,
-        pad_token_id: int = 0,
+        task: str = "sequence_classification",
+        pad_token_id: int | None = None,
         true_labels: torch.Tensor | None = None,
+        tokenizer: Any = None,
+        bos_token_id: int | None = None,
+        prefix_len: int | None = None,
+        suffix_len: int | None = None,
+        embed_pool: str | None = None,
+        model_path: str | None = None,
         embed_layers: Iterable[str] = (),
         embed_epochs: Iterable[int] = (),
         checkpoint_epochs: Iterable[int] = (0,),
         record_train: bool = True,
-        eval_batch_size: int = 256,
+        eval_batch_size: int | None = None,
         embed_dtype: str = "float16",
         config: dict[str, Any] | None = None,
         overwrite: bool = False,
     ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+        self.task = task
+        record = {
+            "record_train": record_train,
+            "embed_layers": list(embed_layers),
+            "embed_epochs": list(embed_epochs),
+            "checkpoint_epochs": list(checkpoint_epochs),
+            "embed_dtype": embed_dtype,
+        }
+        self._pre_hook: torch.utils.hooks.RemovableHandle | None = None
+        self._batches = 0
+        if task == "causal_lm":
+            _only_for("sequence_classification", pad_token_id=pad_token_id, true_labels=true_labels)
+            self.recording = CausalLMRecording(
+                path,
+                train_dataset,
+                test_dataset,
+                tokenizer=tokenizer,
+                bos_token_id=bos_token_id,
+                prefix_len=32 if prefix_len is None else prefix_len,
+                suffix_len=16 if suffix_len is None else suffix_len,
+                embed_pool=embed_pool or "last",
+                model_path=model_path,
+                config=config,
+                overwrite=overwrite,
+                eval_batch_size=eval_batch_size or 16,
+                **record,
+            )
+            return
+        lm_only = {"tokenizer": tokenizer, "bos_token_id": bos_token_id, "model_path": model_path}
+        lm_only |= {"prefix_len": prefix_len, "suffix_len": suffix_len, "embed_pool": embed_pool}
+        _only_for("causal_lm", **lm_only)
+        pad_token_id = 0 if pad_token_id is None else pad_token_id
         x_train, y_train = stack_sequences(train_dataset, pad_token_id)
         x, y = x_train, y_train
         if test_dataset is not None:
@@ -153,15 +231,9 @@ class TraceCallback(TrainerCallback):
             true_labels=true_labels,
             config={"trainer": "transformers", **(config or {})},
             overwrite=overwrite,
-            record_train=record_train,
-            embed_layers=list(embed_layers),
-            embed_epochs=list(embed_epochs),
-            checkpoint_epochs=list(checkpoint_epochs),
-            eval_batch_size=eval_batch_size,
-            embed_dtype=embed_dtype,
+            eval_batch_size=eval_batch_size or 256,
+            **record,
         )
-        self._pre_hook: torch.utils.hooks.RemovableHandle | None = None
-        self._batches = 0
 
     @property
     def path(self) -> Path:
@@ -172,7 +244,10 @@ class TraceCallback(TrainerCallback):
         if self._pre_hook is None:  # kept after training: evaluation batches may carry ids
             self._pre_hook = model.register_forward_pre_hook(self._take_ids, with_kwargs=True)
         done = math.floor((state.epoch or 0) + 1e-6)  # restored when resuming
-        network = SequenceClassifier(model, self.pad_token_id)
+        if self.task == "causal_lm":
+            network = self.recording.wrap(model, args)
+        else:
+            network = SequenceClassifier(model, self.pad_token_id)
         planned = math.ceil(args.num_train_epochs)
         self.recording.begin(network, model.device, done, planned)
         self.recording.watch(model)
@@ -200,6 +275,13 @@ class TraceCallback(TrainerCallback):
             self._batches += 1
             self.recording.expect(torch.as_tensor(ids).long().flatten())
         return args, kwargs
+
+
+def _only_for(task: str, **options: Any) -> None:
+    """Refuse the options of the other task (those not None)."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for task={task!r}")
 
 
 def _pad(ids: torch.Tensor, width: int, pad_token_id: int) -> torch.Tensor:

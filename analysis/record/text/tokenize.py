@@ -154,6 +154,29 @@ class BPETokenizer:
         return f"BPETokenizer(vocab_size={self.vocab_size})"
 
 
+class IdTokenizer:
+    """The tokens of a run that stored no tokenizer (a user's own loop without one): each
+    token shown by its id, ``⟨id⟩``; nothing encodes."""
+
+    kind = "ids"
+
+    def __init__(self, vocab_size: int, bos_id: int) -> None:
+        self.vocab_size, self.bos_id = int(vocab_size), int(bos_id)
+
+    def encode(self, text: str) -> list[int]:
+        raise ValueError("this run stored no tokenizer: its text cannot be encoded again")
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.token_texts(ids))
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        _check_ids(ids, self.vocab_size)
+        return [f"⟨{int(i)}⟩" for i in ids]
+
+    def to_json(self) -> None:
+        return None
+
+
 def train_bpe(texts: Sequence[str], vocab_size: int) -> BPETokenizer:
     """Train a byte-level BPE on `texts` (a run's training texts only, before any canary).
 

@@ -25,7 +25,7 @@ from memdash.analysis.record.text.models import CausalLM, build_lm
 from memdash.analysis.record.text.prepare import TextPrepared, prepare_text
 from memdash.analysis.record.text.recorder import TextRecorder
 from memdash.analysis.record.text.scoring import model_inputs
-from memdash.analysis.record.text.tokenize import Tokenizer, load_tokenizer
+from memdash.analysis.record.text.tokenize import IdTokenizer, Tokenizer, load_tokenizer
 from memdash.analysis.record.training import (
     Progress,
     TrainingError,
@@ -64,7 +64,10 @@ def make_lm(config: RunConfig, prepared: TextPrepared) -> CausalLM:
 
 def run_tokenizer(run: Run) -> Tokenizer:
     """The tokenizer a text run was trained with (run.json's ``text`` and tokenizer.json)."""
-    text = run.meta["text"]
+    text = run.meta.get("text", {})
+    if "tokenizer" not in text:  # recorded from a user's loop without a tokenizer
+        vocab = int(text.get("vocab_size") or run.n_classes)
+        return IdTokenizer(vocab, int(text.get("bos_id", vocab - 1)))
     return load_tokenizer(text["tokenizer"], run.tokenizer_json(), text.get("bos_id"))
 
 
