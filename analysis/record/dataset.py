@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -54,3 +56,28 @@ def split_arrays(
         int(y.max()) + 1 if n_classes is None else n_classes,
         name,
     )
+
+
+def saved_split_table(folder: Path):
+    """One split of a Hugging Face dataset written by ``save_to_disk``, read with pyarrow
+    alone (its ``state.json`` and Arrow stream files): a ``pyarrow.Table``.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder: no readable state.json, an Arrow file missing or damaged, none.
+    """
+    import pyarrow as pa
+
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        files = [folder / part["filename"] for part in state["_data_files"]]
+        tables = []
+        for file in files:
+            with pa.memory_map(str(file)) as source:
+                tables.append(pa.ipc.open_stream(source).read_all())
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as err:
+        raise ValueError(f"{folder}: cannot read the saved dataset ({err})") from None
+    if not tables:
+        raise ValueError(f"{folder}: the saved dataset has no Arrow files")
+    return pa.concat_tables(tables)

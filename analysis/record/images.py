@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memdash.analysis.record.dataset import Dataset, split_arrays
+from memdash.analysis.record.dataset import Dataset, saved_split_table, split_arrays
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow's 16-bit greyscale modes
@@ -219,18 +219,7 @@ def _hf_split(
     folder: Path, size: tuple[int, int] | None, image_column: str, label_column: str
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One saved split: images (N, C, H, W), labels (N,), and the number of classes."""
-    import pyarrow as pa
-
-    try:
-        state = json.loads((folder / "state.json").read_text())
-        files = [folder / part["filename"] for part in state["_data_files"]]
-        tables = []
-        for file in files:
-            with pa.memory_map(str(file)) as source:
-                tables.append(pa.ipc.open_stream(source).read_all())
-    except (OSError, KeyError, ValueError, pa.ArrowException) as err:
-        raise ValueError(f"{folder}: cannot read the saved dataset ({err})") from None
-    table = pa.concat_tables(tables)
+    table = saved_split_table(folder)
     missing = [c for c in (image_column, label_column) if c not in table.column_names]
     if missing:
         raise ValueError(

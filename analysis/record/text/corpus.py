@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memdash.analysis.record.dataset import saved_split_table
+
 # The synthetic corpus: every template holds every slot once, so a sentence is one uniform
 # choice of template and one uniform choice per slot; every choice gives a distinct sentence
 # (each template starts differently, words are single tokens of their slot's list), so the
@@ -260,20 +262,7 @@ def _hf_texts(root: Path, column: str) -> list[str]:
 
 
 def _hf_split_texts(folder: Path, column: str) -> list[str]:
-    import pyarrow as pa
-
-    try:
-        state = json.loads((folder / "state.json").read_text())
-        files = [folder / part["filename"] for part in state["_data_files"]]
-        tables = []
-        for file in files:
-            with pa.memory_map(str(file)) as source:
-                tables.append(pa.ipc.open_stream(source).read_all())
-    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException) as err:
-        raise ValueError(f"{folder}: cannot read the saved dataset ({err})") from None
-    if not tables:
-        raise ValueError(f"{folder}: the saved dataset has no Arrow files")
-    table = pa.concat_tables(tables)
+    table = saved_split_table(folder)
     if column not in table.column_names:
         raise ValueError(
             f"{folder}: no column {column!r}; its columns are {table.column_names} (name the "
