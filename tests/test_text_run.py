@@ -159,6 +159,8 @@ def test_bad_text_inputs_are_refused_with_one_line_and_nothing_on_disk(tmp_path)
     assert "--model-path" in said
     said = _refused(tmp_path, "--model", "mlp")
     assert "language model" in said
+    said = _refused(tmp_path, "--embed-layers", "fc1")
+    assert "unknown embedding layers ['fc1']" in said and "block1" in said
     # sizes that cannot fit: GPT-2's 12 W^2 per block, 2 blocks at W = 60,000
     said = _refused(tmp_path, "--width", "60000", "--layers", "2")
     assert "--width 60000 with --layers 2" in said and "86,4" in said
@@ -228,6 +230,9 @@ def test_a_causal_lm_checkpoint_is_fine_tuned_with_its_own_tokenizer(tmp_path):
     analyze(out, only=["exposure"])
     table = run.read_derived("exposure.parquet")
     assert not table["exact_available"].any() and table["exposure_extrapolation"].notna().all()
+    # sequences longer than the checkpoint's 32 positions are refused before anything is written
+    said = _refused(tmp_path, *options, "--seq-len", "40")
+    assert "exceed the model's context of 32 positions" in said
 
 
 def test_a_run_without_a_tokenizer_shows_its_tokens_by_id():

@@ -119,10 +119,11 @@ def parts(config: RunConfig, *, models: int = 1) -> list[Part]:
 
 def lm_parameters(config: RunConfig) -> dict[str, int]:
     """A language model's parameters by part, counted from its config as the models build it
-    (GPT-2: embeddings of tokens and positions, per block 12 W^2 + 13 W, the final norm and
-    an untied head; an LSTM: per layer 8 W^2 + 8 W); {} for ``hf`` (its checkpoint says)."""
+    (GPT-2: embeddings of tokens and positions, per block 12 W^2 + 13 W, the final norm, and
+    the head, tied to the token embeddings but stored twice in a checkpoint; an LSTM: per
+    layer 8 W^2 + 8 W); {} for ``hf`` (its checkpoint says)."""
     m, d = config.model, config.data
-    vocab = 257 if d.tokenizer == "byte" else d.vocab_size + 1
+    vocab = 257 if d.tokenizer == "byte" else d.vocab_size  # BPE: <bos> included
     width, context = m.width, m.context or d.seq_len
     if m.name == "gpt":
         blocks = m.n_layers * (12 * width**2 + 13 * width)
@@ -139,7 +140,7 @@ def _text_parts(config: RunConfig, models: int) -> list[Part]:
     params = lm_parameters(config)
     if not params:
         return []
-    vocab = 257 if d.tokenizer == "byte" else d.vocab_size + 1
+    vocab = 257 if d.tokenizer == "byte" else d.vocab_size  # BPE: <bos> included
     head = vocab * m.width
     found = [_model_part(config, params | {"head": head}, models)]
     tokens = t.batch_size * d.seq_len

@@ -168,12 +168,12 @@ def _agreement(runs: dict[str, Run], source: str) -> Measured:
         raise Missing("every exact exposure is within 1 bit of the ceiling")
     signed = (below["exposure_extrapolation"] - below["exposure_exact"]).to_numpy()
     gap, exact = np.abs(signed), below["exposure_exact"].to_numpy()
-    apart = gap > AGREE_BITS
+    apart = ~(gap <= AGREE_BITS)  # an epoch whose fit failed (NaN) does not agree
     values = {
         "pairs": float(len(gap)),
         "within": float(np.mean(~apart)),
-        "max_gap": float(gap.max()),
-        "median_gap": float(np.median(gap)),
+        "max_gap": float(np.nanmax(gap)),
+        "median_gap": float(np.nanmedian(gap)),
         "ceiling": float(table["ceiling"].iloc[0]),
         "apart": float(apart.sum()),
         "apart_below": float(np.mean(signed[apart] < 0)) if apart.any() else 0.0,
@@ -190,7 +190,7 @@ def _agreement_words(m: Measured) -> str:
     )
     if m["apart"]:
         words += (
-            f"; the {m['apart']:.0f} apart all have an exact exposure of {m['apart_from']:.1f} "
+            f"; the {m['apart']:.0f} apart all have an exact exposure of {m['apart_from']:.2f} "
             f"bits or more, and the extrapolation is the lower one in {m['apart_below']:.0%} "
             "of them"
         )

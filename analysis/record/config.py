@@ -45,7 +45,7 @@ RANGES: dict[str, Range] = {
     "data.reference_canaries": ints(0, 10_000_000),
     "data.seed": Range(0, SEED_MAX, optional=True),
     "data.seq_len": ints(2, 1_000_000),
-    "data.vocab_size": ints(260, 1_000_000),
+    "data.vocab_size": ints(257, 1_000_000),  # the 256 bytes and <bos> at least
     "data.duplicate_sequences": ints(0, 10_000_000),
     "data.duplicate_counts": ints(1, 100_000, items=(1, 100)),
     "data.prefix_len": ints(1, 1_000_000),

@@ -28,7 +28,6 @@ from memdash.analysis.record.text.tokenize import (
     TOKENIZERS,
     ByteTokenizer,
     Tokenizer,
-    digit_token_ids,
     model_tokenizer,
     train_bpe,
 )
@@ -292,8 +291,8 @@ def _pick_duplicates(
 
 
 def _canaries(fmt: CanaryFormat, tok: Tokenizer, o: dict[str, Any], seed: int):
-    """The trained canaries' block (by repeat count) and the references' block."""
-    digit_token_ids(tok)
+    """The trained canaries' block (by repeat count) and the references' block (a tokenizer
+    that joins digits takes canaries too: their exposure is then extrapolated)."""
     per, repeats = int(o["canaries"]), [int(r) for r in o["canary_repeats"]]
     n_refs = int(o["reference_canaries"])
     total = per * len(repeats) + n_refs

@@ -160,6 +160,7 @@ def train_text(
     prepared = prepare_text(config.data, data_seed(config), model_path=config.model.model_path)
     device = torch.device(config.train.device)
     model = make_lm(config, prepared).to(device)
+    _check_model(config, prepared, model)  # before anything is written
     opt = make_optimizer(config, model)
     if resume:
         writer = RunWriter.reopen(out)
@@ -210,6 +211,24 @@ def train_text(
         raise
     recorder.finish("complete")
     return out
+
+
+def _check_model(config: RunConfig, prepared: TextPrepared, model: CausalLM) -> None:
+    """Refuse, naming the option, embedding layers the model does not have and sequences
+    longer than its context (a checkpoint's own ``n_positions``)."""
+    layers = layer_names(model)
+    unknown = sorted(set(config.record.embed_layers) - set(layers))
+    if unknown:
+        raise ValueError(
+            f"--embed-layers {','.join(config.record.embed_layers)}: unknown embedding layers "
+            f"{unknown}; the model's layers: {layers}"
+        )
+    length = prepared.tokens.shape[1]
+    if model.context is not None and length > model.context:
+        raise ValueError(
+            f"--seq-len {length}: sequences of {length} tokens exceed the model's context of "
+            f"{model.context} positions; use --seq-len {model.context} or less"
+        )
 
 
 def train_text_epoch(
