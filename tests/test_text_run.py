@@ -244,3 +244,17 @@ def test_a_run_without_a_tokenizer_shows_its_tokens_by_id():
         tok.token_texts([50])
     with pytest.raises(ValueError, match="stored no tokenizer"):
         tok.encode("x")
+
+
+def test_a_sequences_embedding_is_the_state_after_its_last_token(text_run):
+    """`last` pooling: the layer's state once BOS and every token have been read."""
+    run = text_run
+    model, bos = load_run_lm(run, 2), run.meta["text"]["bos_id"]
+    tokens = np.asarray(run.inputs())
+    stored = run.embedding(2, "block1").astype(np.float32)
+    for i in (0, int(run.examples()["is_canary"].to_numpy().argmax())):
+        n = int((tokens[i] >= 0).sum())
+        read = torch.tensor([[bos, *tokens[i, :n]]], dtype=torch.long)
+        with torch.no_grad():
+            state = model.hidden(read, ["block1"])["block1"][0, n].numpy()
+        np.testing.assert_allclose(stored[i], state, atol=2e-2, rtol=2e-2)

@@ -124,7 +124,7 @@ def lm_parameters(config: RunConfig) -> dict[str, int]:
     layer 8 W^2 + 8 W); {} for ``hf`` (its checkpoint says)."""
     m, d = config.model, config.data
     vocab = 257 if d.tokenizer == "byte" else d.vocab_size  # BPE: <bos> included
-    width, context = m.width, m.context or d.seq_len
+    width, context = m.width, m.context or d.seq_len + 1  # BOS and every token
     if m.name == "gpt":
         blocks = m.n_layers * (12 * width**2 + 13 * width)
         return {"embed": (vocab + context) * width, "blocks": blocks, "out": 2 * width}

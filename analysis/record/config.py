@@ -157,7 +157,7 @@ class ModelConfig:
     # causal language models (LM_MODELS); `width` is their hidden size, `dropout` theirs
     n_layers: int = 2  # gpt: transformer blocks; lstm: LSTM layers
     n_heads: int = 4  # gpt: attention heads (width must be a multiple)
-    context: int = 0  # gpt: positions; 0 = the data's sequence length
+    context: int = 0  # gpt: positions; 0 = the data's sequence length + 1 (BOS)
     model_path: str | None = None  # hf: a causal LM checkpoint folder (save_pretrained)
 
 
@@ -350,8 +350,11 @@ def _check_text(d: DataConfig, m: ModelConfig) -> None:
         )
     if m.name == "gpt" and m.width % m.n_heads:
         raise ValueError(f"--width {m.width} must be a multiple of --heads {m.n_heads}")
-    if m.name == "gpt" and m.context and m.context < d.seq_len:
-        raise ValueError(f"--context {m.context} is shorter than --seq-len {d.seq_len}")
+    if m.name == "gpt" and m.context and m.context <= d.seq_len:
+        raise ValueError(
+            f"--context {m.context} must exceed --seq-len {d.seq_len}: the model reads BOS and "
+            "every token of a sequence"
+        )
 
 
 def _check_split(d: DataConfig) -> None:

@@ -24,7 +24,8 @@ update), the trace columns of docs/run-format.md read for text:
 Forgetting events, data maps, learning time and every other trace score then read sequences
 as they read images. Per-token losses (float16, NaN after a sequence's end) are stored at the
 embedding and checkpoint epochs (``tokens/epoch_EEE.npy``), and embeddings are a layer's
-hidden state at the sequence's last token, or its mean over the sequence's tokens.
+hidden state once the model has read BOS and every token of the sequence (one pass one
+position longer than the eval pass), or its mean over the states after each token.
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ class TextRecorder(TraceRecorder):
                     )
                     losses[chunk.cpu().numpy(), :width] = per_token["loss"].cpu().numpy()
                     if with_embeddings and self.embed_layers:
-                        hidden = self.model.hidden(ids, self.embed_layers)
+                        # BOS and every token: position j holds the state after token j - 1
+                        read = torch.cat([ids[:, :1], tokens.clamp(min=0)], dim=1)
+                        hidden = self.model.hidden(read, self.embed_layers)
                         for name, states in hidden.items():
                             pooled[name].append(self._pool(states, mask))
         finally:
@@ -186,12 +189,14 @@ class TextRecorder(TraceRecorder):
         return stats, embeddings
 
     def _pool(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) hidden states -> (B, D): at the last token, or the mean over tokens."""
+        """(B, T + 1, D) hidden states of BOS and the T tokens -> (B, D): the state after the
+        last token has been read, or the mean of the states after each token (BOS's left
+        out); `mask` (B, T) marks the tokens."""
         if self.embed_pool == "last":
-            last = mask.sum(1).clamp(min=1) - 1
+            last = mask.sum(1).clamp(min=1)  # the last token's own position, after BOS
             return states[torch.arange(len(states), device=states.device), last]
         weights = mask.to(states.dtype).unsqueeze(2)
-        return (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return (states[:, 1:] * weights).sum(1) / weights.sum(1).clamp(min=1)
 
     # --------------------------------------------------------------- helpers
     def _epoch_extras(self, epoch: int) -> list[Callable[[], None]]:

@@ -52,7 +52,7 @@ def make_lm(config: RunConfig, prepared: TextPrepared) -> CausalLM:
     return build_lm(
         m.name,
         vocab_size=prepared.tokenizer.vocab_size,
-        context=m.context or prepared.tokens.shape[1],
+        context=m.context or prepared.tokens.shape[1] + 1,  # BOS and every token
         layers=m.n_layers,
         width=m.width,
         heads=m.n_heads,
@@ -81,10 +81,12 @@ def load_run_lm(run: Run, epoch: int) -> CausalLM:
     """
     config = RunConfig.from_dict(run.config)
     m = config.model
+    weights = run.checkpoint(epoch)
+    positions = weights.get("embed.wpe.weight")  # GPT-2's context, as it was trained
     model = build_lm(
         m.name,
         vocab_size=int(run.meta["text"]["vocab_size"]),
-        context=m.context or int(run.inputs().shape[1]),
+        context=m.context or (len(positions) if positions is not None else run.inputs().shape[1]),
         layers=m.n_layers,
         width=m.width,
         heads=m.n_heads,
@@ -93,7 +95,7 @@ def load_run_lm(run: Run, epoch: int) -> CausalLM:
         bos=int(run.meta["text"]["bos_id"]),
     )
     try:
-        model.load_state_dict(run.checkpoint(epoch))
+        model.load_state_dict(weights)
     except RuntimeError as err:  # a checkpoint of another shape
         first = str(err).splitlines()[0]
         raise RunFormatError(
@@ -224,10 +226,13 @@ def _check_model(config: RunConfig, prepared: TextPrepared, model: CausalLM) -> 
             f"{unknown}; the model's layers: {layers}"
         )
     length = prepared.tokens.shape[1]
-    if model.context is not None and length > model.context:
+    needed = length + 1 if config.record.embed_layers else length  # embeddings read BOS too
+    if model.context is not None and needed > model.context:
+        most = model.context - (needed - length)
         raise ValueError(
-            f"--seq-len {length}: sequences of {length} tokens exceed the model's context of "
-            f"{model.context} positions; use --seq-len {model.context} or less"
+            f"--seq-len {length}: sequences of {length} tokens (with BOS, for embeddings) "
+            f"exceed the model's context of {model.context} positions; use --seq-len {most} "
+            "or less"
         )
 
 
