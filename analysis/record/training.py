@@ -206,10 +206,7 @@ def train(
     """
     validate(config)
     out = Path(out)
-    if resume:
-        config = check_resumable(out, config)
-        if Run.open(out).status == "created":  # stopped before epoch 0 was stored
-            resume, overwrite = False, True  # start it again from the top
+    config, resume, overwrite = resumable(out, config, resume=resume, overwrite=overwrite)
     prepared = prepare_data(config)
     device = torch.device(config.train.device)
     fresh = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
@@ -218,10 +215,7 @@ def train(
     opt = make_optimizer(config, model)
     rec_cfg = config.record
     if resume:
-        writer = RunWriter.reopen(out)
-        tensors, meta = Run.open(out).resume_state()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        load_optimizer_state(opt, tensors, meta)
+        writer = reopen_with_state(out, model, opt)
     else:
         writer = create_run(out, config, prepared, model, overwrite=overwrite)
         if init is not None:  # where the weights came from, beside the config
@@ -255,17 +249,75 @@ def train(
         split=prepared.examples["split"].to_numpy(),
     )
     train_ids = torch.from_numpy(prepared.train_ids).to(device)
+    run_epochs(
+        recorder,
+        model,
+        opt,
+        config.train.epochs,
+        lambda epoch: train_epoch(model, opt, recorder, inputs, labels, train_ids, config, epoch),
+        resume=resume,
+        progress=progress,
+        on_start=on_start,
+    )
+    extra = {}
+    if config.model.example_tied_dropout:
+        extra["example_tied_dropout"] = {}
+        for mode in MODES:
+            with tied_mode(model, mode):
+                extra["example_tied_dropout"][mode] = recorder.group_accuracies()
+    recorder.finish("complete", **extra)
+    return out
+
+
+def resumable(
+    out: Path, config: RunConfig, *, resume: bool, overwrite: bool
+) -> tuple[RunConfig, bool, bool]:
+    """(config, resume, overwrite) as training goes on: with `resume`, the stored config
+    (which must equal `config`); a run stopped before epoch 0 was stored starts again from
+    the top (no resume, overwrite)."""
+    if resume:
+        config = check_resumable(out, config)
+        if Run.open(out).status == "created":  # stopped before epoch 0 was stored
+            resume, overwrite = False, True  # start it again from the top
+    return config, resume, overwrite
+
+
+def reopen_with_state(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> RunWriter:
+    """Reopen a run to resume it, loading its last epoch's model and optimizer state."""
+    writer = RunWriter.reopen(out)
+    tensors, meta = Run.open(out).resume_state()
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    load_optimizer_state(opt, tensors, meta)
+    return writer
+
+
+def run_epochs(
+    recorder: TraceRecorder,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    epochs: int,
+    train_one: Callable[[int], None],
+    *,
+    resume: bool,
+    progress: Progress | None,
+    on_start: Callable[[], None] | None,
+) -> None:
+    """Record epoch 0 (unless resuming), then train and record each epoch after the run's
+    last complete one up to `epochs` (`train_one(epoch)` trains it). A diverged or
+    interrupted run is marked failed with its complete epochs kept; a full disk is said in
+    run.json where there is room, a run still ``created`` stays so (resume restarts it)."""
+    writer = recorder.writer
     if on_start is not None:
         on_start()
     try:
         if not resume:
             recorder.end_epoch(0, resume_state=resume_state(0, model, opt))
-        for epoch in range(writer.epochs_completed + 1, config.train.epochs + 1):
-            train_epoch(model, opt, recorder, inputs, labels, train_ids, config, epoch)
+        for epoch in range(writer.epochs_completed + 1, epochs + 1):
+            train_one(epoch)
             check_finite(model, epoch)
             summary = recorder.end_epoch(epoch, resume_state=resume_state(epoch, model, opt))
             if progress is not None:
-                progress(epoch, config.train.epochs, summary)
+                progress(epoch, epochs, summary)
     except (TrainingError, KeyboardInterrupt) as err:
         recorder.flush()  # epochs already handed over are kept
         writer.finish("failed", error=str(err) or type(err).__name__)
@@ -275,14 +327,6 @@ def train(
             with contextlib.suppress(OSError):
                 writer.finish("failed", error=f"cannot write: {err}")
         raise
-    extra = {}
-    if config.model.example_tied_dropout:
-        extra["example_tied_dropout"] = {}
-        for mode in MODES:
-            with tied_mode(model, mode):
-                extra["example_tied_dropout"][mode] = recorder.group_accuracies()
-    recorder.finish("complete", **extra)
-    return out
 
 
 def create_run(

@@ -10,7 +10,6 @@ batch's tokens (every token predicted from BOS and the tokens before it).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,10 @@ from memdash.analysis.record.text.scoring import model_inputs
 from memdash.analysis.record.text.tokenize import IdTokenizer, Tokenizer, load_tokenizer
 from memdash.analysis.record.training import (
     Progress,
-    TrainingError,
-    check_finite,
-    check_resumable,
-    load_optimizer_state,
     make_optimizer,
-    resume_state,
+    reopen_with_state,
+    resumable,
+    run_epochs,
 )
 from memdash.analysis.store import Run, RunFormatError, RunWriter
 
@@ -155,20 +152,14 @@ def train_text(
     """Train the text run a config describes into `out` (see `record.training.train`)."""
     validate(config)
     out = Path(out)
-    if resume:
-        config = check_resumable(out, config)
-        if Run.open(out).status == "created":
-            resume, overwrite = False, True
+    config, resume, overwrite = resumable(out, config, resume=resume, overwrite=overwrite)
     prepared = prepare_text(config.data, data_seed(config), model_path=config.model.model_path)
     device = torch.device(config.train.device)
     model = make_lm(config, prepared).to(device)
     _check_model(config, prepared, model)  # before anything is written
     opt = make_optimizer(config, model)
     if resume:
-        writer = RunWriter.reopen(out)
-        tensors, meta = Run.open(out).resume_state()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        load_optimizer_state(opt, tensors, meta)
+        writer = reopen_with_state(out, model, opt)
     else:
         writer = create_text_run(out, config, prepared, model, overwrite=overwrite)
     tokens = torch.from_numpy(prepared.tokens.astype(np.int64)).to(device)
@@ -191,26 +182,16 @@ def train_text(
         eval_batch_size=r.eval_batch_size,
     )
     train_ids = torch.from_numpy(prepared.train_ids).to(device)
-    if on_start is not None:
-        on_start()
-    try:
-        if not resume:
-            recorder.end_epoch(0, resume_state=resume_state(0, model, opt))
-        for epoch in range(writer.epochs_completed + 1, config.train.epochs + 1):
-            train_text_epoch(model, opt, recorder, tokens, train_ids, config, epoch)
-            check_finite(model, epoch)
-            summary = recorder.end_epoch(epoch, resume_state=resume_state(epoch, model, opt))
-            if progress is not None:
-                progress(epoch, config.train.epochs, summary)
-    except (TrainingError, KeyboardInterrupt) as err:
-        recorder.flush()
-        writer.finish("failed", error=str(err) or type(err).__name__)
-        raise
-    except OSError as err:
-        if writer.meta["status"] != "created":
-            with contextlib.suppress(OSError):
-                writer.finish("failed", error=f"cannot write: {err}")
-        raise
+    run_epochs(
+        recorder,
+        model,
+        opt,
+        config.train.epochs,
+        lambda epoch: train_text_epoch(model, opt, recorder, tokens, train_ids, config, epoch),
+        resume=resume,
+        progress=progress,
+        on_start=on_start,
+    )
     recorder.finish("complete")
     return out
 
