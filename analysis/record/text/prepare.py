@@ -9,6 +9,7 @@ reference canaries (split ``reference``: drawn like the canaries, never trained 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,27 +35,9 @@ from memdash.analysis.record.text.tokenize import (
 
 TEXT_DATASETS = ("text", "hf")
 SYNTHETIC_EXAMPLES = 2000  # synthetic sentences when n_examples is None
-# the DataConfig fields prepare_text reads, with their defaults
-DEFAULTS: dict[str, Any] = {
-    "dataset": "text",
-    "text_corpus": "synthetic",
-    "path": None,
-    "text_column": "text",
-    "n_examples": None,
-    "seq_len": 64,
-    "chunking": "chunks",
-    "tokenizer": "byte",
-    "vocab_size": 512,
-    "test_fraction": 0.2,
-    "canaries": 0,
-    "canary_repeats": (1, 4, 16, 64),
-    "canary_format": "my pin is {d}{d}{d}{d}{d}{d}",
-    "reference_canaries": 500,
-    "duplicate_sequences": 0,
-    "duplicate_counts": (1, 2, 4, 8, 16, 32),
-    "prefix_len": 32,
-    "suffix_len": 16,
-}
+# what prepare_text reads of a DataConfig, and the defaults of a text run's config for a
+# stand-in that lacks a field
+DEFAULTS: dict[str, Any] = dataclasses.asdict(DataConfig(dataset="text"))
 # independent random streams of one seed
 _SAMPLE_STREAM, _SPLIT_STREAM, _DUPLICATE_STREAM, _CANARY_STREAM = 11, 12, 13, 14
 
