@@ -8,7 +8,7 @@ dict; the default collate functions batch the ids into an int64 tensor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -86,3 +86,17 @@ def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     return f"a {type(value).__name__}"
+
+
+def token_items(dataset: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(index, item) of a tokenized dataset (`WithIds` unwrapped), each item a dict with
+    ``input_ids``; a TypeError names the first that is not."""
+    dataset = unwrapped(dataset)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if not isinstance(item, Mapping) or "input_ids" not in item:
+            raise TypeError(
+                f"item {i} of the dataset is not a dict with input_ids (it is a "
+                f"{type(item).__name__}); tokenize the dataset first"
+            )
+        yield i, item

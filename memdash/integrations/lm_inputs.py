@@ -6,7 +6,7 @@ model section of run.json that `load_run_lm` rebuilds the model from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from memdash.analysis.record.text.tokenize import Tokenizer
-from memdash.integrations.ids import unwrapped
+from memdash.integrations.ids import token_items
 
 __all__ = [
     "StoredTokenizer",
@@ -46,15 +46,8 @@ def sequence_rows(dataset: Any) -> list[torch.Tensor]:
     and ``labels``, a sequence as the causal-LM collators make it). Raises TypeError or
     ValueError naming the item: not a dict with input_ids, a class label, left padding.
     """
-    dataset = unwrapped(dataset)
     rows = []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        if not isinstance(item, Mapping) or "input_ids" not in item:
-            raise TypeError(
-                f"item {i} of the dataset is not a dict with input_ids (it is a "
-                f"{type(item).__name__}); tokenize the dataset first"
-            )
+    for i, item in token_items(dataset):
         label = item.get("labels", item.get("label"))
         if label is not None and torch.as_tensor(label).dim() == 0:
             raise ValueError(

@@ -35,7 +35,7 @@ Needs the extra ``memdash[transformers]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from memdash.integrations.causal_lm import CausalLMRecording
-from memdash.integrations.ids import ID_KEY, WithIds, unwrapped
+from memdash.integrations.ids import ID_KEY, WithIds, token_items
 from memdash.integrations.recording import CallbackRecording, logits_of
 
 __all__ = [
@@ -68,15 +68,8 @@ def stack_sequences(dataset: Any, pad_token_id: int) -> tuple[torch.Tensor, torc
     input_ids : int64, shape (N, L), right-padded with `pad_token_id` to the longest
     labels : int64, shape (N,), from each item's ``labels`` (or ``label``)
     """
-    dataset = unwrapped(dataset)
     rows, labels = [], []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        if not isinstance(item, Mapping) or "input_ids" not in item:
-            raise TypeError(
-                f"item {i} of the dataset is not a dict with input_ids (it is a "
-                f"{type(item).__name__}); tokenize the dataset first"
-            )
+    for i, item in token_items(dataset):
         label = item.get("labels", item.get("label"))
         if label is None:
             raise ValueError(
