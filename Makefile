@@ -25,9 +25,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP) ## Create .venv if missing and install memdash with its test tools
 
 # The optional extras the tests cover: Ray (`memdash estimate --backend ray`), the trainer
-# callbacks for Lightning and the Hugging Face Trainer, and language models (text)
+# callbacks for Lightning and the Hugging Face Trainer, language models (text), and
+# differential privacy with Opacus (dp)
 $(EXTRAS_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,ray,lightning,transformers,text]'
+	$(BIN)/pip install --quiet -e '.[test,ray,lightning,transformers,text,dp]'
 	touch $(EXTRAS_STAMP)
 
 demo: install ## Open the dashboard on sample_runs/ (http://127.0.0.1:$(PORT))
@@ -49,7 +50,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 	  || { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
-test: lint $(EXTRAS_STAMP) chromium ## Lint, then run the whole suite (installs the ray, lightning, transformers and text extras, and chromium)
+test: lint $(EXTRAS_STAMP) chromium ## Lint, then run the whole suite (installs the ray, lightning, transformers, text and dp extras, and chromium)
 	$(BIN)/python -m pytest
 
 bench: install ## Run the benchmarks (prints ratios)
