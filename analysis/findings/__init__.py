@@ -6,7 +6,7 @@ One whose inputs are missing says so ("not enough data") instead of failing. The
 found from the runs' configs (`roles`): ``clean`` (no corruption), ``noise`` (symmetric
 label noise, no dropout), ``dropout`` (the same with dropout), ``tied`` (example-tied
 dropout), ``random`` (random labels), ``canaries`` (a run with canaries), ``text`` (a
-language model's run); the seed groups and
+language model's run), ``dp`` (a run trained with DP-SGD); the seed groups and
 run pairs of the studies by `study_roles`.
 
 The findings on trace scores and training curves use the trace chosen with
@@ -17,8 +17,8 @@ each `Finding` names the trace it used.
 The findings live by family: `curves` (fitting order and speed), `scores` (forgetting, the
 data map, memorization scores), `privacy` (membership inference, exposure),
 `representations` (k-NN against the network), `localization` (flipping, example-tied
-dropout), `studies` (seed groups, random-label pre-training) and `text` (a language
-model's exposure and extraction).
+dropout), `studies` (seed groups, random-label pre-training), `text` (a language
+model's exposure and extraction) and `dp` (DP-SGD against plain training).
 """
 
 from memdash.analysis.findings.curves import (
@@ -28,6 +28,7 @@ from memdash.analysis.findings.curves import (
     slower_with_noise,
     test_peaks_before_memorization,
 )
+from memdash.analysis.findings.dp import dp_bounds_membership, dp_reduces_memorization
 from memdash.analysis.findings.localization import flipping, tied_dropout
 from memdash.analysis.findings.privacy import exposure, membership_follows_memorization
 from memdash.analysis.findings.registry import (
@@ -82,6 +83,8 @@ __all__ = [
     "clean_before_flipped",
     "critical_sample_ratio",
     "data_map",
+    "dp_bounds_membership",
+    "dp_reduces_memorization",
     "dropout_slows_memorization",
     "easiness_across_seeds",
     "exact_and_extrapolated_agree",

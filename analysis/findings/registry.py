@@ -46,6 +46,8 @@ ORDER = (
     "memorization_before_overfitting",
     "extraction_grows_with_duplicates",
     "exact_and_extrapolated_exposure_agree",
+    "dp_bounds_membership",
+    "dp_reduces_memorization",
 )
 
 

@@ -3,7 +3,8 @@
 
 The roles: ``clean`` (no corruption), ``noise`` (symmetric label noise, no dropout),
 ``dropout`` (the same with dropout), ``tied`` (example-tied dropout), ``random`` (random
-labels), ``canaries`` (a run with canaries), ``text`` (a language model's run); the study
+labels), ``canaries`` (a run with canaries), ``text`` (a language model's run), ``dp`` (a
+run trained with DP-SGD, which takes no other role); the study
 roles: ``true_group`` and ``random_group`` (seed groups), ``pretrained`` and its
 ``scratch`` twin.
 """
@@ -23,6 +24,9 @@ def roles(runs: list[Run]) -> dict[str, Run]:
             continue
         if run.is_text:  # a language model's run: the text findings' role, no classifier's
             out.setdefault("text", run)
+            continue
+        if run.config.get("train", {}).get("dp"):  # DP-SGD: compared with the plain runs
+            out.setdefault("dp", run)
             continue
         data, model = run.config.get("data", {}), run.config.get("model", {})
         noise, corruption = data.get("noise", 0.0), data.get("corruption", "symmetric")

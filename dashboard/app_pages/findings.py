@@ -36,6 +36,7 @@ ROLE_NAMES = {
     "pretrained": "from random-label weights",
     "scratch": "from scratch",
     "text": "a language model with canaries and duplicated sequences",
+    "dp": "trained with DP-SGD",
 }
 
 
