@@ -54,6 +54,16 @@ LABELS: dict[str, str] = {
     "fpr": "false-positive rate",
     "tpr": "true-positive rate",
     "attack": "attack",
+    # a privacy audit of an estimate's models (Zarifzadeh et al. 2024; Jagielski et al. 2020)
+    "models": "reference models",
+    "draw": "draw",
+    "auc": "AUC",
+    "tpr_at_0.1%": "TPR at 0.1% FPR",
+    "tpr_at_1%": "TPR at 1% FPR",
+    "epsilon_lower": "empirical ε (lower bound)",
+    "dp_epsilon": "ε spent (DP accountant)",
+    "shapiro_in_p": "Shapiro-Wilk p, models trained on it",
+    "shapiro_out_p": "Shapiro-Wilk p, models that held it out",
     # k-NN against the network (Cohen et al.)
     "knn_pred": "k-NN prediction",
     "dnn_pred": "network prediction",
@@ -167,13 +177,54 @@ TEXT_LABELS: dict[str, str] = {
     "aum": "mean token margin over epochs (logits)",
     "mean_loss": "mean token loss over epochs (nats)",
 }
+# membership-inference attacks (derived/membership*.parquet's ``attack``), as legends name them
+ATTACK_NAMES: dict[str, str] = {
+    "online": "online LiRA",
+    "offline": "offline LiRA",
+    "global": "global threshold",
+    "rmia": "online RMIA",
+    "rmia_offline": "offline RMIA",
+}
+# what each attack does, in a sentence (the Privacy page's legend of the table)
+ATTACK_MEANINGS: dict[str, str] = {
+    "online": "Gaussians of phi over the models that trained on the example and those that "
+    "did not; the likelihood ratio of the target's phi",
+    "offline": "the models that did not train on it only; how far the target's phi lies above them",
+    "global": "phi alone, the same cut for every example (the baseline)",
+    "rmia": "the target's probability of the label over its mean in the reference models, "
+    "compared pairwise with population examples: the share of them it beats",
+    "rmia_offline": "RMIA with models that did not train on it only, their mean scaled up "
+    "by the paper's linear approximation (its a chosen on a reference model)",
+}
+# which end of an audit's figure is which (Privacy page): the end, and what it means
+AUDIT_DIRECTIONS: dict[str, tuple[str, str]] = {
+    "auc": ("higher", "a stronger attack"),
+    "tpr_at_0.1%": ("higher", "a stronger attack"),
+    "tpr_at_1%": ("higher", "a stronger attack"),
+    "epsilon_lower": ("higher", "more privacy loss proved"),
+    "shapiro_in_p": ("lower", "further from a Gaussian"),
+    "shapiro_out_p": ("lower", "further from a Gaussian"),
+}
+
+
+def audit_direction_text(metric: str) -> str:
+    """An audit figure's direction in words, e.g. "higher = a stronger attack"."""
+    end, means = AUDIT_DIRECTIONS[metric]
+    return f"{end} = {means}"
+
+
+def attack_name(attack: str) -> str:
+    """An attack in words ("online RMIA"); an unknown one as stored."""
+    return ATTACK_NAMES.get(attack, attack)
+
+
 # columns whose values are whole numbers: shown without decimals
 INTEGER_COLUMNS = frozenset(
     {
         *("example_id", "label", "true_label", "canary_repeats", "forgetting_events"),
         *("first_learned_epoch", "learned_epoch", "n_epochs", "n_in", "n_out"),
         *("knn_pred", "dnn_pred", "neurons_zeroed", "units_zeroed", "epoch", "repeats"),
-        *("seeds", "n_tokens", "prefix_len", "suffix_len", "duplicates"),
+        *("seeds", "n_tokens", "prefix_len", "suffix_len", "duplicates", "models", "draw"),
     }
 )
 

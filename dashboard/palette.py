@@ -27,7 +27,14 @@ GROUP_COLORS: dict[str, str] = {
 REPEAT_COLORS = ("#E8B4D2", "#CC79A7", "#8E3B6D", "#5A1E44")
 SEQUENTIAL = "Viridis"  # numeric scores
 # membership-inference attacks (Privacy page, classifiers only): colours no classifier kind uses
-ATTACK_COLORS: dict[str, str] = {"online": "#E69F00", "offline": "#56B4E9", "global": "#000000"}
+# (LiRA online and offline, the global threshold, RMIA online and offline)
+ATTACK_COLORS: dict[str, str] = {
+    "online": "#E69F00",  # orange
+    "offline": "#56B4E9",  # sky blue
+    "global": "#000000",  # black: the baseline
+    "rmia": "#332288",  # indigo
+    "rmia_offline": "#882255",  # wine
+}
 # members and non-members of a model's training set (the Learn lesson on membership)
 MEMBER_COLORS: dict[str, str] = {"trained on it": "#E69F00", "held it out": "#56B4E9"}
 # the two seed groups of a study (true labels in the clean colour, random labels in the

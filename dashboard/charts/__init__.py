@@ -18,7 +18,17 @@ from memdash.dashboard.charts.distributions import (
 from memdash.dashboard.charts.exposure import exposure_chart, exposure_over_epochs, floored_spans
 from memdash.dashboard.charts.heatmaps import heatmap
 from memdash.dashboard.charts.inputs import example_input, thumbnail
-from memdash.dashboard.charts.privacy import member_histograms, roc_curves
+from memdash.dashboard.charts.privacy import (
+    BUDGET_METRICS,
+    budget_chart,
+    budget_leaders,
+    budget_summary,
+    gaussian_fit,
+    member_histograms,
+    normality_histograms,
+    rejected_shares,
+    roc_curves,
+)
 from memdash.dashboard.charts.scatters import (
     HOVER_COLUMNS,
     mark_example,
@@ -30,24 +40,31 @@ from memdash.dashboard.charts.selection import point_example_id, selected_exampl
 from memdash.dashboard.palette import GROUP_COLORS
 
 __all__ = [
+    "BUDGET_METRICS",
     "DRAW_ORDER",
     "GROUP_COLORS",
     "HOVER_COLUMNS",
     "RUN_DASHES",
     "bars",
+    "budget_chart",
+    "budget_leaders",
+    "budget_summary",
     "example_input",
     "exposure_chart",
     "exposure_over_epochs",
     "floored_spans",
+    "gaussian_fit",
     "heatmap",
     "histograms",
     "layer_distribution",
     "lines",
     "mark_example",
+    "normality_histograms",
     "member_histograms",
     "one_run_only",
     "paired_scatter",
     "point_example_id",
+    "rejected_shares",
     "ring",
     "roc_curves",
     "scatter",

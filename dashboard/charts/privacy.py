@@ -1,5 +1,7 @@
-"""Membership inference: the attacks' ROC curves on log-log axes, and one example's confidence
-under the models that trained on it and those that held it out."""
+"""Membership inference: the attacks' ROC curves on log-log axes, their power against the
+number of reference models, the per-example check of LiRA's Gaussian assumption, and one
+example's confidence under the models that trained on it and those that held it out (with
+the fitted Gaussians)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import plotly.graph_objects as go
 
 from memdash.dashboard.charts._common import margin, share_histogram
 from memdash.dashboard.charts.distributions import shared_bins
-from memdash.dashboard.labels import label
+from memdash.dashboard.labels import attack_name, label
 from memdash.dashboard.palette import ATTACK_COLORS, MEMBER_COLORS
 
 
@@ -34,7 +36,7 @@ def roc_curves(curves: pd.DataFrame, *, fpr: float | None = None) -> go.Figure:
                 x=rows["fpr"],
                 y=rows["tpr"].clip(lower=low),  # a TPR of 0 has no place on a log axis
                 mode="lines",
-                name=f"{attack} LiRA" if attack != "global" else "global threshold",
+                name=attack_name(str(attack)),
                 line={"color": ATTACK_COLORS.get(str(attack)), "shape": "hv"},
             )
         )
@@ -53,10 +55,17 @@ def roc_curves(curves: pd.DataFrame, *, fpr: float | None = None) -> go.Figure:
 
 
 def member_histograms(
-    phi_in: np.ndarray, phi_out: np.ndarray, *, threshold: float, title: str = ""
+    phi_in: np.ndarray,
+    phi_out: np.ndarray,
+    *,
+    threshold: float | None = None,
+    title: str = "",
+    fit: bool = False,
 ) -> go.Figure:
     """One example's confidence phi under the models that trained on it and those that held
-    it out (shares of each, shared bins), with the attacker's threshold."""
+    it out (shares of each, shared bins), with the attacker's threshold if given; with
+    `fit`, the Gaussian LiRA fits to each side (mean and sample std, two values or more) drawn
+    as a dashed curve in its side's colour, scaled to the histogram (percent per bin)."""
     values = np.r_[phi_in, phi_out]
     bins = shared_bins(values, integer=False, n=30)
     fig = go.Figure()
@@ -69,7 +78,13 @@ def member_histograms(
                 color=MEMBER_COLORS[name],
             )
         )
-    fig.add_vline(x=threshold, line={"dash": "dash", "color": "#000000"})
+    if fit:
+        for name, part in (("held it out", phi_out), ("trained on it", phi_in)):
+            curve = _gaussian_curve(np.asarray(part, dtype=float), bins=bins)
+            if curve is not None:
+                fig.add_trace(curve.update(line={"color": MEMBER_COLORS[name], "dash": "dash"}))
+    if threshold is not None:
+        fig.add_vline(x=threshold, line={"dash": "dash", "color": "#000000"})
     fig.update_layout(
         barmode="overlay",
         title=title,
@@ -78,5 +93,201 @@ def member_histograms(
         height=320,
         margin=margin(),
         legend={"orientation": "h", "y": -0.3},
+    )
+    return fig
+
+
+def gaussian_fit(values: np.ndarray) -> tuple[float, float] | None:
+    """The mean and sample standard deviation (ddof=1) of `values` (n,), or None with fewer
+    than two values or no spread."""
+    if len(values) < 2:
+        return None
+    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+    return (mean, std) if std > 0 else None
+
+
+def _gaussian_curve(values: np.ndarray, *, bins: dict[str, float], points: int = 200):
+    """The Gaussian fitted to `values` as a line in percent per bin of `bins` (the density
+    times the bin width times 100, the scale of a share histogram), or None (`gaussian_fit`)."""
+    fitted = gaussian_fit(values)
+    if fitted is None:
+        return None
+    mean, std = fitted
+    lo = min(bins["start"], mean - 4 * std)
+    hi = max(bins["end"], mean + 4 * std)
+    x = np.linspace(lo, hi, points)
+    density = np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
+    return go.Scatter(
+        x=x,
+        y=density * bins["size"] * 100,
+        mode="lines",
+        name=f"Gaussian fit: mean {mean:.2f}, std {std:.2f}",
+    )
+
+
+# --- attack power against the number of reference models --------------------------------------
+
+BUDGET_METRICS = ("tpr_at_0.1%", "tpr_at_1%", "auc")
+# what an attack that guesses scores on each metric
+CHANCE = {"tpr_at_0.1%": 0.001, "tpr_at_1%": 0.01, "auc": 0.5}
+
+
+def budget_summary(budget: pd.DataFrame, *, metric: str) -> pd.DataFrame:
+    """`metric` of each attack against the number of reference models, over the draws of
+    derived/membership_budget.parquet (``attack``, ``models``, ``draw`` and the metric):
+    one row per (attack, models) with ``median``, ``min``, ``max`` and ``draws``, attacks
+    in `ATTACK_NAMES` order, models ascending."""
+    if metric not in BUDGET_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(BUDGET_METRICS)}")
+    missing = [c for c in ("attack", "models", metric) if c not in budget.columns]
+    if missing:
+        raise ValueError(f"the budget table lacks the column(s) {', '.join(missing)}")
+    rows = budget.dropna(subset=[metric])
+    summary = (
+        rows.groupby(["attack", "models"])[metric]
+        .agg(median="median", min="min", max="max", draws="count")
+        .reset_index()
+    )
+    order = {name: i for i, name in enumerate(ATTACK_COLORS)}
+    rank = summary["attack"].map(order).fillna(len(order))
+    return summary.assign(_rank=rank).sort_values(["_rank", "models"]).drop(columns="_rank")
+
+
+def budget_chart(summary: pd.DataFrame, *, metric: str) -> go.Figure:
+    """Each attack's median `metric` over the draws against the number of reference models
+    (a `budget_summary`), on a log x-axis with a tick at each number drawn, the min-max over
+    the draws as a band in the attack's colour, and chance dotted."""
+    fig = go.Figure()
+    for attack, rows in summary.groupby("attack", sort=False):
+        color = ATTACK_COLORS.get(str(attack), "#7F7F7F")
+        fig.add_trace(
+            go.Scatter(
+                x=np.r_[rows["models"], rows["models"][::-1]],
+                y=np.r_[rows["max"], rows["min"][::-1]],
+                fill="toself",
+                fillcolor=_translucent(color),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=str(attack),
+                name=f"{attack_name(str(attack))}, min to max over draws",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rows["models"],
+                y=rows["median"],
+                mode="lines+markers",
+                name=attack_name(str(attack)),
+                legendgroup=str(attack),
+                line={"color": color},
+                customdata=rows[["min", "max", "draws"]].to_numpy(),
+                hovertemplate="%{x} models: median %{y:.4f} (min %{customdata[0]:.4f}, max "
+                "%{customdata[1]:.4f}, %{customdata[2]} draws)<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.add_hline(
+        y=CHANCE[metric],
+        line={"dash": "dot", "color": "#7F7F7F"},
+        annotation_text="chance",
+        annotation_position="bottom right",
+    )
+    ticks = sorted(int(m) for m in summary["models"].unique())
+    fig.update_xaxes(
+        type="log", title=label("models"), tickvals=ticks, ticktext=list(map(str, ticks))
+    )
+    fig.update_yaxes(title=label(metric), tickformat=".2f" if metric == "auc" else ".1%")
+    fig.update_layout(
+        title=f"{label(metric)} against the number of reference models (median, min-max band)",
+        height=420,
+        margin=margin(),
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def budget_leaders(summary: pd.DataFrame, *, models: tuple[int, ...] = (1, 2, 4)) -> pd.DataFrame:
+    """At each number of reference models in `models` that `summary` (a `budget_summary`)
+    holds, the attack with the highest median and the runner-up: ``models``, ``leader``,
+    ``leader_median``, ``runner_up``, ``runner_up_median`` (NaN and None without one)."""
+    rows = []
+    for count in models:
+        at = summary[summary["models"] == count].sort_values("median", ascending=False)
+        if at.empty:
+            continue
+        second = at.iloc[1] if len(at) > 1 else None
+        rows.append(
+            {
+                "models": count,
+                "leader": at.iloc[0]["attack"],
+                "leader_median": float(at.iloc[0]["median"]),
+                "runner_up": None if second is None else second["attack"],
+                "runner_up_median": np.nan if second is None else float(second["median"]),
+            }
+        )
+    columns = ["models", "leader", "leader_median", "runner_up", "runner_up_median"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _translucent(color: str, alpha: float = 0.15) -> str:
+    """A ``#RRGGBB`` colour as ``rgba(r, g, b, alpha)``."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+# --- LiRA's Gaussian assumption, per example ----------------------------------------------------
+
+NORMALITY_SIDES = {"shapiro_in_p": "trained on it", "shapiro_out_p": "held it out"}
+P_FLOOR = 1e-12  # smaller p-values are drawn at the floor (the left edge)
+
+
+def rejected_shares(membership: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
+    """Per side (``shapiro_in_p``, ``shapiro_out_p``): the examples with a p-value (NaN: fewer
+    than three models on that side), those whose p is below `alpha` and their share:
+    ``side``, ``tested``, ``rejected``, ``share`` (NaN when none was tested)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, not {alpha}")
+    rows = []
+    for side in NORMALITY_SIDES:
+        p = membership[side].dropna().to_numpy(dtype=float)
+        rejected = int((p < alpha).sum())
+        share = rejected / len(p) if len(p) else np.nan
+        rows.append({"side": side, "tested": len(p), "rejected": rejected, "share": share})
+    return pd.DataFrame(rows)
+
+
+def normality_histograms(membership: pd.DataFrame, *, alpha: float) -> go.Figure:
+    """The examples' Shapiro-Wilk p-values (``shapiro_in_p``, ``shapiro_out_p``) as shares of
+    the examples tested on each side, on log10 bins of one decade each (p below `P_FLOOR` at
+    the floor), the side's member colour, and `alpha` dashed: left of it the test rejects a
+    Gaussian."""
+    floor = np.log10(P_FLOOR)
+    bins = {"start": floor - 0.5, "end": 0.5, "size": 1.0}
+    fig = go.Figure()
+    for side, name in NORMALITY_SIDES.items():
+        p = membership[side].dropna().to_numpy(dtype=float)
+        logs = np.log10(np.clip(p, P_FLOOR, 1.0))
+        who = f"models that {name}" if name == "held it out" else f"models {name}"
+        fig.add_trace(share_histogram(logs, name=who, bins=bins, color=MEMBER_COLORS[name]))
+    fig.add_vline(
+        x=np.log10(alpha),
+        line={"dash": "dash", "color": "#000000"},
+        annotation_text=f"alpha {alpha:g}",
+        annotation_position="top",
+    )
+    ticks = list(range(int(floor), 1, 2))
+    fig.update_xaxes(
+        title="Shapiro-Wilk p-value of the example's confidences (log scale)",
+        tickvals=ticks,
+        ticktext=[f"≤1e{t}" if t == floor else ("1" if t == 0 else f"1e{t}") for t in ticks],
+    )
+    fig.update_layout(
+        barmode="group",
+        bargap=0.15,
+        title="is phi Gaussian over the models? one p-value per example and side",
+        yaxis_title="% of the examples tested",
+        height=360,
+        margin=margin(),
+        legend={"orientation": "h", "y": -0.25},
     )
     return fig
