@@ -495,8 +495,8 @@ def test_privacy_page_draws_the_attacks_beside_memorization(monkeypatch):
     assert '"flipped"' in scatter.proto.spec and '"clean"' in scatter.proto.spec
     summary = at.dataframe[0].value.set_index("attack")
     stored = Run.open(samples / "digits_mlp_noise20").derived_manifest()["heldout"]["membership"]
-    assert summary.loc["online", "AUC"] == stored["online"]["auc"]
-    assert summary.loc["offline", "TPR at 0.1% FPR"] == stored["offline"]["tpr_at_0.1%"]
+    assert summary.loc["online LiRA", "AUC"] == stored["online"]["auc"]
+    assert summary.loc["offline LiRA", "TPR at 0.1% FPR"] == stored["offline"]["tpr_at_0.1%"]
     assert any("Spearman correlation with the memorization score" in c.value for c in at.caption)
     opened = [b for b in at.button if b.key and b.key.startswith("privacy_open_")]
     assert len(opened) == 16

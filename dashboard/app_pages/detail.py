@@ -29,6 +29,7 @@ from memdash.dashboard.app_pages.common import (
     table_config,
     thumbnail_grid,
 )
+from memdash.dashboard.app_pages.privacy_example import membership_panel
 from memdash.dashboard.charts import text as text_charts
 from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label, value_text
@@ -92,6 +93,7 @@ def show_example(path: Path, table: pd.DataFrame, example_id: int, *, key: str) 
         right.plotly_chart(charts.trajectory(traj.dropna()), width="stretch", key=f"{key}_traj")
     else:
         right.info(f"This run has no {SOURCES[source]} trace for this example.")
+    membership_panel(path, example_id, right, key=key)
     _neighbours(path, example_id, table, key=key)
 
 

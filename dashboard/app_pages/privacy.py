@@ -1,5 +1,7 @@
-"""Privacy: membership inference (LiRA, Carlini et al. 2022) beside the memorization score
-(Feldman & Zhang 2020), both from the many models of `memdash estimate`."""
+"""Privacy: membership inference (LiRA, Carlini et al. 2022; RMIA, Zarifzadeh et al. 2024)
+beside the memorization score (Feldman & Zhang 2020), all from the many models of `memdash
+estimate`; the audit's other parts (empirical epsilon, DP, attack power against the number
+of reference models, LiRA's Gaussian assumption) in `privacy_audit`."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import streamlit as st
 
 from memdash.analysis.measures.membership import memorization_link
 from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages import privacy_audit
 from memdash.dashboard.app_pages.common import (
     UNTRAINED_KINDS,
     choose_run,
@@ -21,13 +24,6 @@ from memdash.dashboard.app_pages.common import (
 from memdash.dashboard.app_pages.detail import example_section, selection_list
 from memdash.dashboard.labels import label
 
-ATTACKS = {
-    "online": "online LiRA: Gaussians of phi over the models that trained on the example and "
-    "those that did not; the likelihood ratio of the target's phi",
-    "offline": "offline LiRA: the models that did not train on it only; how far the target's "
-    "phi lies above them",
-    "global": "global threshold: phi alone, the same cut for every example (the baseline)",
-}
 TEXT_RUN = (
     "This is a language model's run: membership inference here attacks the ensemble of "
     "classifiers that `memdash estimate` trains on subsets of a classifier's data, which it "
@@ -52,6 +48,10 @@ def render() -> None:
         return
     entry = data.manifest(path).get("heldout", {})
     _attacks(curves, entry)
+    privacy_audit.say_missing(path, entry)
+    privacy_audit.dp_section(path, entry)
+    privacy_audit.budget_section(path, entry)
+    privacy_audit.gaussian_section(path, entry)
     table = data.examples(path)
     trained = table[~table["kind"].isin(UNTRAINED_KINDS)].dropna(subset=["vulnerability"])
     _against_memorization(path, trained)
@@ -60,41 +60,22 @@ def render() -> None:
 
 
 def _attacks(curves: pd.DataFrame, entry: dict) -> None:
-    """The three attacks' ROCs (log-log) and their AUC and TPR at low FPR."""
+    """The attacks' ROCs (log-log) and their AUC, TPR at low FPR and empirical epsilon."""
     summary, params = entry.get("membership", {}), entry.get("params", {})
     st.caption(
         f"{params.get('models')} models, each trained on a random "
         f"{params.get('ratios', [0.7])[0]:.0%} of the training set. Each model is the target "
-        "in turn and the others are its shadow models; an attack calls an example a member "
-        "of the target's training set when its score passes a threshold. One query per "
-        "example (the data has no augmentation)."
+        "in turn and the others are its reference (shadow) models; an attack calls an example "
+        "a member of the target's training set when its score passes a threshold. One query "
+        "per example (the data has no augmentation)."
     )
     if curves.empty:
         st.warning("This estimate has too few models (six or more are needed) for the attack.")
         return
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.roc_curves(curves), width="stretch", key="privacy_roc")
-    rows = [
-        {
-            "attack": attack,
-            "AUC": summary[attack]["auc"],
-            "TPR at 0.1% FPR": summary[attack]["tpr_at_0.1%"],
-            "TPR at 1% FPR": summary[attack]["tpr_at_1%"],
-        }
-        for attack in ATTACKS
-        if summary.get(attack, {}).get("auc") is not None
-    ]
-    right.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        column_config={
-            "AUC": st.column_config.NumberColumn(format="%.3f"),
-            "TPR at 0.1% FPR": st.column_config.NumberColumn(format="percent"),
-            "TPR at 1% FPR": st.column_config.NumberColumn(format="percent"),
-        },
-    )
-    right.markdown("\n".join(f"- **{name}**: {text}" for name, text in ATTACKS.items()))
-    pairs = max((summary[a].get("pairs", 0) for a in ATTACKS if a in summary), default=0)
+    privacy_audit.attack_table(right, summary)
+    pairs = max((v.get("pairs", 0) for v in summary.values() if isinstance(v, dict)), default=0)
     right.caption(
         f"Over {pairs:,} (target model, training example) pairs. Read the curves at the "
         "left: an attack that is right about a few members while almost never wrong is a "

@@ -291,3 +291,40 @@ def normality_histograms(membership: pd.DataFrame, *, alpha: float) -> go.Figure
         legend={"orientation": "h", "y": -0.25},
     )
     return fig
+
+
+# --- the empirical epsilon against the accountant's ---------------------------------------------
+
+
+def epsilon_chart(bounds: pd.DataFrame, *, accountant: float | None = None) -> go.Figure:
+    """Each attack's empirical lower bound on epsilon (``attack``, ``epsilon_lower``) as a
+    horizontal bar in its colour, with the DP accountant's epsilon (an upper bound) as a
+    dashed line: a bar past it is a contradiction."""
+    names = [attack_name(str(a)) for a in bounds["attack"]]
+    fig = go.Figure(
+        go.Bar(
+            x=bounds["epsilon_lower"],
+            y=names,
+            orientation="h",
+            marker={"color": [ATTACK_COLORS.get(str(a), "#7F7F7F") for a in bounds["attack"]]},
+            text=[f"{v:.2f}" for v in bounds["epsilon_lower"]],
+            textposition="outside",
+            showlegend=False,
+        )
+    )
+    if accountant is not None:
+        fig.add_vline(
+            x=accountant,
+            line={"dash": "dash", "color": "#000000"},
+            annotation_text=f"{label('dp_epsilon')}: {accountant:.2f}",
+            annotation_position="top",
+        )
+    top = max([accountant or 0.0, *bounds["epsilon_lower"].tolist()])
+    fig.update_xaxes(title=label("epsilon_lower"), range=[0, 1.15 * top if top > 0 else 1])
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        title="what each attack proves against what the accountant allows",
+        height=80 + 45 * len(bounds),
+        margin=margin(top=60),
+    )
+    return fig

@@ -1,0 +1,245 @@
+"""The Privacy page's audit of the attacks: the table of every attack (LiRA, RMIA) with its
+empirical epsilon, the accountant's epsilon of a DP ensemble beside them, attack power
+against the number of reference models, and LiRA's Gaussian assumption checked per example.
+
+Every sentence is computed from the table or chart beside it; an estimate made before these
+parts existed shows what it has and names the command that adds the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from memdash.dashboard import charts, data
+from memdash.dashboard.app_pages.common import shell_path, show_command
+from memdash.dashboard.labels import (
+    ATTACK_MEANINGS,
+    ATTACK_NAMES,
+    attack_name,
+    audit_direction_text,
+    label,
+)
+
+TABLE_METRICS = ("auc", "tpr_at_0.1%", "tpr_at_1%", "epsilon_lower")
+# each part of the audit, what marks it in the estimate (manifest key or derived file), and
+# its name in words for the message about an older estimate
+PARTS = {
+    "rmia": "RMIA",
+    "epsilon_lower": "the empirical ε",
+    "membership_budget.parquet": "attack power against the number of reference models",
+    "gaussian": "the per-example check of LiRA's Gaussian assumption",
+}
+FEW_MODELS = (1, 2, 4)
+
+
+def missing_parts(path: Path, entry: dict) -> list[str]:
+    """The parts of the audit this estimate lacks (made before they existed), in words."""
+    summary = entry.get("membership", {})
+    has = {
+        "rmia": "rmia" in summary,
+        "epsilon_lower": any("epsilon_lower" in v for v in summary.values() if isinstance(v, dict)),
+        "membership_budget.parquet": "membership_budget.parquet" in entry.get("files", []),
+        "gaussian": "gaussian" in summary,
+    }
+    return [PARTS[part] for part, present in has.items() if not present]
+
+
+def say_missing(path: Path, entry: dict) -> None:
+    """One message naming what an older estimate lacks and the command that adds it."""
+    missing = missing_parts(path, entry)
+    if not missing:
+        return
+    st.info(
+        "This estimate was made before memdash computed "
+        + (", ".join(missing[:-1]) + " and " if len(missing) > 1 else "")
+        + missing[-1]
+        + ". `memdash estimate --like` recomputes the derived tables from the models' stored "
+        "confidences, without training again:"
+    )
+    show_command(f"memdash estimate --like {shell_path(path)}")
+
+
+def attack_rows(summary: dict) -> pd.DataFrame:
+    """One row per attack the manifest's ``membership`` summary holds (in `ATTACK_NAMES`
+    order): ``attack`` in words and its metrics (`TABLE_METRICS` it has)."""
+    rows = []
+    for attack in ATTACK_NAMES:
+        found = summary.get(attack, {})
+        if found.get("auc") is None:
+            continue
+        row = {"attack": attack_name(attack)}
+        row |= {label(m): found[m] for m in TABLE_METRICS if m in found}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def attack_table(column, summary: dict) -> pd.DataFrame:
+    """The attacks' table in `column`, with what each attack does and how the empirical
+    epsilon was computed; returns the table drawn."""
+    table = attack_rows(summary)
+    percent = st.column_config.NumberColumn(format="percent")
+    config = {
+        label("auc"): st.column_config.NumberColumn(
+            format="%.3f", help=audit_direction_text("auc")
+        ),
+        label("tpr_at_0.1%"): percent,
+        label("tpr_at_1%"): percent,
+        label("epsilon_lower"): st.column_config.NumberColumn(
+            format="%.2f", help=audit_direction_text("epsilon_lower")
+        ),
+    }
+    column.dataframe(table, hide_index=True, column_config=config)
+    shown = [a for a in ATTACK_NAMES if attack_name(a) in set(table.get("attack", []))]
+    column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
+    audit = summary.get("audit")
+    if audit and label("epsilon_lower") in table:
+        column.caption(
+            f"{label('epsilon_lower')}: the largest log((TPR - δ) / FPR) over the attack's "
+            f"thresholds, TPR and FPR at their {audit['confidence']:.0%} Clopper-Pearson "
+            f"bounds, δ = {audit['delta']:g} (Jagielski et al. 2020; Nasr et al. 2021); 0 where "
+            f"the ROC proves nothing ({audit_direction_text('epsilon_lower')})."
+        )
+    if "rmia_a" in summary:
+        column.caption(
+            f"Offline RMIA's a = {summary['rmia_a']:.2f} (chosen by attacking one reference "
+            f"model with the others), γ = {summary.get('rmia_gamma', 1.0):g}."
+        )
+    return table
+
+
+def dp_section(path: Path, entry: dict) -> None:
+    """For an estimate whose models trained with DP-SGD: each attack's empirical epsilon
+    against the accountant's, flagged if one passes it. For a DP run whose estimate's models
+    did not, how to train them privately."""
+    spent = entry.get("params", {}).get("dp_epsilon")
+    run_spent = data.run_meta(path).get("dp_epsilon")
+    if spent is None and run_spent is None:
+        return
+    st.subheader("Differential privacy: the accountant against the attacks")
+    if spent is None:
+        st.info(
+            f"This run trained with DP-SGD ({label('dp_epsilon')} = {run_spent:.2f}), but the "
+            "estimate's models, which the attacks attack, did not: their bounds say nothing "
+            "about it. Train the estimate with the run's DP options:"
+        )
+        show_command(f"memdash estimate --like {shell_path(path)}")
+        return
+    summary = entry.get("membership", {})
+    bounds = pd.DataFrame(
+        [
+            {"attack": a, "epsilon_lower": summary[a]["epsilon_lower"]}
+            for a in ATTACK_NAMES
+            if "epsilon_lower" in summary.get(a, {})
+        ]
+    )
+    if bounds.empty:
+        say_missing(path, entry)
+        return
+    delta = entry["params"].get("dp_delta", summary.get("audit", {}).get("delta"))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(
+        charts.epsilon_chart(bounds, accountant=float(spent)), width="stretch", key="privacy_dp"
+    )
+    top = bounds.loc[bounds["epsilon_lower"].idxmax()]
+    right.markdown(
+        f"Each model of the estimate trained with DP-SGD at ε = **{spent:.2f}** (δ = "
+        f"{delta:g}), as its privacy accountant reports. What an attack's ROC proves is a "
+        "lower bound on the ε actually spent: it must stay below the accountant's. The "
+        f"strongest bound here is {attack_name(top['attack'])}'s, ε ≥ "
+        f"**{top['epsilon_lower']:.2f}**."
+    )
+    over = bounds[bounds["epsilon_lower"] > spent]
+    if over.empty:
+        right.success(f"Every attack's bound stays below the accountant's ε = {spent:.2f}.")
+    else:
+        names = ", ".join(
+            f"{attack_name(r.attack)} (ε ≥ {r.epsilon_lower:.2f})" for r in over.itertuples()
+        )
+        right.error(
+            f"Above the accountant's ε = {spent:.2f}: {names}. A bound cannot pass the ε "
+            "spent: the accounting, the training or the attack's evaluation is wrong."
+        )
+
+
+def budget_section(path: Path, entry: dict) -> None:
+    """Attack power against the number of reference models (derived/membership_budget.parquet):
+    a metric chosen, its median over draws with the min-max band, and which attack leads with
+    few models."""
+    budget = data.derived(path, "membership_budget.parquet")
+    if budget is None or budget.empty:
+        return
+    st.subheader("Attack power against the number of reference models")
+    metric = st.radio(
+        "Measure",
+        charts.BUDGET_METRICS,
+        format_func=label,
+        horizontal=True,
+        key="privacy_budget_metric",
+    )
+    summary = charts.budget_summary(budget, metric=metric)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(
+        charts.budget_chart(summary, metric=metric), width="stretch", key="privacy_budget"
+    )
+    right.markdown(budget_words(summary, metric=metric))
+    params = entry.get("membership", {}).get("budget", {})
+    draws = int(summary["draws"].max())
+    right.caption(
+        f"Each point: the median over {draws} draws (seed {params.get('seed', 'n/a')}) of that "
+        f"many reference models, attacking {params.get('targets', 'the same')} target models "
+        f"outside them; the band spans the lowest to the highest draw "
+        f"({audit_direction_text(metric)})."
+    )
+
+
+def _value(metric: str, value: float) -> str:
+    return f"{value:.3f}" if metric == "auc" else f"{value:.1%}"
+
+
+def budget_words(summary: pd.DataFrame, *, metric: str) -> str:
+    """Which attack leads at 1, 2 and 4 reference models and at the most drawn, by the median
+    `metric` the chart draws."""
+    most = int(summary["models"].max())
+    leaders = charts.budget_leaders(summary, models=(*FEW_MODELS, most))
+    sentences = []
+    for row in leaders.drop_duplicates("models").itertuples(index=False):
+        models = f"{row.models} reference model{'s' if row.models != 1 else ''}"
+        lead = f"**{attack_name(row.leader)}** leads ({_value(metric, row.leader_median)}"
+        if row.runner_up is not None:
+            lead += f"; next {attack_name(row.runner_up)}, {_value(metric, row.runner_up_median)}"
+        sentences.append(f"- With {models}, {lead}).")
+    return f"{label(metric)}, median over the draws:\n" + "\n".join(sentences)
+
+
+def gaussian_section(path: Path, entry: dict) -> None:
+    """The share of examples whose IN and OUT confidences Shapiro-Wilk rejects as Gaussian,
+    with the p-values' histogram by side."""
+    members = data.derived(path, "membership.parquet")
+    check = entry.get("membership", {}).get("gaussian")
+    if members is None or check is None or "shapiro_in_p" not in members.columns:
+        return
+    alpha = float(check.get("alpha", 0.05))
+    st.subheader("LiRA's Gaussian assumption, example by example")
+    shares = charts.rejected_shares(members, alpha=alpha).set_index("side")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(
+        charts.normality_histograms(members, alpha=alpha), width="stretch", key="privacy_gauss"
+    )
+    inside, out = shares.loc["shapiro_in_p"], shares.loc["shapiro_out_p"]
+    right.markdown(
+        "Online LiRA fits a Gaussian to each example's confidence phi over the models that "
+        "trained on it and another over those that held it out (offline LiRA the second only). "
+        f"Shapiro-Wilk rejects it at alpha {alpha:g} for **{inside['share']:.0%}** of the "
+        f"{int(inside['tested']):,} examples on the side of the models that trained on them, "
+        f"and **{out['share']:.0%}** of the {int(out['tested']):,} on the side of those that "
+        f"held them out; were every side Gaussian, about {alpha:.0%} would be by chance."
+    )
+    right.caption(
+        f"p-values left of the dashed line are rejected ({audit_direction_text('shapiro_in_p')}"
+        "). With many models the test also rejects small departures: open an example below to "
+        "see its confidences with the fitted Gaussians. NaN (fewer than three models on a "
+        "side) is left out."
+    )
