@@ -37,7 +37,19 @@ from memdash.analysis.cli.options import (
     field,
     option,
 )
-from memdash.analysis.record.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from memdash.analysis.record.config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    is_text,
+)
+
+TEXT_SUBSET = 0.5  # Zhang et al. 2021 train on random halves of the sequences
+TEXT_NEEDS_RUN = (
+    "--out with --dataset text: a text estimate is made of a trained text run; train it "
+    "(memdash train --dataset text --out RUN), then memdash estimate --like RUN"
+)
 
 
 def estimate(
@@ -63,7 +75,9 @@ def estimate(
     lr: float = option(TRAIN.lr, field("train.lr"), "New run: learning rate."),
     data_seed: int = option(0, SEED, "New run: the seed of its data and corruption."),
     models: int = option(256, MODELS_PER_RATIO, "Models per subset ratio."),
-    subset: float = option(0.7, SUBSET, "Share of the training set each model trains on."),
+    subset: float = option(
+        None, SUBSET, "Share of the training set each model trains on (default 0.7; text: 0.5)."
+    ),
     ratios: tuple = option("", RATIOS, "Several subset ratios for the C-score, e.g. 0.1,0.5,0.9."),
     models_per_batch: int = option(
         16, MODELS_PER_BATCH, "Models trained at once (the unit of work)."
@@ -98,6 +112,8 @@ def estimate(
         seed=data_seed,
         command=command_line(),
     )
+    if new and is_text(config.data):
+        refuse(TEXT_NEEDS_RUN)
     if new:
         refuse_bad_config(config, models=models_per_batch)
     else:  # the run's own config: only whether its batch of models fits (on the cpu)
@@ -107,10 +123,16 @@ def estimate(
         problem = unfit(cpu, models=models_per_batch)
         if problem is not None:
             refuse(problem)
+        if is_text(config.data) and len(ratios) > 1:
+            refuse(f"--ratios {','.join(map(str, ratios))}: a text estimate takes one --subset")
+    text = is_text(config.data)
     kept = "the model batches already done are kept; run it again to resume"
     with errors_reported(written=run, kept=kept):
         spec = EstimateSpec(
-            ratios=ratios or (subset,), models=models, models_per_batch=models_per_batch, seed=seed
+            ratios=ratios or (subset or (TEXT_SUBSET if text else 0.7),),
+            models=models,
+            models_per_batch=models_per_batch,
+            seed=seed,
         )
         if new:
             _new_estimate_run(out, config)
@@ -134,11 +156,25 @@ def estimate(
             tables = run_estimate(
                 run, spec, backend=backend, address=address, workers=workers, progress=report
             )
+    if text:
+        _report_text(tables, models, time.perf_counter() - started, run)
+        return
     held = tables["heldout.parquet"]
     console.print(
         f"{models} models x {len(spec.ratios)} ratio(s) in {time.perf_counter() - started:.0f} s; "
         f"mean mem_score {held['mem_score'].mean():.3f}; wrote {run}/derived/heldout.parquet "
         "and influence.parquet"
+    )
+
+
+def _report_text(tables: dict, models: int, seconds: float, run: Path) -> None:
+    """What a text estimate made, in two lines."""
+    cf = tables["counterfactual.parquet"]
+    console.print(
+        f"{models} language models in {seconds:.0f} s; median counterfactual memorization "
+        f"{cf['cf_mem_accuracy'].median():.3f} (token accuracy), "
+        f"{cf['cf_mem_loglik'].median():.2f} nats (log-likelihood); wrote "
+        f"{run}/derived/counterfactual.parquet, membership.parquet and membership_roc.parquet"
     )
 
 

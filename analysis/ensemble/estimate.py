@@ -41,8 +41,9 @@ import pandas as pd
 import torch
 
 from memdash.analysis.ensemble.batched import ensemble_outputs, fit_batched, model_seed, subset_mask
+from memdash.analysis.ensemble.text_estimate import derive_text, text_completed, train_text_batch
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
-from memdash.analysis.measures.membership import membership_tables
+from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.store import Run, RunFormatError, write_json, write_lock, write_npy
 
@@ -128,7 +129,8 @@ def run_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic on every backend and worker count
     try:
-        _train_batch(path, ratio_index, batch, first, end)
+        train = train_text_batch if Run.open(path).is_text else _train_batch  # a text run's LMs
+        train(path, ratio_index, batch, first, end)
     finally:
         torch.set_num_threads(threads)
 
@@ -241,7 +243,7 @@ def _estimate(
 ) -> dict[str, pd.DataFrame]:
     """`estimate` under the run's write lock."""
     prepare_spec(run, spec)
-    have = completed(run)
+    have = text_completed(run) if run.is_text else completed(run)
     jobs = [
         (str(run.path), ri, b, lo, hi) for ri, b, lo, hi in spec.batches() if (ri, b) not in have
     ]
@@ -260,7 +262,10 @@ def _estimate(
             _local(jobs, workers, done)
         else:
             _ray(jobs, address, workers, done)
-    tables, privacy = derive(run, spec)
+    if run.is_text:  # counterfactual memorization and the attacks on log-likelihoods
+        tables, privacy = derive_text(run, spec.batches())
+    else:
+        tables, privacy = derive(run, spec)
     key = hashlib.sha256(json.dumps([spec.fixed(), spec.models, _training_key(run)]).encode())
     params = spec.fixed() | {"models": spec.models}
     entry = {"key": key.hexdigest()[:16], "params": params, "membership": privacy}
@@ -342,7 +347,8 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
             test = split == "test"
             infl = influence(correct[:, test], trained[:, split == "train"])
             top = top_influences(infl, np.flatnonzero(split == "train"), np.flatnonzero(test))
-            members, curves, summary = membership_tables(load_confidences(run, spec, 0), trained)
+            phi = load_confidences(run, spec, 0)
+            members, curves, summary = membership_tables(phi, trained, attacks=ALL_ATTACKS)
     table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))

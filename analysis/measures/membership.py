@@ -50,7 +50,11 @@ import pandas as pd
 import torch
 from scipy.special import log_ndtr
 
-ATTACKS = ("online", "offline", "global")
+from memdash.analysis.measures.rmia import rmia_attack_scores
+
+ATTACKS = ("online", "offline", "global")  # LiRA's, `membership_tables`' default
+RMIA_ATTACKS = ("rmia", "rmia_offline")  # Zarifzadeh et al.'s (`measures.rmia`)
+ALL_ATTACKS = ATTACKS + RMIA_ATTACKS
 VARIANCES = ("auto", "per_example", "global")
 REPORT_FPRS = (0.001, 0.01)  # the low false-positive rates the paper reports TPR at
 VAR_FLOOR = 1e-6  # phi is stored as float16: identical values must not divide by zero
@@ -213,16 +217,25 @@ def membership_tables(
     phi: np.ndarray,
     member: np.ndarray,
     *,
+    attacks: tuple[str, ...] = ATTACKS,
+    log_p: np.ndarray | None = None,
+    rmia_a: float | None = None,
     variance: str = "auto",
     min_models: int = 16,
     threshold_fpr: float = 0.01,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Leave-one-model-out LiRA over an estimate's models.
+    """Leave-one-model-out LiRA (and RMIA) over an estimate's models.
 
     Parameters
     ----------
-    phi : (K, N) float, every model's confidence on every example
+    phi : (K, N) float, every model's statistic on every example, higher = more like a
+        member: a classifier's confidence phi, or any other (a sequence's log-likelihood)
     member : (K, N) bool, whether each model trained on each example
+    attacks : which of `ALL_ATTACKS` to run: LiRA's ``online``, ``offline``, ``global``
+        and RMIA's ``rmia`` (online) and ``rmia_offline`` (`measures.rmia`, gamma = 1)
+    log_p : (K, N) float, the log-probabilities RMIA compares (default: log sigmoid(phi),
+        the log-probability of the label when phi is a classifier's confidence)
+    rmia_a : offline RMIA's a (default: chosen by `measures.rmia.choose_a`)
     threshold_fpr : the pooled FPR whose global threshold gives the per-example rates
 
     Returns
@@ -235,10 +248,19 @@ def membership_tables(
     curves : ``attack``, ``fpr``, ``tpr``: every attack's pooled ROC on a log grid
     summary : per attack its ``auc``, ``tpr_at_0.1%``, ``tpr_at_1%``, ``pairs`` (``auc``
         None and ``pairs`` 0 with fewer than six models), plus ``threshold_fpr``,
-        ``variance`` and ``min_models``
+        ``variance`` and ``min_models``; with an RMIA attack also ``rmia_a`` (offline
+        RMIA's a, None unless it ran) and ``rmia_gamma``
     """
+    unknown = [a for a in attacks if a not in ALL_ATTACKS]
+    if unknown or not attacks:
+        raise ValueError(f"unknown attacks {unknown}; valid: {', '.join(ALL_ATTACKS)}")
     member = np.asarray(member, dtype=bool)
-    scores = attack_scores(phi, shadow_fits(phi, member, variance=variance, min_models=min_models))
+    lira = attack_scores(phi, shadow_fits(phi, member, variance=variance, min_models=min_models))
+    scores = {a: lira[a] for a in attacks if a in lira}
+    extra: dict = {}
+    if any(a in RMIA_ATTACKS for a in attacks):
+        rmia, extra = rmia_attack_scores(phi, member, attacks=attacks, log_p=log_p, a=rmia_a)
+        scores |= rmia
     held = member.sum(0)
     eligible = (held >= 3) & (held <= len(member) - 3)  # two shadows each side when a target
     table = {"n_in": held.astype(np.int64), "n_out": (len(member) - held).astype(np.int64)}
@@ -266,9 +288,10 @@ def membership_tables(
             table[f"{attack}_fpr"] = _masked_mean(called, ~member)
     per_example = pd.DataFrame(table)
     per_example.loc[~eligible, [c for c in per_example if c not in ("n_in", "n_out")]] = np.nan
-    per_example["vulnerability"] = per_example["online_tpr"]
+    per_example["vulnerability"] = per_example.get("online_tpr", np.nan)
     per_example.insert(0, "example_id", np.arange(member.shape[1], dtype=np.int64))
     summary |= {"threshold_fpr": threshold_fpr, "variance": variance, "min_models": min_models}
+    summary |= extra
     roc_table = pd.concat(curves, ignore_index=True).astype({"fpr": float, "tpr": float})
     roc_table = roc_table.reindex(columns=["attack", "fpr", "tpr"]).astype({"attack": str})
     return per_example, roc_table, summary

@@ -53,8 +53,11 @@ CHECKPOINT = re.compile(r"^epoch_(\d{3,})\.safetensors$")
 # text runs: tokens/epoch_EEE.npy (per-token losses) and the run's own tokenizer.json
 TOKENS_PART = re.compile(r"^epoch_(\d{3,})\.npy$")
 TOKENIZER_FILE = "tokenizer.json"
-# heldout/spec.json and heldout/rR_bBBBB.{subsets,conf,correct}.npy (`memdash estimate`)
-HELDOUT_FILE = re.compile(r"^(?:spec\.json|r\d+_b\d{4,}\.(?:subsets|conf|correct)\.npy)$")
+# heldout/spec.json and heldout/rR_bBBBB.{subsets,conf,correct}.npy (`memdash estimate`; a
+# text run's: {subsets,accuracy,loglik})
+HELDOUT_FILE = re.compile(
+    r"^(?:spec\.json|r\d+_b\d{4,}\.(?:subsets|conf|correct|accuracy|loglik)\.npy)$"
+)
 # the hidden temporary sibling an atomic write renames over its file (atomic.py)
 TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
 # a plain file name (a layer, a heldout array); a derived name, optionally under one folder

@@ -1,0 +1,297 @@
+"""The robust membership inference attack (RMIA) on the models of an estimate.
+
+References
+----------
+Zarifzadeh, Liu, Mahloujifar and Shokri 2024, "Low-Cost High-Power Membership Inference
+Attacks" (ICML). With p(x|theta) the target model's probability of x (for a classifier the
+probability of x's label, sigmoid(phi); for a language model the sequence's likelihood),
+p(x) the same probability under the reference models, and z a population of non-members,
+
+    LR(x, z) = (p(x|theta) / p(x)) / (p(z|theta) / p(z)),
+    score(x) = Pr_z[LR(x, z) >= gamma]        (gamma = 1 by default).
+
+Higher = judged a member. Everything here works on log-probabilities, so a sequence's total
+log-likelihood (far below any float's smallest probability) serves as well as a label's
+log-probability: LR(x, z) >= gamma is log p(x|theta) - log p(x) >= log p(z|theta) - log p(z)
++ log gamma, and the mean probabilities p(x) are log-mean-exps.
+
+As with LiRA (`measures.membership`), each model of an estimate is the target in turn and the
+other models are its reference models (leave one model out). Target k's population z is
+every example k did not train on (the training examples left out of its subset and the test
+examples), other than x itself, with p(z) from the same reference models. The share is
+counted with one sort of the population's ratios and a ``searchsorted`` per target.
+
+- Online RMIA: p(x) is the reference models' mean probability balanced between the models
+  that trained on x and those that did not, (mean over IN + mean over OUT) / 2. The paper's
+  reference models train on random halves, so their plain mean is that balanced mean; an
+  estimate's subsets hold 70% of the training set, and a plain mean would weigh the IN
+  models 7:3. Where an example has reference models on one side only, p(x) is that side's
+  mean.
+- Offline RMIA (OUT models only): p(x) = ((1 + a) p_OUT(x) + (1 - a)) / 2, the paper's linear
+  approximation of the IN probability from the OUT one, with p_OUT(x) the mean over the
+  reference models that did not train on x (NaN where there is none: the example is not
+  scored). The same formula gives p(z). `a` is chosen as the paper does, by attacking one
+  reference model with the others (`choose_a`): model `target` (the first, by default) is
+  attacked with every other model as a reference, for each a of `A_GRID` (0, 0.05, ..., 1),
+  and the a of the highest AUC is kept (the smallest one on a tie), so the choice is
+  deterministic. It is then used for every target. For text the constant (1 - a) / 2
+  dwarfs a sequence's probability unless a is near 1, so the search settles there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+A_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)  # the offline a tried by `choose_a`
+FALLBACK_A = 0.5  # the grid's midpoint: the offline a where no model is left to choose it
+SIDES = ("in", "out")
+
+
+def log_prob_label(phi: np.ndarray) -> np.ndarray:
+    """log p of the label from phi = log(p / (1 - p)): log sigmoid(phi), stably.
+
+    Parameters
+    ----------
+    phi : (...) float, the logit-scaled confidence LiRA uses
+
+    Returns
+    -------
+    (...) float64, at most 0; higher = more confident.
+    """
+    return -np.logaddexp(0.0, -np.asarray(phi, dtype=np.float64))
+
+
+def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log of the mean probability over the models on `side` of each example, leaving the
+    target model out (exact: prefix and suffix log-sum-exps, no subtraction).
+
+    Parameters
+    ----------
+    log_p : (K, N) float, each model's log-probability of each example
+    side : (K, N) bool, the models counted for each example
+
+    Returns
+    -------
+    log_mean : (K, N), for target k and example n the log of the mean of p over the other
+        models on n's side; NaN where there is none
+    count : (K, N) int64, how many models that mean is over
+    """
+    x = np.where(side, log_p, -np.inf)
+    empty = np.full((1, x.shape[1]), -np.inf)
+    before = np.logaddexp.accumulate(x, axis=0)
+    after = np.logaddexp.accumulate(x[::-1], axis=0)[::-1]
+    others = np.logaddexp(np.r_[empty, before[:-1]], np.r_[after[1:], empty])
+    count = (side.sum(0) - side).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mean = others - np.log(count)
+    return np.where(count > 0, log_mean, np.nan), count
+
+
+def balanced(log_in: np.ndarray, log_out: np.ndarray) -> np.ndarray:
+    """log((p_IN + p_OUT) / 2), or the one side that exists (NaN where neither does)."""
+    with np.errstate(invalid="ignore"):
+        both = np.logaddexp(log_in, log_out) - np.log(2.0)
+    return np.where(np.isnan(log_in), log_out, np.where(np.isnan(log_out), log_in, both))
+
+
+def linear_offline(log_out: np.ndarray, a: float) -> np.ndarray:
+    """log(((1 + a) p_OUT + (1 - a)) / 2), the paper's offline p(x) (NaN stays NaN)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        constant = np.log(1.0 - a)  # -inf at a = 1: p(x) = p_OUT(x)
+        return np.logaddexp(np.log1p(a) + log_out, constant) - np.log(2.0)
+
+
+def pairwise_share(
+    log_target: np.ndarray,
+    log_reference: np.ndarray,
+    population: np.ndarray,
+    *,
+    gamma: float = 1.0,
+) -> np.ndarray:
+    """RMIA's score: for each target and example x, the share of the target's population z
+    (other than x) with LR(x, z) >= gamma.
+
+    Parameters
+    ----------
+    log_target : (T, N) float, log p(x|theta) of each target model
+    log_reference : (T, N) float, log p(x) from that target's reference models (NaN: no
+        reference; such an x is not scored and is no z)
+    population : (T, N) bool, the non-members each target draws z from
+    gamma : the likelihood-ratio threshold (> 0)
+
+    Returns
+    -------
+    (T, N) float in [0, 1]; higher = judged a member. NaN where x has no reference or the
+    population holds no other z.
+    """
+    ratio = np.asarray(log_target, dtype=np.float64) - log_reference
+    scored = np.isfinite(ratio)
+    pool = np.asarray(population, dtype=bool) & scored
+    cut = ratio - np.log(gamma)  # z counts when ratio(z) <= ratio(x) - log gamma
+    out = np.full(ratio.shape, np.nan)
+    for t in range(len(ratio)):  # one sort and one searchsorted per target
+        sorted_pool = np.sort(ratio[t, pool[t]])
+        below = np.searchsorted(sorted_pool, cut[t], side="right").astype(np.float64)
+        itself = pool[t] & (gamma <= 1.0)  # x in its own population counts itself: drop it
+        others = pool[t].sum() - pool[t]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[t] = np.where(scored[t] & (others > 0), (below - itself) / others, np.nan)
+    return out
+
+
+def rmia_scores(
+    log_p: np.ndarray,
+    member: np.ndarray,
+    *,
+    offline: bool,
+    a: float | None = None,
+    gamma: float = 1.0,
+    population: np.ndarray | None = None,
+) -> np.ndarray:
+    """Leave-one-model-out RMIA: each model the target, the others its reference models.
+
+    Parameters
+    ----------
+    log_p : (K, N) float, each model's log-probability of each example (log sigmoid(phi)
+        for a classifier, `log_prob_label`; a sequence's log-likelihood for text)
+    member : (K, N) bool, whether model k trained on example n
+    offline : use only the reference models that did not train on x (and z)
+    a : offline RMIA's a in [0, 1]; None = chosen by `choose_a` on these arrays
+    gamma : the likelihood-ratio threshold (> 0)
+    population : (K, N) bool, the examples each target draws z from (default: the ones it
+        did not train on, ~member)
+
+    Returns
+    -------
+    (K, N) float in [0, 1]; higher = judged a member. NaN where an example has no reference
+    model (offline: no OUT reference model).
+    """
+    log_p, member = _checked(log_p, member)
+    if gamma <= 0 or not np.isfinite(gamma):
+        raise ValueError(f"gamma must be a positive number, got {gamma}")
+    population = ~member if population is None else np.asarray(population, dtype=bool)
+    if population.shape != member.shape:
+        raise ValueError(f"population must be {member.shape}, got {population.shape}")
+    log_out, _ = loo_log_mean(log_p, ~member)
+    if offline:
+        a = choose_a(log_p, member) if a is None else _checked_a(a)
+        reference = linear_offline(log_out, a)
+    else:
+        log_in, _ = loo_log_mean(log_p, member)
+        reference = balanced(log_in, log_out)
+    return pairwise_share(log_p, reference, population, gamma=gamma)
+
+
+def choose_a(
+    log_p: np.ndarray,
+    member: np.ndarray,
+    *,
+    target: int = 0,
+    grid: np.ndarray = A_GRID,
+) -> float:
+    """Offline RMIA's a, as the paper chooses it: model `target` attacked with every other
+    model as a reference (offline, gamma = 1), for each a of `grid`; the a of the highest
+    AUC over the examples it can score (the smallest such a on a tie). With fewer than
+    three models, or no example both held and not held by it, `FALLBACK_A`.
+
+    Parameters
+    ----------
+    log_p, member : (K, N), as for `rmia_scores`
+    target : the model attacked
+    grid : the values of a tried, in [0, 1]
+    """
+    log_p, member = _checked(log_p, member)
+    if not 0 <= target < len(log_p):
+        raise ValueError(f"target must be a model index in [0, {len(log_p)}), got {target}")
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.size == 0 or ((grid < 0) | (grid > 1)).any():
+        raise ValueError("the grid of a must be non-empty and lie in [0, 1]")
+    rest = np.delete(np.arange(len(log_p)), target)
+    log_out = _log_mean(log_p[rest], ~member[rest])
+    truth = member[target]
+    scored = np.isfinite(log_out)
+    if len(rest) < 2 or truth[scored].all() or not truth[scored].any():
+        return FALLBACK_A
+    aucs = [
+        _auc(
+            pairwise_share(
+                log_p[target][None], linear_offline(log_out, float(a))[None], ~truth[None]
+            )[0, scored],
+            truth[scored],
+        )
+        for a in grid
+    ]
+    return float(grid[int(np.argmax(aucs))])
+
+
+def rmia_attack_scores(
+    phi: np.ndarray,
+    member: np.ndarray,
+    *,
+    attacks: tuple[str, ...] = ("rmia", "rmia_offline"),
+    log_p: np.ndarray | None = None,
+    a: float | None = None,
+    gamma: float = 1.0,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The RMIA attacks of `measures.membership.membership_tables`, by name.
+
+    Parameters
+    ----------
+    phi : (K, N) float, the classifier's confidence (log p = log sigmoid(phi) when `log_p`
+        is None)
+    member : (K, N) bool
+    attacks : the names asked for; ``rmia`` and ``rmia_offline`` are run, others ignored
+    log_p : (K, N) float, the log-probabilities to compare (text: sequence log-likelihoods)
+
+    Returns
+    -------
+    scores : attack name -> (K, N), higher = judged a member
+    summary : ``rmia_a`` (offline's a, None when it did not run) and ``rmia_gamma``
+    """
+    log_p = log_prob_label(phi) if log_p is None else log_p
+    log_p, member = _checked(log_p, member)
+    scores = {}
+    if "rmia" in attacks:
+        scores["rmia"] = rmia_scores(log_p, member, offline=False, gamma=gamma)
+    chosen = None
+    if "rmia_offline" in attacks:
+        chosen = choose_a(log_p, member) if a is None else _checked_a(a)
+        scores["rmia_offline"] = rmia_scores(log_p, member, offline=True, a=chosen, gamma=gamma)
+    return scores, {"rmia_a": chosen, "rmia_gamma": float(gamma)}
+
+
+def _auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Pr[a member outscores a non-member], ties counting half (Mann-Whitney, by ranks)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores)
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _log_mean(log_p: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """log of the mean probability over the models on `side` of each example: (N,), NaN
+    where none."""
+    x = np.where(side, log_p, -np.inf)
+    count = side.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = np.logaddexp.reduce(x, axis=0) - np.log(count)
+    return np.where(count > 0, total, np.nan)
+
+
+def _checked(log_p: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    log_p = np.asarray(log_p, dtype=np.float64)
+    member = np.asarray(member, dtype=bool)
+    if log_p.ndim != 2 or log_p.shape != member.shape:
+        raise ValueError(
+            f"log_p and member must share one (K, N) shape: {log_p.shape}, {member.shape}"
+        )
+    if (log_p > 0).any():
+        raise ValueError("log_p holds log-probabilities: every value must be <= 0")
+    return log_p, member
+
+
+def _checked_a(a: float) -> float:
+    if not 0 <= a <= 1:
+        raise ValueError(f"a must lie in [0, 1], got {a}")
+    return float(a)

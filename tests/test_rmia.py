@@ -1,0 +1,157 @@
+"""RMIA (Zarifzadeh et al. 2024) against a hand-computed case, a brute-force pairwise count,
+and the attacks' place beside LiRA in `membership_tables`."""
+
+import numpy as np
+import pytest
+
+from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
+from memdash.analysis.measures.rmia import (
+    FALLBACK_A,
+    choose_a,
+    log_prob_label,
+    loo_log_mean,
+    rmia_scores,
+)
+
+# four models x five examples; example 4 is a test example (no model trains on it)
+MEMBER = np.array([[1, 1, 0, 0, 0], [1, 0, 1, 0, 0], [0, 1, 1, 0, 0], [1, 0, 0, 1, 0]], dtype=bool)
+P = np.array(
+    [
+        [0.9, 0.6, 0.3, 0.2, 0.1],
+        [0.8, 0.2, 0.7, 0.4, 0.2],
+        [0.2, 0.8, 0.9, 0.1, 0.3],
+        [0.6, 0.3, 0.2, 0.8, 0.4],
+    ]
+)
+
+
+def test_online_rmia_by_hand():
+    """Target 3: reference models 0-2; its population is examples 1, 2, 4.
+    p(x) = (mean over IN + mean over OUT) / 2, ratio = p(x|target) / p(x):
+    x0: IN 0.9, 0.8 (0.85), OUT 0.2: p 0.525, ratio 0.6/0.525 = 1.143
+    x1: IN 0.6, 0.8 (0.7), OUT 0.2: p 0.45, ratio 0.3/0.45 = 0.667
+    x2: IN 0.7, 0.9 (0.8), OUT 0.3: p 0.55, ratio 0.2/0.55 = 0.364
+    x3: OUT only 0.2, 0.4, 0.1: p 0.233, ratio 3.43
+    x4: OUT only 0.1, 0.2, 0.3: p 0.2, ratio 2
+    score = share of the population (x itself left out) with ratio(z) <= ratio(x):
+    x0 2/3 (not x4), x1 1/2 (x2 of x2, x4), x2 0/2, x3 3/3, x4 2/2.
+    Target 0 (population 2, 3, 4; ratios 2, 1.143, 0.6, 0.381, 0.333): 1, 1, 1, 1/2, 0."""
+    scores = rmia_scores(np.log(P), MEMBER, offline=False)
+    np.testing.assert_allclose(scores[3], [2 / 3, 1 / 2, 0, 1, 1])
+    np.testing.assert_allclose(scores[0], [1, 1, 1, 1 / 2, 0])
+    # gamma = 2: z counts when ratio(z) <= ratio(x) / 2 = 0.571 for x0: only x2
+    assert rmia_scores(np.log(P), MEMBER, offline=False, gamma=2.0)[3, 0] == pytest.approx(1 / 3)
+
+
+def test_offline_rmia_by_hand():
+    """a = 0.5: p(x) = ((1 + a) p_OUT + (1 - a)) / 2 = 0.75 p_OUT + 0.25. Target 3:
+    x0: OUT 0.2 -> p 0.4, ratio 1.5; x1: OUT 0.2 -> 0.4, ratio 0.75; x2: OUT 0.3 -> 0.475,
+    ratio 0.421; x4: OUT mean 0.2 -> 0.4, ratio 1. x0 beats all three (1; online: 2/3),
+    x1 beats x2 (1/2), x4 beats x1 and x2 (1). Target 2's x0 has no OUT reference model
+    (models 0, 1, 3 all train on it): NaN."""
+    scores = rmia_scores(np.log(P), MEMBER, offline=True, a=0.5)
+    np.testing.assert_allclose(scores[3, [0, 1, 2, 4]], [1, 1 / 2, 0, 1])
+    assert np.isnan(scores[2, 0]) and not np.isnan(scores[2, 1:]).any()
+    # a = 1: p(x) = p_OUT(x), no approximation of the IN side
+    plain = rmia_scores(np.log(P), MEMBER, offline=True, a=1.0)
+    assert plain[3, 0] == pytest.approx(1.0)  # 0.6/0.2 = 3 against 1.5, 0.667, 2
+
+
+def _brute_force(log_p, member, reference):
+    """The paper's definition, pair by pair."""
+    k, n = log_p.shape
+    out = np.full((k, n), np.nan)
+    for t in range(k):
+        for x in range(n):
+            zs = [z for z in range(n) if not member[t, z] and z != x]
+            lr = [np.exp(log_p[t, x] - reference[t, x] - log_p[t, z] + reference[t, z]) for z in zs]
+            out[t, x] = np.mean(np.array(lr) >= 1 - 1e-12)
+    return out
+
+
+def test_online_rmia_matches_the_pairwise_definition_on_random_models():
+    rng = np.random.default_rng(0)
+    member = rng.random((6, 9)) < 0.6
+    log_p = np.log(rng.uniform(0.05, 0.95, (6, 9)))
+    reference = np.empty_like(log_p)
+    for t in range(6):
+        others = [j for j in range(6) if j != t]
+        for x in range(9):
+            ins = [np.exp(log_p[j, x]) for j in others if member[j, x]]
+            outs = [np.exp(log_p[j, x]) for j in others if not member[j, x]]
+            means = [np.mean(side) for side in (ins, outs) if side]
+            reference[t, x] = np.log(np.mean(means))
+    np.testing.assert_allclose(
+        rmia_scores(log_p, member, offline=False), _brute_force(log_p, member, reference)
+    )
+
+
+def test_log_means_leave_the_target_out_and_survive_sequence_likelihoods():
+    """Log-likelihoods of -1000 (a long sequence): exp underflows, the log-mean does not."""
+    log_p = np.array([[-1000.0], [-1001.0], [-1002.0]])
+    mean, count = loo_log_mean(log_p, np.ones((3, 1), bool))
+    expected = np.log((np.exp(-1.0) + np.exp(-2.0)) / 2) - 1000.0
+    assert mean[0, 0] == pytest.approx(expected) and count[0, 0] == 2
+    long = np.array([[-1000.0, -1003, -1001], [-1002, -1000, -1004], [-1001, -1002, -1000]])
+    scores = rmia_scores(long - 5000, np.eye(3, dtype=bool), offline=False)
+    assert np.isfinite(scores).all() and (np.diag(scores) == 1).all()
+
+
+def test_log_prob_label_is_log_sigmoid():
+    np.testing.assert_allclose(
+        log_prob_label(np.array([0.0, 2.0])), np.log([0.5, 1 / (1 + np.exp(-2))])
+    )
+    assert log_prob_label(np.array([-6e4]))[0] == pytest.approx(-6e4)
+
+
+def test_choose_a_keeps_the_best_auc_of_the_grid_and_falls_back_with_too_few_models():
+    assert choose_a(np.log(P), MEMBER, grid=np.array([0.3])) == 0.3
+    assert choose_a(np.log(P[:2]), MEMBER[:2]) == FALLBACK_A
+    a = choose_a(np.log(P), MEMBER)
+    assert 0 <= a <= 1 and a == choose_a(np.log(P), MEMBER)  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"offline": True, "a": 1.5}, "a must lie in"),
+        ({"offline": False, "gamma": 0.0}, "gamma must be a positive"),
+        ({"offline": False, "population": np.ones((2, 2), bool)}, "population must be"),
+    ],
+)
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rmia_scores(np.log(P), MEMBER, **kwargs)
+
+
+def test_bad_arrays_are_named():
+    with pytest.raises(ValueError, match="one \\(K, N\\) shape"):
+        rmia_scores(np.log(P), MEMBER[:, :3], offline=False)
+    with pytest.raises(ValueError, match="<= 0"):
+        rmia_scores(P + 1, MEMBER, offline=False)
+    with pytest.raises(ValueError, match="model index"):
+        choose_a(np.log(P), MEMBER, target=7)
+
+
+def test_membership_tables_run_rmia_beside_lira():
+    """phi = d * member + per-example offset: every attack sees the signal; the RMIA rows
+    and summaries take the LiRA attacks' shape."""
+    rng = np.random.default_rng(1)
+    member = rng.random((24, 60)) < 0.7
+    phi = rng.normal(0, 1, (24, 60)) + rng.normal(0, 2, 60) + 2.0 * member
+    per, curves, summary = membership_tables(phi, member, attacks=ALL_ATTACKS)
+    assert set(curves["attack"]) == set(ALL_ATTACKS)
+    for attack in ("rmia", "rmia_offline"):
+        assert (
+            summary[attack]["auc"] > 0.75 and summary[attack]["pairs"] == summary["online"]["pairs"]
+        )
+        assert {f"{attack}_{p}" for p in ("in", "out", "tpr", "fpr")} <= set(per)
+        assert (per[f"{attack}_in"] > per[f"{attack}_out"]).mean() > 0.8
+    assert 0 <= summary["rmia_a"] <= 1 and summary["rmia_gamma"] == 1.0
+    # a statistic of another kind (text: log-likelihoods) goes in as phi, with log_p beside
+    _, _, text = membership_tables(
+        phi - 50, member, attacks=("online", "rmia"), log_p=log_prob_label(phi) - 50
+    )
+    assert text["rmia"]["auc"] == pytest.approx(summary["rmia"]["auc"])
+    with pytest.raises(ValueError, match="unknown attacks"):
+        membership_tables(phi, member, attacks=("lira2",))
