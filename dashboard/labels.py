@@ -49,6 +49,14 @@ LABELS: dict[str, str] = {
     "in_accuracy": "accuracy of models trained on it",
     "heldout_accuracy": "held-out accuracy",
     "c_score": "C-score (expected held-out accuracy)",
+    # counterfactual memorization of text (Zhang et al. 2021)
+    "cf_mem_accuracy": "counterfactual memorization (in minus out token accuracy)",
+    "cf_mem_accuracy_se": "counterfactual memorization (accuracy) std. error",
+    "cf_mem_loglik": "counterfactual memorization (in minus out log-likelihood, nats)",
+    "cf_mem_loglik_se": "counterfactual memorization (log-likelihood) std. error",
+    "out_accuracy": "token accuracy of models that held it out",
+    "in_loglik": "log-likelihood, models trained on it (nats)",
+    "out_loglik": "log-likelihood, models that held it out (nats)",
     # membership inference (Carlini et al. 2022, LiRA)
     "vulnerability": "membership exposed (LiRA TPR at 1% FPR)",
     "fpr": "false-positive rate",
@@ -273,6 +281,8 @@ def _memorized(end: str) -> Direction:
 DIRECTIONS: dict[str, Direction] = {
     # memorization scores
     "mem_score": _memorized(HIGHER),  # Feldman & Zhang: in- minus out-models' accuracy
+    "cf_mem_accuracy": _memorized(HIGHER),  # Zhang et al. 2021: the same on text
+    "cf_mem_loglik": _memorized(HIGHER),
     "neurons_zeroed": _memorized(LOWER),  # Maini et al.: few units flip a memorized example
     "vulnerability": _memorized(HIGHER),  # Carlini et al. 2022: memorized examples leak
     "exposure_interpolation": _memorized(HIGHER),  # Carlini et al. 2019: a canary's exposure

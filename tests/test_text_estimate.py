@@ -112,3 +112,15 @@ def test_bad_text_estimates_get_one_line_and_write_nothing(text_estimate, tmp_pa
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in (text_estimate.path / "heldout").iterdir()) == before
+
+
+def test_the_example_table_of_a_text_run_carries_the_counterfactual_scores(text_estimate):
+    from memdash.analysis.tables.examples import example_table
+
+    table = example_table(text_estimate).set_index("example_id")
+    cf = pd.read_parquet(text_estimate.path / "derived" / "counterfactual.parquet")
+    cf = cf.set_index("example_id")
+    for column in ("cf_mem_accuracy", "cf_mem_loglik", "n_in", "vulnerability"):
+        assert column in table
+    np.testing.assert_allclose(table["cf_mem_accuracy"], cf["cf_mem_accuracy"])
+    assert "mem_score" not in table  # no classifier estimate on a text run

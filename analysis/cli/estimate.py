@@ -46,6 +46,7 @@ from memdash.analysis.record.config import (
 )
 
 TEXT_SUBSET = 0.5  # Zhang et al. 2021 train on random halves of the sequences
+TEXT_MODELS_PER_BATCH = 2  # a text batch trains its models one after another: small jobs
 TEXT_NEEDS_RUN = (
     "--out with --dataset text: a text estimate is made of a trained text run; train it "
     "(memdash train --dataset text --out RUN), then memdash estimate --like RUN"
@@ -80,7 +81,7 @@ def estimate(
     ),
     ratios: tuple = option("", RATIOS, "Several subset ratios for the C-score, e.g. 0.1,0.5,0.9."),
     models_per_batch: int = option(
-        16, MODELS_PER_BATCH, "Models trained at once (the unit of work)."
+        None, MODELS_PER_BATCH, "Models trained at once, the unit of work (default 16; text: 2)."
     ),
     seed: int = option(0, SEED, "The seed of every model's initialization, subset, order."),
     backend: str = option("local", BACKEND, "local (this machine's cores) or ray."),
@@ -115,12 +116,15 @@ def estimate(
     if new and is_text(config.data):
         refuse(TEXT_NEEDS_RUN)
     if new:
+        models_per_batch = models_per_batch or 16
         refuse_bad_config(config, models=models_per_batch)
     else:  # the run's own config: only whether its batch of models fits (on the cpu)
         with errors_reported(RunFormatError, ValueError):
             config = RunConfig.from_dict(Run.open(run).config)
+        text_default = TEXT_MODELS_PER_BATCH if is_text(config.data) else 16
+        models_per_batch = models_per_batch or text_default
         cpu = replace(config, train=replace(config.train, device="cpu"))
-        problem = unfit(cpu, models=models_per_batch)
+        problem = unfit(cpu, models=1 if is_text(config.data) else models_per_batch)
         if problem is not None:
             refuse(problem)
         if is_text(config.data) and len(ratios) > 1:

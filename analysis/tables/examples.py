@@ -12,6 +12,11 @@ HELDOUT_COLUMNS = (
     *("mem_score", "mem_se", "mem_lo", "mem_hi", "n_in", "n_out"),
     *("heldout_accuracy", "c_score"),
 )
+# a text run's estimate: counterfactual memorization (derived/counterfactual.parquet)
+COUNTERFACTUAL_COLUMNS = (
+    *("cf_mem_accuracy", "cf_mem_accuracy_se", "cf_mem_loglik", "cf_mem_loglik_se"),
+    *("n_in", "n_out"),
+)
 
 
 def example_kind(examples: pd.DataFrame) -> pd.Series:
@@ -31,7 +36,8 @@ def example_table(run: Run) -> pd.DataFrame:
     """One row per example: examples.parquet, its kind, and every derived per-example score.
 
     Joins (where computed) derived/scores.parquet, derived/heldout.parquet
-    (``mem_score`` ...), LiRA's ``vulnerability`` from derived/membership.parquet, the
+    (``mem_score`` ...) or a text run's derived/counterfactual.parquet (``cf_mem_accuracy``
+    ...), LiRA's ``vulnerability`` from derived/membership.parquet, the
     k-NN agreement at the last embedded layer (``knn_pred``, ``knn_agrees``,
     ``knn_is_true``) and the neuron-flipping count (``neurons_zeroed``).
     """
@@ -41,8 +47,10 @@ def example_table(run: Run) -> pd.DataFrame:
     if "scores" in manifest:
         table = table.merge(run.read_derived("scores.parquet"), on="example_id", how="left")
     if "heldout" in manifest:
-        held = run.read_derived("heldout.parquet")
-        keep = ["example_id", *[c for c in HELDOUT_COLUMNS if c in held.columns]]
+        text = "counterfactual.parquet" in manifest["heldout"].get("files", [])
+        held = run.read_derived("counterfactual.parquet" if text else "heldout.parquet")
+        wanted = COUNTERFACTUAL_COLUMNS if text else HELDOUT_COLUMNS
+        keep = ["example_id", *[c for c in wanted if c in held.columns]]
         table = table.merge(held[keep], on="example_id", how="left")
         if "membership.parquet" in manifest["heldout"].get("files", []):
             leak = run.read_derived("membership.parquet", ["example_id", "vulnerability"])
