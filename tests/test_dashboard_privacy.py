@@ -209,3 +209,16 @@ def test_an_estimate_without_the_audit_says_which_command_adds_it(audited):
     assert "RMIA" in told and "attack power against the number of reference models" in told
     assert any("memdash estimate --like" in c.value for c in at.code)
     assert len(at.dataframe[0].value) == 3  # the three LiRA attacks it has
+
+
+def test_the_findings_figures_draw_the_budget_and_the_bounds(audited):
+    from memdash.dashboard.app_pages.findings import FIGURES
+
+    write_audit(audited, dp_epsilon=2.0)
+    budget = FIGURES["rmia_with_few_models"]({"noise": audited}, None)
+    assert budget.layout.xaxis.type == "log" and budget.layout.yaxis.title.text == "TPR at 1% FPR"
+    medians = {t.name: list(t.y) for t in budget.data if t.showlegend is not False}
+    assert medians["online RMIA"] == pytest.approx([0.1, 0.14, 0.18])  # 2 x the TPR at 0.1%
+    bounds = FIGURES["dp_bounds_membership"]({"dp": audited}, None)
+    assert list(bounds.data[0].x) == [2.5, 1.2, 0.0, 1.8, 1.5]
+    assert bounds.layout.shapes[0].x0 == 2.0  # the accountant's epsilon

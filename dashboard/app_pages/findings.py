@@ -17,6 +17,7 @@ from memdash.dashboard.app_pages.common import (
     pretraining_chart,
     study_groups,
 )
+from memdash.dashboard.app_pages.privacy_audit import budget_figure, epsilon_bounds
 from memdash.dashboard.app_pages.sensitivity import group_curves
 from memdash.dashboard.charts import exposure as text_charts
 from memdash.dashboard.labels import md_text
@@ -130,6 +131,8 @@ FIGURES = {
     "membership_follows_memorization": lambda p, f: charts.roc_curves(
         data.derived(p["noise"], "membership_roc.parquet")
     ),
+    "rmia_with_few_models": lambda p, f: budget_figure(p["noise"], metric="tpr_at_1%"),
+    "dp_bounds_membership": lambda p, f: _dp_bounds(p["dp"]),
     "exposure": lambda p, f: charts.exposure_chart(
         data.derived(p["canaries"], "exposure.parquet"),
         epoch=1,
@@ -175,6 +178,13 @@ FIGURES = {
     ),
     "exact_and_extrapolated_exposure_agree": lambda p, f: _text_agreement(p),
 }
+
+
+def _dp_bounds(path: Path):
+    """Each attack's empirical epsilon on the DP estimate against its accountant's."""
+    entry = data.manifest(path)["heldout"]
+    bounds = epsilon_bounds(entry["membership"])
+    return charts.epsilon_chart(bounds, accountant=entry["params"].get("dp_epsilon"))
 
 
 def _text_exposure(paths: dict[str, Path], epoch: int):

@@ -128,13 +128,7 @@ def dp_section(path: Path, entry: dict) -> None:
         show_command(f"memdash estimate --like {shell_path(path)}")
         return
     summary = entry.get("membership", {})
-    bounds = pd.DataFrame(
-        [
-            {"attack": a, "epsilon_lower": summary[a]["epsilon_lower"]}
-            for a in ATTACK_NAMES
-            if "epsilon_lower" in summary.get(a, {})
-        ]
-    )
+    bounds = epsilon_bounds(summary)
     if bounds.empty:
         say_missing(path, entry)
         return
@@ -162,6 +156,23 @@ def dp_section(path: Path, entry: dict) -> None:
             f"Above the accountant's ε = {spent:.2f}: {names}. A bound cannot pass the ε "
             "spent: the accounting, the training or the attack's evaluation is wrong."
         )
+
+
+def epsilon_bounds(summary: dict) -> pd.DataFrame:
+    """Each attack's empirical epsilon from the manifest's ``membership`` summary:
+    ``attack``, ``epsilon_lower`` (in `ATTACK_NAMES` order; empty when it has none)."""
+    rows = [
+        {"attack": a, "epsilon_lower": float(summary[a]["epsilon_lower"])}
+        for a in ATTACK_NAMES
+        if "epsilon_lower" in summary.get(a, {})
+    ]
+    return pd.DataFrame(rows, columns=["attack", "epsilon_lower"])
+
+
+def budget_figure(path: Path, *, metric: str):
+    """The budget chart of `path`'s estimate at `metric` (the Findings page's figure)."""
+    budget = data.derived(path, "membership_budget.parquet")
+    return charts.budget_chart(charts.budget_summary(budget, metric=metric), metric=metric)
 
 
 def budget_section(path: Path, entry: dict) -> None:
