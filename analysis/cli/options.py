@@ -34,6 +34,7 @@ from memdash.analysis.record.config import (
     SEED_MAX,
     TEXT_CORPORA,
     TOKENIZERS,
+    DPConfig,
 )
 from memdash.analysis.record.ranges import Range, ints, reals
 
@@ -274,6 +275,11 @@ HIDDEN = field("model.hidden")
 EPOCH_LIST = field("record.embed_epochs")
 KNN_PCA = Number(ints(0, RANGES["analysis.knn_pca"].high))  # 0: off (the config's None)
 PORT = Number(ints(1, 65_535))
+# DP-SGD (train and estimate): the fields of record.config.DPConfig
+DP_EPSILON = field("dp.epsilon")
+DP_DELTA = field("dp.delta")
+DP_CLIP = field("dp.clip")
+DP_NOISE = field("dp.noise_multiplier")
 # memdash estimate's own (no config fields: its EstimateSpec)
 MODELS_PER_RATIO = Number(ints(2, 1_000_000))
 MODELS_PER_BATCH = Number(ints(1, 10_000))
@@ -338,3 +344,24 @@ def _bad_value(err: Any) -> str:
         name = names[0] if names else (param.human_readable_name or "").upper()
         return f"{name} {err.message}"
     return " ".join(err.format_message().split())
+
+
+def dp_options(
+    epsilon: float | None, delta: float | None, clip: float | None, noise: float | None
+) -> DPConfig | None:
+    """The DP-SGD config of --dp-epsilon/--dp-delta/--dp-clip/--dp-noise (None: none given);
+    refused (one line, exit code 2) with both a target epsilon and a noise, or with only a
+    delta or a clip."""
+    if epsilon is not None and noise is not None:
+        refuse("--dp-epsilon and --dp-noise: give one (the noise follows from the epsilon)")
+    if epsilon is None and noise is None:
+        if delta is not None or clip is not None:
+            refuse("--dp-delta and --dp-clip need --dp-epsilon or --dp-noise (DP-SGD's noise)")
+        return None
+    default = DPConfig()
+    return DPConfig(
+        epsilon=epsilon,
+        delta=default.delta if delta is None else delta,
+        clip=default.clip if clip is None else clip,
+        noise_multiplier=noise,
+    )

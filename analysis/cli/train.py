@@ -27,6 +27,10 @@ from memdash.analysis.cli.options import (
     CORRUPTION,
     DATASET,
     DEVICE,
+    DP_CLIP,
+    DP_DELTA,
+    DP_EPSILON,
+    DP_NOISE,
     EMBED_DTYPE,
     EMBED_POOL,
     EPOCH_LIST,
@@ -41,6 +45,7 @@ from memdash.analysis.cli.options import (
     ImageSize,
     Numbers,
     Seeds,
+    dp_options,
     field,
     option,
 )
@@ -179,6 +184,14 @@ def train(
     momentum: float = option(TRAIN.momentum, field("train.momentum"), "SGD momentum."),
     weight_decay: float = option(TRAIN.weight_decay, field("train.weight_decay"), "L2 penalty."),
     device: str = option(TRAIN.device, DEVICE, "torch device, e.g. cpu or cuda."),
+    dp_epsilon: float = option(
+        None, DP_EPSILON, "DP-SGD: the target epsilon after all epochs (sets the noise)."
+    ),
+    dp_delta: float = option(None, DP_DELTA, "DP-SGD: delta, below 1/examples (default 1e-5)."),
+    dp_clip: float = option(None, DP_CLIP, "DP-SGD: each example's gradient norm C (default 1)."),
+    dp_noise: float = option(
+        None, DP_NOISE, "DP-SGD: the noise multiplier sigma instead of --dp-epsilon."
+    ),
     init_from: Path = typer.Option(
         None, help="Start from another run's weights (e.g. one trained on random labels)."
     ),
@@ -248,6 +261,7 @@ def train(
             init_from=None if init_from is None else str(init_from),
             optimizer=optimizer or ("adam" if model in LM_MODELS else TRAIN.optimizer),
             lr=lr if lr is not None else (0.001 if model in LM_MODELS else TRAIN.lr),
+            dp=dp_options(dp_epsilon, dp_delta, dp_clip, dp_noise),
         ),
         record=config_from(RecordConfig, options, loss_sensitivity=record_loss_sensitivity),
         seed=seed,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memdash.analysis.measures.neighbors import METRICS as KNN_METRICS
+from memdash.analysis.record.privacy import DP_RANGES, DPConfig, check_dp
 from memdash.analysis.record.ranges import Range, ints, reals
 
 DATASETS = ("digits", "mnist1d", "synthetic", "npz", "folder", "hf", "text")
@@ -67,6 +68,7 @@ RANGES: dict[str, Range] = {
     "train.momentum": reals(0, 1, open_high=True),
     "train.weight_decay": reals(0, None),
     "train.init_epoch": Range(0, EPOCHS_MAX, optional=True),
+    **DP_RANGES,  # DP-SGD's (train.dp)
     # the recorder
     "record.embed_epochs": EPOCH_LIST,
     "record.checkpoint_epochs": EPOCH_LIST,
@@ -175,6 +177,7 @@ class TrainConfig:
     init_from: str | None = None  # start from another run's checkpoint (a run directory)
     init_epoch: int | None = None  # that run's checkpoint epoch (None = its last)
     reinit: tuple[str, ...] = ()  # layers drawn afresh instead (e.g. "out": a new classifier)
+    dp: DPConfig | None = None  # DP-SGD's options; None = plain training
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,8 @@ def _build(kind: type, raw: dict[str, Any]):
     unknown = set(raw) - names
     if unknown:
         raise ValueError(f"unknown {kind.__name__} fields: {sorted(unknown)}")
-    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    dp = {"dp": _build(DPConfig, raw["dp"])} if isinstance(raw.get("dp"), dict) else {}
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()} | dp)
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,8 @@ def validate(config: RunConfig) -> None:
     for part in ("data", "model", "train", "record"):
         check_ranges(part, getattr(config, part))
     check_ranges("run", config)
+    if t.dp is not None:  # DP-SGD: its ranges, and what it cannot be combined with
+        check_dp(t.dp, text=is_text(d), grad_accounting=r.grad_accounting)
     # what one value needs of the others, in the words of the options that set them
     needs = {"npz": "the .npz file", "folder": "a folder of class subfolders"}
     needs["hf"] = "a dataset saved with save_to_disk"

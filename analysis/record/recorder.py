@@ -80,6 +80,7 @@ class TraceRecorder:
     eval_batch_size : examples per forward pass of the eval pass
     split : shape (N,), ``train``/``test``/``reference`` per example; with it each
         commit stores the epoch's accuracies in run.json (``last_epoch``)
+    run_json : epoch -> keys run.json takes with the epoch (a DP run's epsilon spent)
 
     Examples
     --------
@@ -104,6 +105,7 @@ class TraceRecorder:
         split: np.ndarray | None = None,
         loss_sensitivity: bool = False,
         critical: tuple[int, float, int, int] | None = None,
+        run_json: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         if len(inputs) != len(labels):
             raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels")
@@ -130,6 +132,7 @@ class TraceRecorder:
         self.record_sensitivity = loss_sensitivity
         # critical samples: (examples in the seeded subset, radius, steps, seed) or None
         self.critical = critical
+        self.run_json = run_json
         self._critical_ids = None
         if critical is not None:
             count, _, _, seed = critical
@@ -297,7 +300,8 @@ class TraceRecorder:
                 partial(w.write_resume_state, frozen(tensors), json.loads(json.dumps(meta)))
             )
         summary = {"epoch": epoch} | self._summary(stats)
-        jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary))
+        extra = self.run_json(epoch) if self.run_json is not None else {}
+        jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary, **extra))
         self._submit(jobs)
         return summary
 

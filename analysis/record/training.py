@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from memdash.analysis.record.config import RunConfig, validate
 from memdash.analysis.record.corruption import Prepared, prepare
 from memdash.analysis.record.data import load_dataset
+from memdash.analysis.record.dp import DPTraining, resolved
 from memdash.analysis.record.models import from_config, layer_names
 from memdash.analysis.record.recorder import TraceRecorder
 from memdash.analysis.record.tied_dropout import MODES, example_ids, tied_mode
@@ -206,10 +207,11 @@ def train(
     """
     validate(config)
     out = Path(out)
-    config, resume, overwrite = resumable(out, config, resume=resume, overwrite=overwrite)
     prepared = prepare_data(config)
     device = torch.device(config.train.device)
     fresh = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
+    config = resolved(config, fresh, len(prepared.train_ids))  # DP: model checked, noise set
+    config, resume, overwrite = resumable(out, config, resume=resume, overwrite=overwrite)
     init = initial_weights(fresh, config) if not resume else None
     model, inputs = to_device(fresh, prepared.inputs, device)
     opt = make_optimizer(config, model)
@@ -222,6 +224,7 @@ def train(
             writer.meta["init_from"] = init
     labels = torch.tensor(prepared.examples["label"].to_numpy(), device=device)
     is_noisy = torch.tensor(prepared.examples["is_noisy"].to_numpy(), device=device)
+    dp = config.train.dp and DPTraining(config, model, opt, len(prepared.train_ids))  # DP-SGD
     recorder = TraceRecorder(
         writer,
         model,
@@ -247,14 +250,16 @@ def train(
         ),
         eval_batch_size=rec_cfg.eval_batch_size,
         split=prepared.examples["split"].to_numpy(),
+        run_json=dp.run_json if dp else None,  # the epsilon spent
     )
+    step = dp.train_epoch if dp else train_epoch
     train_ids = torch.from_numpy(prepared.train_ids).to(device)
     run_epochs(
         recorder,
         model,
         opt,
         config.train.epochs,
-        lambda epoch: train_epoch(model, opt, recorder, inputs, labels, train_ids, config, epoch),
+        lambda epoch: step(model, opt, recorder, inputs, labels, train_ids, config, epoch),
         resume=resume,
         progress=progress,
         on_start=on_start,

@@ -83,6 +83,7 @@ def _object(keys: Mapping[str, Value], *, required: tuple[str, ...] = (), other=
 BOOL = Value(("bool",))
 SHARE = _number(0.0, 1.0)  # an accuracy, a fraction of examples
 EPOCH = _int(0, high=MAX_EPOCHS)
+DELTA = _number(0.0, 1.0, open_low=True, open_high=True)  # DP's delta
 ACCURACIES = _object(
     {f"{group}_acc": SHARE for group in ("train", "clean", "noisy", "test")},
     other=Value(("number",)),
@@ -148,6 +149,16 @@ TRAIN = _object(
         "init_from": _string(null=True),
         "init_epoch": _int(0, null=True),
         "reinit": _list(_string()),
+        # DP-SGD's options (record/dp.py); null for a plain run
+        "dp": Value(
+            ("object", "null"),
+            keys={
+                "epsilon": Value(("number", "null"), low=0.0, open_low=True),
+                "delta": DELTA,
+                "clip": _number(0.0, open_low=True),
+                "noise_multiplier": Value(("number", "null"), low=0.0),
+            },
+        ),
     }
 )
 RECORD = _object(
@@ -202,6 +213,9 @@ RUN_JSON = _object(
             }
         ),
         "example_tied_dropout": _object({"keep": ACCURACIES, "drop": ACCURACIES}),
+        # a DP run: the accountant's epsilon spent so far (null: no noise, no bound), its delta
+        "dp_epsilon": Value(("number", "null"), low=0.0),
+        "dp_delta": DELTA,
         "init_from": _object(
             {"run": _string(), "name": _string(), "epoch": EPOCH, "reinit": _list(_string())},
             required=("run", "epoch"),

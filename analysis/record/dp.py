@@ -1,0 +1,167 @@
+"""DP-SGD for `memdash train` (Abadi et al. 2016, "Deep Learning with Differential Privacy"),
+with Opacus's per-example gradients, clipping, noise and RDP accountant.
+
+Each step samples the training examples by Poisson sampling (each one independently with
+probability q = batch size / training examples, as the accountant assumes), so a batch has a
+varying size, B on average; there are ceil(n / B) steps an epoch. Opacus's `GradSampleModule`
+computes each example's gradient in the batch's backward pass, and its `DPOptimizer` clips
+each to L2 norm C (``--dp-clip``), sums them, adds Gaussian noise of standard deviation
+sigma * C and divides by B before the configured optimizer's step. The privacy spent after
+s steps is the RDP accountant's (epsilon, delta) for (sigma, q, s), which depends on nothing
+else: it is recomputed for run.json after every epoch (``dp_epsilon``, ``dp_delta``), so a
+resumed run needs no accountant state. With a target epsilon (``--dp-epsilon``) sigma is the
+smallest noise whose epsilon after all the epochs is at most the target (Opacus's
+`get_noise_multiplier`), resolved once the training examples are known and stored in the
+config (``train.dp.noise_multiplier``).
+
+The model the recorder sees stays the plain module (the per-example hooks sit on its
+layers and act only in train mode with gradients on), so the eval pass, embeddings and
+checkpoints are unchanged, with clean state_dict keys. Gradient accounting needs two
+backward passes per forward, which Opacus's per-example hooks do not allow: it is off by
+default under DP and refused when asked for. Text runs are refused. Opacus is imported here
+only, when a DP run trains (``pip install 'memdash[dp]'``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from memdash.analysis.record.privacy import (
+    DPConfig,
+    epsilon_spent,
+    noise_for,
+    require_opacus,
+    sampling,
+)
+
+if TYPE_CHECKING:  # torch and Opacus are imported where a DP run trains, not with the config
+    import torch
+    from torch import nn
+
+    from memdash.analysis.record.config import RunConfig
+    from memdash.analysis.record.recorder import TraceRecorder
+
+_EPOCH_SEED_STRIDE = 1_000_003  # as record/training's: per-epoch seeds of runs kept apart
+_NOISE_SEED_OFFSET = 7_919  # the noise's generator apart from the sampling's
+
+
+def check_model(model: nn.Module) -> None:
+    """Raise ValueError naming the first layer Opacus cannot train privately (a BatchNorm
+    mixes the examples of a batch), from `ModuleValidator.validate(model, strict=False)`."""
+    require_opacus()
+    from opacus.utils.module_utils import trainable_modules
+    from opacus.validators import ModuleValidator
+
+    if not ModuleValidator.validate(model, strict=False):
+        return
+    for name, module in trainable_modules(model):
+        errors = ModuleValidator.validate(module, strict=False)
+        if errors:
+            why = " ".join(str(errors[0]).split())
+            raise ValueError(f"DP-SGD cannot train layer {name!r} ({type(module).__name__}): {why}")
+    errors = ModuleValidator.validate(model, strict=False)  # not a layer's (e.g. eval mode)
+    raise ValueError(f"DP-SGD cannot train this model: {' '.join(str(errors[0]).split())}")
+
+
+def resolved(config: RunConfig, model: nn.Module, n_train: int) -> RunConfig:
+    """The config with its DP noise resolved from the target epsilon and gradient accounting
+    off unless asked for (unchanged without DP), after checking the model (`check_model`)
+    and that delta < 1 / `n_train` (by convention a delta of 1/n or more allows publishing an
+    example outright)."""
+    dp = config.train.dp
+    if dp is None:
+        return config
+    check_model(model)
+    if dp.delta >= 1 / n_train:
+        raise ValueError(
+            f"--dp-delta {dp.delta:g} must be below 1/{n_train} (one over the training "
+            f"examples, {1 / n_train:.3g}): a larger delta allows leaking an example outright"
+        )
+    if config.record.grad_accounting is None:  # off under DP (two backward passes)
+        config = replace(config, record=replace(config.record, grad_accounting=False))
+    if dp.noise_multiplier is not None:
+        return config
+    q, steps = sampling(n_train, config.train.batch_size)
+    noise = noise_for(dp.epsilon, dp.delta, q, steps * config.train.epochs)
+    return replace(config, train=replace(config.train, dp=replace(dp, noise_multiplier=noise)))
+
+
+def dp_summary(dp: DPConfig, n: int, batch_size: int, epochs: int) -> dict[str, Any]:
+    """What run.json (``dp_epsilon``, ``dp_delta``) and an estimate's spec say of a DP
+    training of `epochs` epochs on `n` examples: the accountant's epsilon spent."""
+    q, steps = sampling(n, batch_size)
+    eps = epsilon_spent(dp.noise_multiplier or 0.0, q, steps * epochs, dp.delta)
+    return {"dp_epsilon": eps, "dp_delta": dp.delta}
+
+
+class DPTraining:
+    """DP-SGD's training epoch for `record.training.train`: Poisson-sampled batches, the
+    model's per-example gradients (Opacus's `GradSampleModule`), clipped and noised by
+    Opacus's `DPOptimizer` around the run's optimizer `opt` (whose state the resume state
+    keeps). Sampling and noise are seeded per (run seed, epoch), so a resumed run continues
+    as an uninterrupted one."""
+
+    def __init__(self, config: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, n: int):
+        require_opacus()
+        from opacus import GradSampleModule
+        from opacus.optimizers import DPOptimizer
+
+        dp = config.train.dp
+        assert dp is not None and dp.noise_multiplier is not None, "resolve the config first"
+        self.dp, self.config, self.n = dp, config, n
+        self.q, self.steps = sampling(n, config.train.batch_size)
+        self.model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+        self.device = next(model.parameters()).device
+        self.optimizer = DPOptimizer(
+            opt,
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.clip,
+            expected_batch_size=self.q * n,
+            loss_reduction="mean",
+        )
+
+    def run_json(self, epoch: int) -> dict[str, Any]:
+        """run.json's ``dp_epsilon`` (None: no noise, no bound) and ``dp_delta`` after
+        `epoch` epochs."""
+        t = self.config.train
+        return dp_summary(self.dp, self.n, t.batch_size, epoch)
+
+    def train_epoch(
+        self, model, opt, recorder: TraceRecorder, inputs, labels, train_ids, config, epoch
+    ) -> None:
+        """One epoch of ceil(n / B) Poisson-sampled steps, recording as `train_epoch` does
+        (`model` is the plain module, `opt` the run's optimizer that DPOptimizer wraps)."""
+        import torch
+
+        seed = config.seed * _EPOCH_SEED_STRIDE + epoch
+        torch.manual_seed(seed)  # dropout masks of this epoch
+        sampler = torch.Generator(device=train_ids.device).manual_seed(seed)
+        noise = torch.Generator(device=self.device).manual_seed(seed + _NOISE_SEED_OFFSET)
+        self.optimizer.generator = noise
+        self.model.train()
+        with warnings.catch_warnings():  # the inputs need no gradient: the hooks say so
+            warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
+            for _ in range(self.steps):
+                chosen = torch.rand(len(train_ids), generator=sampler, device=train_ids.device)
+                self._step(model, recorder, inputs, labels, train_ids[chosen < self.q])
+
+    def _step(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
+        """One batch: forward, per-example gradients, the clipped and noised step."""
+        import torch
+        import torch.nn.functional as F
+
+        from memdash.analysis.record.tied_dropout import example_ids
+
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(ids) == 0:  # an empty batch is a step too: noise alone
+            for p in self.optimizer.params:
+                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+        else:
+            with example_ids(model, ids):
+                logits = self.model(inputs[ids])
+            losses = F.cross_entropy(logits, labels[ids], reduction="none")
+            recorder.log_batch(ids, logits)
+            recorder.backward(ids, losses)
+        self.optimizer.step()
