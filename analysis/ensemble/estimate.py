@@ -42,6 +42,7 @@ import torch
 
 from memdash.analysis.ensemble.batched import ensemble_outputs, fit_batched, model_seed, subset_mask
 from memdash.analysis.ensemble.text_estimate import derive_text, text_completed, train_text_batch
+from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
 from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
 from memdash.analysis.record.config import RunConfig
@@ -348,7 +349,9 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
             infl = influence(correct[:, test], trained[:, split == "train"])
             top = top_influences(infl, np.flatnonzero(split == "train"), np.flatnonzero(test))
             phi = load_confidences(run, spec, 0)
-            members, curves, summary = membership_tables(phi, trained, attacks=ALL_ATTACKS)
+            members, curves, summary = membership_tables(
+                phi, trained, attacks=ALL_ATTACKS, delta=audit_delta(run)
+            )
     table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))
@@ -359,6 +362,24 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
         "membership_roc.parquet": curves,
     }
     return tables, summary
+
+
+def audit_delta(run: Run) -> float:
+    """The delta the attacks' empirical epsilon is for: the estimate's DP delta
+    (heldout/spec.json's ``dp``), else the run's (run.json's ``config.train.dp``), else
+    `measures.dp_audit.DELTA` for models trained without DP. Read defensively: a part that
+    is missing or malformed means no DP."""
+    try:
+        spec = json.loads((_folder(run) / "spec.json").read_text())
+    except (OSError, ValueError):
+        spec = {}
+    train = run.config.get("train") if isinstance(run.config, dict) else None
+    train = train if isinstance(train, dict) else {}
+    for dp in (spec.get("dp") if isinstance(spec, dict) else None, train.get("dp")):
+        value = dp.get("delta") if isinstance(dp, dict) else None
+        if isinstance(value, int | float) and 0 < value < 1:
+            return float(value)
+    return DELTA
 
 
 if __name__ == "__main__":  # one job of the local backend: PATH R B FIRST END

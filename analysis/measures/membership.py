@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 from scipy.special import log_ndtr
 
+from memdash.analysis.measures.dp_audit import epsilon_lower
 from memdash.analysis.measures.rmia import rmia_attack_scores
 
 ATTACKS = ("online", "offline", "global")  # LiRA's, `membership_tables`' default
@@ -223,6 +224,8 @@ def membership_tables(
     variance: str = "auto",
     min_models: int = 16,
     threshold_fpr: float = 0.01,
+    delta: float | None = None,
+    confidence: float = 0.95,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Leave-one-model-out LiRA (and RMIA) over an estimate's models.
 
@@ -237,6 +240,8 @@ def membership_tables(
         the log-probability of the label when phi is a classifier's confidence)
     rmia_a : offline RMIA's a (default: chosen by `measures.rmia.choose_a`)
     threshold_fpr : the pooled FPR whose global threshold gives the per-example rates
+    delta, confidence : with a delta, each attack's ``epsilon_lower`` too, the epsilon its
+        ROC proves at `confidence` (`measures.dp_audit`), and ``audit`` in the summary
 
     Returns
     -------
@@ -269,6 +274,8 @@ def membership_tables(
         s, t = score[:, eligible], member[:, eligible]
         if not s.size:  # fewer than six models: no example has two shadows on each side
             summary[attack] = {"auc": None, "pairs": 0}
+            if delta is not None:
+                summary[attack]["epsilon_lower"] = 0.0
             for part in ("in", "out", "tpr", "fpr"):
                 table[f"{attack}_{part}"] = np.full(member.shape[1], np.nan)
             continue
@@ -279,6 +286,8 @@ def membership_tables(
             **{f"tpr_at_{a:.1%}".replace(".0%", "%"): tpr_at(fpr, tpr, a) for a in REPORT_FPRS},
             "pairs": int(s.size),
         }
+        if delta is not None:
+            summary[attack]["epsilon_lower"] = _proved(fpr, tpr, t, delta, confidence)
         cut = threshold_at(fpr, threshold, threshold_fpr)
         called = score >= cut
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -292,6 +301,8 @@ def membership_tables(
     per_example.insert(0, "example_id", np.arange(member.shape[1], dtype=np.int64))
     summary |= {"threshold_fpr": threshold_fpr, "variance": variance, "min_models": min_models}
     summary |= extra
+    if delta is not None:
+        summary["audit"] = {"confidence": confidence, "delta": delta}
     roc_table = pd.concat(curves, ignore_index=True).astype({"fpr": float, "tpr": float})
     roc_table = roc_table.reindex(columns=["attack", "fpr", "tpr"]).astype({"attack": str})
     return per_example, roc_table, summary
@@ -330,6 +341,19 @@ def memorization_link(mem_score: np.ndarray, vulnerability: np.ndarray) -> dict[
         "rest_tpr": float(vulnerability[~top].mean()),
         "examples": float(both.sum()),
     }
+
+
+def _proved(
+    fpr: np.ndarray, tpr: np.ndarray, truth: np.ndarray, delta: float, confidence: float
+) -> float:
+    """The epsilon an exact ROC proves (`measures.dp_audit.epsilon_lower`), from its rates
+    and the counts of members and non-members behind them."""
+    positives = int(truth.sum())
+    negatives = int(truth.size) - positives
+    if not positives or not negatives:
+        return 0.0
+    tp, fp = np.rint(tpr * positives), np.rint(fpr * negatives)
+    return epsilon_lower(tp, fp, positives, negatives, delta=delta, confidence=confidence)
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
