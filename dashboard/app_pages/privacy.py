@@ -10,11 +10,10 @@ import streamlit as st
 
 from memdash.analysis.measures.membership import memorization_link
 from memdash.dashboard import charts, data
-from memdash.dashboard.app_pages import privacy_audit
+from memdash.dashboard.app_pages import privacy_audit, privacy_text
 from memdash.dashboard.app_pages.common import (
     UNTRAINED_KINDS,
     choose_run,
-    not_for_text,
     open_buttons,
     selectable_scatter,
     shell_path,
@@ -24,18 +23,11 @@ from memdash.dashboard.app_pages.common import (
 from memdash.dashboard.app_pages.detail import example_section, selection_list
 from memdash.dashboard.labels import label
 
-TEXT_RUN = (
-    "This is a language model's run: membership inference here attacks the ensemble of "
-    "classifiers that `memdash estimate` trains on subsets of a classifier's data, which it "
-    "does not train for a language model; a text run's canaries are audited on the Exposure "
-    "page."
-)
-
 
 def render() -> None:
     st.title("Privacy")
     path = choose_run(data.run_roots())
-    if path is None or not_for_text(path, TEXT_RUN):
+    if path is None or privacy_text.shown(path):  # a language model's: its own page
         return
     curves = data.derived(path, "membership_roc.parquet")
     if curves is None:
@@ -74,7 +66,7 @@ def _attacks(curves: pd.DataFrame, entry: dict) -> None:
         return
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.roc_curves(curves), width="stretch", key="privacy_roc")
-    privacy_audit.attack_table(right, summary)
+    privacy_audit.attack_table(left, right, summary)
     pairs = max((v.get("pairs", 0) for v in summary.values() if isinstance(v, dict)), default=0)
     right.caption(
         f"Over {pairs:,} (target model, training example) pairs. Read the curves at the "

@@ -76,9 +76,10 @@ def attack_rows(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def attack_table(column, summary: dict) -> pd.DataFrame:
-    """The attacks' table in `column`, with what each attack does and how the empirical
-    epsilon was computed; returns the table drawn."""
+def attack_table(under, column, summary: dict) -> pd.DataFrame:
+    """The attacks' table under the ROC (in `under`, wide enough for every column), and in
+    `column` what each attack does and how the empirical epsilon was computed; returns the
+    table drawn."""
     table = attack_rows(summary)
     percent = st.column_config.NumberColumn(format="percent")
     config = {
@@ -91,7 +92,7 @@ def attack_table(column, summary: dict) -> pd.DataFrame:
             format="%.2f", help=audit_direction_text("epsilon_lower")
         ),
     }
-    column.dataframe(table, hide_index=True, column_config=config)
+    under.dataframe(table, hide_index=True, column_config=config, width="stretch")
     shown = [a for a in ATTACK_NAMES if attack_name(a) in set(table.get("attack", []))]
     column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
     audit = summary.get("audit")

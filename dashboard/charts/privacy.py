@@ -164,6 +164,7 @@ def budget_chart(summary: pd.DataFrame, *, metric: str) -> go.Figure:
             go.Scatter(
                 x=np.r_[rows["models"], rows["models"][::-1]],
                 y=np.r_[rows["max"], rows["min"][::-1]],
+                mode="lines",
                 fill="toself",
                 fillcolor=_translucent(color),
                 line={"width": 0},
