@@ -248,3 +248,14 @@ def test_opacus_is_not_imported_with_memdash():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert dp_module.__name__.endswith("record.dp")
+
+
+def test_the_footprint_counts_dp_sgds_per_example_gradients():
+    from memdash.analysis.cli.footprint import parts
+
+    plain = parts(dp_config(noise_multiplier=1.0))
+    dp = [p for p in plain if p.option == "--dp-noise"]
+    assert len(dp) == 1 and "16 examples x" in dp[0].what
+    params = (8 * 16 + 16) + (16 * 8 + 8) + (8 * 4 + 4)  # the MLP 8-16-8-4
+    assert dp[0].size == 16 * params * 4
+    assert not [p for p in parts(tiny_config()) if p.option.startswith("--dp")]

@@ -102,6 +102,19 @@ def parts(config: RunConfig, *, models: int = 1) -> list[Part]:
                 "device",
             )
         )
+        if t.dp is not None and models == 1:  # Opacus keeps each example's gradient
+            n = sum(params.values())
+            option = "--dp-noise" if t.dp.epsilon is None else "--dp-epsilon"
+            found.append(
+                Part(
+                    option,
+                    f"{t.dp.noise_multiplier if t.dp.epsilon is None else t.dp.epsilon:g}",
+                    f"DP-SGD's per-example gradients ({batch:,} examples x {n:,} parameters)",
+                    "(Opacus's grad_sample, float32; a smaller --batch-size needs less)",
+                    batch * n * 4,
+                    "device",
+                )
+            )
         width = sum(outputs.get(name, 0) for name in r.embed_layers)
         itemsize = 2 if r.embed_dtype == "float16" else 4
         if width and r.embed_epochs:
