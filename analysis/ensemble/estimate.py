@@ -45,6 +45,7 @@ from memdash.analysis.ensemble.text_estimate import derive_text, text_completed,
 from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
 from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
+from memdash.analysis.measures.normality import ALPHA, gaussian_check
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.store import Run, RunFormatError, write_json, write_lock, write_npy
 
@@ -352,6 +353,8 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
             members, curves, summary = membership_tables(
                 phi, trained, attacks=ALL_ATTACKS, delta=audit_delta(run)
             )
+            normality, summary["gaussian"] = gaussian_check(phi, trained, alpha=ALPHA)
+            members = members.join(normality)
     table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))
