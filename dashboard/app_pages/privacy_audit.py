@@ -103,7 +103,7 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
             f"bounds, δ = {audit['delta']:g} (Jagielski et al. 2020; Nasr et al. 2021); 0 where "
             f"the ROC proves nothing ({audit_direction_text('epsilon_lower')})."
         )
-    if "rmia_a" in summary:
+    if summary.get("rmia_a") is not None:
         column.caption(
             f"Offline RMIA's a = {summary['rmia_a']:.2f} (chosen by attacking one reference "
             f"model with the others), γ = {summary.get('rmia_gamma', 1.0):g}."
