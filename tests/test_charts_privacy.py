@@ -11,6 +11,7 @@ from memdash.dashboard.charts import (
     budget_chart,
     budget_leaders,
     budget_summary,
+    epsilon_chart,
     gaussian_fit,
     member_histograms,
     normality_histograms,
@@ -137,3 +138,14 @@ def test_roc_curves_name_the_rmia_attacks_in_their_colours():
     assert rmia.name == "online RMIA" and rmia.line.color == ATTACK_COLORS["rmia"]
     assert rmia_offline.name == "offline RMIA"
     assert rmia_offline.line.color == ATTACK_COLORS["rmia_offline"]
+
+
+def test_epsilon_chart_sets_each_bound_in_its_colour_against_the_accountant():
+    bounds = pd.DataFrame({"attack": ["online", "rmia"], "epsilon_lower": [1.5, 3.0]})
+    fig = epsilon_chart(bounds, accountant=2.0)
+    bars = fig.data[0]
+    assert list(bars.y) == ["online LiRA", "online RMIA"] and list(bars.x) == [1.5, 3.0]
+    assert list(bars.marker.color) == [ATTACK_COLORS["online"], ATTACK_COLORS["rmia"]]
+    assert fig.layout.shapes[0].x0 == 2.0  # the accountant's epsilon, dashed
+    assert list(fig.layout.xaxis.range) == pytest.approx([0, 3.45])  # room past the longest
+    assert not epsilon_chart(bounds).layout.shapes  # no accountant, no line
