@@ -42,6 +42,7 @@ import torch
 
 from memdash.analysis.ensemble.batched import ensemble_outputs, fit_batched, model_seed, subset_mask
 from memdash.analysis.ensemble.text_estimate import derive_text, text_completed, train_text_batch
+from memdash.analysis.measures.attack_budget import attack_budget
 from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
 from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
@@ -334,9 +335,11 @@ def load_confidences(run: Run, spec: EstimateSpec, ratio_index: int) -> np.ndarr
 
 
 def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]:
-    """heldout.parquet (per example), influence.parquet (top 5 per test example), and
-    LiRA's membership.parquet (per example) and membership_roc.parquet (per attack), all
-    from the first ratio's models; plus the attacks' summary (AUC, TPR at low FPR)."""
+    """heldout.parquet (per example), influence.parquet (top 5 per test example), and the
+    attacks' (LiRA's and RMIA's) membership.parquet (per example, with the Gaussian check),
+    membership_roc.parquet (per attack) and membership_budget.parquet (power against the
+    number of reference models), all from the first ratio's models; plus the attacks'
+    summary (AUC, TPR at low FPR, empirical epsilon, the Gaussian check's shares)."""
     examples = run.examples(["split"])
     split = examples["split"].to_numpy()
     heldout_by_ratio = {}
@@ -355,6 +358,7 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
             )
             normality, summary["gaussian"] = gaussian_check(phi, trained, alpha=ALPHA)
             members = members.join(normality)
+            budget, summary["budget"] = attack_budget(phi, trained, seed=spec.seed)
     table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))
@@ -363,6 +367,7 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
         "influence.parquet": top,
         "membership.parquet": members,
         "membership_roc.parquet": curves,
+        "membership_budget.parquet": budget,
     }
     return tables, summary
 

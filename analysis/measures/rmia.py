@@ -83,8 +83,8 @@ def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.nd
     others = np.logaddexp(np.r_[empty, before[:-1]], np.r_[after[1:], empty])
     count = (side.sum(0) - side).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_mean = others - np.log(count)
-    return np.where(count > 0, log_mean, np.nan), count
+        mean = others - np.log(count)
+    return np.where(count > 0, mean, np.nan), count
 
 
 def balanced(log_in: np.ndarray, log_out: np.ndarray) -> np.ndarray:
@@ -191,8 +191,8 @@ def choose_a(
 ) -> float:
     """Offline RMIA's a, as the paper chooses it: model `target` attacked with every other
     model as a reference (offline, gamma = 1), for each a of `grid`; the a of the highest
-    AUC over the examples it can score (the smallest such a on a tie). With fewer than
-    three models, or no example both held and not held by it, `FALLBACK_A`.
+    AUC over the examples it can score (the smallest such a on a tie). With one model,
+    or no scored example both held and not held by it, `FALLBACK_A`.
 
     Parameters
     ----------
@@ -207,10 +207,10 @@ def choose_a(
     if grid.size == 0 or ((grid < 0) | (grid > 1)).any():
         raise ValueError("the grid of a must be non-empty and lie in [0, 1]")
     rest = np.delete(np.arange(len(log_p)), target)
-    log_out = _log_mean(log_p[rest], ~member[rest])
+    log_out = log_mean(log_p[rest], ~member[rest])
     truth = member[target]
     scored = np.isfinite(log_out)
-    if len(rest) < 2 or truth[scored].all() or not truth[scored].any():
+    if not len(rest) or truth[scored].all() or not truth[scored].any():
         return FALLBACK_A
     aucs = [
         _auc(
@@ -269,9 +269,18 @@ def _auc(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def _log_mean(log_p: np.ndarray, side: np.ndarray) -> np.ndarray:
-    """log of the mean probability over the models on `side` of each example: (N,), NaN
-    where none."""
+def log_mean(log_p: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """log of the mean probability over the models on `side` of each example.
+
+    Parameters
+    ----------
+    log_p : (K, N) float, log-probabilities
+    side : (K, N) bool, the models counted for each example
+
+    Returns
+    -------
+    (N,) float, NaN where no model is on the side.
+    """
     x = np.where(side, log_p, -np.inf)
     count = side.sum(0)
     with np.errstate(divide="ignore", invalid="ignore"):
