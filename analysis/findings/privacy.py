@@ -1,6 +1,6 @@
 """The privacy findings: membership inference exposes the memorized examples (Carlini et al.
-2022 against Feldman & Zhang 2020), and canaries' exposure rises with repetitions (Carlini
-et al. 2019).
+2022 against Feldman & Zhang 2020), RMIA beats LiRA with few reference models (Zarifzadeh et
+al. 2024), and canaries' exposure rises with repetitions (Carlini et al. 2019).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from memdash.analysis.findings.needs import Step, Stored
-from memdash.analysis.findings.registry import Check, Measured, register
+from memdash.analysis.findings.registry import Check, Measured, Missing, register
 from memdash.analysis.findings.scores import HELDOUT
 from memdash.analysis.store import Run
 
@@ -66,6 +66,64 @@ membership_follows_memorization = register(
         measure=_membership,
         statistic=_membership_words,
         holds=lambda m: m["spearman"] > 0 and m["p_value"] < 0.001 and m["ratio"] >= 2,
+    )
+)
+
+
+FEW_MODELS = (1, 2, 4)  # "at most 4 reference models": the budget points compared
+_BUDGET_ATTACKS = ("offline", "rmia_offline", "online", "rmia")
+
+
+def _few_models(runs: dict[str, Run], source: str) -> Measured:
+    """TPR at 1% FPR of RMIA and LiRA, offline and online, with 1, 2 and 4 reference models:
+    the mean over the draws of `derived/membership_budget.parquet`."""
+    table = runs["noise"].read_derived("membership_budget.parquet")
+    points = [m for m in FEW_MODELS if m in set(table["models"])]
+    if not points:
+        raise Missing("the attack budget holds no point with 1, 2 or 4 reference models")
+    means = table.groupby(["attack", "models"])["tpr_at_1%"].mean()
+    values = {
+        f"{attack}_tpr_at_1%_{m}": float(means.get((attack, m), np.nan))
+        for attack in _BUDGET_ATTACKS
+        for m in points
+    }
+    values["draws"] = float(table["draw"].nunique())
+    return Measured(values, {"points": points})
+
+
+def _few_models_words(m: Measured) -> str:
+    def at(attack: str) -> str:
+        return ", ".join(f"{m[f'{attack}_tpr_at_1%_{k}']:.1%} ({k})" for k in m["points"])
+
+    return (
+        f"TPR at 1% FPR by reference models (mean of {m['draws']:.0f} draws): offline RMIA "
+        f"{at('rmia_offline')} against offline LiRA {at('offline')}; online RMIA {at('rmia')} "
+        f"against online LiRA {at('online')}"
+    )
+
+
+def _few_models_hold(m: Measured) -> bool:
+    return all(m[f"rmia_offline_tpr_at_1%_{k}"] >= m[f"offline_tpr_at_1%_{k}"] for k in m["points"])
+
+
+rmia_with_few_models = register(
+    Check(
+        key="rmia_with_few_models",
+        title="With at most 4 reference models, RMIA is at least as strong as offline LiRA",
+        reference="Zarifzadeh et al. 2024; Carlini et al. 2022",
+        roles=("noise",),
+        needs=(
+            HELDOUT,
+            Stored(
+                "noise",
+                "membership_budget.parquet",
+                HELDOUT.command,
+                "it stores the attacks' power by number of reference models now",
+            ),
+        ),
+        measure=_few_models,
+        statistic=_few_models_words,
+        holds=_few_models_hold,
     )
 )
 

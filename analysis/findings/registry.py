@@ -48,6 +48,7 @@ ORDER = (
     "exact_and_extrapolated_exposure_agree",
     "dp_bounds_membership",
     "dp_reduces_memorization",
+    "rmia_with_few_models",
 )
 
 
