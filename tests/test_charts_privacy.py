@@ -104,6 +104,9 @@ def test_normality_histograms_bin_log_p_by_decade_with_alpha_marked():
     # 1e-20 sits at the floor, 1e-12; the p-values drawn as log10
     assert list(inside.x) == pytest.approx([math.log10(0.5), -2.0, -12.0])
     assert inside.xbins.size == 1.0 and inside.histnorm == "percent"
+    # decades with an edge at alpha: from log10(0.05) - 11 (below the floor) to 1 above it
+    start, end = math.log10(0.05) - 11, math.log10(0.05) + 2
+    assert (inside.xbins.start, inside.xbins.end) == pytest.approx((start, end))
     assert fig.layout.shapes[0].x0 == pytest.approx(math.log10(0.05))
     assert fig.layout.xaxis.ticktext[0] == "≤1e-12" and fig.layout.xaxis.ticktext[-1] == "1"
 

@@ -259,11 +259,12 @@ def rejected_shares(membership: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
 
 def normality_histograms(membership: pd.DataFrame, *, alpha: float) -> go.Figure:
     """The examples' Shapiro-Wilk p-values (``shapiro_in_p``, ``shapiro_out_p``) as shares of
-    the examples tested on each side, on log10 bins of one decade each (p below `P_FLOOR` at
-    the floor), the side's member colour, and `alpha` dashed: left of it the test rejects a
-    Gaussian."""
-    floor = np.log10(P_FLOOR)
-    bins = {"start": floor - 0.5, "end": 0.5, "size": 1.0}
+    the examples tested on each side, on log10 bins of one decade each with an edge at
+    `alpha` (p below `P_FLOOR` at the floor), the side's member colour, and `alpha` dashed:
+    left of it the test rejects a Gaussian."""
+    floor, cut = np.log10(P_FLOOR), np.log10(alpha)
+    # decades with an edge at alpha, so that no bar holds rejected and kept p-values both
+    bins = {"start": cut - np.ceil(cut - floor), "end": cut + np.ceil(-cut), "size": 1.0}
     fig = go.Figure()
     for side, name in NORMALITY_SIDES.items():
         p = membership[side].dropna().to_numpy(dtype=float)
@@ -271,7 +272,7 @@ def normality_histograms(membership: pd.DataFrame, *, alpha: float) -> go.Figure
         who = f"models that {name}" if name == "held it out" else f"models {name}"
         fig.add_trace(share_histogram(logs, name=who, bins=bins, color=MEMBER_COLORS[name]))
     fig.add_vline(
-        x=np.log10(alpha),
+        x=cut,
         line={"dash": "dash", "color": "#000000"},
         annotation_text=f"alpha {alpha:g}",
         annotation_position="top",
