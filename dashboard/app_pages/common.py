@@ -30,6 +30,9 @@ from memdash.dashboard.palette import SPARE_COLORS, STUDY_COLORS
 # memorized (if any), come from the label dictionary (labels.DIRECTIONS, labels.memorized_end)
 SCORES: dict[str, str] = {
     "mem_score": "held-out memorization (Feldman & Zhang): in- minus out-models' accuracy",
+    # a text estimate's (Zhang et al. 2021), derived/counterfactual.parquet
+    "cf_mem_accuracy": "counterfactual memorization: in- minus out-models' mean token accuracy",
+    "cf_mem_loglik": "counterfactual memorization: in- minus out-models' log-likelihood (nats)",
     "forgetting_events": "times the example went from right to wrong (Toneva et al.)",
     "confidence": "mean probability of the given label over epochs (data maps)",
     "variability": "std of that probability over epochs (data maps)",
