@@ -90,8 +90,9 @@ def _membership() -> pd.DataFrame:
 
 def test_rejected_shares_count_p_below_alpha_among_the_tested():
     shares = rejected_shares(_membership(), alpha=0.05).set_index("side")
+    # example 3 has no IN p-value: left out of both sides
     assert shares.loc["shapiro_in_p"].tolist() == [3, 2, pytest.approx(2 / 3)]
-    assert shares.loc["shapiro_out_p"].tolist() == [4, 1, 0.25]
+    assert shares.loc["shapiro_out_p"].tolist() == [3, 1, pytest.approx(1 / 3)]
     with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
         rejected_shares(_membership(), alpha=1.5)
 
@@ -103,6 +104,7 @@ def test_normality_histograms_bin_log_p_by_decade_with_alpha_marked():
     assert inside.marker.color == MEMBER_COLORS["trained on it"]
     # 1e-20 sits at the floor, 1e-12; the p-values drawn as log10
     assert list(inside.x) == pytest.approx([math.log10(0.5), -2.0, -12.0])
+    assert len(out.x) == 3  # example 3, without an IN p-value, is left out
     assert inside.xbins.size == 1.0 and inside.histnorm == "percent"
     # decades with an edge at alpha: from log10(0.05) - 11 (below the floor) to 1 above it
     start, end = math.log10(0.05) - 11, math.log10(0.05) + 2

@@ -153,8 +153,8 @@ def test_the_audit_shows_every_attack_the_budget_and_the_gaussian_check(audited)
     # 11% against RMIA's 9% at four
     assert "With 1 reference model, **online RMIA** leads (5.0%; next offline RMIA, 3.0%)" in words
     assert "With 4 reference models, **online LiRA** leads (11.0%; next online RMIA, 9.0%)" in words
-    # p below 0.05: two of the three tested IN p-values, one of the four OUT ones
-    assert "for **67%** of the" in words and "and **25%** of the" in words
+    # over the examples with both p-values (3 in 4): two of three IN p below 0.05, one OUT
+    assert "for **67%** of" in words and "and **33%**" in words
     assert '"models trained on it"' in gauss
     assert not any("made before memdash computed" in i.value for i in at.info)
     assert not any("accountant" in s.value for s in at.subheader)  # not a DP estimate

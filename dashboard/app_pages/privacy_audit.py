@@ -244,14 +244,14 @@ def gaussian_section(path: Path, entry: dict) -> None:
     right.markdown(
         "Online LiRA fits a Gaussian to each example's confidence phi over the models that "
         "trained on it and another over those that held it out (offline LiRA the second only). "
-        f"Shapiro-Wilk rejects it at alpha {alpha:g} for **{inside['share']:.0%}** of the "
-        f"{int(inside['tested']):,} examples on the side of the models that trained on them, "
-        f"and **{out['share']:.0%}** of the {int(out['tested']):,} on the side of those that "
-        f"held them out; were every side Gaussian, about {alpha:.0%} would be by chance."
+        f"Over the {int(inside['tested']):,} examples with at least three models on each "
+        f"side, Shapiro-Wilk rejects it at alpha {alpha:g} for **{inside['share']:.0%}** of "
+        f"their confidences under the models that trained on them and **{out['share']:.0%}** "
+        f"under those that held them out; were every side Gaussian, about {alpha:.0%} would be "
+        "by chance."
     )
     right.caption(
         f"p-values left of the dashed line are rejected ({audit_direction_text('shapiro_in_p')}"
         "). With many models the test also rejects small departures: open an example below to "
-        "see its confidences with the fitted Gaussians. NaN (fewer than three models on a "
-        "side) is left out."
+        "see its confidences with the fitted Gaussians."
     )

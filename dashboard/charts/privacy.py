@@ -242,15 +242,22 @@ NORMALITY_SIDES = {"shapiro_in_p": "trained on it", "shapiro_out_p": "held it ou
 P_FLOOR = 1e-12  # smaller p-values are drawn at the floor (the left edge)
 
 
+def tested_both(membership: pd.DataFrame) -> pd.DataFrame:
+    """The examples with a p-value on both sides (NaN: fewer than three models on a side, as
+    for a test example no model trained on), the ones the check speaks of."""
+    return membership.dropna(subset=list(NORMALITY_SIDES))
+
+
 def rejected_shares(membership: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
-    """Per side (``shapiro_in_p``, ``shapiro_out_p``): the examples with a p-value (NaN: fewer
-    than three models on that side), those whose p is below `alpha` and their share:
-    ``side``, ``tested``, ``rejected``, ``share`` (NaN when none was tested)."""
+    """Per side (``shapiro_in_p``, ``shapiro_out_p``), over the examples tested on both sides
+    (`tested_both`): how many, those whose p is below `alpha` and their share: ``side``,
+    ``tested``, ``rejected``, ``share`` (NaN when none was tested)."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie strictly between 0 and 1, not {alpha}")
+    both = tested_both(membership)
     rows = []
     for side in NORMALITY_SIDES:
-        p = membership[side].dropna().to_numpy(dtype=float)
+        p = both[side].to_numpy(dtype=float)
         rejected = int((p < alpha).sum())
         share = rejected / len(p) if len(p) else np.nan
         rows.append({"side": side, "tested": len(p), "rejected": rejected, "share": share})
@@ -258,16 +265,17 @@ def rejected_shares(membership: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
 
 
 def normality_histograms(membership: pd.DataFrame, *, alpha: float) -> go.Figure:
-    """The examples' Shapiro-Wilk p-values (``shapiro_in_p``, ``shapiro_out_p``) as shares of
-    the examples tested on each side, on log10 bins of one decade each with an edge at
-    `alpha` (p below `P_FLOOR` at the floor), the side's member colour, and `alpha` dashed:
-    left of it the test rejects a Gaussian."""
+    """The Shapiro-Wilk p-values (``shapiro_in_p``, ``shapiro_out_p``) of the examples tested
+    on both sides (`tested_both`), as shares of them, on log10 bins of one decade each with
+    an edge at `alpha` (p below `P_FLOOR` at the floor), the side's member colour, and
+    `alpha` dashed: left of it the test rejects a Gaussian."""
     floor, cut = np.log10(P_FLOOR), np.log10(alpha)
     # decades with an edge at alpha, so that no bar holds rejected and kept p-values both
     bins = {"start": cut - np.ceil(cut - floor), "end": cut + np.ceil(-cut), "size": 1.0}
     fig = go.Figure()
+    both = tested_both(membership)
     for side, name in NORMALITY_SIDES.items():
-        p = membership[side].dropna().to_numpy(dtype=float)
+        p = both[side].to_numpy(dtype=float)
         logs = np.log10(np.clip(p, P_FLOOR, 1.0))
         who = f"models that {name}" if name == "held it out" else f"models {name}"
         fig.add_trace(share_histogram(logs, name=who, bins=bins, color=MEMBER_COLORS[name]))
