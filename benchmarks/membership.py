@@ -11,8 +11,15 @@ estimate, each measured side by side in one process.
    forward pass for what it stores) with confidences (correctness and phi from the same
    logits, `ensemble_outputs`) against the same job storing correctness only (an argmax),
    alternating over the rounds on the same models; medians. Goal: <= 1.05 x.
+3. RMIA and the attack budget (issue 25). Online and offline RMIA (`measures.rmia`, leave one
+   model out; offline including the choice of its a) against online LiRA's scores on the
+   same array, as bare scores and as `membership_tables` with that one attack (ROC, rates);
+   goal: within 2 x. Then the whole reference-count sweep (`measures.attack_budget`, its
+   defaults: 16 targets, 5 draws, 1, 2, 4, ... 240 reference models, four attacks); goal:
+   <= 60 s.
 
 Run: .venv/bin/python benchmarks/membership.py [--models 8] [--epochs 60] [--rounds 3]
+     [--part attack|batch|rmia|all]
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from heldout import digits_models  # the estimate workload the held-out benchmar
 
 from memdash.analysis.ensemble.batched import ensemble_outputs, fit_batched
 from memdash.analysis.ensemble.estimate import load_batches, load_confidences, stored_spec
-from memdash.analysis.measures.membership import membership_tables
+from memdash.analysis.measures.attack_budget import attack_budget
+from memdash.analysis.measures.membership import attack_scores, membership_tables, shadow_fits
+from memdash.analysis.measures.rmia import log_prob_label, rmia_scores
 from memdash.analysis.store import Run, RunFormatError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_runs" / "digits_mlp_noise20"
@@ -103,14 +112,61 @@ def estimate_batch(models: int, epochs: int, rounds: int) -> None:
     print(f"  ratio                     {stored / plain:.3f} x   (goal <= 1.05 x)")
 
 
+def rmia() -> None:
+    phi16, member, what = confidences()
+    phi = phi16.astype(np.float32)
+    k, n = phi.shape
+
+    def lira_online() -> np.ndarray:
+        return attack_scores(phi, shadow_fits(phi, member))["online"]
+
+    def rmia_online() -> np.ndarray:
+        return rmia_scores(log_prob_label(phi), member, offline=False)
+
+    def rmia_offline() -> np.ndarray:
+        return rmia_scores(log_prob_label(phi), member, offline=True)  # a chosen too
+
+    bare = {
+        name: timed(f)
+        for name, f in [("lira", lira_online), ("online", rmia_online), ("offline", rmia_offline)]
+    }
+    tables = {
+        name: timed(lambda a=attack: membership_tables(phi, member, attacks=(a,)))
+        for name, attack in [("lira", "online"), ("online", "rmia"), ("offline", "rmia_offline")]
+    }
+    print(f"RMIA on {what}: {k} models x {n} examples, leave one model out")
+    for label, times in (("scores only", bare), ("membership_tables, one attack", tables)):
+        print(f"  {label}:")
+        print(f"    LiRA online        {times['lira']:.3f} s")
+        for side in ("online", "offline"):
+            ratio = times[side] / times["lira"]
+            print(
+                f"    RMIA {side:<8}      {times[side]:.3f} s   {ratio:.2f} x LiRA   (goal <= 2 x)"
+            )
+    start = time.perf_counter()
+    table, params = attack_budget(phi, member)
+    sweep = time.perf_counter() - start
+    points = sorted(table["models"].unique())
+    print(
+        f"  reference-count sweep: {len(table)} (attack, models, draw) rows, models "
+        f"{points[0]}..{points[-1]}, {params['draws']} draws, {params['targets']} targets: "
+        f"{sweep:.1f} s (goal <= 60 s), {sweep / bare['lira']:.0f} x one LiRA online"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--part", choices=("attack", "batch", "rmia", "all"), default="all")
     args = parser.parse_args()
-    attack()
-    estimate_batch(args.models, args.epochs, args.rounds)
+    if args.part in ("attack", "all"):
+        attack()
+    if args.part in ("batch", "all"):
+        estimate_batch(args.models, args.epochs, args.rounds)
+    if args.part in ("rmia", "all"):
+        rmia()
 
 
 if __name__ == "__main__":

@@ -260,8 +260,11 @@ def membership_tables(
     if unknown or not attacks:
         raise ValueError(f"unknown attacks {unknown}; valid: {', '.join(ALL_ATTACKS)}")
     member = np.asarray(member, dtype=bool)
-    lira = attack_scores(phi, shadow_fits(phi, member, variance=variance, min_models=min_models))
-    scores = {a: lira[a] for a in attacks if a in lira}
+    scores: dict[str, np.ndarray] = {}
+    if any(a in ATTACKS for a in attacks):
+        fits = shadow_fits(phi, member, variance=variance, min_models=min_models)
+        lira = attack_scores(phi, fits)
+        scores = {a: lira[a] for a in attacks if a in lira}
     extra: dict = {}
     if any(a in RMIA_ATTACKS for a in attacks):
         rmia, extra = rmia_attack_scores(phi, member, attacks=attacks, log_p=log_p, a=rmia_a)

@@ -45,6 +45,7 @@ import numpy as np
 A_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)  # the offline a tried by `choose_a`
 FALLBACK_A = 0.5  # the grid's midpoint: the offline a where no model is left to choose it
 SIDES = ("in", "out")
+UNDERFLOW = 1e-280  # a scaled sum below this is summed again in log space (`loo_log_mean`)
 
 
 def log_prob_label(phi: np.ndarray) -> np.ndarray:
@@ -63,7 +64,11 @@ def log_prob_label(phi: np.ndarray) -> np.ndarray:
 
 def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log of the mean probability over the models on `side` of each example, leaving the
-    target model out (exact: prefix and suffix log-sum-exps, no subtraction).
+    target model out.
+
+    Exact without a subtraction: each example's probabilities are scaled by its largest,
+    and target k's sum is the prefix sum before k plus the suffix sum after it; the target
+    holding the largest is summed again where the others would underflow against it.
 
     Parameters
     ----------
@@ -77,13 +82,25 @@ def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.nd
     count : (K, N) int64, how many models that mean is over
     """
     x = np.where(side, log_p, -np.inf)
-    empty = np.full((1, x.shape[1]), -np.inf)
-    before = np.logaddexp.accumulate(x, axis=0)
-    after = np.logaddexp.accumulate(x[::-1], axis=0)[::-1]
-    others = np.logaddexp(np.r_[empty, before[:-1]], np.r_[after[1:], empty])
+    n = x.shape[1]
+    top = np.argmax(x, axis=0)
+    columns = np.arange(n)
+    largest = x[top, columns]
+    shift = np.where(np.isfinite(largest), largest, 0.0)
+    scaled = np.exp(x - shift)
+    zero = np.zeros((1, n))
+    before = np.cumsum(scaled, axis=0)
+    after = np.cumsum(scaled[::-1], axis=0)[::-1]
+    others = np.r_[zero, before[:-1]] + np.r_[after[1:], zero]
     count = (side.sum(0) - side).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = others - np.log(count)
+        total = np.log(others) + shift
+        lost = np.flatnonzero(others[top, columns] < UNDERFLOW)  # tiny against the largest
+        if lost.size:
+            rest = x[:, lost].copy()
+            rest[top[lost], np.arange(lost.size)] = -np.inf
+            total[top[lost], lost] = np.logaddexp.reduce(rest, axis=0)
+        mean = total - np.log(count)
     return np.where(count > 0, mean, np.nan), count
 
 
