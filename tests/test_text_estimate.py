@@ -73,8 +73,11 @@ def test_the_derived_counterfactual_table(text_estimate):
     entry = manifest["heldout"]
     assert "counterfactual.parquet" in entry["files"] and "membership.parquet" in entry["files"]
     assert entry["params"]["models"] == 4 and "online" in entry["membership"]
+    # A1's attacks on the log-likelihoods: RMIA, the Gaussian check, the budget
+    assert {"rmia", "rmia_offline", "gaussian", "budget"} <= set(entry["membership"])
+    assert "membership_budget.parquet" in entry["files"]
     members = pd.read_parquet(run.path / "derived" / "membership.parquet")
-    assert len(members) == len(cf) and "vulnerability" in members
+    assert len(members) == len(cf) and {"vulnerability", "shapiro_in_p"} <= set(members)
 
 
 def test_a_killed_estimate_resumes_with_the_missing_batch_only(text_estimate):

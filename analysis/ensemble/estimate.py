@@ -266,7 +266,7 @@ def _estimate(
         else:
             _ray(jobs, address, workers, done)
     if run.is_text:  # counterfactual memorization and the attacks on log-likelihoods
-        tables, privacy = derive_text(run, spec.batches())
+        tables, privacy = derive_text(run, spec.batches(), seed=spec.seed)
     else:
         tables, privacy = derive(run, spec)
     key = hashlib.sha256(json.dumps([spec.fixed(), spec.models, _training_key(run)]).encode())

@@ -2,7 +2,7 @@
 training recipe, each on a random subset of its training sequences, and what each one does
 on every sequence; then the counterfactual memorization of every sequence (Zhang et al.
 2021, `memdash.analysis.measures.counterfactual`) and membership inference on the sequences'
-log-likelihoods (LiRA, `memdash.analysis.measures.membership`).
+log-likelihoods (LiRA and RMIA, `memdash.analysis.measures.membership`).
 
 The estimate's machinery is the classifiers' (`memdash.analysis.ensemble.estimate`: the spec,
 the batches as units of work, the local and Ray backends, resuming); `estimate` calls this
@@ -36,8 +36,11 @@ import pandas as pd
 import torch
 
 from memdash.analysis.ensemble.batched import model_seed, subset_mask
+from memdash.analysis.measures.attack_budget import attack_budget
 from memdash.analysis.measures.counterfactual import counterfactual_table
-from memdash.analysis.measures.membership import membership_tables
+from memdash.analysis.measures.dp_audit import DELTA
+from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
+from memdash.analysis.measures.normality import ALPHA, gaussian_check
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.text.models import CausalLM, build_lm
 from memdash.analysis.record.text.scoring import model_inputs, token_statistics
@@ -210,18 +213,28 @@ def load_text_batches(
 
 
 def derive_text(
-    run: Run, batches: list[tuple[int, int, int, int]]
+    run: Run, batches: list[tuple[int, int, int, int]], *, seed: int = 0
 ) -> tuple[dict[str, pd.DataFrame], dict]:
-    """counterfactual.parquet (per sequence), and LiRA on the sequences' total
-    log-likelihoods: membership.parquet (per sequence) and membership_roc.parquet (per
-    attack), from the first ratio's models; plus the attacks' summary (AUC, TPR at low FPR)."""
+    """counterfactual.parquet (per sequence), and the attacks on the sequences' total
+    log-likelihoods, from the first ratio's models: LiRA with the log-likelihood as its
+    statistic and RMIA with it as the log-probability of the sequence (Zarifzadeh et al.
+    2024 compare p(x | model) = exp(log-likelihood)), membership.parquet (per sequence, with
+    the Gaussian check of LiRA's assumption), membership_roc.parquet (per attack) and
+    membership_budget.parquet (power against the number of reference models, draws seeded
+    by `seed`); plus the attacks' summary (AUC, TPR at low FPR, empirical epsilon at the
+    delta of a model trained without DP, the Gaussian check's shares)."""
     trained, accuracy, loglik = load_text_batches(run, batches, 0)
     table = counterfactual_table(accuracy, loglik, trained)
     table.insert(0, "example_id", np.arange(trained.shape[1], dtype=np.int64))
-    members, curves, summary = membership_tables(loglik, trained)
+    members, curves, summary = membership_tables(
+        loglik, trained, attacks=ALL_ATTACKS, log_p=loglik, delta=DELTA
+    )
+    normality, summary["gaussian"] = gaussian_check(loglik, trained, alpha=ALPHA)
+    budget, summary["budget"] = attack_budget(loglik, trained, seed=seed, log_p=loglik)
     tables = {
         "counterfactual.parquet": table,
-        "membership.parquet": members,
+        "membership.parquet": members.join(normality),
         "membership_roc.parquet": curves,
+        "membership_budget.parquet": budget,
     }
     return tables, summary
