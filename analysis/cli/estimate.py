@@ -26,6 +26,10 @@ from memdash.analysis.cli.options import (
     BACKEND,
     CORRUPTION,
     DATASET,
+    DP_CLIP,
+    DP_DELTA,
+    DP_EPSILON,
+    DP_NOISE,
     HIDDEN,
     MODELS_PER_BATCH,
     MODELS_PER_RATIO,
@@ -34,6 +38,7 @@ from memdash.analysis.cli.options import (
     SUBSET,
     TEXT,
     WORKERS,
+    dp_options,
     field,
     option,
 )
@@ -84,6 +89,12 @@ def estimate(
         None, MODELS_PER_BATCH, "Models trained at once, the unit of work (default 16; text: 2)."
     ),
     seed: int = option(0, SEED, "The seed of every model's initialization, subset, order."),
+    dp_epsilon: float = option(
+        None, DP_EPSILON, "DP-SGD for every model: the target epsilon (default: the run's)."
+    ),
+    dp_delta: float = option(None, DP_DELTA, "DP-SGD: delta (default 1e-5)."),
+    dp_clip: float = option(None, DP_CLIP, "DP-SGD: each example's gradient norm C (default 1)."),
+    dp_noise: float = option(None, DP_NOISE, "DP-SGD: the noise multiplier, not --dp-epsilon."),
     backend: str = option("local", BACKEND, "local (this machine's cores) or ray."),
     address: str = option(None, TEXT, "ray: the address of an existing cluster."),
     workers: int = option(None, WORKERS, "local processes or local Ray CPUs (default: all)."),
@@ -130,6 +141,7 @@ def estimate(
         if is_text(config.data) and len(ratios) > 1:
             refuse(f"--ratios {','.join(map(str, ratios))}: a text estimate takes one --subset")
     text = is_text(config.data)
+    dp = _dp(config, dp_options(dp_epsilon, dp_delta, dp_clip, dp_noise), text)
     kept = "the model batches already done are kept; run it again to resume"
     with errors_reported(written=run, kept=kept):
         spec = EstimateSpec(
@@ -137,6 +149,7 @@ def estimate(
             models=models,
             models_per_batch=models_per_batch,
             seed=seed,
+            dp=dp,
         )
         if new:
             _new_estimate_run(out, config)
@@ -169,6 +182,26 @@ def estimate(
         f"mean mem_score {held['mem_score'].mean():.3f}; wrote {run}/derived/heldout.parquet "
         "and influence.parquet"
     )
+
+
+def _dp(config: RunConfig, given, text: bool):
+    """The estimate's DP-SGD options: those given, else those the run trained with (its
+    target epsilon or noise, resolved again for the subsets); refused for a text run or a
+    model the stacked ensemble cannot train privately, before any work."""
+    from memdash.analysis.ensemble.dp_batched import check_dp_estimate
+
+    dp = given if given is not None else config.train.dp
+    if dp is None:
+        return None
+    if text:
+        refuse("--dp-epsilon/--dp-noise: DP-SGD is for classifiers, not text estimates")
+    if given is None and dp.epsilon is not None:  # the run's target: a new noise for subsets
+        dp = replace(dp, noise_multiplier=None)
+    try:
+        check_dp_estimate(config)
+    except ValueError as err:
+        refuse(str(err))
+    return dp
 
 
 def _report_text(tables: dict, models: int, seconds: float, run: Path) -> None:

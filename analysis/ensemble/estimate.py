@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from memdash.analysis.ensemble.batched import ensemble_outputs, fit_batched, model_seed, subset_mask
+from memdash.analysis.ensemble.batched import ensemble_outputs, model_seed, subset_mask
+from memdash.analysis.ensemble.dp_batched import dp_params, fit_ensemble, run_estimate_dp
 from memdash.analysis.ensemble.text_estimate import derive_text, text_completed, train_text_batch
 from memdash.analysis.measures.attack_budget import attack_budget
 from memdash.analysis.measures.dp_audit import DELTA
@@ -48,6 +49,7 @@ from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, t
 from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
 from memdash.analysis.measures.normality import ALPHA, gaussian_check
 from memdash.analysis.record.config import RunConfig
+from memdash.analysis.record.privacy import DPConfig
 from memdash.analysis.store import Run, RunFormatError, write_json, write_lock, write_npy
 
 BACKENDS = ("local", "ray")
@@ -62,6 +64,7 @@ class EstimateSpec:
     models: int = 256  # models per ratio
     models_per_batch: int = 16  # models trained at once: the unit of work
     seed: int = 0  # every model's initialization, subset and order derive from it
+    dp: DPConfig | None = None  # DP-SGD's options (ensemble/dp_batched.py); None: plain
 
     def __post_init__(self) -> None:
         if not self.ratios or any(not 0 < r < 1 for r in self.ratios):
@@ -97,19 +100,21 @@ def _training_key(run: Run) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def prepare_spec(run: Run, spec: EstimateSpec) -> None:
+def prepare_spec(run: Run, spec: EstimateSpec) -> dict[str, Any]:
     """Store the spec, or check it against the stored one (only `models` may change)."""
     file = _folder(run) / "spec.json"
-    wanted = spec.fixed() | {"training": _training_key(run)}
+    dp = run_estimate_dp(run, spec.ratios[0], spec.dp)  # None: a plain estimate
+    wanted = spec.fixed() | {"training": _training_key(run), "dp": dp}
     if file.is_file():
         stored = json.loads(file.read_text())
         fixed = {k: stored.get(k) for k in wanted}
         if fixed != wanted:
             raise ValueError(
                 f"{run.path}/heldout holds an estimate made with {fixed}; this one asks for "
-                f"{wanted}. Use the same --ratios, --models-per-batch and --seed, or --overwrite."
+                f"{wanted}. Use the same --ratios, --models-per-batch, --seed, DP, or --overwrite."
             )
     write_json(file, wanted | {"models": spec.models})
+    return wanted
 
 
 def completed(run: Run) -> set[tuple[int, int]]:
@@ -149,7 +154,7 @@ def _train_batch(path: str, ratio_index: int, batch: int, first: int, end: int) 
     subsets = np.stack([subset_mask(s, len(train_ids), ratio) for s in seeds])
     inputs = torch.tensor(np.asarray(run.inputs(), dtype=np.float32))
     labels = torch.tensor(examples["label"].to_numpy(np.int64))
-    ens = fit_batched(config, inputs, labels, train_ids, seeds, subsets)
+    ens = fit_ensemble(config, inputs, labels, train_ids, seeds, subsets, dp=spec.get("dp"))
     correct, confidence = ensemble_outputs(ens, inputs, labels)
     stem = _folder(run) / f"r{ratio_index}_b{batch:04d}"
     write_npy(stem.with_name(stem.name + ".subsets.npy"), np.packbits(subsets, axis=1))
@@ -245,7 +250,7 @@ def _estimate(
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, pd.DataFrame]:
     """`estimate` under the run's write lock."""
-    prepare_spec(run, spec)
+    stored = prepare_spec(run, spec)
     have = text_completed(run) if run.is_text else completed(run)
     jobs = [
         (str(run.path), ri, b, lo, hi) for ri, b, lo, hi in spec.batches() if (ri, b) not in have
@@ -269,8 +274,9 @@ def _estimate(
         tables, privacy = derive_text(run, spec.batches(), seed=spec.seed)
     else:
         tables, privacy = derive(run, spec)
-    key = hashlib.sha256(json.dumps([spec.fixed(), spec.models, _training_key(run)]).encode())
-    params = spec.fixed() | {"models": spec.models}
+    trained = [spec.fixed(), spec.models, _training_key(run)] + [stored["dp"]] * bool(spec.dp)
+    key = hashlib.sha256(json.dumps(trained).encode())
+    params = spec.fixed() | {"models": spec.models} | dp_params(stored["dp"])
     entry = {"key": key.hexdigest()[:16], "params": params, "membership": privacy}
     run.replace_derived("heldout", tables, entry)
     return tables
