@@ -36,13 +36,13 @@ def _budget() -> pd.DataFrame:
     )
 
 
-def test_budget_summary_gives_median_and_spread_over_draws_in_attack_order():
+def test_budget_summary_gives_the_mean_and_spread_over_draws_in_attack_order():
     summary = budget_summary(_budget(), metric="tpr_at_0.1%")
     # offline LiRA comes before RMIA (ATTACK_COLORS order), models ascending
     assert list(summary["attack"]) == ["offline", "offline", "rmia", "rmia"]
     assert list(summary["models"]) == [1, 4, 1, 4]
     rmia_1 = summary.iloc[2]
-    assert rmia_1["median"] == pytest.approx(0.03)  # (0.02 + 0.04) / 2
+    assert rmia_1["mean"] == pytest.approx(0.03)  # (0.02 + 0.04) / 2
     assert (rmia_1["min"], rmia_1["max"], rmia_1["draws"]) == (0.02, 0.04, 2)
 
 
@@ -73,8 +73,8 @@ def test_budget_leaders_name_the_best_attack_at_few_models():
     assert list(leaders["models"]) == [1, 4]  # no draw at 2 models
     first = leaders.iloc[0]
     assert (first["leader"], first["runner_up"]) == ("rmia", "offline")
-    assert first["leader_median"] == pytest.approx(0.15)  # RMIA (0.1 + 0.2) / 2
-    assert first["runner_up_median"] == pytest.approx(0.05)
+    assert first["leader_mean"] == pytest.approx(0.15)  # RMIA (0.1 + 0.2) / 2
+    assert first["runner_up_mean"] == pytest.approx(0.05)
     assert leaders.iloc[1]["leader"] == "offline"  # 0.4 against RMIA's 0.35
 
 

@@ -149,7 +149,7 @@ def test_the_audit_shows_every_attack_the_budget_and_the_gaussian_check(audited)
     assert '"online RMIA"' in roc
     assert '"type":"log"' in budget.replace(" ", "") and '"TPR at 0.1% FPR"' in budget
     words = " ".join(m.value for m in at.markdown)
-    # medians over the two draws: RMIA 5% against offline RMIA's 3% at one model, online LiRA
+    # means over the two draws: RMIA 5% against offline RMIA's 3% at one model, online LiRA
     # 11% against RMIA's 9% at four
     assert "With 1 reference model, **online RMIA** leads (5.0%; next offline RMIA, 3.0%)" in words
     assert "With 4 reference models, **online LiRA** leads (11.0%; next online RMIA, 9.0%)" in words
@@ -217,8 +217,8 @@ def test_the_findings_figures_draw_the_budget_and_the_bounds(audited):
     write_audit(audited, dp_epsilon=2.0)
     budget = FIGURES["rmia_with_few_models"]({"noise": audited}, None)
     assert budget.layout.xaxis.type == "log" and budget.layout.yaxis.title.text == "TPR at 1% FPR"
-    medians = {t.name: list(t.y) for t in budget.data if t.showlegend is not False}
-    assert medians["online RMIA"] == pytest.approx([0.1, 0.14, 0.18])  # 2 x the TPR at 0.1%
+    means = {t.name: list(t.y) for t in budget.data if t.showlegend is not False}
+    assert means["online RMIA"] == pytest.approx([0.1, 0.14, 0.18])  # 2 x the TPR at 0.1%
     bounds = FIGURES["dp_bounds_membership"]({"dp": audited}, None)
     assert list(bounds.data[0].x) == [2.5, 1.2, 0.0, 1.8, 1.5]
     assert bounds.layout.shapes[0].x0 == 2.0  # the accountant's epsilon

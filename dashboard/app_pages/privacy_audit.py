@@ -178,7 +178,7 @@ def budget_figure(path: Path, *, metric: str):
 
 def budget_section(path: Path, entry: dict) -> None:
     """Attack power against the number of reference models (derived/membership_budget.parquet):
-    a metric chosen, its median over draws with the min-max band, and which attack leads with
+    a metric chosen, its mean over draws with the min-max band, and which attack leads with
     few models."""
     budget = data.derived(path, "membership_budget.parquet")
     if budget is None or budget.empty:
@@ -200,7 +200,7 @@ def budget_section(path: Path, entry: dict) -> None:
     params = entry.get("membership", {}).get("budget", {})
     draws = int(summary["draws"].max())
     right.caption(
-        f"Each point: the median over {draws} draws (seed {params.get('seed', 'n/a')}) of that "
+        f"Each point: the mean over {draws} draws (seed {params.get('seed', 'n/a')}) of that "
         f"many reference models, attacking {params.get('targets', 'the same')} target models "
         f"outside them; the band spans the lowest to the highest draw "
         f"({audit_direction_text(metric)})."
@@ -212,18 +212,18 @@ def _value(metric: str, value: float) -> str:
 
 
 def budget_words(summary: pd.DataFrame, *, metric: str) -> str:
-    """Which attack leads at 1, 2 and 4 reference models and at the most drawn, by the median
+    """Which attack leads at 1, 2 and 4 reference models and at the most drawn, by the mean
     `metric` the chart draws."""
     most = int(summary["models"].max())
     leaders = charts.budget_leaders(summary, models=(*FEW_MODELS, most))
     sentences = []
     for row in leaders.drop_duplicates("models").itertuples(index=False):
         models = f"{row.models} reference model{'s' if row.models != 1 else ''}"
-        lead = f"**{attack_name(row.leader)}** leads ({_value(metric, row.leader_median)}"
+        lead = f"**{attack_name(row.leader)}** leads ({_value(metric, row.leader_mean)}"
         if row.runner_up is not None:
-            lead += f"; next {attack_name(row.runner_up)}, {_value(metric, row.runner_up_median)}"
+            lead += f"; next {attack_name(row.runner_up)}, {_value(metric, row.runner_up_mean)}"
         sentences.append(f"- With {models}, {lead}).")
-    return f"{label(metric)}, median over the draws:\n" + "\n".join(sentences)
+    return f"{label(metric)}, mean over the draws:\n" + "\n".join(sentences)
 
 
 def gaussian_section(path: Path, entry: dict) -> None:

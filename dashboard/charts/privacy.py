@@ -135,7 +135,7 @@ CHANCE = {"tpr_at_0.1%": 0.001, "tpr_at_1%": 0.01, "auc": 0.5}
 def budget_summary(budget: pd.DataFrame, *, metric: str) -> pd.DataFrame:
     """`metric` of each attack against the number of reference models, over the draws of
     derived/membership_budget.parquet (``attack``, ``models``, ``draw`` and the metric):
-    one row per (attack, models) with ``median``, ``min``, ``max`` and ``draws``, attacks
+    one row per (attack, models) with ``mean``, ``min``, ``max`` and ``draws``, attacks
     in `ATTACK_NAMES` order, models ascending."""
     if metric not in BUDGET_METRICS:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(BUDGET_METRICS)}")
@@ -145,7 +145,7 @@ def budget_summary(budget: pd.DataFrame, *, metric: str) -> pd.DataFrame:
     rows = budget.dropna(subset=[metric])
     summary = (
         rows.groupby(["attack", "models"])[metric]
-        .agg(median="median", min="min", max="max", draws="count")
+        .agg(mean="mean", min="min", max="max", draws="count")
         .reset_index()
     )
     order = {name: i for i, name in enumerate(ATTACK_COLORS)}
@@ -154,7 +154,7 @@ def budget_summary(budget: pd.DataFrame, *, metric: str) -> pd.DataFrame:
 
 
 def budget_chart(summary: pd.DataFrame, *, metric: str) -> go.Figure:
-    """Each attack's median `metric` over the draws against the number of reference models
+    """Each attack's mean `metric` over the draws against the number of reference models
     (a `budget_summary`), on a log x-axis with a tick at each number drawn, the min-max over
     the draws as a band in the attack's colour, and chance dotted."""
     fig = go.Figure()
@@ -177,13 +177,13 @@ def budget_chart(summary: pd.DataFrame, *, metric: str) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=rows["models"],
-                y=rows["median"],
+                y=rows["mean"],
                 mode="lines+markers",
                 name=attack_name(str(attack)),
                 legendgroup=str(attack),
                 line={"color": color},
                 customdata=rows[["min", "max", "draws"]].to_numpy(),
-                hovertemplate="%{x} models: median %{y:.4f} (min %{customdata[0]:.4f}, max "
+                hovertemplate="%{x} models: mean %{y:.4f} (min %{customdata[0]:.4f}, max "
                 "%{customdata[1]:.4f}, %{customdata[2]} draws)<extra>%{fullData.name}</extra>",
             )
         )
@@ -199,7 +199,7 @@ def budget_chart(summary: pd.DataFrame, *, metric: str) -> go.Figure:
     )
     fig.update_yaxes(title=label(metric), tickformat=".2f" if metric == "auc" else ".1%")
     fig.update_layout(
-        title=f"{label(metric)} against the number of reference models (median, min-max band)",
+        title=f"{label(metric)} against the number of reference models (mean, min-max band)",
         height=420,
         margin=margin(),
         legend={"orientation": "h", "y": -0.2},
@@ -209,11 +209,11 @@ def budget_chart(summary: pd.DataFrame, *, metric: str) -> go.Figure:
 
 def budget_leaders(summary: pd.DataFrame, *, models: tuple[int, ...] = (1, 2, 4)) -> pd.DataFrame:
     """At each number of reference models in `models` that `summary` (a `budget_summary`)
-    holds, the attack with the highest median and the runner-up: ``models``, ``leader``,
-    ``leader_median``, ``runner_up``, ``runner_up_median`` (NaN and None without one)."""
+    holds, the attack with the highest mean and the runner-up: ``models``, ``leader``,
+    ``leader_mean``, ``runner_up``, ``runner_up_mean`` (NaN and None without one)."""
     rows = []
     for count in models:
-        at = summary[summary["models"] == count].sort_values("median", ascending=False)
+        at = summary[summary["models"] == count].sort_values("mean", ascending=False)
         if at.empty:
             continue
         second = at.iloc[1] if len(at) > 1 else None
@@ -221,12 +221,12 @@ def budget_leaders(summary: pd.DataFrame, *, models: tuple[int, ...] = (1, 2, 4)
             {
                 "models": count,
                 "leader": at.iloc[0]["attack"],
-                "leader_median": float(at.iloc[0]["median"]),
+                "leader_mean": float(at.iloc[0]["mean"]),
                 "runner_up": None if second is None else second["attack"],
-                "runner_up_median": np.nan if second is None else float(second["median"]),
+                "runner_up_mean": np.nan if second is None else float(second["mean"]),
             }
         )
-    columns = ["models", "leader", "leader_median", "runner_up", "runner_up_median"]
+    columns = ["models", "leader", "leader_mean", "runner_up", "runner_up_mean"]
     return pd.DataFrame(rows, columns=columns)
 
 
