@@ -70,6 +70,7 @@ LABELS: dict[str, str] = {
     "tpr_at_1%": "TPR at 1% FPR",
     "epsilon_lower": "empirical ε (lower bound)",
     "dp_epsilon": "ε spent (DP accountant)",
+    "dp_delta": "δ of the DP accountant",
     "shapiro_in_p": "Shapiro-Wilk p, models trained on it",
     "shapiro_out_p": "Shapiro-Wilk p, models that held it out",
     # k-NN against the network (Cohen et al.)

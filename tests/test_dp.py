@@ -259,3 +259,29 @@ def test_the_footprint_counts_dp_sgds_per_example_gradients():
     params = (8 * 16 + 16) + (16 * 8 + 8) + (8 * 4 + 4)  # the MLP 8-16-8-4
     assert dp[0].size == 16 * params * 4
     assert not [p for p in parts(tiny_config()) if p.option.startswith("--dp")]
+
+
+def _runs_page():
+    from memdash.dashboard.app_pages import runs
+
+    runs.render()
+
+
+def test_the_runs_page_shows_a_dp_runs_epsilon_and_leaves_plain_runs_blank(
+    tiny_run, tmp_path, monkeypatch
+):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    shutil.copytree(tiny_run, tmp_path / "plain")
+    train(dp_config(noise_multiplier=1.0), tmp_path / "private")
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    at = AppTest.from_function(_runs_page, default_timeout=60).run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run")
+    eps = json.loads((tmp_path / "private" / "run.json").read_text())["dp_epsilon"]
+    assert table.loc["private", "ε spent (DP accountant)"] == f"{eps:.2f}"
+    assert table.loc["private", "δ of the DP accountant"] == "1e-03"
+    assert table.loc["tiny", "ε spent (DP accountant)"] == ""
+    assert table.loc["tiny", "δ of the DP accountant"] == ""

@@ -9,7 +9,7 @@ from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import chosen_curves, shell_path, show_command
 from memdash.dashboard.data.roots import HIDDEN_COLUMNS
-from memdash.dashboard.labels import TEXT_MEASURES, md_text, value_text
+from memdash.dashboard.labels import LABELS, TEXT_MEASURES, md_text, value_text
 
 
 def render() -> None:
@@ -60,6 +60,9 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     shown.insert(1, "seed group", [group_of.get(path, "") for path in summaries["path"]])
     # every cell as text: accuracies to 3 decimals, missing values as n/a (one type a column)
     shown = pd.DataFrame({c: [value_text(c, v) for v in shown[c]] for c in shown.columns})
+    shown["dp_epsilon"] = [_dp_text(e, d) for e, d in zip(*_dp_of(summaries), strict=True)]
+    shown["dp_delta"] = [f"{d:.0e}" if _given(d) else "" for d in summaries["dp_delta"]]
+    shown = shown.rename(columns={c: LABELS[c] for c in ("dp_epsilon", "dp_delta")})
     st.dataframe(shown, hide_index=True, width="stretch")
     text = summaries.loc[summaries["modality"] == "text", "run"]
     if len(text):
@@ -76,6 +79,22 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
             show_command(
                 "\n".join(f"memdash train --resume --out {shell_path(p)}" for p in rows["path"])
             )
+
+
+def _given(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value))
+
+
+def _dp_of(summaries: pd.DataFrame) -> tuple[list, list]:
+    return summaries["dp_epsilon"].tolist(), summaries["dp_delta"].tolist()
+
+
+def _dp_text(epsilon: object, delta: object) -> str:
+    """A DP run's epsilon spent (∞ without noise: clipping alone bounds nothing); blank for a
+    run trained without DP."""
+    if not _given(delta):
+        return ""
+    return f"{epsilon:.2f}" if _given(epsilon) else "∞"
 
 
 # what the Runs page says under its table about runs of a status, around their names (the

@@ -77,6 +77,8 @@ SUMMARY_COLUMNS = [
     "clean acc",
     "flipped acc",
     "test acc",
+    "dp_epsilon",  # a DP run's accountant (run.json), None for the others
+    "dp_delta",
     "analyses",
     "modality",
     "canaries",
@@ -116,6 +118,8 @@ def _summary(path: str, stamp: float) -> dict:
             "clean acc": last.get("clean_acc"),
             "flipped acc": last.get("noisy_acc"),
             "test acc": last.get("test_acc"),
+            "dp_epsilon": run.meta.get("dp_epsilon"),
+            "dp_delta": run.meta.get("dp_delta"),
             # how much there is to explore: derived steps, plus one for recorded embeddings
             "analyses": len(run.derived_manifest()) + bool(run.embedding_index()),
             "modality": "text" if run.is_text else "classifier",
