@@ -127,3 +127,32 @@ def test_the_example_table_of_a_text_run_carries_the_counterfactual_scores(text_
         assert column in table
     np.testing.assert_allclose(table["cf_mem_accuracy"], cf["cf_mem_accuracy"])
     assert "mem_score" not in table  # no classifier estimate on a text run
+
+
+def test_the_counterfactual_finding_by_hand():
+    from memdash.analysis.findings.text import counterfactual_by_copies
+
+    table = pd.DataFrame(
+        {
+            "group": ["plain", "plain", "plain", "duplicate", "duplicate", "canary", "canary"],
+            "copies": [1, 1, 1, 4, 4, 8, 1],
+            "cf_mem_accuracy": [0.0, 0.1, 0.2, 0.3, 0.5, 0.9, 0.4],
+            "cf_mem_loglik": [1.0, 2.0, 3.0, 4.0, 5.0, 9.0, 6.0],
+        }
+    )
+    m = counterfactual_by_copies(table)
+    assert m["median_plain"] == pytest.approx(0.1) and m["median_dup_4"] == pytest.approx(0.4)
+    assert m["median_canary_1"] == 0.4 and m["median_canary_8"] == 0.9
+    assert m["median_canary"] == pytest.approx(0.65)
+    # copies 1,1,1,4,4 against 0, .1, .2, .3, .5: ranks 2,2,2,4.5,4.5 and 1..5 -> rho = 0.866
+    assert m["spearman"] == pytest.approx(np.sqrt(3) / 2) and m["spearman_loglik"] > 0
+    assert m["copies"] == [4] and m["insertions"] == [1, 8]
+
+
+def test_the_counterfactual_finding_on_a_text_estimate(text_estimate):
+    from memdash.analysis.findings.registry import FAILS, HOLDS
+    from memdash.analysis.findings.text import counterfactual_of_text
+
+    found = counterfactual_of_text({"text": text_estimate})
+    assert found.verdict in (HOLDS, FAILS) and "Spearman of copies" in found.statistic
+    assert found.values["sequences"] > 0

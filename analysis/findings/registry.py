@@ -46,6 +46,7 @@ ORDER = (
     "memorization_before_overfitting",
     "extraction_grows_with_duplicates",
     "exact_and_extrapolated_exposure_agree",
+    "counterfactual_memorization_of_text",
     "dp_bounds_membership",
     "dp_reduces_memorization",
     "rmia_with_few_models",

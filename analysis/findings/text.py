@@ -5,6 +5,20 @@ sequences (the ``text`` role).
 The exposure a finding compares across canaries is `finding_exposure`: the exact exposure
 (the canary's rank among every candidate secret) wherever the space was enumerated, and the
 paper's extrapolation where it was too large to be.
+
+Counterfactual memorization (Zhang et al. 2021) reads a text estimate
+(`ensemble.text_estimate`). How this run stores duplicates decides what the paper's claim
+about them means here: a duplicated sequence is ONE example (one id) presented ``duplicates``
+times per epoch, and a canary one example presented ``canary_repeats`` times, so a model of
+the estimate holds every copy of it or none. The paper's duplicates are separate documents:
+a random half of the corpus then almost always holds a copy of a much-duplicated text, the
+models that "held it out" saw it anyway, and its counterfactual memorization is low. That
+mechanism cannot arise here; what can is the paper's premise, that memorization needs the
+sequence itself in the training data and grows with how much of it the model sees: with all
+copies in or out together, counterfactual memorization should grow with the copies (Spearman
+over the corpus's plain and duplicated sequences), and the random, unconventional canaries
+should score above the natural text (the paper's "rare, unconventional" examples). The
+finding states both and says "does not hold" if either fails.
 """
 
 from __future__ import annotations
@@ -207,5 +221,97 @@ exact_and_extrapolated_agree = register(
         measure=_agreement,
         statistic=_agreement_words,
         holds=lambda m: m["within"] == 1.0,
+    )
+)
+
+
+COUNTERFACTUAL = Step("text", "heldout", "memdash estimate --like")
+
+
+def copies_table(counterfactual: pd.DataFrame, examples: pd.DataFrame) -> pd.DataFrame:
+    """The training sequences of a text estimate with both sides of models: ``group``
+    (``plain``, ``duplicate``, ``canary``), ``copies`` (presentations per epoch) and the two
+    counterfactual scores."""
+    table = examples[["example_id", "split", "corruption", "duplicates"]].merge(
+        counterfactual[["example_id", "cf_mem_accuracy", "cf_mem_loglik"]], on="example_id"
+    )
+    table = table[(table["split"] == "train")].dropna(subset=["cf_mem_accuracy"])
+    group = table["corruption"].map({"duplicate": "duplicate", "canary": "canary"})
+    return pd.DataFrame(
+        {
+            "group": group.fillna("plain").to_numpy(),
+            "copies": table["duplicates"].to_numpy(int),
+            "cf_mem_accuracy": table["cf_mem_accuracy"].to_numpy(float),
+            "cf_mem_loglik": table["cf_mem_loglik"].to_numpy(float),
+        }
+    )
+
+
+def counterfactual_by_copies(table: pd.DataFrame) -> Measured:
+    """Median counterfactual memorization (token accuracy) of plain sequences, of the
+    duplicated ones by copies and of the canaries by insertions; Spearman's correlation of
+    copies with it over the plain and duplicated sequences (the canaries, random digits,
+    apart: they are not the corpus's text), and the canaries' median against the plain one."""
+    corpus = table[table["group"] != "canary"]
+    canaries = table[table["group"] == "canary"]
+    if corpus["copies"].nunique() < 2 or canaries.empty:
+        raise Missing(
+            "the text run needs duplicated sequences and canaries (--duplicate-sequences, "
+            "--canaries) for this finding"
+        )
+    values = {
+        "median_plain": float(corpus.loc[corpus["group"] == "plain", "cf_mem_accuracy"].median())
+    }
+    dup = corpus[corpus["group"] == "duplicate"].groupby("copies")["cf_mem_accuracy"].median()
+    values |= {f"median_dup_{int(c)}": float(v) for c, v in dup.items()}
+    can = canaries.groupby("copies")["cf_mem_accuracy"].median()
+    values |= {f"median_canary_{int(r)}": float(v) for r, v in can.items()}
+    rho = stats.spearmanr(corpus["copies"], corpus["cf_mem_accuracy"])
+    loglik = stats.spearmanr(corpus["copies"], corpus["cf_mem_loglik"]).statistic
+    values |= {
+        "spearman": float(rho.statistic),
+        "p_value": float(rho.pvalue),
+        "spearman_loglik": float(loglik),
+        "median_canary": float(canaries["cf_mem_accuracy"].median()),
+        "sequences": float(len(table)),
+    }
+    shown = {"copies": [int(c) for c in dup.index], "insertions": [int(r) for r in can.index]}
+    return Measured(values, shown)
+
+
+def _counterfactual(runs: dict[str, Run], source: str) -> Measured:
+    run = runs["text"]
+    if "counterfactual.parquet" not in run.derived_manifest()["heldout"].get("files", []):
+        raise Missing("the text run's estimate has no counterfactual.parquet: estimate again")
+    cf = run.read_derived("counterfactual.parquet")
+    examples = run.examples(["example_id", "split", "corruption", "duplicates"])
+    return counterfactual_by_copies(copies_table(cf, examples))
+
+
+def _counterfactual_words(m: Measured) -> str:
+    dup = ", ".join(f"x{c}: {m[f'median_dup_{c}']:.3f}" for c in m["copies"])
+    can = ", ".join(f"x{r}: {m[f'median_canary_{r}']:.3f}" for r in m["insertions"])
+    return (
+        f"median counterfactual memorization (token accuracy, in minus out) of plain "
+        f"sequences {m['median_plain']:.3f}; duplicated by copies per epoch {dup}; canaries by "
+        f"insertions {can} (all canaries {m['median_canary']:.3f}); Spearman of copies with it "
+        f"over the corpus's sequences {m['spearman']:.2f} (p = {m['p_value']:.2g}; "
+        f"log-likelihood: {m['spearman_loglik']:.2f})"
+    )
+
+
+counterfactual_of_text = register(
+    Check(
+        key="counterfactual_memorization_of_text",
+        title=(
+            "Counterfactual memorization is high for unconventional text (random canaries) "
+            "and, with every copy of a sequence in or out together, grows with its copies"
+        ),
+        reference="Zhang et al. 2021",
+        roles=("text",),
+        needs=(COUNTERFACTUAL,),
+        measure=_counterfactual,
+        statistic=_counterfactual_words,
+        holds=lambda m: m["median_canary"] > m["median_plain"] and m["spearman"] > 0,
     )
 )

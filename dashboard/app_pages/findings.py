@@ -19,6 +19,7 @@ from memdash.dashboard.app_pages.common import (
 )
 from memdash.dashboard.app_pages.privacy_audit import budget_figure, epsilon_bounds
 from memdash.dashboard.app_pages.sensitivity import group_curves
+from memdash.dashboard.charts import counterfactual as cf_charts
 from memdash.dashboard.charts import exposure as text_charts
 from memdash.dashboard.labels import md_text
 from memdash.dashboard.palette import KIND_COLORS
@@ -177,6 +178,9 @@ FIGURES = {
         color=KIND_COLORS["duplicate"],
     ),
     "exact_and_extrapolated_exposure_agree": lambda p, f: _text_agreement(p),
+    "counterfactual_memorization_of_text": lambda p, f: cf_charts.counterfactual_by_copies(
+        data.examples(p["text"]).query("split == 'train'")
+    ),
 }
 
 
