@@ -17,11 +17,12 @@ from memdash.dashboard.app_pages.common import (
     pretraining_chart,
     study_groups,
 )
+from memdash.dashboard.app_pages.compare import paired, reading
 from memdash.dashboard.app_pages.privacy_audit import budget_figure, epsilon_bounds
 from memdash.dashboard.app_pages.sensitivity import group_curves
 from memdash.dashboard.charts import counterfactual as cf_charts
 from memdash.dashboard.charts import exposure as text_charts
-from memdash.dashboard.labels import md_text
+from memdash.dashboard.labels import label, md_text
 from memdash.dashboard.palette import KIND_COLORS
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
@@ -134,6 +135,7 @@ FIGURES = {
     ),
     "rmia_with_few_models": lambda p, f: budget_figure(p["noise"], metric="tpr_at_1%"),
     "dp_bounds_membership": lambda p, f: _dp_bounds(p["dp"]),
+    "dp_reduces_memorization": lambda p, f: _dp_memorization(p["noise"], p["dp"]),
     "exposure": lambda p, f: charts.exposure_chart(
         data.derived(p["canaries"], "exposure.parquet"),
         epoch=1,
@@ -189,6 +191,19 @@ def _dp_bounds(path: Path):
     entry = data.manifest(path)["heldout"]
     bounds = epsilon_bounds(entry["membership"])
     return charts.epsilon_chart(bounds, accountant=entry["params"].get("dp_epsilon"))
+
+
+def _dp_memorization(plain: Path, private: Path):
+    """Each training example's memorization score without DP (run A) against with DP-SGD
+    (run B), coloured by kind, as Compare runs draws two runs."""
+    score = "mem_score"
+    both = paired(data.examples(plain), data.examples(private), score)
+    both = both[both["kinds"].isin(["clean", "flipped"])]
+    end, word = reading(score)
+    fig = charts.paired_scatter(both, score=score, threshold=0.5, end=end, word=word)
+    return fig.update_layout(
+        title=f"{label(score)}: without DP (run A, across) against with DP-SGD (run B, up)"
+    )
 
 
 def _text_exposure(paths: dict[str, Path], epoch: int):
