@@ -105,6 +105,7 @@ def test_a_run_without_text_is_refused(tiny_run):
         (["--out", "{dir}/new", "--dataset", "text"], "--out with --dataset text"),
         (["--like", "{run}", "--models", "1"], "--models"),
         (["--like", "{run}", "--ratios", "0.3,0.6"], "a text estimate takes one --subset"),
+        (["--like", "{run}", "--dp-noise", "1.0"], "not text estimates"),
     ],
 )
 def test_bad_text_estimates_get_one_line_and_write_nothing(text_estimate, tmp_path, args, message):
