@@ -71,12 +71,20 @@ def _attacks(path: Path, entry: dict) -> None:
             label("auc"): st.column_config.NumberColumn(format="%.3f"),
             label("tpr_at_0.1%"): percent,
             label("tpr_at_1%"): percent,
+            label("epsilon_lower"): st.column_config.NumberColumn(format="%.2f"),
         },
     )
     right.caption(
         "The attacker's statistic is a sequence's total log-likelihood under the target model "
         "(nats); each model is the target in turn, the others its reference models."
     )
+    audit = summary.get("audit")
+    if audit:
+        right.caption(
+            f"{label('epsilon_lower')}: what the attack's ROC proves at "
+            f"{audit['confidence']:.0%} confidence with δ = {audit['delta']:g} (Jagielski et "
+            "al. 2020); these models trained without DP, so no accountant bounds it."
+        )
 
 
 def _counterfactual(path: Path, trained: pd.DataFrame) -> None:
