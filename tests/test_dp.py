@@ -125,6 +125,23 @@ def test_a_dp_run_killed_at_epoch_2_resumes_identically(tmp_path):
     assert meta[0]["dp_epsilon"] == meta[1]["dp_epsilon"]
 
 
+def test_loss_sensitivity_and_critical_samples_record_under_dp_and_leave_training_alone(tmp_path):
+    """The recorder's eval-mode input-gradient passes run with Opacus's hooks off: they
+    record, and the DP weights are those of the same run without them."""
+    config = dp_config(noise_multiplier=1.0)
+    asked = replace(config.record, loss_sensitivity=True, critical_examples=5)
+    train(config, tmp_path / "plain")
+    train(replace(config, record=asked), tmp_path / "asked")
+    trace = Run.open(tmp_path / "asked").trace(
+        "eval", columns=["epoch", "loss_sensitivity", "critical"]
+    )
+    assert trace["loss_sensitivity"].notna().all() and (trace["loss_sensitivity"] > 0).any()
+    assert trace.groupby("epoch")["critical"].count().eq(5).all()
+    a, b = Run.open(tmp_path / "plain").checkpoint(3), Run.open(tmp_path / "asked").checkpoint(3)
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=0, atol=0)
+
+
 def _q_steps(path, epochs):
     n = len(Run.open(path).examples().query("split == 'train'"))
     q, steps = sampling(n, 16)

@@ -113,6 +113,7 @@ class DPTraining:
         self.dp, self.config, self.n = dp, config, n
         self.q, self.steps = sampling(n, config.train.batch_size)
         self.model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+        self.model.disable_hooks()  # on only in `_step`: not in the recorder's eval passes
         self.device = next(model.parameters()).device
         self.optimizer = DPOptimizer(
             opt,
@@ -148,13 +149,23 @@ class DPTraining:
                 self._step(model, recorder, inputs, labels, train_ids[chosen < self.q])
 
     def _step(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
-        """One batch: forward, per-example gradients, the clipped and noised step."""
+        """One batch: forward, per-example gradients, the clipped and noised step, with
+        Opacus's hooks on for it alone."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.enable_hooks()
+        try:
+            self._gradients(model, recorder, inputs, labels, ids)
+            self.optimizer.step()
+        finally:  # the recorder's input-gradient passes (eval mode) need them off
+            self.model.disable_hooks()
+
+    def _gradients(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
+        """The batch's per-example gradients (`p.grad_sample`), recording its losses."""
         import torch
         import torch.nn.functional as F
 
         from memdash.analysis.record.tied_dropout import example_ids
 
-        self.optimizer.zero_grad(set_to_none=True)
         if len(ids) == 0:  # an empty batch is a step too: noise alone
             for p in self.optimizer.params:
                 p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
@@ -164,4 +175,3 @@ class DPTraining:
             losses = F.cross_entropy(logits, labels[ids], reduction="none")
             recorder.log_batch(ids, logits)
             recorder.backward(ids, losses)
-        self.optimizer.step()
