@@ -15,7 +15,6 @@ from memdash.dashboard.charts import (
     gaussian_fit,
     member_histograms,
     normality_histograms,
-    rejected_shares,
     roc_curves,
 )
 from memdash.dashboard.palette import ATTACK_COLORS, MEMBER_COLORS
@@ -86,15 +85,6 @@ def _membership() -> pd.DataFrame:
             "shapiro_out_p": [0.9, 0.8, 0.04, 0.2],
         }
     )
-
-
-def test_rejected_shares_count_p_below_alpha_among_the_tested():
-    shares = rejected_shares(_membership(), alpha=0.05).set_index("side")
-    # example 3 has no IN p-value: left out of both sides
-    assert shares.loc["shapiro_in_p"].tolist() == [3, 2, pytest.approx(2 / 3)]
-    assert shares.loc["shapiro_out_p"].tolist() == [3, 1, pytest.approx(1 / 3)]
-    with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
-        rejected_shares(_membership(), alpha=1.5)
 
 
 def test_normality_histograms_bin_log_p_by_decade_with_alpha_marked():

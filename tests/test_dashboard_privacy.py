@@ -3,6 +3,7 @@ empirical epsilon, the DP accountant against the bounds, attack power against th
 reference models (with its metric control), LiRA's Gaussian assumption, and the example
 detail's fitted Gaussians; on a tiny estimate whose audit tables are written by hand."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,7 @@ BUDGET = {
     "rmia_offline": ([0.02, 0.04], [0.05, 0.05], [0.06, 0.06]),
 }
 IN_P, OUT_P = [0.5, 0.01, 1e-20, np.nan], [0.9, 0.8, 0.04, 0.2]
+METRICS = ("auc", "tpr_at_0.1%", "tpr_at_1%")
 
 
 def _budget() -> pd.DataFrame:
@@ -43,8 +45,16 @@ def _budget() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_audit(path: Path, *, dp_epsilon: float | None) -> None:
-    """The estimate's heldout step again, with the audit's files and manifest keys by hand."""
+def write_audit(
+    path: Path,
+    *,
+    dp_epsilon: float | None,
+    epsilon: dict | None = None,
+    budget: pd.DataFrame | None = None,
+) -> None:
+    """The estimate's heldout step again, with the audit's files and manifest keys by hand
+    (`epsilon`: attacks whose epsilon_lower replaces SUMMARY's; `budget`: the sweep's table
+    instead of `_budget()`)."""
     run = Run.open(path)
     entry = run.derived_manifest()["heldout"]
     tables = {name: run.read_derived(name) for name in entry["files"]}
@@ -55,16 +65,19 @@ def write_audit(path: Path, *, dp_epsilon: float | None) -> None:
     roc = tables["membership_roc.parquet"]
     rmia = roc[roc["attack"] == "online"].assign(attack="rmia")
     tables["membership_roc.parquet"] = pd.concat([roc, rmia], ignore_index=True)
-    tables["membership_budget.parquet"] = _budget()
+    tables["membership_budget.parquet"] = _budget() if budget is None else budget
     membership = {k: v for k, v in entry["membership"].items() if k not in SUMMARY}
     for attack, (auc, low, one, eps) in SUMMARY.items():
         membership[attack] = {"auc": auc, "tpr_at_0.1%": low, "tpr_at_1%": one}
-        membership[attack] |= {"pairs": 1000, "epsilon_lower": eps}
+        membership[attack] |= {"pairs": 1000, "epsilon_lower": (epsilon or {}).get(attack, eps)}
     membership |= {
         "rmia_a": 0.3,
         "rmia_gamma": 1.0,
-        "audit": {"confidence": 0.95, "delta": 1e-5},
-        "gaussian": {"alpha": 0.05, "examples": n},
+        "audit": {"confidence": 0.95, "delta": 1e-5, "split": "even/odd targets"},
+        # the shares as the estimate stored them; recounting the p-values above would give
+        # 2/3 and 1/3: the page must show the stored numbers
+        "gaussian": {"alpha": 0.05, "examples": 30}
+        | {"share_rejected_in": 0.6, "share_rejected_out": 0.25},
         "budget": {"draws": 2, "targets": 2, "seed": 0},
     }
     params = entry["params"] | ({"dp_epsilon": dp_epsilon, "dp_delta": 1e-5} if dp_epsilon else {})
@@ -140,7 +153,13 @@ def test_the_audit_shows_every_attack_the_budget_and_the_gaussian_check(audited)
     assert table.loc["online RMIA", "AUC"] == 0.82
     assert table.loc["offline RMIA", "empirical ε (lower bound)"] == 1.5
     captions = " ".join(c.value for c in at.caption)
-    assert "95% Clopper-Pearson bounds, δ = 1e-05" in captions
+    # both tests, the split of the targets and why the confidence is approximate
+    assert "log((TPR_lo - δ) / FPR_hi)" in captions
+    assert "log((1 - FPR_hi - δ) / (1 - TPR_lo)), δ = 1e-05" in captions
+    assert "Clopper-Pearson bounds, together at 95%" in captions
+    assert "largest on the even-numbered target models' pairs" in captions
+    assert "at that one threshold on the odd-numbered target models' pairs" in captions
+    assert "share models and examples: the confidence is approximate" in captions
     assert "higher = more privacy loss proved" in captions
     assert "Offline RMIA's a = 0.30" in captions
     specs = at.get("plotly_chart")
@@ -153,8 +172,9 @@ def test_the_audit_shows_every_attack_the_budget_and_the_gaussian_check(audited)
     # 11% against RMIA's 9% at four
     assert "With 1 reference model, **online RMIA** leads (5.0%; next offline RMIA, 3.0%)" in words
     assert "With 4 reference models, **online LiRA** leads (11.0%; next online RMIA, 9.0%)" in words
-    # over the examples with both p-values (3 in 4): two of three IN p below 0.05, one OUT
-    assert "for **67%** of" in words and "and **33%**" in words
+    # the shares the manifest's gaussian entry stores, over the examples it counts
+    assert "Over the 30 examples" in words
+    assert "for **60%** of" in words and "and **25%**" in words
     assert '"models trained on it"' in gauss
     assert not any("made before memdash computed" in i.value for i in at.info)
     assert not any("accountant" in s.value for s in at.subheader)  # not a DP estimate
@@ -182,6 +202,9 @@ def test_a_dp_estimate_sets_the_accountant_beside_the_bounds_and_flags_one_above
     # online LiRA's bound, 2.5, passes the accountant's 2.0: flagged by name
     assert len(at.error) == 1 and "online LiRA (ε ≥ 2.50)" in at.error[0].value
     assert "offline RMIA" not in at.error[0].value
+    # the possibilities named: an accounting or training error, or the pairs' dependence
+    assert "Either the accounting or the training is wrong" in at.error[0].value
+    assert "share models and examples, so its 95% confidence is approximate" in at.error[0].value
     write_audit(audited, dp_epsilon=4.0)
     at = privacy_page().run()
     assert not at.error
@@ -199,6 +222,9 @@ def test_the_detail_draws_an_examples_confidences_with_the_fitted_gaussians(audi
     caption = next(c.value for c in at.caption if "Confidence phi of the label" in c.value)
     assert "Shapiro-Wilk p = 0.01 (Gaussian rejected at alpha 0.05)" in caption
     assert "Shapiro-Wilk p = 0.8 (Gaussian not rejected at alpha 0.05)" in caption
+    # what is drawn: every model's phi on a side, not LiRA's leave-one-out fit
+    assert "Dashed: Gaussians fitted to every model's phi on each side (mean, standard" in caption
+    assert "the Gaussians online LiRA fits" not in caption
 
 
 def test_an_estimate_without_the_audit_says_which_command_adds_it(audited):
@@ -222,3 +248,82 @@ def test_the_findings_figures_draw_the_budget_and_the_bounds(audited):
     bounds = FIGURES["dp_bounds_membership"]({"dp": audited}, None)
     assert list(bounds.data[0].x) == [2.5, 1.2, 0.0, 1.8, 1.5]
     assert bounds.layout.shapes[0].x0 == 2.0  # the accountant's epsilon
+
+
+def test_a_dp_run_with_a_plain_estimate_is_told_to_overwrite_it(audited):
+    write_audit(audited, dp_epsilon=None)
+    meta = json.loads((audited / "run.json").read_text())
+    (audited / "run.json").write_text(json.dumps(meta | {"dp_epsilon": 3.0}))
+    at = privacy_page().run()
+    assert not at.exception
+    told = next(i.value for i in at.info if "trained with DP-SGD" in i.value)
+    assert "ε (DP accountant) = 3.00" in told or "= 3.00" in told
+    # the run's DP is inherited, and a plain estimate there is refused without --overwrite
+    assert any(c.value.endswith(" --overwrite") for c in at.code)
+
+
+def test_an_attack_without_pairs_has_no_epsilon_and_is_skipped(audited):
+    from memdash.dashboard.app_pages.findings import FIGURES
+
+    write_audit(audited, dp_epsilon=2.0, epsilon={"online": None, "global": None})
+    at = privacy_page().run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("attack")
+    assert np.isnan(table.loc["online LiRA", "empirical ε (lower bound)"])  # blank, not 0
+    assert table.loc["offline RMIA", "empirical ε (lower bound)"] == 1.5
+    dp = at.get("plotly_chart")[1].proto.spec
+    assert '"online LiRA"' not in dp and '"offline RMIA"' in dp
+    assert not at.error  # the remaining bounds all stay below 2.0
+    bounds = FIGURES["dp_bounds_membership"]({"dp": audited}, None)
+    assert list(bounds.data[0].x) == [1.2, 1.8, 1.5]
+    write_audit(audited, dp_epsilon=2.0, epsilon=dict.fromkeys(SUMMARY))
+    at = privacy_page().run()
+    assert not at.exception
+    assert any("No attack had (target model, example) pairs" in i.value for i in at.info)
+
+
+def test_a_budget_without_any_attacked_draw_says_so(audited):
+    # fewer than six models: every row of the sweep has NaN metrics (or there is none)
+    write_audit(audited, dp_epsilon=None, budget=_budget().assign(**dict.fromkeys(METRICS)))
+    at = privacy_page().run()
+    assert not at.exception
+    assert any("No draw of reference models could be attacked" in i.value for i in at.info)
+    assert not at.radio  # no metric to choose
+    write_audit(audited, dp_epsilon=None, budget=_budget().iloc[:0])
+    at = privacy_page().run()
+    assert not at.exception
+    assert any("No draw of reference models could be attacked" in i.value for i in at.info)
+
+
+@pytest.fixture(scope="module")
+def few_models(tiny_run, tmp_path_factory):
+    """The tiny run with a 4-model estimate: too few for the attacks."""
+    from memdash.analysis.ensemble.estimate import EstimateSpec, estimate
+
+    path = tmp_path_factory.mktemp("few") / "tiny"
+    shutil.copytree(tiny_run, path)
+    estimate(path, EstimateSpec(models=4, models_per_batch=4), workers=1)
+    return path
+
+
+def test_the_page_of_an_estimate_with_too_few_models_warns_without_crashing(
+    few_models, monkeypatch
+):
+    monkeypatch.setenv("MEMDASH_ROOTS", str(few_models.parent))
+    at = privacy_page().run()
+    assert not at.exception
+    assert any("too few models (six or more are needed)" in w.value for w in at.warning)
+    # the sweep attacked no draw and Shapiro-Wilk tested no example: each says so
+    assert any("No draw of reference models could be attacked" in i.value for i in at.info)
+    assert any("too few models to check LiRA's Gaussian" in i.value for i in at.info)
+
+
+def test_an_epsilon_chosen_and_bounded_on_the_same_pairs_is_called_overstated():
+    from memdash.dashboard.app_pages.privacy_audit import epsilon_words
+
+    old = epsilon_words({"confidence": 0.95, "delta": 1e-5})
+    assert "chose the threshold on the same pairs it bounds" in old
+    assert "overstates the confidence" in old and "even-numbered" not in old
+    split = epsilon_words({"confidence": 0.9, "delta": 1e-3, "split": "even/odd targets"})
+    assert "together at 90%" in split and "δ = 0.001" in split
+    assert "overstates" not in split

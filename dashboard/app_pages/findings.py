@@ -187,7 +187,8 @@ FIGURES = {
 
 
 def _dp_bounds(path: Path):
-    """Each attack's empirical epsilon on the DP estimate against its accountant's."""
+    """Each attack's empirical epsilon on the DP estimate against its accountant's (an
+    attack without pairs, its epsilon None, left out by `epsilon_bounds`)."""
     entry = data.manifest(path)["heldout"]
     bounds = epsilon_bounds(entry["membership"])
     return charts.epsilon_chart(bounds, accountant=entry["params"].get("dp_epsilon"))

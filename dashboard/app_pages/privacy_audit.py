@@ -71,9 +71,14 @@ def attack_rows(summary: dict) -> pd.DataFrame:
         if found.get("auc") is None:
             continue
         row = {"attack": attack_name(attack)}
-        row |= {label(m): found[m] for m in TABLE_METRICS if m in found}
+        # an epsilon of None (an attack without pairs): nothing measured, a blank cell
+        row |= {label(m): _number(found[m]) for m in TABLE_METRICS if m in found}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def attack_table(under, column, summary: dict) -> pd.DataFrame:
@@ -97,18 +102,47 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
     column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
     audit = summary.get("audit")
     if audit and label("epsilon_lower") in table:
-        column.caption(
-            f"{label('epsilon_lower')}: the largest log((TPR - δ) / FPR) over the attack's "
-            f"thresholds, TPR and FPR at their {audit['confidence']:.0%} Clopper-Pearson "
-            f"bounds, δ = {audit['delta']:g} (Jagielski et al. 2020; Nasr et al. 2021); 0 where "
-            f"the ROC proves nothing ({audit_direction_text('epsilon_lower')})."
-        )
+        column.caption(epsilon_words(audit))
     if summary.get("rmia_a") is not None:
         column.caption(
             f"Offline RMIA's a = {summary['rmia_a']:.2f} (chosen by attacking one reference "
             f"model with the others), γ = {summary.get('rmia_gamma', 1.0):g}."
         )
     return table
+
+
+def epsilon_words(audit: dict) -> str:
+    """How the table's empirical epsilon is computed, from the manifest's ``audit`` entry
+    (``confidence``, ``delta``, and ``split`` where the threshold was chosen on half of the
+    target models and the bound proved on the other half): both tests, the split, and why
+    the confidence is approximate."""
+    tests = (
+        f"{label('epsilon_lower')} (Jagielski et al. 2020; Nasr et al. 2021): "
+        "log((TPR_lo - δ) / FPR_hi), or by the complementary test (below the threshold, a "
+        f"non-member) log((1 - FPR_hi - δ) / (1 - TPR_lo)), δ = {audit['delta']:g}, with "
+        f"TPR_lo and FPR_hi the rates' Clopper-Pearson bounds, together at "
+        f"{audit['confidence']:.0%}. "
+    )
+    if audit.get("split"):
+        chosen = (
+            "The threshold and the test are the ones whose bound is largest on the "
+            "even-numbered target models' pairs; the bound reported is that one test at that "
+            "one threshold on the odd-numbered target models' pairs. "
+        )
+    else:
+        chosen = (
+            "This estimate chose the threshold on the same pairs it bounds (the largest bound "
+            "of ~10^5), which overstates the confidence: `memdash estimate --like` recomputes "
+            "it on split target models. "
+        )
+    return (
+        tests
+        + chosen
+        + "0 where the attack proves nothing; blank where it had no pairs. Clopper-Pearson "
+        "assumes independent trials, but the trials, (target model, example) pairs, share "
+        "models and examples: the confidence is approximate, the bound a diagnostic rather "
+        f"than a certificate ({audit_direction_text('epsilon_lower')})."
+    )
 
 
 def dp_section(path: Path, entry: dict) -> None:
@@ -124,15 +158,20 @@ def dp_section(path: Path, entry: dict) -> None:
         st.info(
             f"This run trained with DP-SGD ({label('dp_epsilon')} = {run_spent:.2f}), but the "
             "estimate's models, which the attacks attack, did not: their bounds say nothing "
-            "about it. Train the estimate with the run's DP options:"
+            "about it. Train the estimate again, inheriting the run's DP options (`--overwrite` "
+            "discards the plain estimate's models, not the run):"
         )
-        show_command(f"memdash estimate --like {shell_path(path)}")
+        show_command(f"memdash estimate --like {shell_path(path)} --overwrite")
         return
     summary = entry.get("membership", {})
     bounds = epsilon_bounds(summary)
     if bounds.empty:
-        say_missing(path, entry)
-        return
+        if any("epsilon_lower" in v for v in summary.values() if isinstance(v, dict)):
+            st.info(
+                "No attack had (target model, example) pairs to bound ε with, so there is "
+                f"nothing to set against the accountant's ε = {spent:.2f}."
+            )
+        return  # an estimate made before the bounds: `say_missing` has said so
     delta = entry["params"].get("dp_delta", summary.get("audit", {}).get("delta"))
     left, right = st.columns([3, 2])
     left.plotly_chart(
@@ -153,19 +192,25 @@ def dp_section(path: Path, entry: dict) -> None:
         names = ", ".join(
             f"{attack_name(r.attack)} (ε ≥ {r.epsilon_lower:.2f})" for r in over.itertuples()
         )
+        confidence = summary.get("audit", {}).get("confidence", 0.95)
         right.error(
-            f"Above the accountant's ε = {spent:.2f}: {names}. A bound cannot pass the ε "
-            "spent: the accounting, the training or the attack's evaluation is wrong."
+            f"Above the accountant's ε = {spent:.2f}: {names}. Either the accounting or the "
+            "training is wrong (the noise, clipping or sampling not what the accountant was "
+            "told), or the bound claims more than it proves: its trials, (target model, "
+            "example) pairs, share models and examples, so its "
+            f"{confidence:.0%} confidence is approximate (and even an exact one errs once in "
+            f"{1 / (1 - confidence):.0f} audits)."
         )
 
 
 def epsilon_bounds(summary: dict) -> pd.DataFrame:
     """Each attack's empirical epsilon from the manifest's ``membership`` summary:
-    ``attack``, ``epsilon_lower`` (in `ATTACK_NAMES` order; empty when it has none)."""
+    ``attack``, ``epsilon_lower`` (in `ATTACK_NAMES` order; an attack whose epsilon is None,
+    measured on no pairs, left out; empty when none has one)."""
     rows = [
         {"attack": a, "epsilon_lower": float(summary[a]["epsilon_lower"])}
         for a in ATTACK_NAMES
-        if "epsilon_lower" in summary.get(a, {})
+        if summary.get(a, {}).get("epsilon_lower") is not None  # None: the attack had no pairs
     ]
     return pd.DataFrame(rows, columns=["attack", "epsilon_lower"])
 
@@ -181,9 +226,18 @@ def budget_section(path: Path, entry: dict) -> None:
     a metric chosen, its mean over draws with the min-max band, and which attack leads with
     few models."""
     budget = data.derived(path, "membership_budget.parquet")
-    if budget is None or budget.empty:
-        return
+    if budget is None:
+        return  # an estimate made before the sweep: `say_missing` has said so
     st.subheader("Attack power against the number of reference models")
+    measured = [m for m in charts.BUDGET_METRICS if m in budget.columns]
+    if budget.empty or budget[measured].isna().all(axis=None):
+        models = entry.get("params", {}).get("models")
+        st.info(
+            f"No draw of reference models could be attacked: the estimate's {models} models "
+            "leave no example with models that trained on it and models that held it out "
+            "among the references and targets of a draw (six models or more are needed)."
+        )
+        return
     metric = st.radio(
         "Measure",
         charts.BUDGET_METRICS,
@@ -235,18 +289,25 @@ def gaussian_section(path: Path, entry: dict) -> None:
         return
     alpha = float(check.get("alpha", 0.05))
     st.subheader("LiRA's Gaussian assumption, example by example")
-    shares = charts.rejected_shares(members, alpha=alpha).set_index("side")
+    tested = int(check.get("examples", 0))
+    if tested == 0:
+        st.info(
+            "No example has three models or more on each side, the fewest Shapiro-Wilk tests: "
+            "the estimate has too few models to check LiRA's Gaussian assumption."
+        )
+        return
     left, right = st.columns([3, 2])
     left.plotly_chart(
         charts.normality_histograms(members, alpha=alpha), width="stretch", key="privacy_gauss"
     )
-    inside, out = shares.loc["shapiro_in_p"], shares.loc["shapiro_out_p"]
+    # the shares the estimate stored (`measures.normality.gaussian_check`), not recounted
+    inside, out = check["share_rejected_in"], check["share_rejected_out"]
     right.markdown(
         "Online LiRA fits a Gaussian to each example's confidence phi over the models that "
         "trained on it and another over those that held it out (offline LiRA the second only). "
-        f"Over the {int(inside['tested']):,} examples with at least three models on each "
-        f"side, Shapiro-Wilk rejects it at alpha {alpha:g} for **{inside['share']:.0%}** of "
-        f"their confidences under the models that trained on them and **{out['share']:.0%}** "
+        f"Over the {tested:,} examples with at least three models on each "
+        f"side, Shapiro-Wilk rejects it at alpha {alpha:g} for **{inside:.0%}** of "
+        f"their confidences under the models that trained on them and **{out:.0%}** "
         f"under those that held them out; were every side Gaussian, about {alpha:.0%} would be "
         "by chance."
     )

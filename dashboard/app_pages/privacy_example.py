@@ -1,6 +1,6 @@
 """One example under membership inference, for the shared example detail: its confidence phi
-under the estimate's models that trained on it and those that held it out, with the
-Gaussians online LiRA fits to each side and, where the estimate has them, the Shapiro-Wilk
+under the estimate's models that trained on it and those that held it out, with a Gaussian
+fitted to every model's phi on each side and, where the estimate has them, the Shapiro-Wilk
 p-values of each side (Carlini et al. 2022)."""
 
 from __future__ import annotations
@@ -67,4 +67,7 @@ def member_caption(
     caption = "Confidence phi of the label; " + "; ".join(parts) + "."
     if row is not None and "shapiro_in_p" in row.index:
         caption += f" Shapiro-Wilk p: {audit_direction_text('shapiro_in_p')}."
-    return caption + " Dashed: the Gaussians online LiRA fits to each side."
+    return caption + (
+        " Dashed: Gaussians fitted to every model's phi on each side (mean, standard "
+        "deviation), the shape online LiRA assumes; its own fit leaves out the model it attacks."
+    )

@@ -27,7 +27,6 @@ from memdash.dashboard.charts.privacy import (
     gaussian_fit,
     member_histograms,
     normality_histograms,
-    rejected_shares,
     roc_curves,
 )
 from memdash.dashboard.charts.scatters import (
@@ -66,7 +65,6 @@ __all__ = [
     "one_run_only",
     "paired_scatter",
     "point_example_id",
-    "rejected_shares",
     "ring",
     "roc_curves",
     "scatter",

@@ -64,8 +64,10 @@ def member_histograms(
 ) -> go.Figure:
     """One example's confidence phi under the models that trained on it and those that held
     it out (shares of each, shared bins), with the attacker's threshold if given; with
-    `fit`, the Gaussian LiRA fits to each side (mean and sample std, two values or more) drawn
-    as a dashed curve in its side's colour, scaled to the histogram (percent per bin)."""
+    `fit`, a Gaussian fitted to every model's value on each side (`gaussian_fit`: mean and
+    sample std, two values or more; not LiRA's own fit, which leaves the target out and pools
+    the variance with few models) drawn as a dashed curve in its side's colour, scaled to the
+    histogram (percent per bin)."""
     values = np.r_[phi_in, phi_out]
     bins = shared_bins(values, integer=False, n=30)
     fig = go.Figure()
@@ -246,22 +248,6 @@ def tested_both(membership: pd.DataFrame) -> pd.DataFrame:
     """The examples with a p-value on both sides (NaN: fewer than three models on a side, as
     for a test example no model trained on), the ones the check speaks of."""
     return membership.dropna(subset=list(NORMALITY_SIDES))
-
-
-def rejected_shares(membership: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
-    """Per side (``shapiro_in_p``, ``shapiro_out_p``), over the examples tested on both sides
-    (`tested_both`): how many, those whose p is below `alpha` and their share: ``side``,
-    ``tested``, ``rejected``, ``share`` (NaN when none was tested)."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie strictly between 0 and 1, not {alpha}")
-    both = tested_both(membership)
-    rows = []
-    for side in NORMALITY_SIDES:
-        p = both[side].to_numpy(dtype=float)
-        rejected = int((p < alpha).sum())
-        share = rejected / len(p) if len(p) else np.nan
-        rows.append({"side": side, "tested": len(p), "rejected": rejected, "share": share})
-    return pd.DataFrame(rows)
 
 
 def normality_histograms(membership: pd.DataFrame, *, alpha: float) -> go.Figure:
