@@ -142,6 +142,15 @@ def test_loss_sensitivity_and_critical_samples_record_under_dp_and_leave_trainin
         torch.testing.assert_close(b[key], value, rtol=0, atol=0)
 
 
+def test_an_epochs_dropout_sampling_and_noise_seeds_are_separate_streams():
+    seeds = dp_module.epoch_seeds(3, 2)
+    assert len(set(seeds)) == 3 and seeds[0] == 3 * 1_000_003 + 2  # dropout's: the plain run's
+    assert seeds == dp_module.epoch_seeds(3, 2)  # seeded: a resumed run draws the same
+    assert set(seeds).isdisjoint(dp_module.epoch_seeds(3, 3))
+    draws = [torch.rand(50, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[1], draws[2])
+
+
 def _q_steps(path, epochs):
     n = len(Run.open(path).examples().query("split == 'train'"))
     q, steps = sampling(n, 16)

@@ -132,6 +132,16 @@ def test_a_cnn_estimate_with_dp_is_refused():
     check_dp_estimate(CONFIG)
 
 
+def test_a_dp_estimate_with_dropout_is_refused_in_one_line():
+    dropout = replace(CONFIG, model=replace(CONFIG.model, dropout=0.5))
+    with pytest.raises(ValueError, match=r"^[^\n]*--dropout 0.5 is not supported[^\n]*$"):
+        check_dp_estimate(dropout)
+    subsets = np.ones((1, 8), bool)
+    dp = {"noise_multiplier": 1.0, "clip": 1.0, "delta": 1e-3, "epsilon": None}
+    with pytest.raises(ValueError, match="without dropout"):
+        fit_dp(dropout, torch.zeros(8, 3), torch.arange(8) % 4, np.arange(8), [1], subsets, dp)
+
+
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dp_estimate") / "run"
@@ -160,3 +170,18 @@ def test_memdash_estimate_with_dp_noise_stores_the_epsilon(plain_run):
     refused = runner.invoke(app, [*args, "--dp-noise", "1", "--dp-epsilon", "2"])
     assert refused.exit_code == 2 and "give one" in refused.output
     assert Run.open(plain_run).status == "complete"
+
+
+def test_memdash_estimate_with_dp_of_a_dropout_run_is_one_line_and_writes_nothing(tmp_path):
+    config = tiny_config(
+        model=ModelConfig(hidden=(8,), dropout=0.5), train=TrainConfig(epochs=1, batch_size=16)
+    )
+    record = replace(config.record, embed_epochs=(), checkpoint_epochs=(0,))
+    train(replace(config, record=record), tmp_path / "run")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    args = ["estimate", "--like", str(tmp_path / "run"), "--models", "2", "--dp-noise", "1"]
+    result = runner.invoke(app, [*args, "--dp-delta", "1e-3"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--dropout 0.5 is not supported" in lines[0], result.output
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -46,7 +46,9 @@ _NOISE_STREAM = 2  # the noise's seed sequence apart from the sampling's (1)
 
 def check_dp_estimate(config: RunConfig) -> None:
     """Raise ValueError (one line) when an estimate of `config` cannot train privately: DP
-    estimates train the stacked MLP (`StackedMLP`), without dropout or tied dropout."""
+    estimates train the stacked MLP (`StackedMLP`), without dropout or tied dropout (dropout
+    masks drawn over the stacked (K, B) batch would make a model's result depend on the
+    other models of its batch)."""
     m = config.model
     if m.name != "mlp" or m.example_tied_dropout:
         raise ValueError(
@@ -54,6 +56,12 @@ def check_dp_estimate(config: RunConfig) -> None:
             f"stacked ensemble); --model {m.name}"
             + (" with example-tied dropout" if m.example_tied_dropout else "")
             + " is not supported: train the run itself with DP (memdash train --dp-...)"
+        )
+    if m.dropout > 0:
+        raise ValueError(
+            f"--dp-epsilon/--dp-noise: a DP estimate trains its MLPs without dropout (each "
+            f"model's masks would depend on the other models of its batch); this run's "
+            f"--dropout {m.dropout:g} is not supported: estimate a run trained without dropout"
         )
 
 

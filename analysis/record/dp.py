@@ -28,6 +28,8 @@ import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from memdash.analysis.record.privacy import (
     DPConfig,
     epsilon_spent,
@@ -44,7 +46,18 @@ if TYPE_CHECKING:  # torch and Opacus are imported where a DP run trains, not wi
     from memdash.analysis.record.recorder import TraceRecorder
 
 _EPOCH_SEED_STRIDE = 1_000_003  # as record/training's: per-epoch seeds of runs kept apart
-_NOISE_SEED_OFFSET = 7_919  # the noise's generator apart from the sampling's
+_SAMPLING_STREAM, _NOISE_STREAM = 1, 2  # their seed sequences apart from dropout's seed
+
+
+def epoch_seeds(seed: int, epoch: int) -> tuple[int, int, int]:
+    """The seeds of a DP epoch of a run of `seed`: (the global seed, for dropout masks; the
+    Poisson sampler's; the noise's), the last two from independent seed sequences of
+    (seed, epoch, stream), so no two of the streams are the same generator's."""
+
+    def stream(k: int) -> int:
+        return int(np.random.SeedSequence([seed, epoch, k]).generate_state(1)[0])
+
+    return seed * _EPOCH_SEED_STRIDE + epoch, stream(_SAMPLING_STREAM), stream(_NOISE_STREAM)
 
 
 def check_model(model: nn.Module) -> None:
@@ -100,8 +113,8 @@ class DPTraining:
     """DP-SGD's training epoch for `record.training.train`: Poisson-sampled batches, the
     model's per-example gradients (Opacus's `GradSampleModule`), clipped and noised by
     Opacus's `DPOptimizer` around the run's optimizer `opt` (whose state the resume state
-    keeps). Sampling and noise are seeded per (run seed, epoch), so a resumed run continues
-    as an uninterrupted one."""
+    keeps). Dropout, sampling and noise are seeded per (run seed, epoch) (`epoch_seeds`: three
+    separate streams), so a resumed run continues as an uninterrupted one."""
 
     def __init__(self, config: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, n: int):
         require_opacus()
@@ -136,10 +149,10 @@ class DPTraining:
         (`model` is the plain module, `opt` the run's optimizer that DPOptimizer wraps)."""
         import torch
 
-        seed = config.seed * _EPOCH_SEED_STRIDE + epoch
-        torch.manual_seed(seed)  # dropout masks of this epoch
-        sampler = torch.Generator(device=train_ids.device).manual_seed(seed)
-        noise = torch.Generator(device=self.device).manual_seed(seed + _NOISE_SEED_OFFSET)
+        dropout, sampling_seed, noise_seed = epoch_seeds(config.seed, epoch)
+        torch.manual_seed(dropout)  # dropout masks of this epoch
+        sampler = torch.Generator(device=train_ids.device).manual_seed(sampling_seed)
+        noise = torch.Generator(device=self.device).manual_seed(noise_seed)
         self.optimizer.generator = noise
         self.model.train()
         with warnings.catch_warnings():  # the inputs need no gradient: the hooks say so
