@@ -7,6 +7,7 @@ import torch
 from memdash.analysis.ensemble.batched import (
     StackedMLP,
     VmapEnsemble,
+    _model,
     fit_batched,
     fit_sequential,
     model_seed,
@@ -84,3 +85,41 @@ def test_models_of_a_batch_need_equal_subsets_and_stack_picks_the_form():
     assert isinstance(
         stack([cnn((1, 8), 2, channels=(2,)), cnn((1, 8), 2, channels=(2,))]), VmapEnsemble
     )
+
+
+def test_stacked_forward_hands_each_layers_input_and_output_to_a_list():
+    """DP-SGD's clipped sums take the layer inputs and outputs from this same forward."""
+    config, x, _, _, seeds, _ = _setting(ModelConfig(hidden=(5, 4)))
+    models = [_model(config, s, (16,), 3) for s in seeds[:2]]
+    ens = StackedMLP(models)
+    batch = x[:6].reshape(2, 3, 16)
+    layers: list = []
+    logits = ens.forward(batch, layers=layers)
+    torch.testing.assert_close(logits, ens.forward(batch))
+    assert len(layers) == 3 and not layers[0][0].requires_grad and layers[2][1].requires_grad
+    for k, model in enumerate(models):
+        h = batch[k]
+        for i, name in enumerate(layer_names(model)):
+            torch.testing.assert_close(layers[i][0][k], h)
+            h = unit_module(model, name)(h)
+            torch.testing.assert_close(layers[i][1][k], h)
+            h = torch.relu(h)
+    torch.testing.assert_close(layers[2][1], logits)
+
+
+def test_dp_clipped_sums_take_the_layers_from_the_stacked_forward(monkeypatch):
+    from memdash.analysis.ensemble import dp_batched
+
+    config, x, y, _, seeds, _ = _setting(ModelConfig(hidden=(5,)))
+    ens = StackedMLP([_model(config, s, (16,), 3) for s in seeds[:2]])
+    calls = []
+    forward = StackedMLP.forward
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("layers") is not None)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(StackedMLP, "forward", spy)
+    real = torch.ones(2, 3, dtype=torch.bool)
+    dp_batched.clipped_sums(ens, x[:6].reshape(2, 3, 16), y[:6].reshape(2, 3), real, 1.0)
+    assert calls == [True]

@@ -125,12 +125,25 @@ class StackedMLP:
     def train(self, mode: bool = True) -> None:
         self.training = mode
 
-    def forward(self, x: torch.Tensor, *, shared: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        shared: bool = False,
+        layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """Logits (K, B, C) of every model on its own batch x (K, B, ...), or on one batch
+        x (B, ...) for all models when `shared`. With a list `layers`, each dense layer's
+        input a (detached) and output z = a W + b (in the graph) are appended to it, in
+        order: what DP-SGD's per-example gradients are made of (`dp_batched.clipped_sums`)."""
         k = len(self.weights[0])
         h = x.flatten(1).expand(k, -1, -1) if shared else x.flatten(2)
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
+            z = torch.baddbmm(b, h, w)
+            if layers is not None:
+                layers.append((h.detach(), z))
+            h = z
             if i < last:
                 h = torch.relu(h)
                 if self.dropout and self.training:

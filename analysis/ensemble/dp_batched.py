@@ -147,19 +147,10 @@ def clipped_sums(
     (weight sums (K, in, out) per layer, bias sums (K, 1, out) per layer, the per-example
     gradient norms (K, B) before clipping, 0 at padding)
     """
-    h = x.flatten(2)
-    inputs, outputs = [], []  # each layer's input a and output z (whose gradient is g)
-    last = len(ens.weights) - 1
-    for i, (w, b) in enumerate(zip(ens.weights, ens.biases, strict=True)):
-        inputs.append(h.detach())
-        z = torch.baddbmm(b.detach(), h, w.detach())
-        outputs.append(z if z.requires_grad else z.requires_grad_())
-        h = z
-        if i < last:
-            h = torch.relu(h)
-            if ens.dropout and ens.training:
-                h = F.dropout(h, ens.dropout)
-    losses = F.cross_entropy(h.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = []  # each layer's input a, output z
+    logits = ens.forward(x, layers=layers)
+    inputs, outputs = [a for a, _ in layers], [z for _, z in layers]
+    losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
     grads = torch.autograd.grad((losses * real).sum(), outputs)
     sq = torch.zeros(real.shape, dtype=torch.float32)
     for a, g in zip(inputs, grads, strict=True):
