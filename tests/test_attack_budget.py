@@ -76,3 +76,46 @@ def test_budget_points_can_be_asked_and_too_many_are_refused():
         attack_budget(phi, member, draws=0)
     with pytest.raises(ValueError, match="one \\(K, N\\) shape"):
         attack_budget(phi, member[:, :5])
+
+
+def test_targets_and_references_are_disjoint_draws_nested_and_rmia_tuned_on_a_reference(
+    monkeypatch,
+):
+    """Each model's log_p is -(its index + 1) on every example, so the rows each attack
+    receives name the models: the targets never appear among the references, a draw's
+    m reference models are the first m of its 2m, and offline RMIA's a is tuned by attacking
+    the draw's first reference model with the others (`choose_a(..., target=0)`)."""
+    import memdash.analysis.measures.attack_budget as budget
+
+    phi, member = _planted(k=12, n=40)
+    log_p = -np.arange(1.0, 13.0)[:, None] * np.ones((1, 40))
+    seen, tuned = [], []
+    real_rmia, real_choose = budget._rmia, budget.choose_a
+
+    def rmia(log_ref, member_ref, log_target, member_target):
+        seen.append((-log_ref[:, 0] - 1, -log_target[:, 0] - 1))
+        return real_rmia(log_ref, member_ref, log_target, member_target)
+
+    def choose(log_ref, member_ref, *, target):
+        tuned.append((-log_ref[target, 0] - 1, target))
+        return real_choose(log_ref, member_ref, target=target)
+
+    monkeypatch.setattr(budget, "_rmia", rmia)
+    monkeypatch.setattr(budget, "choose_a", choose)
+    budget.attack_budget(phi, member, models=[1, 2, 4], draws=2, targets=3, log_p=log_p)
+    assert len(seen) == 6 and len(tuned) == 6
+    targets = seen[0][1]
+    assert len(set(targets)) == 3 and all((t == targets).all() for _, t in seen)
+    for d in range(2):
+        refs = [r for r, _ in seen[3 * d : 3 * d + 3]]  # m = 1, 2, 4 of draw d
+        assert [len(r) for r in refs] == [1, 2, 4] and not set(refs[-1]) & set(targets)
+        assert (refs[1][:1] == refs[0]).all() and (refs[2][:2] == refs[1]).all()  # nested
+        assert all(t == (r[0], 0) for t, r in zip(tuned[3 * d : 3 * d + 3], refs, strict=True))
+    assert not (seen[2][0] == seen[5][0]).all()  # the draws differ
+
+
+def test_an_estimate_with_no_attacked_example_gives_no_rows():
+    """Five models: no example is held by three and left out by three: no row, not NaNs."""
+    phi, member = _planted(k=5, n=20)
+    table, params = attack_budget(phi, member, draws=2)
+    assert table.empty and list(table.columns) == COLUMNS and params["targets"] == 1

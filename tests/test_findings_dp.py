@@ -100,6 +100,18 @@ def test_dp_bounds_membership_fails_when_lira_still_finds_members(runs):
     assert check(runs).verdict == FAILS
 
 
+def test_dp_bounds_membership_skips_an_attack_that_measured_nothing(runs):
+    """epsilon_lower None (no pair attacked) is no bound: offline's 0.7 is skipped, online's
+    0.4 is the largest; with every attack None there is nothing to compare."""
+    check = REGISTRY["dp_bounds_membership"]
+    runs["dp"]._entry["membership"]["offline"]["epsilon_lower"] = None
+    f = check(runs)
+    assert f.verdict == HOLDS and f.values["epsilon_lower_max"] == 0.4
+    assert "epsilon_lower_offline" not in f.values
+    runs["dp"]._entry["membership"]["online"]["epsilon_lower"] = None
+    assert check(runs).verdict == MISSING
+
+
 def test_dp_bounds_membership_without_an_accountant_epsilon_says_so(runs):
     check = REGISTRY["dp_bounds_membership"]
     del runs["dp"]._entry["params"]["dp_epsilon"]

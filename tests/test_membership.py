@@ -51,6 +51,34 @@ def test_shadow_fits_leave_the_target_out():
     assert scores["offline"][0, 0] == pytest.approx(-np.log(norm.sf(1, 1, 1)))  # -log 1/2
     assert np.isnan(scores["online"][3, 0])  # one out-shadow: no Gaussian to fit
     assert scores["global"][3, 0] == 0
+    # min_shadows 1 (the attack budget's 0 likewise): one out-shadow, phi 2, variance 0
+    # floored at VAR_FLOOR, is fitted; target 3's phi 0 scores the in Gaussian's logpdf
+    # minus the floored out one's
+    loose = attack_scores(phi, fits, min_shadows=1)["online"][3, 0]
+    floor = norm.logpdf(0, 2, np.sqrt(1e-6))
+    assert loose == pytest.approx(norm.logpdf(0, 3, np.sqrt(14 / 3)) - floor)
+
+
+def test_side_over_every_reference_model_and_the_pooled_fallback():
+    """Without leaving a target out (the attack budget's references): in-models 0-2 (phi 1,
+    2, 6): mean 3, variance 14/3, count 3, one (N,) row. No two values anywhere: the
+    fallback."""
+    from memdash.analysis.measures.membership import _pooled, _side
+
+    phi = np.array([[1.0], [2.0], [6.0], [0.0], [2.0]])
+    member = np.array([[True], [True], [True], [False], [False]])
+    mean, var, count = _side(phi, member, leave_out=False)
+    assert mean.shape == (1,) and (mean[0], count[0]) == (3, 3)
+    assert var[0] == pytest.approx(14 / 3)
+    assert _pooled(var, count) == pytest.approx(14 / 3)
+    assert _pooled(var, np.array([1]), fallback=2.5) == 2.5
+
+
+def test_the_roc_helpers_are_those_of_measures_roc():
+    from memdash.analysis.measures import membership
+    from memdash.analysis.measures import roc as roc_module
+
+    assert membership.roc is roc_module.roc and membership.auc is roc_module.auc
 
 
 def test_the_out_gaussian_is_centred_on_the_mean_and_the_offline_test_is_one_sided():

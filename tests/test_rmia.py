@@ -4,12 +4,16 @@ and the attacks' place beside LiRA in `membership_tables`."""
 import numpy as np
 import pytest
 
-from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
+from memdash.analysis.measures.membership import ALL_ATTACKS, auc, membership_tables
 from memdash.analysis.measures.rmia import (
+    A_GRID,
     FALLBACK_A,
     choose_a,
+    log_mean,
     log_prob_label,
     loo_log_mean,
+    offline_a,
+    rmia_attack_scores,
     rmia_scores,
 )
 
@@ -104,11 +108,59 @@ def test_log_prob_label_is_log_sigmoid():
     assert log_prob_label(np.array([-6e4]))[0] == pytest.approx(-6e4)
 
 
-def test_choose_a_keeps_the_best_auc_of_the_grid_and_falls_back_with_too_few_models():
+def _random_models(seed: int, k: int = 6, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    member = rng.random((k, n)) < 0.6
+    log_p = np.minimum(np.log(rng.uniform(0.05, 0.95, (k, n))) + 0.3 * member, 0.0)
+    return log_p, member
+
+
+def test_choose_a_keeps_the_a_of_the_best_auc_over_the_grid():
+    """Brute force: model 0 attacked with models 1-5, for each a of the grid, p(x) from the
+    pair-by-pair definition ((1 + a) mean OUT p + (1 - a)) / 2, scored by `_brute_force`,
+    AUC by `membership.auc` over the examples with an OUT reference model."""
+    log_p, member = _random_models(1)
+    p = np.exp(log_p)
+    aucs = []
+    for a in A_GRID:
+        reference = np.zeros_like(log_p)
+        for x in range(log_p.shape[1]):
+            outs = [p[j, x] for j in range(1, 6) if not member[j, x]]
+            reference[0, x] = np.log(((1 + a) * np.mean(outs) + 1 - a) / 2) if outs else np.nan
+        scored = np.isfinite(reference[0])
+        share = _brute_force(log_p, member | ~scored, reference)[0]  # no z without reference
+        aucs.append(auc(share[scored], member[0, scored]))
+    assert np.ptp(aucs) > 0.05  # the AUCs differ: the choice matters
+    assert choose_a(log_p, member) == A_GRID[int(np.argmax(aucs))] == 0.9
     assert choose_a(np.log(P), MEMBER, grid=np.array([0.3])) == 0.3
     assert choose_a(np.log(P[:1]), MEMBER[:1]) == FALLBACK_A
-    a = choose_a(np.log(P), MEMBER)
-    assert 0 <= a <= 1 and a == choose_a(np.log(P), MEMBER)  # deterministic
+
+
+def test_offline_a_is_tuned_on_a_reference_model_never_on_the_target():
+    """Targets 1-5 use the a tuned on model 0 (0.9 here); target 0 the a tuned on model 1
+    against models 2-5 (0.0), which nothing of model 0 changes."""
+    log_p, member = _random_models(1)
+    a_rest, a_first = offline_a(log_p, member)
+    assert a_rest == choose_a(log_p, member, target=0) == 0.9
+    assert a_first == choose_a(log_p[1:], member[1:], target=0) == 0.0
+    changed_p, changed = log_p.copy(), member.copy()
+    changed_p[0], changed[0] = np.log(0.5), ~member[0]
+    assert offline_a(changed_p, changed)[1] == a_first
+    scores = rmia_scores(log_p, member, offline=True)
+    np.testing.assert_allclose(scores[0], rmia_scores(log_p, member, offline=True, a=0.0)[0])
+    np.testing.assert_allclose(scores[1:], rmia_scores(log_p, member, offline=True, a=0.9)[1:])
+    attacked, summary = rmia_attack_scores(np.zeros_like(log_p), member, log_p=log_p)
+    np.testing.assert_allclose(attacked["rmia_offline"], scores)
+    assert summary["rmia_a"] == 0.9 and summary["rmia_a_target0"] == 0.0
+    assert offline_a(log_p[:2], member[:2])[1] == FALLBACK_A  # one model left: no choice
+    with pytest.raises(ValueError, match="one per target"):
+        rmia_scores(log_p, member, offline=True, a=np.zeros(3))
+
+
+def test_log_mean_is_the_mean_over_every_model_on_the_side():
+    """Example 0: models 0, 1, 3 train on it: log mean(0.9, 0.8, 0.6); example 4: none."""
+    mean = log_mean(np.log(P), MEMBER)
+    assert mean[0] == pytest.approx(np.log((0.9 + 0.8 + 0.6) / 3)) and np.isnan(mean[4])
 
 
 @pytest.mark.parametrize(

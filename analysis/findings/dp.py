@@ -32,7 +32,15 @@ def _attacks(run: Run) -> tuple[dict, dict]:
 
 def _bounds(runs: dict[str, Run], source: str) -> Measured:
     """Each attack's empirical epsilon on the DP ensemble against the accountant's epsilon of
-    its models; online LiRA's TPR at 0.1% FPR with and without DP."""
+    its models; online LiRA's TPR at 0.1% FPR with and without DP.
+
+    An attack's empirical epsilon (`measures.dp_audit.split_epsilon`) is the Clopper-Pearson
+    bound at 95% of one threshold and test, chosen on the even-indexed target models' pairs
+    and bounded on the odd-indexed ones', so it is not the best of many bounds. It is still
+    no certificate: Clopper-Pearson assumes independent trials, and the (target, example)
+    pairs share examples (each attacked under every target), models (a target's pairs share
+    its training) and, leave one model out, each half's models are the other half's shadow
+    models. An attack that measured nothing (None: too few models) is skipped."""
     dp, dp_params = _attacks(runs["dp"])
     plain, _ = _attacks(runs["noise"])
     accountant = dp_params.get("dp_epsilon")
@@ -41,7 +49,11 @@ def _bounds(runs: dict[str, Run], source: str) -> Measured:
             "the dp run's estimate records no accountant epsilon: run `memdash estimate "
             "--like` on it again"
         )
-    bounds = {a: dp[a]["epsilon_lower"] for a in _ATTACKS if "epsilon_lower" in dp.get(a, {})}
+    bounds = {
+        a: dp[a]["epsilon_lower"]
+        for a in _ATTACKS
+        if dp.get(a, {}).get("epsilon_lower") is not None  # None: nothing measured
+    }
     if not bounds or "tpr_at_0.1%" not in dp.get("online", {}):
         raise Missing("the dp run's estimate has no attack summary: run `memdash estimate --like`")
     values = {f"epsilon_lower_{a}": float(v) for a, v in bounds.items()} | {

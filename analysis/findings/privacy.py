@@ -80,7 +80,10 @@ def _few_models(runs: dict[str, Run], source: str) -> Measured:
     table = runs["noise"].read_derived("membership_budget.parquet")
     points = [m for m in FEW_MODELS if m in set(table["models"])]
     if not points:
-        raise Missing("the attack budget holds no point with 1, 2 or 4 reference models")
+        raise Missing(
+            "the attack budget holds no point with 1, 2 or 4 reference models (an estimate "
+            "of fewer than six models attacks no example)"
+        )
     means = table.groupby(["attack", "models"])["tpr_at_1%"].mean()
     values = {
         f"{attack}_tpr_at_1%_{m}": float(means.get((attack, m), np.nan))

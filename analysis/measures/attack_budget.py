@@ -10,7 +10,11 @@ Draw d orders the non-target models by a permutation of its own and takes the fi
 a draw's smaller sets lie inside its larger ones. Each (attack, m, draw) gives the AUC and
 the TPR at 0.1% and 1% FPR pooled over (target, example) pairs, for the examples that
 `measures.membership.membership_tables` attacks (held by at least three models and left
-out by at least three), so the largest m compares with the leave-one-model-out figures.
+out by at least three). The largest m compares with the leave-one-model-out figures only
+approximately: it is K - targets reference models (240 of 256 with 16 targets), not K - 1,
+the targets are a subset, and online LiRA here fills a missing side with the mean IN-OUT
+gap where `membership_tables` gives NaN (with K - targets models every attacked example
+has both sides, so that last difference only matters at small m).
 
 With few reference models some examples lack reference models on one side; no pair is
 dropped, and what each attack does is:
@@ -40,9 +44,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_ndtr
 
-from memdash.analysis.measures.membership import REPORT_FPRS, VAR_FLOOR, roc, roc_area, tpr_at
+from memdash.analysis.measures.membership import (
+    REPORT_FPRS,
+    Shadows,
+    _pooled,
+    _side,
+    attack_scores,
+)
 from memdash.analysis.measures.rmia import (
     balanced,
     choose_a,
@@ -51,11 +60,19 @@ from memdash.analysis.measures.rmia import (
     log_prob_label,
     pairwise_share,
 )
+from memdash.analysis.measures.roc import roc, roc_area, tpr_at
 
 BUDGET_ATTACKS = ("online", "offline", "rmia", "rmia_offline")
 DRAWS = 5  # seeded draws of reference models per budget point
 MAX_TARGETS = 16  # target models: a quarter of the models, at most this many
 COLUMNS = ["attack", "models", "draw", "auc", "tpr_at_0.1%", "tpr_at_1%", "pairs", "unscored"]
+_DTYPES = {
+    "attack": str,
+    "models": np.int64,
+    "draw": np.int64,
+    "pairs": np.int64,
+    "unscored": np.int64,
+} | {c: np.float64 for c in ("auc", "tpr_at_0.1%", "tpr_at_1%")}
 
 
 def budget_points(available: int) -> list[int]:
@@ -99,7 +116,8 @@ def attack_budget(
     -------
     table : one row per (attack, models, draw): `COLUMNS`, with ``auc`` and the TPRs
         (higher = a stronger attack; NaN with no pair), ``pairs`` (target x example pairs
-        attacked) and ``unscored`` (pairs an offline attack could not score)
+        attacked) and ``unscored`` (pairs an offline attack could not score); no row when
+        no example is attacked (fewer than six models)
     params : ``draws``, ``targets``, ``seed``
     """
     phi = np.asarray(phi, dtype=np.float64)
@@ -128,18 +146,19 @@ def attack_budget(
     eligible = (held >= 3) & (held <= k - 3)  # as membership_tables attacks
     truth = member[target][:, eligible]
     rows = []
-    for d in range(draws):
+    for d in range(draws if eligible.any() else 0):  # under six models no row, not NaN rows
         drawn = np.random.default_rng([seed, 1 + d]).permutation(pool)
         for m in points:
             refs = drawn[:m]
             scores = _lira(phi[refs], member[refs], phi[target], min_models)
-            scores |= _rmia(log_p[refs], member[refs], log_p[target], member[target])
+            rmia, _ = _rmia(log_p[refs], member[refs], log_p[target], member[target])
+            scores |= rmia
             for attack in BUDGET_ATTACKS:
                 rows.append(
                     {"attack": attack, "models": m, "draw": d}
                     | _power(scores[attack][:, eligible], truth)
                 )
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS).astype(_DTYPES)
     return table, {"draws": draws, "targets": targets, "seed": seed}
 
 
@@ -166,27 +185,22 @@ def _name(alpha: float) -> str:
 def _lira(
     phi_ref: np.ndarray, member_ref: np.ndarray, phi_target: np.ndarray, min_models: int
 ) -> dict[str, np.ndarray]:
-    """Online and offline LiRA on the targets with fits over these reference models."""
-    fits = [_fit(phi_ref, side) for side in (member_ref, ~member_ref)]
+    """Online and offline LiRA on the targets with fits over these reference models (the
+    fits of `measures.membership`, over every reference model: none is a target)."""
+    fits = [_side(phi_ref, side, leave_out=False) for side in (member_ref, ~member_ref)]
     (mu_in, var_in, n_in), (mu_out, var_out, n_out) = fits
     few = (n_in < min_models) | (n_out < min_models)
-    var_in = np.maximum(
-        np.where(few, _global_variance(phi_ref, member_ref, var_in, n_in), var_in), VAR_FLOOR
-    )
-    var_out = np.maximum(
-        np.where(few, _global_variance(phi_ref, ~member_ref, var_out, n_out), var_out), VAR_FLOOR
+    var_in = np.where(few, _pooled(var_in, n_in, fallback=_spread(phi_ref, member_ref)), var_in)
+    var_out = np.where(
+        few, _pooled(var_out, n_out, fallback=_spread(phi_ref, ~member_ref)), var_out
     )
     has_in, has_out = n_in > 0, n_out > 0
     gap = _gap(mu_in, mu_out, has_in, has_out)
-    mu_in_all = np.where(has_in, mu_in, mu_out + gap)
-    mu_out_all = np.where(has_out, mu_out, mu_in - gap)
-    online = -0.5 * (
-        (phi_target - mu_in_all) ** 2 / var_in
-        - (phi_target - mu_out_all) ** 2 / var_out
-        + np.log(var_in / var_out)
-    )
-    offline = -log_ndtr(-(phi_target - mu_out) / np.sqrt(var_out))
-    return {"online": online, "offline": np.where(has_out, offline, np.nan)}
+    mu_in = np.where(has_in, mu_in, mu_out + gap)
+    mu_out = np.where(has_out, mu_out, mu_in - gap)
+    shadows = Shadows(mu_in, var_in, n_in, mu_out, var_out, n_out)  # (N,): every target's
+    scores = attack_scores(phi_target, shadows, min_shadows=0)
+    return {"online": scores["online"], "offline": np.where(has_out, scores["offline"], np.nan)}
 
 
 def _gap(mu_in: np.ndarray, mu_out: np.ndarray, has_in: np.ndarray, has_out: np.ndarray) -> float:
@@ -201,40 +215,27 @@ def _gap(mu_in: np.ndarray, mu_out: np.ndarray, has_in: np.ndarray, has_out: np.
     return 0.0
 
 
-def _fit(phi: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, variance (ddof 0) and count of each example's values on `side`: (N,) each."""
-    count = side.sum(0)
-    x = np.where(side, phi, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = x.sum(0) / count
-        var = np.maximum((x * x).sum(0) / count - mean * mean, 0.0)
-    return mean, var, count
-
-
-def _global_variance(
-    phi: np.ndarray, side: np.ndarray, var: np.ndarray, count: np.ndarray
-) -> float:
-    """The within-example variance pooled over examples with two or more values on `side`;
-    with none, the variance of every value on that side (1.0 with no value at all)."""
-    usable = count >= 2
-    if usable.any():
-        return float(np.average(var[usable], weights=count[usable]))
+def _spread(phi: np.ndarray, side: np.ndarray) -> float:
+    """The variance of every value on `side` (the released code's ``np.std``, squared): the
+    global variance where no example has two values there; 1.0 with no value at all."""
     values = phi[side]
     return float(values.var()) if values.size else 1.0
 
 
 def _rmia(
     log_ref: np.ndarray, member_ref: np.ndarray, log_target: np.ndarray, member_target: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Online and offline RMIA on the targets against these reference models."""
+) -> tuple[dict[str, np.ndarray], float]:
+    """Online and offline RMIA on the targets against these reference models, and offline's
+    a: tuned by attacking the first reference model with the others (never a target)."""
     log_in, log_out = log_mean(log_ref, member_ref), log_mean(log_ref, ~member_ref)
     population = ~member_target
     online = balanced(log_in, log_out)
     a = choose_a(log_ref, member_ref, target=0)
     offline = linear_offline(log_out, a)
-    return {
+    scores = {
         "rmia": pairwise_share(log_target, np.broadcast_to(online, log_target.shape), population),
         "rmia_offline": pairwise_share(
             log_target, np.broadcast_to(offline, log_target.shape), population
         ),
     }
+    return scores, a

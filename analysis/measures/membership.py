@@ -50,8 +50,10 @@ import pandas as pd
 import torch
 from scipy.special import log_ndtr
 
-from memdash.analysis.measures.dp_audit import epsilon_lower
+from memdash.analysis.measures.dp_audit import split_epsilon
 from memdash.analysis.measures.rmia import rmia_attack_scores
+from memdash.analysis.measures.roc import auc as auc  # re-exported: callers import it here
+from memdash.analysis.measures.roc import log_grid, roc, roc_area, threshold_at, tpr_at
 
 ATTACKS = ("online", "offline", "global")  # LiRA's, `membership_tables`' default
 RMIA_ATTACKS = ("rmia", "rmia_offline")  # Zarifzadeh et al.'s (`measures.rmia`)
@@ -124,30 +126,36 @@ def shadow_fits(
     return Shadows(mu_in, var_in, n_in, mu_out, var_out, n_out)
 
 
-def _side(phi: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _side(
+    phi: np.ndarray, side: np.ndarray, *, leave_out: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, variance (ddof 0, the Gaussian's maximum likelihood) and count of phi over the
-    models on `side` of each example, leaving out the target model itself: (K, N) each."""
+    models on `side` of each example: leaving out the target model itself, (K, N) each, or
+    with `leave_out` False over every model (reference models apart from the targets), (N,)
+    each."""
     x = np.where(side, phi, 0.0)
-    count = side.sum(0) - side  # the target is on this side: it does not count
-    total = x.sum(0) - x
-    squares = (x * x).sum(0) - x * x
+    if leave_out:  # the target is on this side: it does not count
+        count, total, squares = side.sum(0) - side, x.sum(0) - x, (x * x).sum(0) - x * x
+    else:
+        count, total, squares = side.sum(0), x.sum(0), (x * x).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
         var = np.maximum(squares / count - mean * mean, 0.0)
     return mean, var, count.astype(np.int64)
 
 
-def _pooled(var: np.ndarray, count: np.ndarray) -> float:
+def _pooled(var: np.ndarray, count: np.ndarray, *, fallback: float = 1.0) -> float:
     """The within-example variance pooled over every (target, example) with two or more
-    shadow models on that side."""
+    shadow models on that side (`fallback` where there is none)."""
     usable = count >= 2
-    return float(np.average(var[usable], weights=count[usable])) if usable.any() else 1.0
+    return float(np.average(var[usable], weights=count[usable])) if usable.any() else fallback
 
 
-def attack_scores(phi: np.ndarray, fits: Shadows) -> dict[str, np.ndarray]:
+def attack_scores(phi: np.ndarray, fits: Shadows, *, min_shadows: int = 2) -> dict[str, np.ndarray]:
     """Every attack's score per (target, example), higher = judged a member: (K, N) each.
 
-    Examples without two shadow models on each side get NaN for the LiRA attacks.
+    Examples without `min_shadows` shadow models on each side get NaN for the LiRA attacks
+    (`measures.attack_budget` fills a missing side's mean itself and passes 0).
     """
     phi = np.asarray(phi, dtype=np.float64)
     v_in = np.maximum(fits.var_in, VAR_FLOOR)
@@ -156,62 +164,12 @@ def attack_scores(phi: np.ndarray, fits: Shadows) -> dict[str, np.ndarray]:
         (phi - fits.mu_in) ** 2 / v_in - (phi - fits.mu_out) ** 2 / v_out + np.log(v_in / v_out)
     )
     offline = -log_ndtr(-(phi - fits.mu_out) / np.sqrt(v_out))
-    unfit = (fits.n_in < 2) | (fits.n_out < 2)
+    unfit = (fits.n_in < min_shadows) | (fits.n_out < min_shadows)
     return {
         "online": np.where(unfit, np.nan, online),
         "offline": np.where(unfit, np.nan, offline),
         "global": phi,
     }
-
-
-def roc(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The exact ROC of a score over pooled pairs: (fpr, tpr, threshold) at every distinct
-    score, from (0, 0) to (1, 1); a pair is called a member when its score >= threshold."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    truth = np.asarray(truth, dtype=bool).ravel()
-    order = np.argsort(-scores)  # ties are grouped below, so the sort need not be stable
-    s, t = scores[order], truth[order]
-    last = np.r_[s[1:] != s[:-1], True]  # the last pair of each run of tied scores
-    tp = np.cumsum(t)[last]
-    fp = np.cumsum(~t)[last]
-    positives, negatives = max(int(t.sum()), 1), max(int((~t).sum()), 1)
-    return (
-        np.r_[0.0, fp / negatives],
-        np.r_[0.0, tp / positives],
-        np.r_[np.inf, s[last]],
-    )
-
-
-def auc(scores: np.ndarray, truth: np.ndarray) -> float:
-    """The area under the ROC: Pr[a member outscores a non-member], ties counting half."""
-    fpr, tpr, _ = roc(scores, truth)
-    return roc_area(fpr, tpr)
-
-
-def roc_area(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """The area under an exact ROC (`roc`): trapezoids between its vertices, which count a
-    tied member and non-member as half a win (the Mann-Whitney statistic)."""
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
-
-
-def tpr_at(fpr: np.ndarray, tpr: np.ndarray, alpha: float) -> float:
-    """The highest TPR of an ROC whose FPR does not exceed `alpha`."""
-    return float(tpr[fpr <= alpha].max())
-
-
-def threshold_at(fpr: np.ndarray, threshold: np.ndarray, alpha: float) -> float:
-    """The lowest threshold whose FPR does not exceed `alpha` (calls at score >= it)."""
-    return float(threshold[fpr <= alpha][-1])
-
-
-def log_grid(fpr: np.ndarray, tpr: np.ndarray, points: int = 400) -> pd.DataFrame:
-    """An ROC thinned for storage and drawing on log-log axes: at FPRs spaced evenly in log
-    from the smallest non-zero FPR to 1, the highest TPR reached at or below each."""
-    smallest = fpr[fpr > 0].min() if (fpr > 0).any() else 1.0
-    grid = np.unique(np.geomspace(smallest, 1.0, points))
-    best = np.maximum.accumulate(tpr)
-    at = np.searchsorted(fpr, grid, side="right") - 1
-    return pd.DataFrame({"fpr": grid, "tpr": best[at]})
 
 
 def membership_tables(
@@ -238,10 +196,13 @@ def membership_tables(
         and RMIA's ``rmia`` (online) and ``rmia_offline`` (`measures.rmia`, gamma = 1)
     log_p : (K, N) float, the log-probabilities RMIA compares (default: log sigmoid(phi),
         the log-probability of the label when phi is a classifier's confidence)
-    rmia_a : offline RMIA's a (default: chosen by `measures.rmia.choose_a`)
+    rmia_a : offline RMIA's a for every target (default: chosen by `measures.rmia.choose_a`
+        on a reference model, `measures.rmia.offline_a`)
     threshold_fpr : the pooled FPR whose global threshold gives the per-example rates
-    delta, confidence : with a delta, each attack's ``epsilon_lower`` too, the epsilon its
-        ROC proves at `confidence` (`measures.dp_audit`), and ``audit`` in the summary
+    delta, confidence : with a delta, each attack's ``epsilon_lower`` too, the epsilon it
+        proves at `confidence` with the threshold chosen on the even-indexed targets and
+        the bound computed on the odd-indexed ones (`measures.dp_audit.split_epsilon`; None
+        when nothing was measured), and ``audit`` in the summary
 
     Returns
     -------
@@ -254,7 +215,8 @@ def membership_tables(
     summary : per attack its ``auc``, ``tpr_at_0.1%``, ``tpr_at_1%``, ``pairs`` (``auc``
         None and ``pairs`` 0 with fewer than six models), plus ``threshold_fpr``,
         ``variance`` and ``min_models``; with an RMIA attack also ``rmia_a`` (offline
-        RMIA's a, None unless it ran) and ``rmia_gamma``
+        RMIA's a for every target but model 0, tuned on model 0; None unless it ran),
+        ``rmia_a_target0`` (model 0's, tuned on model 1 without model 0) and ``rmia_gamma``
     """
     unknown = [a for a in attacks if a not in ALL_ATTACKS]
     if unknown or not attacks:
@@ -278,7 +240,7 @@ def membership_tables(
         if not s.size:  # fewer than six models: no example has two shadows on each side
             summary[attack] = {"auc": None, "pairs": 0}
             if delta is not None:
-                summary[attack]["epsilon_lower"] = 0.0
+                summary[attack]["epsilon_lower"] = None  # nothing measured, nothing proved
             for part in ("in", "out", "tpr", "fpr"):
                 table[f"{attack}_{part}"] = np.full(member.shape[1], np.nan)
             continue
@@ -290,7 +252,9 @@ def membership_tables(
             "pairs": int(s.size),
         }
         if delta is not None:
-            summary[attack]["epsilon_lower"] = _proved(fpr, tpr, t, delta, confidence)
+            summary[attack]["epsilon_lower"] = split_epsilon(
+                s, t, delta=delta, confidence=confidence
+            )
         cut = threshold_at(fpr, threshold, threshold_fpr)
         called = score >= cut
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -305,7 +269,7 @@ def membership_tables(
     summary |= {"threshold_fpr": threshold_fpr, "variance": variance, "min_models": min_models}
     summary |= extra
     if delta is not None:
-        summary["audit"] = {"confidence": confidence, "delta": delta}
+        summary["audit"] = {"confidence": confidence, "delta": delta, "split": "even/odd targets"}
     roc_table = pd.concat(curves, ignore_index=True).astype({"fpr": float, "tpr": float})
     roc_table = roc_table.reindex(columns=["attack", "fpr", "tpr"]).astype({"attack": str})
     return per_example, roc_table, summary
@@ -344,19 +308,6 @@ def memorization_link(mem_score: np.ndarray, vulnerability: np.ndarray) -> dict[
         "rest_tpr": float(vulnerability[~top].mean()),
         "examples": float(both.sum()),
     }
-
-
-def _proved(
-    fpr: np.ndarray, tpr: np.ndarray, truth: np.ndarray, delta: float, confidence: float
-) -> float:
-    """The epsilon an exact ROC proves (`measures.dp_audit.epsilon_lower`), from its rates
-    and the counts of members and non-members behind them."""
-    positives = int(truth.sum())
-    negatives = int(truth.size) - positives
-    if not positives or not negatives:
-        return 0.0
-    tp, fp = np.rint(tpr * positives), np.rint(fpr * negatives)
-    return epsilon_lower(tp, fp, positives, negatives, delta=delta, confidence=confidence)
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -30,17 +30,22 @@ counted with one sort of the population's ratios and a ``searchsorted`` per targ
 - Offline RMIA (OUT models only): p(x) = ((1 + a) p_OUT(x) + (1 - a)) / 2, the paper's linear
   approximation of the IN probability from the OUT one, with p_OUT(x) the mean over the
   reference models that did not train on x (NaN where there is none: the example is not
-  scored). The same formula gives p(z). `a` is chosen as the paper does, by attacking one
-  reference model with the others (`choose_a`): model `target` (the first, by default) is
-  attacked with every other model as a reference, for each a of `A_GRID` (0, 0.05, ..., 1),
-  and the a of the highest AUC is kept (the smallest one on a tie), so the choice is
-  deterministic. It is then used for every target. For text the constant (1 - a) / 2
-  dwarfs a sequence's probability unless a is near 1, so the search settles there.
+  scored). The same formula gives p(z). `a` is chosen as the paper does, by attacking a
+  reference model with the others (`choose_a`): the model is attacked with every other
+  model as a reference, for each a of `A_GRID` (0, 0.05, ..., 1), and the a of the highest
+  AUC is kept (the smallest one on a tie), so the choice is deterministic. The paper tunes
+  a on a reference model only, never on the target, whose membership is what the attack
+  guesses (`offline_a`): every target but model 0 uses the a tuned on model 0 (model 0 is
+  only one of their reference models); target 0 uses the a tuned on model 1 with model 0
+  left out of the references. For text the constant (1 - a) / 2 dwarfs a sequence's
+  probability unless a is near 1, so the search settles there.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from memdash.analysis.measures.roc import auc
 
 A_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)  # the offline a tried by `choose_a`
 FALLBACK_A = 0.5  # the grid's midpoint: the offline a where no model is left to choose it
@@ -111,8 +116,9 @@ def balanced(log_in: np.ndarray, log_out: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(log_in), log_out, np.where(np.isnan(log_out), log_in, both))
 
 
-def linear_offline(log_out: np.ndarray, a: float) -> np.ndarray:
-    """log(((1 + a) p_OUT + (1 - a)) / 2), the paper's offline p(x) (NaN stays NaN)."""
+def linear_offline(log_out: np.ndarray, a: float | np.ndarray) -> np.ndarray:
+    """log(((1 + a) p_OUT + (1 - a)) / 2), the paper's offline p(x) (NaN stays NaN); `a` a
+    number or an array broadcast against `log_out` (e.g. (T, 1): one a per target)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         constant = np.log(1.0 - a)  # -inf at a = 1: p(x) = p_OUT(x)
         return np.logaddexp(np.log1p(a) + log_out, constant) - np.log(2.0)
@@ -161,7 +167,7 @@ def rmia_scores(
     member: np.ndarray,
     *,
     offline: bool,
-    a: float | None = None,
+    a: float | np.ndarray | None = None,
     gamma: float = 1.0,
     population: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -173,7 +179,8 @@ def rmia_scores(
         for a classifier, `log_prob_label`; a sequence's log-likelihood for text)
     member : (K, N) bool, whether model k trained on example n
     offline : use only the reference models that did not train on x (and z)
-    a : offline RMIA's a in [0, 1]; None = chosen by `choose_a` on these arrays
+    a : offline RMIA's a in [0, 1]: one for every target, (K,) one per target, or None:
+        each target's from `offline_a` (tuned on a reference model, never on the target)
     gamma : the likelihood-ratio threshold (> 0)
     population : (K, N) bool, the examples each target draws z from (default: the ones it
         did not train on, ~member)
@@ -191,8 +198,7 @@ def rmia_scores(
         raise ValueError(f"population must be {member.shape}, got {population.shape}")
     log_out, _ = loo_log_mean(log_p, ~member)
     if offline:
-        a = choose_a(log_p, member) if a is None else _checked_a(a)
-        reference = linear_offline(log_out, a)
+        reference = linear_offline(log_out, _per_target(log_p, member, a)[:, None])
     else:
         log_in, _ = loo_log_mean(log_p, member)
         reference = balanced(log_in, log_out)
@@ -230,7 +236,7 @@ def choose_a(
     if not len(rest) or truth[scored].all() or not truth[scored].any():
         return FALLBACK_A
     aucs = [
-        _auc(
+        auc(
             pairwise_share(
                 log_p[target][None], linear_offline(log_out, float(a))[None], ~truth[None]
             )[0, scored],
@@ -239,6 +245,26 @@ def choose_a(
         for a in grid
     ]
     return float(grid[int(np.argmax(aucs))])
+
+
+def offline_a(log_p: np.ndarray, member: np.ndarray) -> tuple[float, float]:
+    """Offline RMIA's a of each target, tuned on a reference model, never on the target.
+
+    Parameters
+    ----------
+    log_p, member : (K, N), as for `rmia_scores`
+
+    Returns
+    -------
+    a_rest : the a of targets 1 .. K - 1: `choose_a` attacking model 0 with every other
+        model as a reference
+    a_first : the a of target 0: `choose_a` attacking model 1 with models 2 .. K - 1 as
+        references (model 0 left out; `FALLBACK_A` with fewer than three models)
+    """
+    log_p, member = _checked(log_p, member)
+    a_rest = choose_a(log_p, member, target=0)
+    a_first = choose_a(log_p[1:], member[1:], target=0) if len(log_p) > 1 else FALLBACK_A
+    return a_rest, a_first
 
 
 def rmia_attack_scores(
@@ -263,27 +289,22 @@ def rmia_attack_scores(
     Returns
     -------
     scores : attack name -> (K, N), higher = judged a member
-    summary : ``rmia_a`` (offline's a, None when it did not run) and ``rmia_gamma``
+    summary : ``rmia_a`` (offline's a of every target but model 0, None when it did not
+        run), ``rmia_a_target0`` (model 0's a) and ``rmia_gamma``
     """
     log_p = log_prob_label(phi) if log_p is None else log_p
     log_p, member = _checked(log_p, member)
     scores = {}
     if "rmia" in attacks:
         scores["rmia"] = rmia_scores(log_p, member, offline=False, gamma=gamma)
-    chosen = None
+    chosen: tuple[float | None, float | None] = (None, None)
     if "rmia_offline" in attacks:
-        chosen = choose_a(log_p, member) if a is None else _checked_a(a)
-        scores["rmia_offline"] = rmia_scores(log_p, member, offline=True, a=chosen, gamma=gamma)
-    return scores, {"rmia_a": chosen, "rmia_gamma": float(gamma)}
-
-
-def _auc(scores: np.ndarray, truth: np.ndarray) -> float:
-    """Pr[a member outscores a non-member], ties counting half (Mann-Whitney, by ranks)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    positives, negatives = int(truth.sum()), int((~truth).sum())
-    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+        chosen = offline_a(log_p, member) if a is None else (_checked_a(a),) * 2
+        each = np.full(len(log_p), chosen[0])
+        each[0] = chosen[1]
+        scores["rmia_offline"] = rmia_scores(log_p, member, offline=True, a=each, gamma=gamma)
+    summary = {"rmia_a": chosen[0], "rmia_a_target0": chosen[1], "rmia_gamma": float(gamma)}
+    return scores, summary
 
 
 def log_mean(log_p: np.ndarray, side: np.ndarray) -> np.ndarray:
@@ -298,11 +319,11 @@ def log_mean(log_p: np.ndarray, side: np.ndarray) -> np.ndarray:
     -------
     (N,) float, NaN where no model is on the side.
     """
-    x = np.where(side, log_p, -np.inf)
-    count = side.sum(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        total = np.logaddexp.reduce(x, axis=0) - np.log(count)
-    return np.where(count > 0, total, np.nan)
+    log_p, side = np.asarray(log_p, dtype=np.float64), np.asarray(side, dtype=bool)
+    # a phantom target on no side: the mean over every other model is the mean over all
+    phantom = np.zeros((1, log_p.shape[1]))
+    mean, _ = loo_log_mean(np.r_[log_p, phantom], np.r_[side, phantom.astype(bool)])
+    return mean[-1]
 
 
 def _checked(log_p: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -315,6 +336,20 @@ def _checked(log_p: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndar
     if (log_p > 0).any():
         raise ValueError("log_p holds log-probabilities: every value must be <= 0")
     return log_p, member
+
+
+def _per_target(log_p: np.ndarray, member: np.ndarray, a: float | np.ndarray | None) -> np.ndarray:
+    """Offline RMIA's a of each of the K targets: (K,) in [0, 1]."""
+    if a is None:
+        a_rest, a_first = offline_a(log_p, member)
+        return np.r_[a_first, np.full(len(log_p) - 1, a_rest)]
+    each = np.asarray(a, dtype=np.float64)
+    each = np.full(len(log_p), float(each)) if each.ndim == 0 else each
+    if each.shape != (len(log_p),):
+        raise ValueError(f"a must be one number or one per target ({len(log_p)}), got {each.shape}")
+    if not ((each >= 0) & (each <= 1)).all():
+        raise ValueError(f"a must lie in [0, 1], got {each[~((each >= 0) & (each <= 1))][0]}")
+    return each
 
 
 def _checked_a(a: float) -> float:
