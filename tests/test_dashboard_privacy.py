@@ -327,3 +327,14 @@ def test_an_epsilon_chosen_and_bounded_on_the_same_pairs_is_called_overstated():
     split = epsilon_words({"confidence": 0.9, "delta": 1e-3, "split": "even/odd targets"})
     assert "together at 90%" in split and "δ = 0.001" in split
     assert "overstates" not in split
+
+
+def test_offline_rmias_a_names_the_model_it_was_chosen_on_for_each_target():
+    from memdash.dashboard.app_pages.privacy_audit import rmia_words
+
+    both = rmia_words({"rmia_a": 0.05, "rmia_a_target0": 0.25, "rmia_gamma": 1.0})
+    assert both.startswith("Offline RMIA's a = 0.05, the a that attacks model 0 best")
+    assert "model 0's own is a = 0.25, chosen on model 1 without model 0" in both
+    assert both.endswith("; γ = 1.")
+    older = rmia_words({"rmia_a": 0.3})  # an estimate that tuned one a for every target
+    assert "model 0's own" not in older and "with the others as references; γ = 1." in older

@@ -102,13 +102,25 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
     column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
     audit = summary.get("audit")
     if audit and label("epsilon_lower") in table:
-        column.caption(epsilon_words(audit))
+        under.caption(epsilon_words(audit))
     if summary.get("rmia_a") is not None:
-        column.caption(
-            f"Offline RMIA's a = {summary['rmia_a']:.2f} (chosen by attacking one reference "
-            f"model with the others), γ = {summary.get('rmia_gamma', 1.0):g}."
-        )
+        column.caption(rmia_words(summary))
     return table
+
+
+def rmia_words(summary: dict) -> str:
+    """How offline RMIA's a was chosen: on model 0 for the other targets, and (where the
+    estimate has ``rmia_a_target0``) on model 1 without model 0 for target 0."""
+    words = f"Offline RMIA's a = {summary['rmia_a']:.2f}, the a that attacks model 0 best "
+    if summary.get("rmia_a_target0") is None:
+        words += "with the others as references"
+    else:
+        words += (
+            "with the others as references, for every target but model 0; model 0's own is "
+            f"a = {summary['rmia_a_target0']:.2f}, chosen on model 1 without model 0, so no "
+            "target's a saw its own membership"
+        )
+    return words + f"; γ = {summary.get('rmia_gamma', 1.0):g}."
 
 
 def epsilon_words(audit: dict) -> str:
@@ -138,7 +150,9 @@ def epsilon_words(audit: dict) -> str:
     return (
         tests
         + chosen
-        + "0 where the attack proves nothing; blank where it had no pairs. Clopper-Pearson "
+        + "A bound may come from the complementary test (the lowest scores almost never "
+        "members'), so it need not follow the TPR at low FPR. 0 where the attack proves "
+        "nothing; blank where it had no pairs. Clopper-Pearson "
         "assumes independent trials, but the trials, (target model, example) pairs, share "
         "models and examples: the confidence is approximate, the bound a diagnostic rather "
         f"than a certificate ({audit_direction_text('epsilon_lower')})."
