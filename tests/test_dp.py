@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import tiny_config
 from opacus.accountants import RDPAccountant
 from typer.testing import CliRunner
@@ -149,6 +150,52 @@ def test_an_epochs_dropout_sampling_and_noise_seeds_are_separate_streams():
     assert set(seeds).isdisjoint(dp_module.epoch_seeds(3, 3))
     draws = [torch.rand(50, generator=torch.Generator().manual_seed(s)) for s in seeds]
     assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[1], draws[2])
+
+
+class _Stub:
+    """The recorder's interface in a step, keeping nothing."""
+
+    def log_batch(self, ids, logits) -> None:
+        pass
+
+
+def test_one_dp_step_without_noise_is_the_sum_of_clipped_per_example_gradients_over_qn():
+    """Ghost clipping's two backward passes give each example's gradient clipped to C, summed
+    and divided by the expected batch q * n, as a loop over the examples does; an empty
+    Poisson batch steps with a zero gradient."""
+    config = dp_config(noise_multiplier=0.0, clip=0.05)
+    gen = torch.Generator().manual_seed(0)
+    inputs, labels = torch.randn(10, 8, generator=gen), torch.randint(0, 4, (10,), generator=gen)
+    model = training.make_model(config, (8,), 4)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = training.make_optimizer(config, model)
+    seen = []
+    inner = opt.step
+    opt.step = lambda *a, **k: (
+        seen.append([p.grad.clone() for p in model.parameters()]),
+        inner(*a, **k),
+    )[1]
+    private = dp_module.DPTraining(config, model, opt, 10)
+    ids = torch.tensor([0, 2, 3, 7])
+    expected = [torch.zeros_like(p) for p in model.parameters()]
+    plain = training.make_model(config, (8,), 4)
+    plain.load_state_dict(before)
+    for i in ids:
+        plain.zero_grad()
+        F.cross_entropy(plain(inputs[i][None]), labels[i][None]).backward()
+        grads = [p.grad for p in plain.parameters()]
+        norm = float(torch.sqrt(sum(g.square().sum() for g in grads)))
+        assert norm > 0.05  # the clip bites
+        expected = [
+            e + g * min(1.0, 0.05 / (norm + 1e-6)) for e, g in zip(expected, grads, strict=True)
+        ]
+    private._step(model, _Stub(), inputs, labels, ids)
+    q, _ = sampling(10, 16)
+    for got, want in zip(seen[0], expected, strict=True):
+        torch.testing.assert_close(got, want / (q * 10), rtol=1e-5, atol=1e-7)
+    private._step(model, _Stub(), inputs, labels, ids[:0])
+    assert all((g == 0).all() for g in seen[1])
+    assert not private.model.hooks_enabled  # off again for the recorder's eval passes
 
 
 def _q_steps(path, epochs):

@@ -3,23 +3,31 @@ with Opacus's per-example gradients, clipping, noise and RDP accountant.
 
 Each step samples the training examples by Poisson sampling (each one independently with
 probability q = batch size / training examples, as the accountant assumes), so a batch has a
-varying size, B on average; there are ceil(n / B) steps an epoch. Opacus's `GradSampleModule`
-computes each example's gradient in the batch's backward pass, and its `DPOptimizer` clips
-each to L2 norm C (``--dp-clip``), sums them, adds Gaussian noise of standard deviation
-sigma * C and divides by B before the configured optimizer's step. The privacy spent after
-s steps is the RDP accountant's (epsilon, delta) for (sigma, q, s), which depends on nothing
-else: it is recomputed for run.json after every epoch (``dp_epsilon``, ``dp_delta``), so a
-resumed run needs no accountant state. With a target epsilon (``--dp-epsilon``) sigma is the
-smallest noise whose epsilon after all the epochs is at most the target (Opacus's
-`get_noise_multiplier`), resolved once the training examples are known and stored in the
-config (``train.dp.noise_multiplier``).
+varying size, B on average; there are ceil(n / B) steps an epoch. Each example's gradient is
+clipped to L2 norm C (``--dp-clip``) by Opacus's ghost clipping (Li et al. 2022; Opacus's
+`GradSampleModuleFastGradientClipping`): a first backward pass gives each example's gradient
+norm without materializing the gradients (||a_i||^2 ||g_i||^2 for a dense layer; a layer
+without a norm sampler, e.g. a convolution, computes its per-example gradients and their
+norms), a second back-propagates the losses weighted by min(1, C / (norm + 1e-6)), which is
+the sum of the clipped gradients; `DPOptimizerFastGradientClipping` adds Gaussian noise of
+standard deviation sigma * C and divides by B before the configured optimizer's step. Opacus's
+per-sample hooks (`GradSampleModule`) give the same clipped sum but materialize every
+example's gradient: about 3x slower on the sample MLP (benchmarks/dp.py).
 
-The model the recorder sees stays the plain module (the per-example hooks sit on its
-layers and act only in train mode with gradients on), so the eval pass, embeddings and
-checkpoints are unchanged, with clean state_dict keys. Gradient accounting needs two
-backward passes per forward, which Opacus's per-example hooks do not allow: it is off by
-default under DP and refused when asked for. Text runs are refused. Opacus is imported here
-only, when a DP run trains (``pip install 'memdash[dp]'``).
+The privacy spent after s steps is the RDP accountant's (epsilon, delta) for (sigma, q, s),
+which depends on nothing else: it is recomputed for run.json after every epoch
+(``dp_epsilon``, ``dp_delta``), so a resumed run needs no accountant state. With a target
+epsilon (``--dp-epsilon``) sigma is the smallest noise whose epsilon after all the epochs is
+at most the target (Opacus's `get_noise_multiplier`), resolved once the training examples
+are known and stored in the config (``train.dp.noise_multiplier``).
+
+The model the recorder sees stays the plain module (Opacus's hooks sit on its layers and are
+enabled only inside a DP step, so the recorder's eval passes, its input gradients of loss
+sensitivity and critical samples included, never reach them), so the eval pass, embeddings
+and checkpoints are unchanged, with clean state_dict keys. Gradient accounting needs its own
+backward passes per forward, which the DP step's hooks do not allow: it is off by default
+under DP and refused when asked for. Text runs are refused. Opacus is imported here only,
+when a DP run trains (``pip install 'memdash[dp]'``).
 """
 
 from __future__ import annotations
@@ -111,24 +119,29 @@ def dp_summary(dp: DPConfig, n: int, batch_size: int, epochs: int) -> dict[str, 
 
 class DPTraining:
     """DP-SGD's training epoch for `record.training.train`: Poisson-sampled batches, the
-    model's per-example gradients (Opacus's `GradSampleModule`), clipped and noised by
-    Opacus's `DPOptimizer` around the run's optimizer `opt` (whose state the resume state
-    keeps). Dropout, sampling and noise are seeded per (run seed, epoch) (`epoch_seeds`: three
-    separate streams), so a resumed run continues as an uninterrupted one."""
+    model's per-example gradients clipped by ghost clipping (Opacus's
+    `GradSampleModuleFastGradientClipping`) and noised by Opacus's
+    `DPOptimizerFastGradientClipping` around the run's optimizer `opt` (whose state the
+    resume state keeps). Dropout, sampling and noise are seeded per (run seed, epoch)
+    (`epoch_seeds`: three separate streams), so a resumed run continues as an uninterrupted one."""
 
     def __init__(self, config: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, n: int):
         require_opacus()
-        from opacus import GradSampleModule
-        from opacus.optimizers import DPOptimizer
+        from opacus.grad_sample.grad_sample_module_fast_gradient_clipping import (
+            GradSampleModuleFastGradientClipping,
+        )
+        from opacus.optimizers import DPOptimizerFastGradientClipping
 
         dp = config.train.dp
         assert dp is not None and dp.noise_multiplier is not None, "resolve the config first"
         self.dp, self.config, self.n = dp, config, n
         self.q, self.steps = sampling(n, config.train.batch_size)
-        self.model = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+        self.model = GradSampleModuleFastGradientClipping(
+            model, batch_first=True, loss_reduction="mean", max_grad_norm=dp.clip
+        )
         self.model.disable_hooks()  # on only in `_step`: not in the recorder's eval passes
         self.device = next(model.parameters()).device
-        self.optimizer = DPOptimizer(
+        self.optimizer = DPOptimizerFastGradientClipping(
             opt,
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.clip,
@@ -155,11 +168,9 @@ class DPTraining:
         noise = torch.Generator(device=self.device).manual_seed(noise_seed)
         self.optimizer.generator = noise
         self.model.train()
-        with warnings.catch_warnings():  # the inputs need no gradient: the hooks say so
-            warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
-            for _ in range(self.steps):
-                chosen = torch.rand(len(train_ids), generator=sampler, device=train_ids.device)
-                self._step(model, recorder, inputs, labels, train_ids[chosen < self.q])
+        for _ in range(self.steps):
+            chosen = torch.rand(len(train_ids), generator=sampler, device=train_ids.device)
+            self._step(model, recorder, inputs, labels, train_ids[chosen < self.q])
 
     def _step(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
         """One batch: forward, per-example gradients, the clipped and noised step, with
@@ -167,24 +178,28 @@ class DPTraining:
         self.optimizer.zero_grad(set_to_none=True)
         self.model.enable_hooks()
         try:
-            self._gradients(model, recorder, inputs, labels, ids)
+            with warnings.catch_warnings():  # the inputs need no gradient: the hooks say so
+                warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
+                self._gradients(model, recorder, inputs, labels, ids)
             self.optimizer.step()
         finally:  # the recorder's input-gradient passes (eval mode) need them off
             self.model.disable_hooks()
 
     def _gradients(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
-        """The batch's per-example gradients (`p.grad_sample`), recording its losses."""
+        """The batch's clipped gradient sum in each `p.grad` (ghost clipping's two backward
+        passes), recording its logits."""
         import torch
         import torch.nn.functional as F
+        from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 
         from memdash.analysis.record.tied_dropout import example_ids
 
         if len(ids) == 0:  # an empty batch is a step too: noise alone
             for p in self.optimizer.params:
-                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+                p.grad = torch.zeros_like(p)
         else:
             with example_ids(model, ids):
                 logits = self.model(inputs[ids])
             losses = F.cross_entropy(logits, labels[ids], reduction="none")
             recorder.log_batch(ids, logits)
-            recorder.backward(ids, losses)
+            DPTensorFastGradientClipping(self.model, self.optimizer, losses, "mean").backward()
