@@ -151,6 +151,10 @@ def test_the_audit_shows_every_attack_the_budget_and_the_gaussian_check(audited)
         *("online LiRA", "offline LiRA", "global threshold", "online RMIA", "offline RMIA")
     ]
     assert table.loc["online RMIA", "AUC"] == 0.82
+    # TPRs drawn in percent, two decimals each (12.00%, not 12%)
+    assert table.loc["online RMIA", "TPR at 0.1% FPR"] == pytest.approx(12.0)
+    column = at.dataframe[0].proto.columns
+    assert '"%.2f%%"' in column.replace(" ", "")
     assert table.loc["offline RMIA", "empirical ε (lower bound)"] == 1.5
     captions = " ".join(c.value for c in at.caption)
     # both tests, the split of the targets and why the confidence is approximate

@@ -82,11 +82,14 @@ def _number(value) -> float:
 
 
 def attack_table(under, column, summary: dict) -> pd.DataFrame:
-    """The attacks' table under the ROC (in `under`, wide enough for every column), and in
-    `column` what each attack does and how the empirical epsilon was computed; returns the
-    table drawn."""
+    """The attacks' table under the ROC (in `under`, wide enough for every column) with how
+    the empirical epsilon was computed, and in `column` what each attack does and how offline
+    RMIA's a was chosen; returns the table drawn (its TPRs in percent)."""
     table = attack_rows(summary)
-    percent = st.column_config.NumberColumn(format="percent")
+    # the TPRs in percent with two decimals each (format="percent" drops trailing zeros)
+    percent = st.column_config.NumberColumn(format="%.2f%%")
+    rates = [c for c in (label("tpr_at_0.1%"), label("tpr_at_1%")) if c in table]
+    drawn = table.assign(**{c: 100 * table[c] for c in rates})
     config = {
         label("auc"): st.column_config.NumberColumn(
             format="%.3f", help=audit_direction_text("auc")
@@ -97,7 +100,7 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
             format="%.2f", help=audit_direction_text("epsilon_lower")
         ),
     }
-    under.dataframe(table, hide_index=True, column_config=config, width="stretch")
+    under.dataframe(drawn, hide_index=True, column_config=config, width="stretch")
     shown = [a for a in ATTACK_NAMES if attack_name(a) in set(table.get("attack", []))]
     column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
     audit = summary.get("audit")
@@ -105,7 +108,7 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
         under.caption(epsilon_words(audit))
     if summary.get("rmia_a") is not None:
         column.caption(rmia_words(summary))
-    return table
+    return drawn
 
 
 def rmia_words(summary: dict) -> str:
@@ -150,8 +153,8 @@ def epsilon_words(audit: dict) -> str:
     return (
         tests
         + chosen
-        + "A bound may come from the complementary test (the lowest scores almost never "
-        "members'), so it need not follow the TPR at low FPR. 0 where the attack proves "
+        + "A bound may come from the complementary test (the lowest scores are almost "
+        "never members), so it need not follow the TPR at low FPR. 0 where the attack proves "
         "nothing; blank where it had no pairs. Clopper-Pearson "
         "assumes independent trials, but the trials, (target model, example) pairs, share "
         "models and examples: the confidence is approximate, the bound a diagnostic rather "
