@@ -4,14 +4,14 @@
    momentum: sample_runs/digits_mlp_noise20's config) trained
 
      plain   `record.training.train_epoch` (shuffled batches, mean loss, one step)
-     dp      `record.dp.DPTraining.train_epoch` (Poisson batches, Opacus's per-sample
-             gradients, clipping to C = 1, noise sigma = 1, the accountant's epsilon)
+     dp      `record.dp.DPTraining.train_epoch` (Poisson batches, Opacus's ghost
+             clipping to C = 1, noise sigma = 1, the accountant's epsilon)
 
    alternating over the rounds (medians), both through the recorder's interface (a stub that
    keeps nothing, so the training alone is timed). Goal: dp within 3x plain. The DP epoch is
-   split into what dominates: the forward and backward with Opacus's hooks (per-sample
-   gradients), the clipping (DPOptimizer.clip_and_accumulate), the noise (add_noise), the
-   optimizer's own step, and the accountant's epsilon (once an epoch).
+   split into what dominates: the forward and ghost clipping's two backward passes (norms,
+   clipped sum), any clipping left to the optimizer (clip_and_accumulate), the noise
+   (add_noise), the optimizer's own step, and the accountant's epsilon (once an epoch).
 
 2. The batched estimate's 16 models (70% subsets, the same MLP) trained for a few epochs by
    `ensemble.batched.fit_batched` and with DP-SGD by `ensemble.dp_batched.fit_dp`.
@@ -113,8 +113,8 @@ def epochs_side_by_side(rounds: int) -> None:
     step = share.get("step", 0.0)  # the wrapped optimizer's own step
     rest = share["epoch"] - clip - noise - step
     rows = {
-        "forward, backward with per-sample gradients (Opacus's hooks), sampling": rest,
-        "clipping (per-sample norms, clipped sum)": clip,
+        "forward, ghost clipping's two backward passes (norms, clipped sum), sampling": rest,
+        "clipping outside the backward passes (none with ghost clipping)": clip,
         "noise (Gaussian, per parameter)": noise,
         "the optimizer's own step": step,
         "the accountant's epsilon (once an epoch)": share["accountant"],
