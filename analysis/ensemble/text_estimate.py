@@ -10,19 +10,29 @@ module for a text run. A batch job writes, beside ``heldout/spec.json``:
 
     RUN/heldout/rR_bBBBB.subsets.npy   uint8 (k, ceil(T/8)): np.packbits of each model's subset
                                        of the T training sequences (split ``train``: the corpus
-                                       sequences, the duplicated ones, the trained canaries)
+                                       sequences, the duplicated ones, the trained canaries):
+                                       whether the sequence's FIRST copy is in its training data
+    RUN/heldout/rR_bBBBB.copies.npy    uint16 (k, T): how many copies of each training sequence
+                                       each model trains on per epoch (0 .. its copies)
     RUN/heldout/rR_bBBBB.accuracy.npy  float32 (k, N): each model's mean token accuracy on each
                                        sequence (the share of its tokens that are the argmax)
     RUN/heldout/rR_bBBBB.loglik.npy    float32 (k, N): each model's total log-likelihood of each
                                        sequence, sum of log p(token | BOS, tokens before), nats
 
-(the log-likelihoods last, so a batch is complete when they exist beside the other two). A
-sequence is in a model's subset with all its copies: a sequence duplicated c times
-(``duplicates``) or a canary repeated r times is presented c (r) times per epoch to the models
-that hold it, and not at all to the others, as `memdash train` presented it. Each model trains
-as the run did (`record.text.training.train_text_epoch`: its optimizer, batch size, epochs,
-the batch cut to its longest sequence, the mean token loss), with its own seed
-(`batched.model_seed`) for its initialization, subset, order and dropout, on one thread.
+(the log-likelihoods last, so a batch is complete when they exist beside the other three).
+
+Copies are drawn as Zhang et al. 2021 draw documents: a sequence duplicated c times
+(``duplicates``) or a canary inserted r times is c (r) separate copies, and each copy is in a
+model's training data independently of the others (`copy_counts`). Membership, "x in S" for
+counterfactual memorization and the attacks, is whether the FIRST copy is in (the subset, drawn
+as for a classifier: round(ratio * T) sequences); each other copy is in with probability
+``ratio`` whatever the first does. A model that holds m of a sequence's copies trains on it m
+times per epoch. A sequence with one copy is in or out exactly as before; a much-duplicated one
+is seen about as often by the models that hold it out as by those that hold it in, which is
+why its counterfactual memorization is low in the paper. Each model trains as the run did
+(`record.text.training.train_text_epoch`: its optimizer, batch size, epochs, the batch cut to
+its longest sequence, the mean token loss), with its own seed (`batched.model_seed`) for its
+initialization, subset, copies, order and dropout, on one thread.
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ from memdash.analysis.record.training import make_optimizer
 from memdash.analysis.store import Run, RunFormatError, write_npy
 
 STATISTICS = ("accuracy", "loglik")  # the per-model per-sequence files, the last one last
+COPIES_DTYPE = np.uint16  # a batch's copies.npy
+_COPY_STREAM = 1  # the copies' generator: default_rng([model seed, _COPY_STREAM])
 _TEXT_BATCH = re.compile(r"^r(\d+)_b(\d{4,})\.loglik\.npy$")
 
 
@@ -81,10 +93,42 @@ def text_completed(run: Run) -> set[tuple[int, int]]:
     for file in folder.iterdir():
         match = _TEXT_BATCH.match(file.name)
         stem = file.name.removesuffix(".loglik.npy")
-        others = (f"{stem}.subsets.npy", f"{stem}.accuracy.npy")
+        others = (f"{stem}.subsets.npy", f"{stem}.copies.npy", f"{stem}.accuracy.npy")
         if match and all((folder / name).is_file() for name in others):
             done.add((int(match[1]), int(match[2])))
     return done
+
+
+def copy_counts(seed: int, copies: np.ndarray, first: np.ndarray, *, ratio: float) -> np.ndarray:
+    """How many copies of each training sequence a model trains on per epoch.
+
+    Each copy is in the model's training data independently: the first one when `first` says so
+    (the model's subset, `batched.subset_mask`), each of the other c - 1 with probability
+    `ratio`, from a generator seeded by the model's seed alone (not by its batch).
+
+    Parameters
+    ----------
+    seed : the model's seed (`batched.model_seed`)
+    copies : int (T,), each training sequence's copies (``duplicates``), 1 or more
+    first : bool (T,), whether its first copy is in
+    ratio : the share of copies drawn in, in (0, 1]
+
+    Returns
+    -------
+    uint16 (T,): `first` plus Binomial(c - 1, ratio) per sequence
+    """
+    copies = np.asarray(copies, dtype=np.int64)
+    if copies.shape != first.shape:
+        raise ValueError(f"copies {copies.shape} and first copies {first.shape} differ in shape")
+    if len(copies) and (copies.min() < 1 or copies.max() > np.iinfo(COPIES_DTYPE).max):
+        raise ValueError(
+            f"copies of a sequence must lie in [1, {np.iinfo(COPIES_DTYPE).max}], "
+            f"got {copies.min()} .. {copies.max()}"
+        )
+    if not 0 < ratio <= 1:
+        raise ValueError(f"ratio must lie in (0, 1], got {ratio}")
+    rest = np.random.default_rng([seed, _COPY_STREAM]).binomial(copies - 1, ratio)
+    return (first.astype(np.int64) + rest).astype(COPIES_DTYPE)
 
 
 def _language_model(run: Run, config: RunConfig, seed: int) -> CausalLM:
@@ -148,12 +192,15 @@ def train_text_batch(path: str, ratio_index: int, batch: int, first: int, end: i
     ratio = spec["ratios"][ratio_index]
     seeds = [model_seed(spec["seed"], ratio_index, k) for k in range(first, end)]
     subsets = np.stack([subset_mask(s, len(train_ids), ratio) for s in seeds])
+    counts = np.stack(
+        [copy_counts(s, copies, f, ratio=ratio) for s, f in zip(seeds, subsets, strict=True)]
+    )
     measures: dict[str, list[np.ndarray]] = {name: [] for name in STATISTICS}
-    for seed, subset in zip(seeds, subsets, strict=True):
+    for seed, count in zip(seeds, counts, strict=True):
         own = replace(config, seed=seed)  # its order and dropout derive from its seed
         model = _language_model(run, own, seed)
         opt = make_optimizer(own, model)
-        presented = torch.from_numpy(np.repeat(train_ids[subset], copies[subset]))
+        presented = torch.from_numpy(np.repeat(train_ids, count))  # each copy it holds
         recorder = _Unrecorded(bos)
         for epoch in range(1, own.train.epochs + 1):
             train_text_epoch(model, opt, recorder, tokens, presented, own, epoch)  # type: ignore[arg-type]
@@ -165,6 +212,7 @@ def train_text_batch(path: str, ratio_index: int, batch: int, first: int, end: i
     stem = f"r{ratio_index}_b{batch:04d}"
     folder = run.path / "heldout"
     write_npy(folder / f"{stem}.subsets.npy", np.packbits(subsets, axis=1))
+    write_npy(folder / f"{stem}.copies.npy", counts)
     for name in STATISTICS:
         write_npy(folder / f"{stem}.{name}.npy", np.stack(measures[name]).astype(np.float32))
 
@@ -193,6 +241,13 @@ def load_text_batches(
             raise RunFormatError(run.path, f"heldout/{stem}.subsets.npy", f"expected {hi - lo}")
         t = np.zeros((hi - lo, n), bool)
         t[:, train_ids] = sub[:, : len(train_ids)].astype(bool)
+        held = run.heldout_array(f"{stem}.copies.npy")
+        if held.shape != (hi - lo, len(train_ids)) or held.dtype != COPIES_DTYPE:
+            raise RunFormatError(
+                run.path,
+                f"heldout/{stem}.copies.npy",
+                f"expected uint16 ({hi - lo}, {len(train_ids)}), got {held.dtype} {held.shape}",
+            )
         trained.append(t)
         for name in STATISTICS:
             part = run.heldout_array(f"{stem}.{name}.npy")

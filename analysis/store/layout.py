@@ -54,9 +54,9 @@ CHECKPOINT = re.compile(r"^epoch_(\d{3,})\.safetensors$")
 TOKENS_PART = re.compile(r"^epoch_(\d{3,})\.npy$")
 TOKENIZER_FILE = "tokenizer.json"
 # heldout/spec.json and heldout/rR_bBBBB.{subsets,conf,correct}.npy (`memdash estimate`; a
-# text run's: {subsets,accuracy,loglik})
+# text run's: {subsets,copies,accuracy,loglik})
 HELDOUT_FILE = re.compile(
-    r"^(?:spec\.json|r\d+_b\d{4,}\.(?:subsets|conf|correct|accuracy|loglik)\.npy)$"
+    r"^(?:spec\.json|r\d+_b\d{4,}\.(?:subsets|copies|conf|correct|accuracy|loglik)\.npy)$"
 )
 # the hidden temporary sibling an atomic write renames over its file (atomic.py)
 TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
