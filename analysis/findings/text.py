@@ -7,18 +7,16 @@ The exposure a finding compares across canaries is `finding_exposure`: the exact
 paper's extrapolation where it was too large to be.
 
 Counterfactual memorization (Zhang et al. 2021) reads a text estimate
-(`ensemble.text_estimate`). How this run stores duplicates decides what the paper's claim
-about them means here: a duplicated sequence is ONE example (one id) presented ``duplicates``
-times per epoch, and a canary one example presented ``canary_repeats`` times, so a model of
-the estimate holds every copy of it or none. The paper's duplicates are separate documents:
-a random half of the corpus then almost always holds a copy of a much-duplicated text, the
-models that "held it out" saw it anyway, and its counterfactual memorization is low. That
-mechanism cannot arise here; what can is the paper's premise, that memorization needs the
-sequence itself in the training data and grows with how much of it the model sees: with all
-copies in or out together, counterfactual memorization should grow with the copies (Spearman
-over the corpus's plain and duplicated sequences), and the random, unconventional canaries
-should score above the natural text (the paper's "rare, unconventional" examples). The
-finding states both and says "does not hold" if either fails.
+(`ensemble.text_estimate`), whose models draw their training data as the paper's do: a
+sequence duplicated c times (``duplicates``) or a canary inserted r times is c (r) separate
+copies, each in a model's training data independently with probability ``ratio`` (a half);
+"x in S" is whether its first copy is in, and a model trains on it once per epoch for every
+copy it holds. That is the paper's setting, where near-duplicates are separate documents that
+fall into the halves independently: when a document is out, its duplicates are usually still
+in, so duplicated text has LOW counterfactual memorization, while rare, unconventional text (a
+secret inserted once) has HIGH. The finding states both: the canaries inserted once score above
+the plain sequences (medians), and among the duplicated sequences counterfactual memorization
+falls as the copies grow (Spearman below 0 at p < 0.05); it says "does not hold" if either fails.
 """
 
 from __future__ import annotations
@@ -249,34 +247,47 @@ def copies_table(counterfactual: pd.DataFrame, examples: pd.DataFrame) -> pd.Dat
 
 def counterfactual_by_copies(table: pd.DataFrame) -> Measured:
     """Median counterfactual memorization (token accuracy) of plain sequences, of the
-    duplicated ones by copies and of the canaries by insertions; Spearman's correlation of
-    copies with it over the plain and duplicated sequences (the canaries, random digits,
-    apart: they are not the corpus's text), and the canaries' median against the plain one."""
-    corpus = table[table["group"] != "canary"]
+    duplicated ones by copies and of the canaries by insertions; the canaries inserted once
+    against the plain sequences, and Spearman's correlation (two-sided p-value) of copies with
+    it over the duplicated sequences (log-likelihood's beside)."""
+    dup = table[table["group"] == "duplicate"]
     canaries = table[table["group"] == "canary"]
-    if corpus["copies"].nunique() < 2 or canaries.empty:
+    once = canaries[canaries["copies"] == 1]
+    plain = table[table["group"] == "plain"]
+    if dup["copies"].nunique() < 2 or once.empty or plain.empty:
         raise Missing(
-            "the text run needs duplicated sequences and canaries (--duplicate-sequences, "
-            "--canaries) for this finding"
+            "the text run needs plain sequences, duplicated ones of two or more counts and "
+            "canaries inserted once (--duplicate-sequences, --duplicate-counts, --canaries, "
+            "--canary-repeats 1,...) for this finding"
         )
-    values = {
-        "median_plain": float(corpus.loc[corpus["group"] == "plain", "cf_mem_accuracy"].median())
-    }
-    dup = corpus[corpus["group"] == "duplicate"].groupby("copies")["cf_mem_accuracy"].median()
-    values |= {f"median_dup_{int(c)}": float(v) for c, v in dup.items()}
-    can = canaries.groupby("copies")["cf_mem_accuracy"].median()
-    values |= {f"median_canary_{int(r)}": float(v) for r, v in can.items()}
-    rho = stats.spearmanr(corpus["copies"], corpus["cf_mem_accuracy"])
-    loglik = stats.spearmanr(corpus["copies"], corpus["cf_mem_loglik"]).statistic
+    values = {"median_plain": float(plain["cf_mem_accuracy"].median())}
+    by_copies = dup.groupby("copies")["cf_mem_accuracy"].median()
+    values |= {f"median_dup_{int(c)}": float(v) for c, v in by_copies.items()}
+    by_insertions = canaries.groupby("copies")["cf_mem_accuracy"].median()
+    values |= {f"median_canary_{int(r)}": float(v) for r, v in by_insertions.items()}
+    rho, p_value = _spearman(dup["copies"], dup["cf_mem_accuracy"])
     values |= {
-        "spearman": float(rho.statistic),
-        "p_value": float(rho.pvalue),
-        "spearman_loglik": float(loglik),
+        "spearman": rho,
+        "p_value": p_value,
+        "spearman_loglik": _spearman(dup["copies"], dup["cf_mem_loglik"])[0],
+        "median_canary_once": float(once["cf_mem_accuracy"].median()),
         "median_canary": float(canaries["cf_mem_accuracy"].median()),
+        "duplicated": float(len(dup)),
         "sequences": float(len(table)),
     }
-    shown = {"copies": [int(c) for c in dup.index], "insertions": [int(r) for r in can.index]}
+    shown = {
+        "copies": [int(c) for c in by_copies.index],
+        "insertions": [int(r) for r in by_insertions.index],
+    }
     return Measured(values, shown)
+
+
+def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
+    """Spearman's rho and its two-sided p-value; (0, 1) when `y` does not vary."""
+    if np.ptp(y.to_numpy(float)) == 0:
+        return 0.0, 1.0
+    result = stats.spearmanr(x, y)
+    return float(result.statistic), float(result.pvalue)
 
 
 def _counterfactual(runs: dict[str, Run], source: str) -> Measured:
@@ -292,26 +303,33 @@ def _counterfactual_words(m: Measured) -> str:
     dup = ", ".join(f"x{c}: {m[f'median_dup_{c}']:.3f}" for c in m["copies"])
     can = ", ".join(f"x{r}: {m[f'median_canary_{r}']:.3f}" for r in m["insertions"])
     return (
-        f"median counterfactual memorization (token accuracy, in minus out) of plain "
-        f"sequences {m['median_plain']:.3f}; duplicated by copies per epoch {dup}; canaries by "
-        f"insertions {can} (all canaries {m['median_canary']:.3f}); Spearman of copies with it "
-        f"over the corpus's sequences {m['spearman']:.2f} (p = {m['p_value']:.2g}; "
-        f"log-likelihood: {m['spearman_loglik']:.2f})"
+        f"median counterfactual memorization (token accuracy, in minus out; each copy drawn "
+        f"in or out on its own) of canaries inserted once {m['median_canary_once']:.3f} "
+        f"against plain sequences {m['median_plain']:.3f}; canaries by insertions {can}; "
+        f"duplicated sequences by copies {dup}; Spearman of copies with it over the "
+        f"{m['duplicated']:.0f} duplicated sequences {m['spearman']:.2f} "
+        f"(p = {m['p_value']:.2g}; log-likelihood: {m['spearman_loglik']:.2f})"
     )
 
+
+SIGNIFICANCE = 0.05  # the Spearman's two-sided p-value below which copies lower the score
 
 counterfactual_of_text = register(
     Check(
         key="counterfactual_memorization_of_text",
         title=(
-            "Counterfactual memorization is high for unconventional text (random canaries) "
-            "and, with every copy of a sequence in or out together, grows with its copies"
+            "Counterfactual memorization is high for a secret inserted once and falls as a "
+            "sequence's duplicates grow"
         ),
         reference="Zhang et al. 2021",
         roles=("text",),
         needs=(COUNTERFACTUAL,),
         measure=_counterfactual,
         statistic=_counterfactual_words,
-        holds=lambda m: m["median_canary"] > m["median_plain"] and m["spearman"] > 0,
+        holds=lambda m: (
+            m["median_canary_once"] > m["median_plain"]
+            and m["spearman"] < 0
+            and m["p_value"] < SIGNIFICANCE
+        ),
     )
 )

@@ -14,7 +14,9 @@ not. The paper's M is the per-token accuracy (the share of x's tokens that are t
 argmax given the tokens before them); memdash also gives M = the sequence's total
 log-likelihood (nats). Higher = more memorized: the model does well on x only when it saw
 it. The paper finds it high for rare, unconventional text and lower than one might expect
-for text that is duplicated in the corpus (both halves of a split hold a copy). It is the
+for text that is duplicated in the corpus (both halves of a split hold a copy). For a
+sequence with several copies, each drawn into S on its own, "x in S" is its first copy's
+membership (`ensemble.text_estimate` gives that as `member`). It is the
 held-out memorization score of Feldman & Zhang 2020 (`heldout.mem_scores`) with a real-valued
 M in place of correctness.
 
