@@ -163,9 +163,11 @@ def estimate(
         if overwrite:
             shutil.rmtree(run / "heldout", ignore_errors=True)
         started = time.perf_counter()
+        stored: list[int] = []  # the batches already on disk: the first report's count
         with console.status("estimating") as status:
 
             def report(done: int, total: int) -> None:
+                stored[:] = stored or [done]
                 status.update(
                     f"model batches {done}/{total} ({time.perf_counter() - started:.0f} s)"
                 )
@@ -173,15 +175,23 @@ def estimate(
             tables = run_estimate(
                 run, spec, backend=backend, address=address, workers=workers, progress=report
             )
+    made = _made(len(spec.batches()), stored[0] if stored else 0, time.perf_counter() - started)
     if text:
-        _report_text(tables, models, time.perf_counter() - started, run)
+        _report_text(tables, made, run)
         return
     held = tables["heldout.parquet"]
     console.print(
-        f"{models} models x {len(spec.ratios)} ratio(s) in {time.perf_counter() - started:.0f} s; "
-        f"mean mem_score {held['mem_score'].mean():.3f}; wrote {run}/derived/heldout.parquet "
-        "and influence.parquet"
+        f"{models} models x {len(spec.ratios)} ratio(s): {made}; mean mem_score "
+        f"{held['mem_score'].mean():.3f}; wrote {run}/derived/heldout.parquet and influence.parquet"
     )
+
+
+def _made(batches: int, stored: int, seconds: float) -> str:
+    """What this call did, in words: how many model batches it trained, or that it derived
+    the scores again from batches all stored before."""
+    if stored >= batches:
+        return f"every batch was stored, scores derived again in {seconds:.0f} s"
+    return f"{batches - stored} of {batches} model batches trained in {seconds:.0f} s"
 
 
 def _dp(config: RunConfig, given, text: bool):
@@ -204,11 +214,11 @@ def _dp(config: RunConfig, given, text: bool):
     return dp
 
 
-def _report_text(tables: dict, models: int, seconds: float, run: Path) -> None:
+def _report_text(tables: dict, made: str, run: Path) -> None:
     """What a text estimate made, in two lines."""
     cf = tables["counterfactual.parquet"]
     console.print(
-        f"{models} language models in {seconds:.0f} s; median counterfactual memorization "
+        f"language models: {made}; median counterfactual memorization "
         f"{cf['cf_mem_accuracy'].median():.3f} (token accuracy), "
         f"{cf['cf_mem_loglik'].median():.2f} nats (log-likelihood); wrote "
         f"{run}/derived/counterfactual.parquet, membership.parquet and membership_roc.parquet"
