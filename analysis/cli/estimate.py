@@ -177,7 +177,7 @@ def estimate(
             )
     made = _made(len(spec.batches()), stored[0] if stored else 0, time.perf_counter() - started)
     if text:
-        _report_text(tables, made, run)
+        _report_text(tables, f"{models} language models: {made}", run)
         return
     held = tables["heldout.parquet"]
     console.print(
@@ -218,7 +218,7 @@ def _report_text(tables: dict, made: str, run: Path) -> None:
     """What a text estimate made, in two lines."""
     cf = tables["counterfactual.parquet"]
     console.print(
-        f"language models: {made}; median counterfactual memorization "
+        f"{made}; median counterfactual memorization "
         f"{cf['cf_mem_accuracy'].median():.3f} (token accuracy), "
         f"{cf['cf_mem_loglik'].median():.2f} nats (log-likelihood); wrote "
         f"{run}/derived/counterfactual.parquet, membership.parquet and membership_roc.parquet"
