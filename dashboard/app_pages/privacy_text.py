@@ -43,8 +43,9 @@ def render_text(path: Path) -> None:
     params = entry.get("params", {})
     st.caption(
         f"{params.get('models')} language models of this run's architecture and training, "
-        f"each on a random {params.get('ratios', [0.5])[0]:.0%} of its training sequences (a "
-        "duplicated sequence or a canary with all its copies, or none)."
+        f"each on a random {params.get('ratios', [0.5])[0]:.0%} of its training sequences (each "
+        "copy of a duplicated sequence or a canary drawn in or out on its own; a sequence is in "
+        "when its first copy is)."
     )
     _attacks(path, entry)
     table = data.examples(path)
@@ -114,8 +115,8 @@ def _counterfactual(path: Path, trained: pd.DataFrame) -> None:
         medians.drop(columns=["kind"]).rename(columns=label), hide_index=True, width="stretch"
     )
     right.caption(
-        "Medians by copies per epoch. In this run a duplicated sequence is one example "
-        "presented several times per epoch, so a model holds all its copies or none; in "
-        "Zhang et al.'s corpora the copies are separate documents that land in both halves, "
-        "which is why there duplicated text scores low."
+        "Medians by copies per epoch. As in Zhang et al.'s corpora, each copy lands in a "
+        "model's training data on its own: the models that hold a duplicated sequence out "
+        "(its first copy) usually still see its other copies, which is why duplicated text "
+        "scores low and a secret inserted once high."
     )
