@@ -109,9 +109,16 @@ def test_estimate_command(tmp_path):
     held = Run.open(tmp_path / "e").read_derived("heldout.parquet")
     assert {"c_score", "heldout_accuracy_r0.3", "heldout_accuracy_r0.7"} <= set(held.columns)
     again = ["estimate", "--like", str(tmp_path / "e"), "--models", "4", "--models-per-batch"]
-    result = runner.invoke(app, [*again, "2", "--ratios", "0.3,0.7", "--workers", "1"])
+    again += ["2", "--ratios", "0.3,0.7", "--workers", "1"]
+    result = runner.invoke(app, [*again, "--budget", "1,3"])
     assert result.exit_code == 0, result.output
     assert "every batch was stored, scores derived again" in " ".join(result.output.split())
+    # 4 models: one target (a quarter), so at most 3 references; refused before any work
+    result = runner.invoke(app, [*again, "--budget", "1,4"])
+    assert result.exit_code == 2
+    assert "--budget 4: an estimate of 4 models has at most 3 reference models" in " ".join(
+        result.output.split()
+    )
     result = runner.invoke(app, ["estimate", "--models", "4"])
     assert result.exit_code == 2 and "--like RUN" in result.output
     result = runner.invoke(app, [*args[:3], "--backend", "spark"])

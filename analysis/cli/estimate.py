@@ -24,6 +24,7 @@ from memdash.analysis.cli.footprint import unfit
 from memdash.analysis.cli.options import (
     ARCHITECTURE,
     BACKEND,
+    BUDGET,
     CORRUPTION,
     DATASET,
     DP_CLIP,
@@ -89,6 +90,9 @@ def estimate(
         None, MODELS_PER_BATCH, "Models trained at once, the unit of work (default 16; text: 2)."
     ),
     seed: int = option(0, SEED, "The seed of every model's initialization, subset, order."),
+    budget: tuple = option(
+        "", BUDGET, "Reference-model counts of the attack-power sweep (default 1,2,4,...)."
+    ),
     dp_epsilon: float = option(
         None, DP_EPSILON, "DP-SGD for every model: the target epsilon (default: the run's)."
     ),
@@ -141,6 +145,7 @@ def estimate(
         if is_text(config.data) and len(ratios) > 1:
             refuse(f"--ratios {','.join(map(str, ratios))}: a text estimate takes one --subset")
     text = is_text(config.data)
+    _check_budget(budget, models)
     dp = _dp(config, dp_options(dp_epsilon, dp_delta, dp_clip, dp_noise), text)
     kept = "the model batches already done are kept; run it again to resume"
     with errors_reported(written=run, kept=kept):
@@ -150,6 +155,7 @@ def estimate(
             models_per_batch=models_per_batch,
             seed=seed,
             dp=dp,
+            budget=tuple(budget),
         )
         if new:
             _new_estimate_run(out, config)
@@ -192,6 +198,20 @@ def _made(batches: int, stored: int, seconds: float) -> str:
     if stored >= batches:
         return f"every batch was stored, scores derived again in {seconds:.0f} s"
     return f"{batches - stored} of {batches} model batches trained in {seconds:.0f} s"
+
+
+def _check_budget(budget: tuple, models: int) -> None:
+    """Refuse, before any work, a sweep point the estimate's models cannot give: each count
+    of reference models leaves the sweep's fixed target models out."""
+    from memdash.analysis.measures.attack_budget import default_targets
+
+    most = models - default_targets(models)
+    if budget and max(budget) > most:
+        refuse(
+            f"--budget {max(budget)}: an estimate of {models} models has at most {most} "
+            f"reference models beside its {default_targets(models)} target models; ask for "
+            "more --models or a smaller --budget"
+        )
 
 
 def _dp(config: RunConfig, given, text: bool):

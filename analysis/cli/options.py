@@ -286,6 +286,7 @@ MODELS_PER_BATCH = Number(ints(1, 10_000))
 SUBSET = Number(reals(0, 1, open_low=True, open_high=True))
 RATIOS = Numbers(reals(0, 1, open_low=True, open_high=True, items=(0, 100)))
 WORKERS = Number(ints(1, 4096))
+BUDGET = Numbers(ints(1, 1_000_000, items=(0, 64)))  # reference-model counts of the sweep
 
 
 def _backends() -> tuple[str, ...]:

@@ -43,11 +43,9 @@ import torch
 from memdash.analysis.ensemble.batched import ensemble_outputs, model_seed, subset_mask
 from memdash.analysis.ensemble.dp_batched import dp_params, fit_ensemble, run_estimate_dp
 from memdash.analysis.ensemble.text_estimate import derive_text, text_completed, train_text_batch
-from memdash.analysis.measures.attack_budget import attack_budget
+from memdash.analysis.measures.audit import privacy_audit
 from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
-from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
-from memdash.analysis.measures.normality import ALPHA, gaussian_check
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.privacy import DPConfig
 from memdash.analysis.store import Run, RunFormatError, write_json, write_lock, write_npy
@@ -65,6 +63,7 @@ class EstimateSpec:
     models_per_batch: int = 16  # models trained at once: the unit of work
     seed: int = 0  # every model's initialization, subset and order derive from it
     dp: DPConfig | None = None  # DP-SGD's options (ensemble/dp_batched.py); None: plain
+    budget: tuple[int, ...] = ()  # reference-model counts of the attack sweep; (): 1, 2, 4, ...
 
     def __post_init__(self) -> None:
         if not self.ratios or any(not 0 < r < 1 for r in self.ratios):
@@ -271,7 +270,7 @@ def _estimate(
         else:
             _ray(jobs, address, workers, done)
     if run.is_text:  # counterfactual memorization and the attacks on log-likelihoods
-        tables, privacy = derive_text(run, spec.batches(), seed=spec.seed)
+        tables, privacy = derive_text(run, spec.batches(), seed=spec.seed, budget=spec.budget)
     else:
         tables, privacy = derive(run, spec)
     trained = [spec.fixed(), spec.models, _training_key(run)] + [stored["dp"]] * bool(spec.dp)
@@ -358,24 +357,17 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
             test = split == "test"
             infl = influence(correct[:, test], trained[:, split == "train"])
             top = top_influences(infl, np.flatnonzero(split == "train"), np.flatnonzero(test))
-            phi = load_confidences(run, spec, 0)
-            members, curves, summary = membership_tables(
-                phi, trained, attacks=ALL_ATTACKS, delta=audit_delta(run)
+            audit, summary = privacy_audit(
+                load_confidences(run, spec, 0),
+                trained,
+                delta=audit_delta(run),
+                seed=spec.seed,
+                budget=spec.budget or None,
             )
-            normality, summary["gaussian"] = gaussian_check(phi, trained, alpha=ALPHA)
-            members = members.join(normality)
-            budget, summary["budget"] = attack_budget(phi, trained, seed=spec.seed)
     table.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
     if len(spec.ratios) > 1:
         table = table.join(c_scores(heldout_by_ratio))
-    tables = {
-        "heldout.parquet": table,
-        "influence.parquet": top,
-        "membership.parquet": members,
-        "membership_roc.parquet": curves,
-        "membership_budget.parquet": budget,
-    }
-    return tables, summary
+    return {"heldout.parquet": table, "influence.parquet": top} | audit, summary
 
 
 def audit_delta(run: Run) -> float:

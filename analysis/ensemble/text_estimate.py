@@ -46,11 +46,9 @@ import pandas as pd
 import torch
 
 from memdash.analysis.ensemble.batched import model_seed, subset_mask
-from memdash.analysis.measures.attack_budget import attack_budget
+from memdash.analysis.measures.audit import privacy_audit
 from memdash.analysis.measures.counterfactual import counterfactual_table
 from memdash.analysis.measures.dp_audit import DELTA
-from memdash.analysis.measures.membership import ALL_ATTACKS, membership_tables
-from memdash.analysis.measures.normality import ALPHA, gaussian_check
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.text.models import CausalLM, build_lm
 from memdash.analysis.record.text.scoring import model_inputs, token_statistics
@@ -268,7 +266,11 @@ def load_text_batches(
 
 
 def derive_text(
-    run: Run, batches: list[tuple[int, int, int, int]], *, seed: int = 0
+    run: Run,
+    batches: list[tuple[int, int, int, int]],
+    *,
+    seed: int = 0,
+    budget: tuple[int, ...] = (),
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """counterfactual.parquet (per sequence), and the attacks on the sequences' total
     log-likelihoods, from the first ratio's models: LiRA with the log-likelihood as its
@@ -281,15 +283,7 @@ def derive_text(
     trained, accuracy, loglik = load_text_batches(run, batches, 0)
     table = counterfactual_table(accuracy, loglik, trained)
     table.insert(0, "example_id", np.arange(trained.shape[1], dtype=np.int64))
-    members, curves, summary = membership_tables(
-        loglik, trained, attacks=ALL_ATTACKS, log_p=loglik, delta=DELTA
+    audit, summary = privacy_audit(
+        loglik, trained, delta=DELTA, seed=seed, log_p=loglik, budget=budget or None
     )
-    normality, summary["gaussian"] = gaussian_check(loglik, trained, alpha=ALPHA)
-    budget, summary["budget"] = attack_budget(loglik, trained, seed=seed, log_p=loglik)
-    tables = {
-        "counterfactual.parquet": table,
-        "membership.parquet": members.join(normality),
-        "membership_roc.parquet": curves,
-        "membership_budget.parquet": budget,
-    }
-    return tables, summary
+    return {"counterfactual.parquet": table} | audit, summary
