@@ -34,3 +34,16 @@ def test_the_sweep_takes_the_counts_asked_for_and_refuses_too_many():
     assert sorted(set(tables["membership_budget.parquet"]["models"])) == [1, 9]
     with pytest.raises(ValueError, match="10"):
         privacy_audit(phi, member, delta=1e-5, budget=(10,))
+
+
+def test_a_lower_min_models_gives_lira_per_example_variances():
+    """Twelve models, about six a side: below 16 the pooled variance, at 4 each example's."""
+    phi, member = _estimate()
+    pooled, pooled_summary = privacy_audit(phi, member, delta=1e-5)
+    own, own_summary = privacy_audit(phi, member, delta=1e-5, min_models=4)
+    assert (pooled_summary["min_models"], own_summary["min_models"]) == (16, 4)
+    members, _, _ = membership_tables(phi, member, attacks=ALL_ATTACKS, delta=1e-5, min_models=4)
+    assert own["membership.parquet"]["online_in"].equals(members["online_in"])
+    assert not own["membership.parquet"]["online_in"].equals(
+        pooled["membership.parquet"]["online_in"]
+    )

@@ -31,6 +31,7 @@ def privacy_audit(
     seed: int = 0,
     log_p: np.ndarray | None = None,
     budget: Sequence[int] | None = None,
+    min_models: int = 16,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Every attack of the audit on the models of an estimate, each the target in turn.
 
@@ -44,6 +45,8 @@ def privacy_audit(
     log_p : (K, N) float, RMIA's log-probabilities (default log sigmoid(phi))
     budget : the numbers of reference models of the attack-power sweep (default 1, 2, 4,
         ... up to every non-target model); ValueError when one exceeds what the estimate has
+    min_models : LiRA's per-example variance where this many shadow models lie on each side
+        of an example, the pooled variance elsewhere (`membership.shadow_fits`)
 
     Returns
     -------
@@ -54,10 +57,12 @@ def privacy_audit(
         ``audit``, ``gaussian`` and ``budget`` entries
     """
     members, curves, summary = membership_tables(
-        phi, member, attacks=ALL_ATTACKS, log_p=log_p, delta=delta
+        phi, member, attacks=ALL_ATTACKS, log_p=log_p, delta=delta, min_models=min_models
     )
     normality, summary["gaussian"] = gaussian_check(phi, member, alpha=ALPHA)
-    sweep, summary["budget"] = attack_budget(phi, member, models=budget, seed=seed, log_p=log_p)
+    sweep, summary["budget"] = attack_budget(
+        phi, member, models=budget, seed=seed, log_p=log_p, min_models=min_models
+    )
     tables = {
         "membership.parquet": members.join(normality),
         "membership_roc.parquet": curves,
