@@ -47,3 +47,28 @@ def test_the_standard_error_of_a_difference_of_means():
 def test_bad_inputs_are_named(accuracy, member, message):
     with pytest.raises(ValueError, match=message):
         counterfactual_table(accuracy, LOGLIK[: len(accuracy)], member)
+
+
+def test_a_model_that_did_not_learn_is_found_by_its_own_training_accuracy():
+    from memdash.analysis.measures.counterfactual import failed_models
+
+    # five models x four sequences; each model's mean accuracy over the sequences it holds:
+    # 0.80, 0.82, 0.81, 0.20 (diverged), 0.79
+    member = np.array(
+        [[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0], [1, 0, 1, 0]], dtype=bool
+    )
+    accuracy = np.array(
+        [
+            [0.80, 0.80, 0.1, 0.1],
+            [0.1, 0.82, 0.82, 0.1],
+            [0.81, 0.1, 0.1, 0.81],
+            [0.9, 0.20, 0.20, 0.9],
+            [0.79, 0.1, 0.79, 0.1],
+        ]
+    )
+    # median 0.80, deviations 0, .02, .01, .60, .01: MAD 0.01; cut 0.80 - max(0.1, 0.05)
+    assert failed_models(accuracy, member).tolist() == [3]
+    accuracy[3, [1, 2]] = 0.71  # 0.71 > 0.70: within ten MADs, kept
+    assert failed_models(accuracy, member).tolist() == []
+    with pytest.raises(ValueError, match="one \\(K, N\\) shape"):
+        failed_models(accuracy[:, :2], member)

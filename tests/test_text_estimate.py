@@ -270,3 +270,26 @@ def test_the_counterfactual_finding_on_a_text_estimate(text_estimate):
     found = counterfactual_of_text({"text": text_estimate})
     assert found.verdict in (HOLDS, FAILS) and "Spearman of copies" in found.statistic
     assert found.values["sequences"] > 0
+
+
+def test_a_model_that_did_not_learn_is_left_out_and_named(text_estimate, tmp_path):
+    """Model 1's accuracy set to 0.1 and the others' to 0.8 to 0.82 (the tiny models barely
+    learn in two epochs): derive leaves model 1 out of every table and names it."""
+    import shutil
+
+    from memdash.analysis.ensemble.text_estimate import derive_text
+
+    run_path = tmp_path / "run"
+    shutil.copytree(text_estimate.path, run_path)
+    for b, levels in ((0, (0.80, 0.10)), (1, (0.81, 0.82))):
+        part = run_path / "heldout" / f"r0_b{b:04d}.accuracy.npy"
+        accuracy = np.load(part, allow_pickle=False)
+        accuracy[:] = np.array(levels, dtype=np.float32)[:, None]
+        np.save(part, accuracy)
+    run = Run.open(run_path)
+    batches = [(0, 0, 0, 2), (0, 1, 2, 4)]
+    tables, summary = derive_text(run, batches)
+    assert summary["failed_models"] == [1]
+    trained, _, _ = load_text_batches(run, batches)
+    kept = trained[[0, 2, 3]]
+    assert (tables["counterfactual.parquet"]["n_in"].to_numpy() == kept.sum(0)).all()

@@ -47,7 +47,7 @@ import torch
 
 from memdash.analysis.ensemble.batched import model_seed, subset_mask
 from memdash.analysis.measures.audit import privacy_audit
-from memdash.analysis.measures.counterfactual import counterfactual_table
+from memdash.analysis.measures.counterfactual import counterfactual_table, failed_models
 from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.text.models import CausalLM, build_lm
@@ -285,8 +285,16 @@ def derive_text(
     the Gaussian check of LiRA's assumption), membership_roc.parquet (per attack) and
     membership_budget.parquet (power against the number of reference models, draws seeded
     by `seed`); plus the attacks' summary (AUC, TPR at low FPR, empirical epsilon at the
-    delta of a model trained without DP, the Gaussian check's shares)."""
+    delta of a model trained without DP, the Gaussian check's shares) and ``failed_models``:
+    the models that did not learn (`measures.counterfactual.failed_models`), left out of
+    every table (all kept when fewer than two would remain)."""
     trained, accuracy, loglik = load_text_batches(run, batches, 0)
+    failed = failed_models(accuracy, trained)
+    if len(failed) and len(failed) < len(trained) - 1:  # keep what learned, say what did not
+        kept = np.setdiff1d(np.arange(len(trained)), failed)
+        trained, accuracy, loglik = trained[kept], accuracy[kept], loglik[kept]
+    else:
+        failed = np.array([], dtype=np.int64)
     table = counterfactual_table(accuracy, loglik, trained)
     table.insert(0, "example_id", np.arange(trained.shape[1], dtype=np.int64))
     audit, summary = privacy_audit(
@@ -298,4 +306,5 @@ def derive_text(
         budget=budget or None,
         min_models=TEXT_MIN_MODELS,
     )
+    summary["failed_models"] = [int(k) for k in failed]  # left out of every table above
     return {"counterfactual.parquet": table} | audit, summary

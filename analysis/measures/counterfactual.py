@@ -110,3 +110,37 @@ def counterfactual_table(
     for name in MEASURES:
         table[f"in_{name}"], table[f"out_{name}"] = means[name]
     return pd.DataFrame(table)
+
+
+FAILED_MADS = 10.0  # a model this many median absolute deviations below the rest failed
+
+
+def failed_models(accuracy: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """The models of an estimate that did not learn: their mean token accuracy on their own
+    training sequences lies more than `FAILED_MADS` median absolute deviations (of all the
+    models' means) below the median model's, and below it by more than 0.05.
+
+    A model that diverged (or never left its initialization) is not a sample of the trained
+    models whose in-out difference counterfactual memorization averages: on whichever
+    sequences it holds, it lowers the in-mean, and on the rest the out-mean, by as much as
+    a trained model's whole memorization.
+
+    Parameters
+    ----------
+    accuracy : (K, N) float, each model's mean token accuracy on each sequence
+    member : (K, N) bool, whether model k trained on sequence n
+
+    Returns
+    -------
+    (F,) int, the failed models' indices (ascending; empty when every model learned)
+    """
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    member = np.asarray(member, dtype=bool)
+    if accuracy.shape != member.shape or accuracy.ndim != 2:
+        raise ValueError(f"accuracy and member must share one (K, N) shape: {accuracy.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = np.where(member, accuracy, 0.0).sum(1) / member.sum(1)
+    median = np.nanmedian(own)
+    spread = np.nanmedian(np.abs(own - median))
+    low = median - np.maximum(FAILED_MADS * spread, 0.05)
+    return np.flatnonzero(~(own >= low))

@@ -47,6 +47,14 @@ def render_text(path: Path) -> None:
         "copy of a duplicated sequence or a canary drawn in or out on its own; a sequence is in "
         "when its first copy is)."
     )
+    failed = entry.get("membership", {}).get("failed_models") or []
+    if failed:
+        st.warning(
+            f"{len(failed)} of the {params.get('models')} models did not learn (their token "
+            "accuracy on their own training sequences lies far below the others': model "
+            f"{', '.join(map(str, failed))}); every table and chart below leaves "
+            f"{'it' if len(failed) == 1 else 'them'} out."
+        )
     _attacks(path, entry)
     table = data.examples(path)
     trained = table[table["split"] == "train"].dropna(subset=["cf_mem_accuracy"])
