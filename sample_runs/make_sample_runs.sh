@@ -12,16 +12,27 @@ $MEMDASH analyze sample_runs/digits_mlp_noise20
 $MEMDASH localize sample_runs/digits_mlp_noise20
 $MEMDASH estimate --like sample_runs/digits_mlp_noise20 --models 256
 
+# The same run trained with DP-SGD (Abadi et al. 2016: each example's gradient clipped to
+# norm 1, Gaussian noise, Poisson sampling; the accountant's epsilon 4 at delta 1e-5 after
+# 60 epochs), and its estimate, whose 256 models train with the same DP options (each
+# model's epsilon is accounted for its 70% subset): the privacy audit's DP side.
+$MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
+  --canaries 10 --dp-epsilon 4 --dp-delta 1e-5 --dp-clip 1 --no-record-train \
+  --checkpoint-epochs "" --overwrite --out sample_runs/digits_mlp_noise20_dp
+$MEMDASH analyze sample_runs/digits_mlp_noise20_dp
+$MEMDASH estimate --like sample_runs/digits_mlp_noise20_dp --models 256
+
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
   --canaries 10 --example-tied-dropout --p-fixed 0.2 --p-mem 0.1 \
   --overwrite --out sample_runs/digits_mlp_noise20_tied
 $MEMDASH analyze sample_runs/digits_mlp_noise20_tied
 
 # The rest of the suite: the same digits examples (canaries included) in other settings,
-# and a 1-D CNN on MNIST-1D. Every run records both traces (the end-of-epoch eval pass and
+# and a 1-D CNN on MNIST-1D (the clean and random-label runs keep only their final weights:
+# room for the DP run within the suite's 100 MB). Every run records both traces (the end-of-epoch eval pass and
 # the training minibatches), so every trace score can be read from either.
 $MEMDASH train --dataset digits --model mlp --noise 0 --epochs 60 --seed 0 \
-  --canaries 10 --overwrite --out sample_runs/digits_mlp_clean
+  --canaries 10 --checkpoint-epochs "" --overwrite --out sample_runs/digits_mlp_clean
 $MEMDASH analyze sample_runs/digits_mlp_clean
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --dropout 0.5 --epochs 60 --seed 0 \
@@ -29,7 +40,7 @@ $MEMDASH train --dataset digits --model mlp --noise 0.2 --dropout 0.5 --epochs 6
 $MEMDASH analyze sample_runs/digits_mlp_noise20_dropout
 
 $MEMDASH train --dataset digits --model mlp --corruption random_labels --noise 1.0 \
-  --epochs 60 --seed 0 --canaries 10 --overwrite \
+  --epochs 60 --seed 0 --canaries 10 --checkpoint-epochs "" --overwrite \
   --out sample_runs/digits_mlp_random_labels
 $MEMDASH analyze sample_runs/digits_mlp_random_labels
 
@@ -66,3 +77,7 @@ $MEMDASH train --dataset text --model gpt --width 64 --layers 2 --heads 4 --epoc
   --embed-layers block1,block2 --embed-epochs 0,4,30 --checkpoint-epochs 0,1,2,4,8,30 \
   --seed 0 --overwrite --out sample_runs/text_gpt_canaries
 $MEMDASH analyze sample_runs/text_gpt_canaries
+# Counterfactual memorization (Zhang et al. 2021) and membership inference on sequences: 16
+# models of the same recipe, each on a random half of the training sequences (every copy of a
+# duplicated sequence or canary drawn on its own, as the paper's near-duplicate documents)
+$MEMDASH estimate --like sample_runs/text_gpt_canaries --models 16

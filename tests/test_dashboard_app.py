@@ -225,7 +225,7 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
     at = page_test("findings").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 21 and set(table["verdict"]) <= {
+    assert len(table) == 25 and set(table["verdict"]) <= {
         "holds",
         "does not hold",
         "not enough data",

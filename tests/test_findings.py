@@ -25,10 +25,10 @@ def suite():
 
 def test_the_suite_fills_every_role_and_every_finding_holds_but_one(suite):
     findings, by_role = suite
-    assert set(by_role) == {"clean", "noise", "dropout", "tied", "random", "canaries", "text"}
+    assert set(by_role) == {"clean", "noise", "dropout", "tied", "random", "canaries", "text", "dp"}
     assert by_role["noise"].name == "digits_mlp_noise20"
     assert by_role["text"].name == "text_gpt_canaries"
-    assert len(findings) == 21
+    assert len(findings) == 25
     failing = {k for k, f in findings.items() if f.verdict != HOLDS}
     assert failing == {"exact_and_extrapolated_exposure_agree"}  # see its own test
 
@@ -146,6 +146,45 @@ def test_rmia_with_few_models_on_the_suite(suite):
     assert f.verdict == HOLDS
     assert v["rmia_offline_tpr_at_1%_1"] == pytest.approx(0.073, abs=0.002)
     assert v["offline_tpr_at_1%_4"] == pytest.approx(0.123, abs=0.002)
+
+
+def test_dp_sgd_bounds_what_membership_inference_proves_on_the_suite(suite):
+    """The DP estimate (256 models, each (3.99, 1e-5)-DP by the accountant): the largest
+    empirical epsilon 0.61 (offline RMIA); online LiRA's TPR at 0.1% FPR 18.8% without DP,
+    0.08% with it."""
+    f = suite[0]["dp_bounds_membership"]
+    v = f.values
+    assert f.verdict == HOLDS
+    assert v["epsilon_accountant"] == pytest.approx(3.99, abs=0.01)
+    assert v["epsilon_lower_max"] == pytest.approx(0.61, abs=0.01)
+    assert v["epsilon_lower_max"] < v["epsilon_accountant"]
+    assert v["tpr_plain"] == pytest.approx(0.188, abs=0.001)
+    assert v["tpr_dp"] <= 0.003 and v["auc_dp"] == pytest.approx(0.520, abs=0.001)
+
+
+def test_dp_sgd_removes_the_memorization_of_flipped_labels_on_the_suite(suite):
+    """Median memorization score of the flipped examples 0.89 without DP, 0.02 with it; the
+    ensembles' test accuracy 82.2% and 54.3%."""
+    f = suite[0]["dp_reduces_memorization"]
+    v = f.values
+    assert f.verdict == HOLDS
+    assert v["flipped_median_plain"] == pytest.approx(0.89, abs=0.01)
+    assert v["flipped_median_dp"] == pytest.approx(0.02, abs=0.01)
+    assert v["test_accuracy_plain"] == pytest.approx(0.822, abs=0.002)
+    assert v["test_accuracy_dp"] == pytest.approx(0.543, abs=0.002)
+
+
+def test_counterfactual_memorization_of_text_on_the_suite(suite):
+    """The sample text estimate (16 models on halves, the one that did not learn left out):
+    canaries inserted once 0.134 against plain sequences 0.041; duplicated sequences fall with
+    copies (Spearman -0.74 over 48)."""
+    f = suite[0]["counterfactual_memorization_of_text"]
+    v = f.values
+    assert f.verdict == HOLDS
+    assert v["median_canary_once"] == pytest.approx(0.134, abs=0.002)
+    assert v["median_plain"] == pytest.approx(0.041, abs=0.002)
+    assert v["spearman"] == pytest.approx(-0.74, abs=0.01) and v["p_value"] < 1e-6
+    assert v["duplicated"] == 48
 
 
 class _BudgetRun:
@@ -314,7 +353,7 @@ def test_findings_command_prints_json_and_refuses_an_unknown_trace():
     result = CliRunner().invoke(app, ["findings", str(SAMPLES), "--json", "--source", "train"])
     assert result.exit_code == 0
     items = json.loads(result.output)
-    assert len(items) == 21
+    assert len(items) == 25
     assert {"id", "title", "statistic", "verdict", "source"} <= set(items[0])
     assert {i["verdict"] for i in items} <= {"holds", "does not hold", "not enough data"}
     assert next(i for i in items if i["id"] == "data_map")["source"] == "train"
