@@ -489,14 +489,18 @@ def test_privacy_page_draws_the_attacks_beside_memorization(monkeypatch):
     at.session_state["run"] = "digits_mlp_noise20"
     at.run()
     assert not at.exception
-    roc, scatter = at.get("plotly_chart")[:2]
+    # by key: the audit's charts (budget, Gaussian check) lie between the ROC and the scatter
+    drawn = {c.proto.id.rsplit("-", 1)[-1]: c for c in at.get("plotly_chart")}
+    roc, scatter = drawn["privacy_roc"], drawn["privacy_scatter"]
     assert '"type":"log"' in roc.proto.spec.replace(" ", "")
     assert all(f'"{name}' in roc.proto.spec for name in ("online LiRA", "offline LiRA", "global"))
     assert '"flipped"' in scatter.proto.spec and '"clean"' in scatter.proto.spec
     summary = at.dataframe[0].value.set_index("attack")
     stored = Run.open(samples / "digits_mlp_noise20").derived_manifest()["heldout"]["membership"]
     assert summary.loc["online LiRA", "AUC"] == stored["online"]["auc"]
-    assert summary.loc["offline LiRA", "TPR at 0.1% FPR"] == stored["offline"]["tpr_at_0.1%"]
+    # TPRs drawn in percent
+    low = summary.loc["offline LiRA", "TPR at 0.1% FPR"]
+    assert low == pytest.approx(100 * stored["offline"]["tpr_at_0.1%"])
     assert any("Spearman correlation with the memorization score" in c.value for c in at.caption)
     opened = [b for b in at.button if b.key and b.key.startswith("privacy_open_")]
     assert len(opened) == 16
@@ -699,3 +703,37 @@ def test_runs_of_one_name_are_told_apart_by_their_folder_or_the_one_above():
         "alone",
     ]
     assert unique_names(["a", "a"], ["/x/a", "/x/a"]) == ["a (x)", "a (x) #2"]
+
+
+def test_findings_statistic_names_an_attack_in_words():
+    from memdash.dashboard.app_pages.findings import statistic_text
+
+    said = statistic_text("largest empirical epsilon 0.61 (rmia_offline) against 3.99 (delta)")
+    assert said == "largest empirical epsilon 0.61 (offline RMIA) against 3.99 (delta)"
+    assert statistic_text("(online) and (global)") == "(online LiRA) and (global threshold)"
+    assert statistic_text(None) is None
+
+
+def _dp_runs_caption():
+    import pandas as pd
+
+    from memdash.dashboard.app_pages.runs import dp_caption
+
+    dp_caption(
+        pd.DataFrame(
+            {
+                "run": ["plain", "private", "clipped"],
+                "dp_epsilon": [None, 3.998, None],
+                "dp_delta": [None, 1e-5, 1e-5],
+            }
+        )
+    )
+
+
+def test_runs_page_names_the_dp_runs_and_their_epsilon_under_the_table():
+    # the table's ε column is its last, often past the page's right edge
+    at = AppTest.from_function(_dp_runs_caption, default_timeout=30).run()
+    assert not at.exception
+    said = at.caption[0].value
+    assert "private (ε = 4.00, δ = 1e-05)" in said and "clipped (ε = ∞, δ = 1e-05)" in said
+    assert "plain" not in said

@@ -209,10 +209,25 @@ def test_a_dp_estimate_sets_the_accountant_beside_the_bounds_and_flags_one_above
     # the possibilities named: an accounting or training error, or the pairs' dependence
     assert "Either the accounting or the training is wrong" in at.error[0].value
     assert "share models and examples, so its 95% confidence is approximate" in at.error[0].value
+    # the accountant's label ends at its line, inside the plot (centred, it ran off the edge)
+    assert '"xanchor":"right"' in dp.replace(" ", "")
     write_audit(audited, dp_epsilon=4.0)
     at = privacy_page().run()
     assert not at.error
     assert any("stays below the accountant's ε = 4.00" in s.value for s in at.success)
+    assert not any("the run itself" in m.value for m in at.markdown)  # the run is not DP
+    # the run's own ε (all its training set) beside its models' when it reads differently
+    meta = json.loads((audited / "run.json").read_text())
+    (audited / "run.json").write_text(json.dumps(meta | {"dp_epsilon": 4.2, "dp_delta": 1e-5}))
+    at = privacy_page().run()
+    assert any("reports (the run itself: ε = 4.20)" in m.value for m in at.markdown)
+
+
+def test_the_budget_sentence_tells_apart_tprs_below_one_percent():
+    from memdash.dashboard.app_pages.privacy_audit import _value
+
+    assert _value("tpr_at_0.1%", 0.0013) == "0.13%" and _value("tpr_at_0.1%", 0.0012) == "0.12%"
+    assert _value("tpr_at_1%", 0.05) == "5.0%" and _value("auc", 0.5504) == "0.550"
 
 
 def test_the_detail_draws_an_examples_confidences_with_the_fitted_gaussians(audited):

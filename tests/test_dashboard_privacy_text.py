@@ -2,6 +2,7 @@
 memorization from a tiny text estimate, the command to run without one, and an example
 opened from it."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -61,8 +62,16 @@ def test_a_text_estimate_draws_its_attacks_and_counterfactual_memorization(text_
     assert "canary x8" in boxes.proto.spec and "duplicate x4" in boxes.proto.spec
     attacks = at.dataframe[0].value.set_index("attack")
     assert 0 <= attacks.loc["online LiRA", "AUC"] <= 1
+    # TPRs in percent with two decimals, as on a classifier's page (not 25.2% beside 1.08%)
+    assert '"%.2f%%"' in at.dataframe[0].proto.columns.replace(" ", "")
+    assert 0 <= attacks.loc["online LiRA", "TPR at 1% FPR"] <= 100
     medians = at.dataframe[1].value
     assert "plain" in set(medians.iloc[:, 0])
+    # short headers, so that the medians fit their half of the page
+    assert list(medians.columns) == [*("group", "sequences", "token accuracy", "log-likelihood")]
+    # the y-axis title on two lines: whole, it ran past a half-width chart's height
+    yaxis = json.loads(scatter.proto.spec)["layout"]["yaxis"]["title"]["text"]
+    assert yaxis == "counterfactual memorization<br>(in minus out token accuracy)"
     # open the first canary: its detail shows the sequence as text
     cf = pd.read_parquet(text_runs / "estimated" / "derived" / "counterfactual.parquet")
     examples = pd.read_parquet(text_runs / "estimated" / "examples.parquet")

@@ -85,6 +85,20 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
     """The attacks' table under the ROC (in `under`, wide enough for every column) with how
     the empirical epsilon was computed, and in `column` what each attack does and how offline
     RMIA's a was chosen; returns the table drawn (its TPRs in percent)."""
+    drawn = draw_attack_rows(under, summary)
+    shown = [a for a in ATTACK_NAMES if attack_name(a) in set(drawn.get("attack", []))]
+    column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
+    audit = summary.get("audit")
+    if audit and label("epsilon_lower") in drawn:
+        under.caption(epsilon_words(audit))
+    if summary.get("rmia_a") is not None:
+        column.caption(rmia_words(summary))
+    return drawn
+
+
+def draw_attack_rows(container, summary: dict) -> pd.DataFrame:
+    """The attacks' table (`attack_rows`) drawn in `container`, its TPRs in percent with two
+    decimals each; returns it as drawn."""
     table = attack_rows(summary)
     # the TPRs in percent with two decimals each (format="percent" drops trailing zeros)
     percent = st.column_config.NumberColumn(format="%.2f%%")
@@ -100,14 +114,7 @@ def attack_table(under, column, summary: dict) -> pd.DataFrame:
             format="%.2f", help=audit_direction_text("epsilon_lower")
         ),
     }
-    under.dataframe(drawn, hide_index=True, column_config=config, width="stretch")
-    shown = [a for a in ATTACK_NAMES if attack_name(a) in set(table.get("attack", []))]
-    column.markdown("\n".join(f"- **{attack_name(a)}**: {ATTACK_MEANINGS[a]}" for a in shown))
-    audit = summary.get("audit")
-    if audit and label("epsilon_lower") in table:
-        under.caption(epsilon_words(audit))
-    if summary.get("rmia_a") is not None:
-        column.caption(rmia_words(summary))
+    container.dataframe(drawn, hide_index=True, column_config=config, width="stretch")
     return drawn
 
 
@@ -195,9 +202,15 @@ def dp_section(path: Path, entry: dict) -> None:
         charts.epsilon_chart(bounds, accountant=float(spent)), width="stretch", key="privacy_dp"
     )
     top = bounds.loc[bounds["epsilon_lower"].idxmax()]
+    # the run's own epsilon (all its training set) when it reads differently from its models'
+    own = (
+        f" (the run itself: ε = {run_spent:.2f})"
+        if run_spent is not None and f"{run_spent:.2f}" != f"{spent:.2f}"
+        else ""
+    )
     right.markdown(
         f"Each model of the estimate trained with DP-SGD at ε = **{spent:.2f}** (δ = "
-        f"{delta:g}), as its privacy accountant reports. What an attack's ROC proves is a "
+        f"{delta:g}), as its privacy accountant reports{own}. What an attack's ROC proves is a "
         "lower bound on the ε actually spent: it must stay below the accountant's. The "
         f"strongest bound here is {attack_name(top['attack'])}'s, ε ≥ "
         f"**{top['epsilon_lower']:.2f}**."
@@ -279,7 +292,11 @@ def budget_section(path: Path, entry: dict) -> None:
 
 
 def _value(metric: str, value: float) -> str:
-    return f"{value:.3f}" if metric == "auc" else f"{value:.1%}"
+    """A mean of `metric` in words: an AUC to 3 decimals, a TPR in percent, to two decimals
+    below 1% (at 0.1% FPR, 0.13% and 0.12% are not both 0.1%)."""
+    if metric == "auc":
+        return f"{value:.3f}"
+    return f"{value:.2%}" if abs(value) < 0.01 else f"{value:.1%}"
 
 
 def budget_words(summary: pd.DataFrame, *, metric: str) -> str:

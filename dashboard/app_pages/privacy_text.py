@@ -18,6 +18,9 @@ from memdash.dashboard.charts import counterfactual as cf_charts
 from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label
 
+# the median table's headers, short enough for its column (its caption names the scores)
+MEDIAN_HEADERS = {"cf_mem_accuracy": "token accuracy", "cf_mem_loglik": "log-likelihood"}
+
 
 def shown(path: Path) -> bool:
     """On a text run, draw its Privacy page and return True; False on a classifier's run
@@ -72,17 +75,8 @@ def _attacks(path: Path, entry: dict) -> None:
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.roc_curves(curves), width="stretch", key="privacy_text_roc")
     summary = entry.get("membership", {})
-    percent = st.column_config.NumberColumn(format="percent")
-    right.dataframe(
-        privacy_audit.attack_rows(summary),
-        hide_index=True,
-        column_config={
-            label("auc"): st.column_config.NumberColumn(format="%.3f"),
-            label("tpr_at_0.1%"): percent,
-            label("tpr_at_1%"): percent,
-            label("epsilon_lower"): st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
+    # under the ROC, as on a classifier's page: wide enough for every column
+    privacy_audit.draw_attack_rows(left, summary)
     right.caption(
         "The attacker's statistic is a sequence's total log-likelihood under the target model "
         "(nats); each model is the target in turn, the others its reference models."
@@ -119,11 +113,18 @@ def _counterfactual(path: Path, trained: pd.DataFrame) -> None:
         cf_charts.counterfactual_by_copies(trained), width="stretch", key="privacy_text_copies"
     )
     medians = cf_charts.median_by_copies(trained)
+    # short headers, so the medians fit the column (the caption names the scores)
     right.dataframe(
-        medians.drop(columns=["kind"]).rename(columns=label), hide_index=True, width="stretch"
+        medians.drop(columns=["kind"]).rename(columns=MEDIAN_HEADERS),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            h: st.column_config.NumberColumn(format="%.3f") for h in MEDIAN_HEADERS.values()
+        },
     )
     right.caption(
-        "Medians by copies per epoch. As in Zhang et al.'s corpora, each copy lands in a "
+        f"Medians by copies per epoch: {label('cf_mem_accuracy')} and "
+        f"{label('cf_mem_loglik')}. As in Zhang et al.'s corpora, each copy lands in a "
         "model's training data on its own: the models that hold a duplicated sequence out "
         "(its first copy) usually still see its other copies, which is why duplicated text "
         "scores low and a secret inserted once high."

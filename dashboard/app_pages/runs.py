@@ -64,6 +64,7 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     shown["dp_delta"] = [f"{d:.0e}" if _given(d) else "" for d in summaries["dp_delta"]]
     shown = shown.rename(columns={c: LABELS[c] for c in ("dp_epsilon", "dp_delta")})
     st.dataframe(shown, hide_index=True, width="stretch")
+    dp_caption(summaries)
     text = summaries.loc[summaries["modality"] == "text", "run"]
     if len(text):
         st.caption(
@@ -87,6 +88,21 @@ def _given(value: object) -> bool:
 
 def _dp_of(summaries: pd.DataFrame) -> tuple[list, list]:
     return summaries["dp_epsilon"].tolist(), summaries["dp_delta"].tolist()
+
+
+def dp_caption(summaries: pd.DataFrame) -> None:
+    """Under the table, the runs trained with DP-SGD and the ε their accountant spent: the
+    table's last columns, often past its right edge."""
+    trained = [
+        f"{md_text(run)} (ε = {_dp_text(e, d)}, δ = {d:.0e})"
+        for run, e, d in zip(summaries["run"], *_dp_of(summaries), strict=True)
+        if _given(d)
+    ]
+    if trained:
+        st.caption(
+            "Trained with DP-SGD, ε as the privacy accountant spent it (∞: clipping without "
+            "noise): " + ", ".join(trained) + "."
+        )
 
 
 def _dp_text(epsilon: object, delta: object) -> str:

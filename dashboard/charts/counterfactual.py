@@ -18,6 +18,14 @@ CF_KINDS = ("plain", "duplicate", "canary")
 CF_SCORES = ("cf_mem_accuracy", "cf_mem_loglik")
 
 
+def axis_title(column: str) -> str:
+    """`column`'s label on two lines, its parenthesis on the second: the whole label is longer
+    than a half-width chart's y-axis."""
+    words = label(column)
+    head, sep, tail = words.partition(" (")
+    return f"{head}<br>({tail}" if sep else words
+
+
 def copies_group(table: pd.DataFrame) -> pd.Series:
     """Per sequence its kind and copies per epoch: ``plain``, ``duplicate x4``, ``canary x16``
     (``duplicates``: the presentations per epoch of a duplicated sequence or a canary)."""
@@ -68,7 +76,7 @@ def counterfactual_scatter(table: pd.DataFrame, *, title: str = "") -> go.Figure
     fig.update_layout(
         title=title,
         xaxis_title=label(x),
-        yaxis_title=label(y),
+        yaxis_title=axis_title(y),
         height=440,
         margin=margin(),
         legend={"orientation": "h", "y": -0.2},
@@ -96,7 +104,7 @@ def counterfactual_by_copies(table: pd.DataFrame, score: str = "cf_mem_accuracy"
     fig.add_hline(y=0, line={"dash": "dot", "color": "#7F7F7F"})
     fig.update_layout(
         title=f"{label(score)} by copies per epoch",
-        yaxis_title=label(score),
+        yaxis_title=axis_title(score),
         showlegend=False,
         height=400,
         margin=margin(),

@@ -313,7 +313,7 @@ def epsilon_chart(bounds: pd.DataFrame, *, accountant: float | None = None) -> g
             x=accountant,
             line={"dash": "dash", "color": "#000000"},
             annotation_text=f"{label('dp_epsilon')}: {accountant:.2f}",
-            annotation_position="top",
+            annotation_position="top left",  # its text ends at the line, inside the plot
         )
     top = max([accountant or 0.0, *bounds["epsilon_lower"].tolist()])
     fig.update_xaxes(title=label("epsilon_lower"), range=[0, 1.15 * top if top > 0 else 1])
