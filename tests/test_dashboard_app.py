@@ -705,15 +705,6 @@ def test_runs_of_one_name_are_told_apart_by_their_folder_or_the_one_above():
     assert unique_names(["a", "a"], ["/x/a", "/x/a"]) == ["a (x)", "a (x) #2"]
 
 
-def test_findings_statistic_names_an_attack_in_words():
-    from memdash.dashboard.app_pages.findings import statistic_text
-
-    said = statistic_text("largest empirical epsilon 0.61 (rmia_offline) against 3.99 (delta)")
-    assert said == "largest empirical epsilon 0.61 (offline RMIA) against 3.99 (delta)"
-    assert statistic_text("(online) and (global)") == "(online LiRA) and (global threshold)"
-    assert statistic_text(None) is None
-
-
 def _dp_runs_caption():
     import pandas as pd
 

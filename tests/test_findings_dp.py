@@ -85,7 +85,7 @@ def test_dp_bounds_membership_reads_both_estimates(runs):
     assert f.values["epsilon_lower_max"] == 0.7  # offline's 0.7 beats online's 0.4
     assert f.values["epsilon_accountant"] == 8.0
     assert (f.values["tpr_plain"], f.values["tpr_dp"]) == (0.20, 0.002)
-    assert "0.70 (offline) against the accountant's 8.00" in f.statistic
+    assert "0.70 (offline LiRA) against the accountant's 8.00" in f.statistic
 
 
 def test_dp_bounds_membership_fails_when_an_attack_proves_more(runs):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,7 @@ from memdash.dashboard.app_pages.privacy_audit import budget_figure, epsilon_bou
 from memdash.dashboard.app_pages.sensitivity import group_curves
 from memdash.dashboard.charts import counterfactual as cf_charts
 from memdash.dashboard.charts import exposure as text_charts
-from memdash.dashboard.labels import ATTACK_NAMES, attack_name, label, md_text
+from memdash.dashboard.labels import label, md_text
 from memdash.dashboard.palette import KIND_COLORS
 
 BADGE = {"holds": ":green[holds]", "does not hold": ":red[does not hold]"}
@@ -80,7 +79,7 @@ def render() -> None:
     st.subheader(finding.title)
     st.markdown(
         f"**{BADGE.get(finding.verdict, ':orange[not enough data]')}** "
-        f"({finding.reference}). {statistic_text(finding.statistic) or finding.why}"
+        f"({finding.reference}). {finding.statistic or finding.why}"
     )
     figure = FIGURES.get(finding.key)
     if figure is not None and finding.statistic:
@@ -88,18 +87,6 @@ def render() -> None:
         if caption:
             st.caption(caption)
         st.plotly_chart(figure(paths, finding), width="stretch", key="findings_figure")
-
-
-# an attack named by its key in parentheses, as `memdash findings` prints it: "(rmia_offline)"
-ATTACK_KEY = re.compile(r"\((" + "|".join(map(re.escape, ATTACK_NAMES)) + r")\)")
-
-
-def statistic_text(statistic: str | None) -> str | None:
-    """A finding's statistic for the page: an attack's key in parentheses, "(rmia_offline)",
-    in words, "(offline RMIA)"."""
-    if not statistic:
-        return statistic
-    return ATTACK_KEY.sub(lambda m: f"({attack_name(m.group(1))})", statistic)
 
 
 def figure_caption(key: str, paths: dict[str, Path | str | tuple[str, ...]]) -> str:
