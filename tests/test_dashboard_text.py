@@ -263,15 +263,14 @@ def test_embeddings_and_compare_work_on_text_runs(roots):
     assert len(lists) == 2
 
 
-@pytest.mark.parametrize("page", ["knn", "localization", "privacy"])
+@pytest.mark.parametrize("page", ["knn", "localization"])
 def test_classifier_pages_say_in_one_sentence_why_they_do_not_apply(roots, page):
+    """(Privacy applies to a text run since its estimate: tests/test_dashboard_privacy_text.py.)"""
     at = _run(_app(page, roots))
     assert len(at.info) == 1 and not at.button and not at.get("plotly_chart")
     sentence = at.info[0].value
     assert sentence.startswith("This is a language model's run: ") and sentence.count(". ") == 0
-    assert {"knn": "predicted class", "localization": "flipped label", "privacy": "Exposure"}[
-        page
-    ] in sentence
+    assert {"knn": "predicted class", "localization": "flipped label"}[page] in sentence
 
 
 # ---------------------------------------------------------------- words and charts alone

@@ -259,24 +259,25 @@ def _suite_fits() -> pd.DataFrame:
 
 
 def test_suite_flags_the_degenerate_fits_on_both_sides():
-    """The stored floored flags are the measure's; the capped fits are the six log-loss fits
-    with a cliff at the references' largest log-loss (the issue's three on the canary runs,
-    MNIST-1D epochs 59 and 60 and digits epoch 57, and three of the random-label run); the
-    log-loss fits of MNIST-1D's epochs 28 to 58 (shapes -53 to -113) have no cliff."""
+    """The stored floored flags are the measure's; the capped fits are log-loss fits with a
+    cliff at the references' largest log-loss: the issue's three on the canary runs
+    (MNIST-1D epochs 59 and 60, digits epoch 57), one of the random-label run, and the DP
+    run's from epoch 6 on (its canaries never learned, the references' log-losses pile up
+    at their top); the log-loss fits of MNIST-1D's epochs 28 to 58 (shapes -53 to -113) have
+    no cliff."""
     fits = _suite_fits()
-    assert len(fits) == 6 * 2 * 61
+    assert len(fits) == 7 * 2 * 61
     assert (fits["stored"] == fits["floored"]).all()
     assert not (fits["floored"] & fits["capped"]).any()
     capped = fits[fits["capped"]]
     assert sorted(zip(capped["run"], capped["epoch"], strict=True)) == [
         ("digits_mlp_noise20", 57),
-        ("digits_mlp_random_labels", 50),
-        ("digits_mlp_random_labels", 55),
-        ("digits_mlp_random_labels", 56),
+        *(("digits_mlp_noise20_dp", epoch) for epoch in range(6, 61)),
+        ("digits_mlp_random_labels", 53),
         ("mnist1d_cnn_noise10_canaries", 59),
         ("mnist1d_cnn_noise10_canaries", 60),
     ]
-    assert (capped["space"] == "log_loss").all() and (capped["shape"] < -1e7).all()
+    assert (capped["space"] == "log_loss").all() and (capped["shape"] < -8e6).all()
     mnist = fits[(fits["run"] == MNIST1D) & (fits["space"] == "log_loss")].set_index("epoch")
     assert (mnist.loc[28:58, "shape"] < -50).all() and not mnist.loc[28:58, "capped"].any()
 
@@ -311,7 +312,7 @@ def test_the_stated_shape_ranges_are_the_suites():
             assert high == pytest.approx(shapes.max(), rel=0.05), (what, shapes.max())
     # and the smallest reference's mass that the docstring gives
     loss = fits[fits["space"] == "loss"]
-    assert loss[loss["floored"]]["r_cdf"].max() < 4e-4
+    assert loss[loss["floored"]]["r_cdf"].max() < 4.5e-4
     assert loss[~loss["floored"]]["r_cdf"].min() > 0.24
 
 
