@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from memdash.analysis.measures.attack_names import ATTACK_NAMES
+
 LABELS: dict[str, str] = {
     # examples.parquet and the example table
     "example_id": "example id",
@@ -186,14 +188,8 @@ TEXT_LABELS: dict[str, str] = {
     "aum": "mean token margin over epochs (logits)",
     "mean_loss": "mean token loss over epochs (nats)",
 }
-# membership-inference attacks (derived/membership*.parquet's ``attack``), as legends name them
-ATTACK_NAMES: dict[str, str] = {
-    "online": "online LiRA",
-    "offline": "offline LiRA",
-    "global": "global threshold",
-    "rmia": "online RMIA",
-    "rmia_offline": "offline RMIA",
-}
+# membership-inference attacks (derived/membership*.parquet's ``attack``): their names are
+# analysis's (`measures.attack_names.ATTACK_NAMES`, which the findings' words use too)
 # what each attack does, in a sentence (the Privacy page's legend of the table)
 ATTACK_MEANINGS: dict[str, str] = {
     "online": "Gaussians of phi over the models that trained on the example and those that "

@@ -47,3 +47,10 @@ def test_a_lower_min_models_gives_lira_per_example_variances():
     assert not own["membership.parquet"]["online_in"].equals(
         pooled["membership.parquet"]["online_in"]
     )
+
+
+def test_every_attack_of_the_audit_has_its_name():
+    from memdash.analysis.measures.attack_names import ATTACK_NAMES
+
+    assert tuple(ATTACK_NAMES) == ALL_ATTACKS
+    assert ATTACK_NAMES["rmia_offline"] == "offline RMIA"

@@ -15,17 +15,11 @@ import numpy as np
 from memdash.analysis.findings.needs import Step
 from memdash.analysis.findings.registry import Check, Measured, Missing, register
 from memdash.analysis.findings.scores import HELDOUT, train_examples
+from memdash.analysis.measures.attack_names import ATTACK_NAMES
 from memdash.analysis.store import Run
 
 DP_HELDOUT = Step("dp", "heldout", "memdash estimate --like")
-ATTACK_WORDS = {  # each attack of the estimate's audit (`measures.membership.ALL_ATTACKS`)
-    "online": "online LiRA",
-    "offline": "offline LiRA",
-    "global": "the global threshold",
-    "rmia": "online RMIA",
-    "rmia_offline": "offline RMIA",
-}
-_ATTACKS = tuple(ATTACK_WORDS)
+_ATTACKS = tuple(ATTACK_NAMES)
 LOW_FPR = 0.001  # the false-positive rate whose TPR the papers report
 NEAR_FPR = 3.0  # "near the FPR": a TPR at 0.1% FPR of at most 3x that FPR
 FAR_BELOW = 0.5  # "far below": the DP median memorization score at most half the plain one
@@ -73,7 +67,7 @@ def _bounds(runs: dict[str, Run], source: str) -> Measured:
         "auc_dp": float(dp["online"]["auc"]),
     }
     strongest = max(bounds, key=bounds.get)
-    return Measured(values, {"strongest": ATTACK_WORDS[strongest]})
+    return Measured(values, {"strongest": ATTACK_NAMES[strongest]})
 
 
 def _bounds_words(m: Measured) -> str:
