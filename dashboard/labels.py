@@ -3,7 +3,8 @@ direction of every score: which end means memorized.
 
 Pages and charts never show a raw column name: they call `label`. Columns from the
 training-minibatch trace (suffix ``_train``) get their score's label and "(minibatches)".
-A page that thresholds or ranks a score reads its end from `DIRECTIONS` (`memorized_end`).
+A page that thresholds or ranks a score reads its end from `DIRECTIONS` (`memorized_end`), which
+lives in `memdash.analysis.measures.directions` so that analysis reads the same dictionary.
 On a text run (a language model's sequences) the trace's columns mean other things
 (``correct`` is *extractable*, ``loss`` the mean token loss): ``label(column, text=True)``
 reads `TEXT_LABELS` first.
@@ -12,11 +13,18 @@ reads `TEXT_LABELS` first.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pandas as pd
 
 from memdash.analysis.measures.attack_names import ATTACK_NAMES
+from memdash.analysis.measures.directions import (  # the one dictionary, re-exported
+    DIRECTIONS,
+    HIGHER,
+    memorized_end,
+)
+from memdash.analysis.measures.directions import LOWER as LOWER
+from memdash.analysis.measures.directions import Direction as Direction
+from memdash.analysis.measures.directions import flagged_end as flagged_end
 
 LABELS: dict[str, str] = {
     # examples.parquet and the example table
@@ -244,68 +252,6 @@ RATIO_COLUMNS = frozenset(
         "token_accuracy",
     }
 )
-
-
-HIGHER, LOWER = "higher", "lower"
-
-
-@dataclass(frozen=True)
-class Direction:
-    """Which end of a score is which.
-
-    ``memorized``: the end that means memorized (``HIGHER`` or ``LOWER``), or None for a
-    score that is not a memorization score (difficulty, fit, learning speed: a flipped
-    example a network has not fit and one it has memorized sit at opposite ends of
-    confidence, so neither end of it means memorized). ``flagged``: the end pages flag and
-    rank first: the memorized one, or for any other score the hard, atypical one.
-    """
-
-    flagged: str
-    memorized: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.flagged not in (HIGHER, LOWER) or self.memorized not in (HIGHER, LOWER, None):
-            raise ValueError(f"a score's ends are {HIGHER!r} or {LOWER!r}, not {self}")
-        if self.memorized is not None and self.memorized != self.flagged:
-            raise ValueError(f"a memorization score is flagged at its memorized end: {self}")
-
-
-def _memorized(end: str) -> Direction:
-    return Direction(flagged=end, memorized=end)
-
-
-# every per-example score a page thresholds or ranks
-DIRECTIONS: dict[str, Direction] = {
-    # memorization scores
-    "mem_score": _memorized(HIGHER),  # Feldman & Zhang: in- minus out-models' accuracy
-    "cf_mem_accuracy": _memorized(HIGHER),  # Zhang et al. 2021: the same on text
-    "cf_mem_loglik": _memorized(HIGHER),
-    "neurons_zeroed": _memorized(LOWER),  # Maini et al.: few units flip a memorized example
-    "vulnerability": _memorized(HIGHER),  # Carlini et al. 2022: memorized examples leak
-    "exposure_interpolation": _memorized(HIGHER),  # Carlini et al. 2019: a canary's exposure
-    "exposure_extrapolation": _memorized(HIGHER),
-    "exposure_extrapolation_log": _memorized(HIGHER),
-    # not memorization scores: difficulty, fit and learning speed, flagged at the hard end
-    "forgetting_events": Direction(HIGHER),
-    "confidence": Direction(LOWER),
-    "variability": Direction(HIGHER),
-    "correctness": Direction(LOWER),
-    "aum": Direction(LOWER),
-    "mean_loss": Direction(HIGHER),
-    "learned_epoch": Direction(HIGHER),
-    "first_learned_epoch": Direction(HIGHER),
-    "heldout_accuracy": Direction(LOWER),
-    "c_score": Direction(LOWER),
-    "easiness": Direction(LOWER),
-    "loss_sensitivity": Direction(HIGHER),
-}
-
-
-def memorized_end(score: str) -> str | None:
-    """Which end of `score` means memorized: ``HIGHER``, ``LOWER``, or None where it is not
-    a memorization score (or not a known score)."""
-    direction = DIRECTIONS.get(score.removesuffix("_train"))
-    return direction.memorized if direction else None
 
 
 def direction_text(score: str) -> str:
