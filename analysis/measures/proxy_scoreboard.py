@@ -91,7 +91,13 @@ def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def spearman_interval(
-    x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    _cache: dict | None = None,
 ) -> tuple[float, float, float]:
     """Spearman's rho of (x, y) and its percentile bootstrap interval.
 
@@ -113,8 +119,17 @@ def spearman_interval(
         return (np.nan, np.nan, np.nan)
     ones = np.ones((1, len(x)))
     rho = float(_weighted_pearson(midranks(x, ones), midranks(y, ones), ones)[0])
-    counts = bootstrap_counts(len(x), n_boot, seed).astype(np.float64)
-    rhos = _weighted_pearson(midranks(x, counts), midranks(y, counts), counts)
+    key = (len(y), y.tobytes(), n_boot, seed)  # y and its resamples' ranks, shared by proxies
+    if _cache is None or key not in _cache:
+        counts = bootstrap_counts(len(x), n_boot, seed).astype(np.float64)
+        found = (counts, midranks(y, counts))
+        if _cache is not None:
+            _cache.clear()
+            _cache[key] = found
+    else:
+        found = _cache[key]
+    counts, y_ranks = found
+    rhos = _weighted_pearson(midranks(x, counts), y_ranks, counts)
     rhos = rhos[np.isfinite(rhos)]
     if not len(rhos):
         return (rho, np.nan, np.nan)
@@ -187,7 +202,7 @@ def scoreboard(
     """
     flipped, canary = np.asarray(flipped, dtype=bool), np.asarray(canary, dtype=bool)
     clean = ~flipped & ~canary
-    rows = []
+    rows, cache = [], {}  # the ensemble's resampled ranks, computed once per set of examples
     for name, raw in proxies.items():
         x = orient(name.split("@")[0], raw)
         has = np.isfinite(x)
@@ -195,7 +210,9 @@ def scoreboard(
         if mem is not None:
             both = has & np.isfinite(mem)
             row["n"] = int(both.sum())
-            rho = spearman_interval(x[both], mem[both], n_boot=n_boot, level=level, seed=seed)
+            rho = spearman_interval(
+                x[both], mem[both], n_boot=n_boot, level=level, seed=seed, _cache=cache
+            )
             row |= dict(zip(("spearman", "spearman_lo", "spearman_hi"), rho, strict=True))
             row["precision_top"] = (
                 precision_at_top(x[both], mem[both], share=share) if both.any() else np.nan
