@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from memdash.analysis.ensemble.batched import StackedMLP, _model, fit_batched, stack
 from memdash.analysis.record.config import RunConfig
+from memdash.analysis.record.dense_clip import clip_factors
 from memdash.analysis.record.privacy import DPConfig, epsilon_spent, noise_for, sampling
 from memdash.analysis.record.training import make_optimizer
 from memdash.analysis.store import Run
@@ -152,12 +153,7 @@ def clipped_sums(
     inputs, outputs = [a for a, _ in layers], [z for _, z in layers]
     losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
     grads = torch.autograd.grad((losses * real).sum(), outputs)
-    sq = torch.zeros(real.shape, dtype=torch.float32)
-    for a, g in zip(inputs, grads, strict=True):
-        g2 = g.square().sum(-1)
-        sq = sq + a.square().sum(-1) * g2 + g2  # weight a_i g_i^T, bias g_i
-    norms = sq.sqrt() * real
-    factor = (clip / (norms + 1e-6)).clamp(max=1.0) * real  # Opacus's clip factor
+    factor, norms = clip_factors(inputs, grads, clip, real=real)  # Opacus's clip factor
     weighted = [g * factor[..., None] for g in grads]
     weights = [torch.bmm(a.transpose(1, 2), g) for a, g in zip(inputs, weighted, strict=True)]
     biases = [g.sum(1, keepdim=True) for g in weighted]
