@@ -3,7 +3,8 @@
 Every step has a key made of its version, its parameters (the fields of
 `AnalysisConfig` it uses) and what it reads (the run's committed epochs, its
 status and creation time). `derived/manifest.json` records, per step, that
-key, the parameters, the files written and each file's SHA-256 and size; it is
+key, the parameters, the seconds it took, the files written and each file's SHA-256 and
+size; it is
 updated after the files, so an interrupted analysis recomputes the step, and so
 is a step whose file no longer matches its hash (truncated, overwritten).
 `memdash analyze` (STEPS) and `memdash localize` (LOCALIZE_STEPS) and the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,14 +172,13 @@ def analyze(
                 done[name] = "up to date"
             else:
                 report(name, "computing")
+                start = time.perf_counter()
                 tables = steps[name].compute(
                     run, config, lambda what, name=name: report(name, what)
                 )
-                run.replace_derived(
-                    name,
-                    tables,
-                    {"key": step_key(run, name, config), "params": step_params(name, config)},
-                )
+                entry = {"key": step_key(run, name, config), "params": step_params(name, config)}
+                entry["seconds"] = round(time.perf_counter() - start, 3)  # the proxies' cost
+                run.replace_derived(name, tables, entry)
                 done[name] = "computed"
             report(name, done[name])
     return done
