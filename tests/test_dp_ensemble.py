@@ -126,12 +126,6 @@ def test_resolve_estimate_dp_gives_the_accountants_epsilon_for_the_subsets():
         resolve_estimate_dp(CONFIG, 160, 0.5, DPConfig(noise_multiplier=1.0, delta=0.02))
 
 
-def test_a_cnn_estimate_with_dp_is_refused():
-    with pytest.raises(ValueError, match="--model cnn is not supported"):
-        check_dp_estimate(replace(CONFIG, model=ModelConfig(name="cnn")))
-    check_dp_estimate(CONFIG)
-
-
 def test_a_dp_estimate_with_dropout_is_refused_in_one_line():
     dropout = replace(CONFIG, model=replace(CONFIG.model, dropout=0.5))
     with pytest.raises(ValueError, match=r"^[^\n]*--dropout 0.5 is not supported[^\n]*$"):

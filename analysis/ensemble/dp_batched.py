@@ -1,4 +1,4 @@
-"""DP-SGD for the batched ensemble of `memdash estimate`: K MLPs trained privately at once.
+"""DP-SGD for the batched ensemble of `memdash estimate`: K models trained privately at once.
 
 Opacus wraps one module; the estimate's K MLPs are one stacked computation
 (`batched.StackedMLP`, baddbmm), so DP-SGD is done here directly, as Opacus does it for one
@@ -23,8 +23,10 @@ model (Abadi et al. 2016):
 Sampling and noise are drawn from each model's own seed (and the epoch, the step), so a
 model's result does not depend on the other models of its batch, as the plain estimate
 promises. The accountant's epsilon of each model is the RDP epsilon of (sigma, q, steps)
-(`record.privacy`). Only MLPs are supported; a CNN or ResNet estimate with DP is refused
-(Opacus would train its models one after another, a slowdown of the batch size).
+(`record.privacy`). CNNs and ResNets (`batched.VmapEnsemble`) take step 2-3 from
+`dp_vmap.clipped_sums` (per-example gradients materialized with torch.func, in chunks of
+bounded memory) and the same sampling, noise and step. Dropout and example-tied dropout are
+refused (`check_dp_estimate`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from memdash.analysis.ensemble.batched import StackedMLP, _model, fit_batched, stack
+from memdash.analysis.ensemble import dp_vmap
+from memdash.analysis.ensemble.batched import (
+    StackedMLP,
+    VmapEnsemble,
+    _model,
+    fit_batched,
+    stack,
+)
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.dense_clip import clip_factors
 from memdash.analysis.record.privacy import DPConfig, epsilon_spent, noise_for, sampling
@@ -47,16 +56,17 @@ _NOISE_STREAM = 2  # the noise's seed sequence apart from the sampling's (1)
 
 def check_dp_estimate(config: RunConfig) -> None:
     """Raise ValueError (one line) when an estimate of `config` cannot train privately: DP
-    estimates train the stacked MLP (`StackedMLP`), without dropout or tied dropout (dropout
-    masks drawn over the stacked (K, B) batch would make a model's result depend on the
-    other models of its batch)."""
+    estimates train the stacked MLPs (`StackedMLP`) or the vmapped CNNs and ResNets
+    (`VmapEnsemble`, `dp_vmap`), without dropout or tied dropout (dropout masks drawn over
+    the stacked (K, B) batch would make a model's result depend on the other models of its
+    batch)."""
     m = config.model
-    if m.name != "mlp" or m.example_tied_dropout:
+    if m.example_tied_dropout:
         raise ValueError(
-            f"--dp-epsilon/--dp-noise: a DP estimate trains MLPs at once (DP-SGD in the "
-            f"stacked ensemble); --model {m.name}"
-            + (" with example-tied dropout" if m.example_tied_dropout else "")
-            + " is not supported: train the run itself with DP (memdash train --dp-...)"
+            f"--dp-epsilon/--dp-noise: a DP estimate trains its models without dropout (each "
+            f"model's masks would depend on the other models of its batch); --model {m.name} "
+            f"with example-tied dropout is not supported: train the run itself with DP "
+            f"(memdash train --dp-...)"
         )
     if m.dropout > 0:
         raise ValueError(
@@ -182,17 +192,18 @@ def fit_dp(
     seeds: list[int],
     subsets: np.ndarray,
     dp: dict,
-) -> StackedMLP:
-    """`batched.fit_batched` with DP-SGD: K MLPs at once, each on Poisson samples of its
+) -> StackedMLP | VmapEnsemble:
+    """`batched.fit_batched` with DP-SGD: K models at once, each on Poisson samples of its
     subset, its per-example gradients clipped to ``dp["clip"]`` and noised with
-    ``dp["noise_multiplier"]`` (heldout/spec.json's ``dp``, `resolve_estimate_dp`)."""
+    ``dp["noise_multiplier"]`` (heldout/spec.json's ``dp``, `resolve_estimate_dp`). MLPs
+    clip in closed form (`clipped_sums`), CNNs and ResNets with torch.func
+    (`dp_vmap.clipped_sums`)."""
     check_dp_estimate(config)
     sizes = set(subsets.sum(axis=1).tolist())
     if len(sizes) != 1:
         raise ValueError(f"every model of a batch needs the same subset size, got {sorted(sizes)}")
     shape, n_classes = tuple(inputs.shape[1:]), int(labels.max()) + 1
     ens = stack([_model(config, s, shape, n_classes) for s in seeds])
-    assert isinstance(ens, StackedMLP)
     params = ens.parameters()
     opt = make_optimizer(config, params)
     m = sizes.pop()
@@ -203,8 +214,11 @@ def fit_dp(
         batches = poisson_batches(seeds, subsets, epoch, config.train.batch_size)
         for step, (index, real) in enumerate(batches):
             ids = train_ids[index]
-            weights, biases, _ = clipped_sums(ens, inputs[ids], labels[ids], real, clip)
-            sums = [*weights, *biases]
+            if isinstance(ens, VmapEnsemble):
+                sums, _ = dp_vmap.clipped_sums(ens, inputs[ids], labels[ids], real, clip)
+            else:
+                weights, biases, _ = clipped_sums(ens, inputs[ids], labels[ids], real, clip)
+                sums = [*weights, *biases]
             if std > 0:
                 for k, seed in enumerate(seeds):
                     noise = _noise(seed, epoch, step, [p.shape[1:] for p in params], std)
