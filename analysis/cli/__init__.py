@@ -11,6 +11,8 @@ from __future__ import annotations
 import typer
 
 from memdash.analysis.cli import analyze, dashboard, estimate, findings, info, similarity, train
+from memdash.analysis.cli import proxies as proxies_command
+from memdash.analysis.cli import ssft as ssft_command
 from memdash.analysis.cli.options import Checked
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ for command in (
     analyze.analyze,
     analyze.localize,
     estimate.estimate,
+    ssft_command.ssft,
+    proxies_command.proxies,
     similarity.similarity,
     findings.findings,
     dashboard.dashboard,
