@@ -159,10 +159,11 @@ class _Stub:
         pass
 
 
-def test_one_dp_step_without_noise_is_the_sum_of_clipped_per_example_gradients_over_qn():
-    """Ghost clipping's two backward passes give each example's gradient clipped to C, summed
-    and divided by the expected batch q * n, as a loop over the examples does; an empty
-    Poisson batch steps with a zero gradient."""
+@pytest.mark.parametrize("clipping", ["dense", "ghost"])
+def test_one_dp_step_without_noise_is_the_sum_of_clipped_per_example_gradients_over_qn(clipping):
+    """The dense path's one backward pass and ghost clipping's two give each example's
+    gradient clipped to C, summed and divided by the expected batch q * n, as a loop over the
+    examples does; an empty Poisson batch steps with a zero gradient."""
     config = dp_config(noise_multiplier=0.0, clip=0.05)
     gen = torch.Generator().manual_seed(0)
     inputs, labels = torch.randn(10, 8, generator=gen), torch.randint(0, 4, (10,), generator=gen)
@@ -175,7 +176,8 @@ def test_one_dp_step_without_noise_is_the_sum_of_clipped_per_example_gradients_o
         seen.append([p.grad.clone() for p in model.parameters()]),
         inner(*a, **k),
     )[1]
-    private = dp_module.DPTraining(config, model, opt, 10)
+    private = dp_module.DPTraining(config, model, opt, 10, clipping=clipping)
+    assert private.clipping == clipping
     ids = torch.tensor([0, 2, 3, 7])
     expected = [torch.zeros_like(p) for p in model.parameters()]
     plain = training.make_model(config, (8,), 4)
@@ -195,7 +197,10 @@ def test_one_dp_step_without_noise_is_the_sum_of_clipped_per_example_gradients_o
         torch.testing.assert_close(got, want / (q * 10), rtol=1e-5, atol=1e-7)
     private._step(model, _Stub(), inputs, labels, ids[:0])
     assert all((g == 0).all() for g in seen[1])
-    assert not private.model.hooks_enabled  # off again for the recorder's eval passes
+    if clipping == "ghost":
+        assert not private.model.hooks_enabled  # off again for the recorder's eval passes
+    else:
+        assert private.model is model and not private.dense._capturing
 
 
 def _q_steps(path, epochs):

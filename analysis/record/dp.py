@@ -4,15 +4,31 @@ with Opacus's per-example gradients, clipping, noise and RDP accountant.
 Each step samples the training examples by Poisson sampling (each one independently with
 probability q = batch size / training examples, as the accountant assumes), so a batch has a
 varying size, B on average; there are ceil(n / B) steps an epoch. Each example's gradient is
-clipped to L2 norm C (``--dp-clip``) by Opacus's ghost clipping (Li et al. 2022; Opacus's
-`GradSampleModuleFastGradientClipping`): a first backward pass gives each example's gradient
-norm without materializing the gradients (||a_i||^2 ||g_i||^2 for a dense layer; a layer
-without a norm sampler, e.g. a convolution, computes its per-example gradients and their
-norms), a second back-propagates the losses weighted by min(1, C / (norm + 1e-6)), which is
-the sum of the clipped gradients; `DPOptimizerFastGradientClipping` adds Gaussian noise of
-standard deviation sigma * C and divides by B before the configured optimizer's step. Opacus's
-per-sample hooks (`GradSampleModule`) give the same clipped sum but materialize every
-example's gradient: about 3x slower on the sample MLP (benchmarks/dp.py).
+clipped to L2 norm C (``--dp-clip``) and the clipped gradients summed, by one of two paths,
+chosen once when `DPTraining` is built:
+
+- **dense** (`record.dense_clip.DenseClipping`), when every trainable layer is an `nn.Linear`
+  with its bias (`why_not_dense`: the MLPs of `record.models`): forward hooks keep each
+  layer's input a and output z, one `torch.autograd.grad` of the summed per-example losses
+  with respect to the outputs gives g, example i's squared norm is the sum over layers of
+  ||a_i||^2 ||g_i||^2 + ||g_i||^2, and W.grad = (c g)^T a, b.grad = sum_i c_i g_i with
+  c_i = min(1, C / (norm_i + 1e-6)): one backward pass, no parameter gradient computed
+  twice, no per-example gradient. A layer applied to other than (batch, features) inputs,
+  or called twice in a forward, is refused in one line at the first step.
+- **ghost** (Opacus's `GradSampleModuleFastGradientClipping`, Li et al. 2022) for every
+  other model (convolutions, GroupNorm, ...): a first backward pass gives each example's
+  gradient norm (||a_i||^2 ||g_i||^2 for a dense layer; a layer without a norm sampler, e.g.
+  a convolution, computes its per-example gradients and their norms), a second
+  back-propagates the losses weighted by c_i, which is the sum of the clipped gradients.
+
+Both give the same sum (the hooks see the activations the forward computed, dropout and
+example-tied dropout included), and both hand it to Opacus's
+`DPOptimizerFastGradientClipping`, which adds Gaussian noise of standard deviation sigma * C
+(one draw per parameter from the epoch's noise generator), divides by the expected batch
+size q * n and takes the
+configured optimizer's step: the noise stream, the accountant and the resume state do not
+depend on the path. On the sample MLP the dense path is about 2x faster than ghost clipping
+(benchmarks/dp.py).
 
 The privacy spent after s steps is the RDP accountant's (epsilon, delta) for (sigma, q, s),
 which depends on nothing else: it is recomputed for run.json after every epoch
@@ -21,8 +37,8 @@ epsilon (``--dp-epsilon``) sigma is the smallest noise whose epsilon after all t
 at most the target (Opacus's `get_noise_multiplier`), resolved once the training examples
 are known and stored in the config (``train.dp.noise_multiplier``).
 
-The model the recorder sees stays the plain module (Opacus's hooks sit on its layers and are
-enabled only inside a DP step, so the recorder's eval passes, its input gradients of loss
+The model the recorder sees stays the plain module (the hooks of either path sit on its
+layers and act only inside a DP step, so the recorder's eval passes, its input gradients of loss
 sensitivity and critical samples included, never reach them), so the eval pass, embeddings
 and checkpoints are unchanged, with clean state_dict keys. Gradient accounting needs its own
 backward passes per forward, which the DP step's hooks do not allow: it is off by default
@@ -117,29 +133,43 @@ def dp_summary(dp: DPConfig, n: int, batch_size: int, epochs: int) -> dict[str, 
     return {"dp_epsilon": eps, "dp_delta": dp.delta}
 
 
+CLIPPINGS = ("auto", "dense", "ghost")  # DPTraining's clipping= names
+
+
 class DPTraining:
     """DP-SGD's training epoch for `record.training.train`: Poisson-sampled batches, the
-    model's per-example gradients clipped by ghost clipping (Opacus's
-    `GradSampleModuleFastGradientClipping`) and noised by Opacus's
+    model's per-example gradients clipped (`clipping`: "auto" picks "dense", one backward
+    pass by `dense_clip.DenseClipping`, when every trainable layer is an `nn.Linear`, else
+    "ghost", Opacus's `GradSampleModuleFastGradientClipping`) and noised by Opacus's
     `DPOptimizerFastGradientClipping` around the run's optimizer `opt` (whose state the
     resume state keeps). Dropout, sampling and noise are seeded per (run seed, epoch)
     (`epoch_seeds`: three separate streams), so a resumed run continues as an uninterrupted one."""
 
-    def __init__(self, config: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, n: int):
+    def __init__(
+        self,
+        config: RunConfig,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        n: int,
+        *,
+        clipping: str = "auto",
+    ):
         require_opacus()
-        from opacus.grad_sample.grad_sample_module_fast_gradient_clipping import (
-            GradSampleModuleFastGradientClipping,
-        )
         from opacus.optimizers import DPOptimizerFastGradientClipping
 
+        from memdash.analysis.record.dense_clip import DenseClipping, why_not_dense
+
+        if clipping not in CLIPPINGS:
+            raise ValueError(f"unknown clipping {clipping!r}; valid: {', '.join(CLIPPINGS)}")
         dp = config.train.dp
         assert dp is not None and dp.noise_multiplier is not None, "resolve the config first"
         self.dp, self.config, self.n = dp, config, n
         self.q, self.steps = sampling(n, config.train.batch_size)
-        self.model = GradSampleModuleFastGradientClipping(
-            model, batch_first=True, loss_reduction="mean", max_grad_norm=dp.clip
-        )
-        self.model.disable_hooks()  # on only in `_step`: not in the recorder's eval passes
+        if clipping == "auto":
+            clipping = "dense" if why_not_dense(model) is None else "ghost"
+        self.clipping = clipping
+        self.dense = DenseClipping(model, clip=dp.clip) if clipping == "dense" else None
+        self.model = model if self.dense else _ghost(model, dp.clip)
         self.device = next(model.parameters()).device
         self.optimizer = DPOptimizerFastGradientClipping(
             opt,
@@ -173,33 +203,65 @@ class DPTraining:
             self._step(model, recorder, inputs, labels, train_ids[chosen < self.q])
 
     def _step(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
-        """One batch: forward, per-example gradients, the clipped and noised step, with
-        Opacus's hooks on for it alone."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.model.enable_hooks()
-        try:
-            with warnings.catch_warnings():  # the inputs need no gradient: the hooks say so
-                warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
-                self._gradients(model, recorder, inputs, labels, ids)
-            self.optimizer.step()
-        finally:  # the recorder's input-gradient passes (eval mode) need them off
-            self.model.disable_hooks()
-
-    def _gradients(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
-        """The batch's clipped gradient sum in each `p.grad` (ghost clipping's two backward
-        passes), recording its logits."""
+        """One batch: forward, the clipped gradient sum, the noised step (Opacus's hooks, on
+        the ghost path, on for it alone)."""
         import torch
+
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(ids) == 0:  # an empty batch is a step too: noise alone
+            for p in self.optimizer.params:
+                p.grad = torch.zeros_like(p)
+            self.optimizer.step()
+        elif self.dense is not None:
+            self._dense_gradients(model, recorder, inputs, labels, ids)
+            self.optimizer.step()
+        else:
+            self._ghost_step(model, recorder, inputs, labels, ids)
+
+    def _dense_gradients(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
+        """The batch's clipped gradient sum in each `p.grad` by one backward pass to the
+        dense layers' outputs (`DenseClipping`), recording its logits."""
+        import torch.nn.functional as F
+
+        from memdash.analysis.record.tied_dropout import example_ids
+
+        assert self.dense is not None
+        with self.dense.capture(), example_ids(model, ids):
+            logits = model(inputs[ids])
+        losses = F.cross_entropy(logits, labels[ids], reduction="none")
+        recorder.log_batch(ids, logits)
+        self.dense.backward(losses)
+
+    def _ghost_step(self, model, recorder: TraceRecorder, inputs, labels, ids) -> None:
+        """The batch's clipped gradient sum by ghost clipping's two backward passes, recording
+        its logits, and the step, with Opacus's hooks on for them alone."""
         import torch.nn.functional as F
         from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 
         from memdash.analysis.record.tied_dropout import example_ids
 
-        if len(ids) == 0:  # an empty batch is a step too: noise alone
-            for p in self.optimizer.params:
-                p.grad = torch.zeros_like(p)
-        else:
-            with example_ids(model, ids):
-                logits = self.model(inputs[ids])
-            losses = F.cross_entropy(logits, labels[ids], reduction="none")
-            recorder.log_batch(ids, logits)
-            DPTensorFastGradientClipping(self.model, self.optimizer, losses, "mean").backward()
+        self.model.enable_hooks()
+        try:
+            with warnings.catch_warnings():  # the inputs need no gradient: the hooks say so
+                warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
+                with example_ids(model, ids):
+                    logits = self.model(inputs[ids])
+                losses = F.cross_entropy(logits, labels[ids], reduction="none")
+                recorder.log_batch(ids, logits)
+                DPTensorFastGradientClipping(self.model, self.optimizer, losses, "mean").backward()
+            self.optimizer.step()
+        finally:  # the recorder's input-gradient passes (eval mode) need them off
+            self.model.disable_hooks()
+
+
+def _ghost(model: nn.Module, clip: float) -> nn.Module:
+    """`model` wrapped in Opacus's ghost clipping, its hooks off (on only in a step)."""
+    from opacus.grad_sample.grad_sample_module_fast_gradient_clipping import (
+        GradSampleModuleFastGradientClipping,
+    )
+
+    wrapped = GradSampleModuleFastGradientClipping(
+        model, batch_first=True, loss_reduction="mean", max_grad_norm=clip
+    )
+    wrapped.disable_hooks()  # not in the recorder's eval passes
+    return wrapped
