@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from memdash.analysis.cli import app
 from memdash.analysis.ensemble.estimate import EstimateSpec, estimate
 from memdash.analysis.steps.pipeline import analyze
-from memdash.analysis.steps.proxies import compute_proxies, proxy_values, scoreboard_of
+from memdash.analysis.steps.proxies import scoreboard_of
 from memdash.analysis.store import Run
+from memdash.analysis.tables.proxies import compute_proxies, proxy_values
 
 runner = CliRunner()
 

@@ -60,3 +60,16 @@ class Recorded:
         if all(self.column in run.trace_columns() for run in group_runs(runs, *self.groups)):
             return ""
         return f"train both groups with {self.option}"
+
+
+@dataclass(frozen=True)
+class GroupStep:
+    """A derived step's results on every run of a study role's list of runs (a family)."""
+
+    group: str  # the runs, by study role
+    step: str  # the step's name in each run's derived manifest
+    command: str  # what computes it
+
+    def lacking(self, runs: dict[str, Any]) -> str:
+        without = [r.name for r in runs[self.group] if self.step not in r.derived_manifest()]
+        return f"run `{self.command}` on {', '.join(without)}" if without else ""

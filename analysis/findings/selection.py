@@ -6,10 +6,12 @@ The roles: ``clean`` (no corruption), ``noise`` (symmetric label noise, no dropo
 labels), ``canaries`` (a run with canaries), ``text`` (a language model's run), ``dp`` (a
 run trained with DP-SGD, which takes no other role); the study
 roles: ``true_group`` and ``random_group`` (seed groups), ``pretrained`` and its
-``scratch`` twin.
+``scratch`` twin, ``widths`` (a width family: runs alike but for their hidden widths).
 """
 
 from __future__ import annotations
+
+import json
 
 from memdash.analysis.store import Run
 
@@ -70,7 +72,29 @@ def study_roles(runs: list[Run]) -> dict[str, object]:
         scratch = next((r for r in twins if not r.meta.get("init_from")), None)
         if scratch is not None:
             out["pretrained"], out["scratch"] = run, scratch
+    family = width_family(complete)
+    if family:
+        out["widths"] = family
     return out
+
+
+def width_family(runs: list[Run]) -> list[Run]:
+    """The largest set of (at least two) complete classifier runs trained alike (data, seed,
+    training, the model but for its hidden widths; not DP, not started from other weights)
+    with different hidden widths, narrowest first (Lukasik et al. 2023's comparison across
+    model sizes); [] if there is none."""
+    families: dict[str, dict[tuple, Run]] = {}
+    for run in runs:
+        train = run.config.get("train", {})
+        if run.is_text or run.status != "complete" or train.get("dp") or train.get("init_from"):
+            continue
+        model = dict(run.config.get("model", {}))
+        hidden = tuple(model.pop("hidden", ()) or ())
+        alike = {k: v for k, v in run.config.items() if k not in ("command", "record", "model")}
+        key = json.dumps(alike | {"model": model}, sort_keys=True, default=str)
+        families.setdefault(key, {}).setdefault(hidden, run)
+    best = max(families.values(), key=len, default={})
+    return [best[h] for h in sorted(best, key=lambda h: (sum(h), h))] if len(best) > 1 else []
 
 
 def _without_init(config: dict) -> dict:
