@@ -147,6 +147,7 @@ LABELS: dict[str, str] = {
     "svcca": "SVCCA (mean canonical correlation)",
     "layer_a": "layer (first run)",
     "layer_b": "layer (second run)",
+    "curvature": "input-loss curvature (mean squared change of dLoss/dinput)",
     "seeds": "seeds that get it right",
     "labels": "labels",
     "start": "start",

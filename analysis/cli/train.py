@@ -228,6 +228,21 @@ def train(
     critical_steps: int = option(
         RECORD.critical_steps, field("record.critical_steps"), "Critical samples: search steps."
     ),
+    record_curvature: bool = typer.Option(
+        False,
+        help="Record the input-loss curvature per example and epoch (Garg, Roy et al. 2023), "
+        "a trace column.",
+    ),
+    curvature_directions: int = option(
+        RECORD.curvature_directions,
+        field("record.curvature_directions"),
+        "Curvature: Rademacher directions per example (default 10, the authors' code).",
+    ),
+    curvature_step: float = option(
+        RECORD.curvature_step,
+        field("record.curvature_step"),
+        "Curvature: finite-difference step h (default 0.001, the authors' code).",
+    ),
     seed: int = option(0, SEED, "The seed every random choice derives from."),
     data_seed: int = option(
         None,
@@ -263,7 +278,12 @@ def train(
             lr=lr if lr is not None else (0.001 if model in LM_MODELS else TRAIN.lr),
             dp=dp_options(dp_epsilon, dp_delta, dp_clip, dp_noise),
         ),
-        record=config_from(RecordConfig, options, loss_sensitivity=record_loss_sensitivity),
+        record=config_from(
+            RecordConfig,
+            options,
+            loss_sensitivity=record_loss_sensitivity,
+            curvature=record_curvature,
+        ),
         seed=seed,
         command=command_line(),
     )

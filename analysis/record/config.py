@@ -76,6 +76,8 @@ RANGES: dict[str, Range] = {
     "record.critical_examples": ints(0, 10_000_000),
     "record.critical_radius": reals(0, None, open_low=True),
     "record.critical_steps": ints(1, 100_000),
+    "record.curvature_directions": ints(1, 100_000),
+    "record.curvature_step": reals(0, None, open_low=True),
     "run.seed": SEED,
     # memdash analyze
     "analysis.knn_k": ints(1, 100_000),
@@ -195,6 +197,9 @@ class RecordConfig:
     critical_examples: int = 0  # Arpit et al.: a seeded subset searched for critical samples
     critical_radius: float = 0.1  # its L-inf box radius (in input units)
     critical_steps: int = 10  # signed-gradient steps of the search (each radius / 4)
+    curvature: bool = False  # Garg, Roy et al.: input-loss curvature per example, a trace column
+    curvature_directions: int = 10  # its Rademacher directions (the authors' code: niter=10)
+    curvature_step: float = 1e-3  # its finite-difference step h (the authors' code: h=1e-3)
     embed_pool: str = "last"  # text runs: a sequence's embedding, the last token's or the mean
 
 
@@ -310,6 +315,10 @@ def validate(config: RunConfig) -> None:
     if d.dataset in ("synthetic", "mnist1d"):
         _check_split(d)
     _check_text(d, m)
+    if r.curvature and is_text(d):
+        raise ValueError(
+            "--record-curvature needs inputs to differentiate: a text run's are tokens"
+        )
     if t.init_from is None and (t.init_epoch is not None or t.reinit):
         raise ValueError("--init-epoch and --reinit need --init-from")
     if d.canaries and d.reference_canaries < 2:

@@ -24,8 +24,9 @@ mean over batches of their cosine (Maini et al. 2023, "Can Neural Network
 Memorization Be Localized?").
 
 The pieces live beside it: the statistics in `stats`, the eval pass (embeddings, loss
-sensitivity, critical samples) in `eval_pass`, the gradient accounting in `grad_accounting`
-and the background writes in `writes`.
+sensitivity, curvature, critical samples) in `eval_pass`, the gradient accounting in
+`grad_accounting`, the background writes in `writes` and the seconds each part of an epoch
+takes (run.json's ``timing``) in `timing`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from torch import nn
 
 from memdash.analysis.record.eval_pass import (
     captured_embeddings,
-    critical_flags,
     critical_subset,
+    epoch_measures,
     eval_logits,
     stacked_embeddings,
 )
@@ -58,6 +59,7 @@ from memdash.analysis.record.stats import (
     stats_table,
     summary_groups,
 )
+from memdash.analysis.record.timing import Clock
 from memdash.analysis.record.writes import EpochWrites, frozen
 from memdash.analysis.store import Run, RunWriter
 
@@ -80,6 +82,9 @@ class TraceRecorder:
     eval_batch_size : examples per forward pass of the eval pass
     split : shape (N,), ``train``/``test``/``reference`` per example; with it each
         commit stores the epoch's accuracies in run.json (``last_epoch``)
+    loss_sensitivity : record each example's ||dL/dx||_1 (Arpit et al.), a trace column
+    curvature : record each example's input-loss curvature (Garg, Roy et al.), a trace
+        column: (directions, step, run seed), the directions seeded by (run seed, epoch)
     run_json : epoch -> keys run.json takes with the epoch (a DP run's epsilon spent)
 
     Examples
@@ -105,6 +110,7 @@ class TraceRecorder:
         split: np.ndarray | None = None,
         loss_sensitivity: bool = False,
         critical: tuple[int, float, int, int] | None = None,
+        curvature: tuple[int, float, int] | None = None,
         run_json: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
         if len(inputs) != len(labels):
@@ -132,7 +138,10 @@ class TraceRecorder:
         self.record_sensitivity = loss_sensitivity
         # critical samples: (examples in the seeded subset, radius, steps, seed) or None
         self.critical = critical
+        self.curvature = curvature
         self.run_json = run_json
+        # seconds per part of an epoch, summed over the epochs (a resumed run's go on)
+        self.clock = Clock(inputs.device, getattr(writer, "meta", {}).get("timing"))
         self._critical_ids = None
         if critical is not None:
             count, _, _, seed = critical
@@ -278,7 +287,19 @@ class TraceRecorder:
         train_table = self._train_source_table(epoch)
         if train_table is not None:
             jobs.append(partial(w.write_trace, "train", epoch, train_table))
-        stats, embeddings = self.evaluate(epoch in self.embed_epochs)
+        with self.clock.part("eval_pass"):
+            stats, embeddings = self.evaluate(epoch in self.embed_epochs)
+        stats |= epoch_measures(  # loss sensitivity, curvature, critical samples: own passes
+            self.model,
+            self.inputs,
+            self.labels,
+            self.eval_batch_size,
+            epoch=epoch,
+            sensitivity=self.record_sensitivity,
+            curvature=self.curvature,
+            critical=self.critical and (self._critical_ids, *self.critical[1:]),
+            clock=self.clock,
+        )
         jobs.append(
             partial(
                 w.write_trace,
@@ -301,7 +322,8 @@ class TraceRecorder:
             )
         summary = {"epoch": epoch} | self._summary(stats)
         extra = self.run_json(epoch) if self.run_json is not None else {}
-        jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary, **extra))
+        timing = self.clock.totals()
+        jobs.append(partial(w.commit_epoch, epoch, last_epoch=summary, timing=timing, **extra))
         self._submit(jobs)
         return summary
 
@@ -355,31 +377,8 @@ class TraceRecorder:
             with captured_embeddings(
                 self.model, self.embed_layers, capture=with_embeddings
             ) as captured:
-                logits, sensitivity = eval_logits(
-                    self.model,
-                    self.inputs,
-                    self.labels,
-                    self.eval_batch_size,
-                    sensitivity=self.record_sensitivity,
-                )
-            # the search runs its own forward passes: after the embeddings were captured
-            critical = None
-            if self.critical is not None:
-                _, radius, steps, seed = self.critical
-                critical = critical_flags(
-                    self.model,
-                    self.inputs,
-                    self._critical_ids,
-                    self.eval_batch_size,
-                    radius=radius,
-                    steps=steps,
-                    seed=seed,
-                )
+                logits = eval_logits(self.model, self.inputs, self.eval_batch_size)
         finally:
             self.model.train(was_training)
         stats = example_stats(logits, self.labels.to(logits.device))
-        if sensitivity is not None:
-            stats["loss_sensitivity"] = sensitivity
-        if critical is not None:
-            stats["critical"] = critical
         return stats, stacked_embeddings(captured, self.embed_dtype)

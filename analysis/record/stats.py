@@ -15,6 +15,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+# trace columns written when recorded: the eval pass's measures of the inputs, text runs' own
+OPTIONAL_COLUMNS = ("loss_sensitivity", "curvature", "critical", "log_perplexity", "token_accuracy")
+
 
 def example_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-example statistics of logits against the labels trained with.
@@ -70,12 +73,9 @@ def stats_table(
             "margin": host["margin"].astype(np.float32, copy=False),
             "pred": host["pred"].astype(np.int32),
             "correct": host["correct"].astype(bool, copy=False),
-            # optional columns, recorded only when asked for (Arpit et al.) or by text runs
-            **{
-                k: host[k].astype(np.float32, copy=False)
-                for k in ("loss_sensitivity", "critical", "log_perplexity", "token_accuracy")
-                if k in host
-            },
+            # optional columns, recorded only when asked for (Arpit et al.; Garg, Roy et al.)
+            # or by text runs
+            **{k: host[k].astype(np.float32, copy=False) for k in OPTIONAL_COLUMNS if k in host},
         }
     )
 

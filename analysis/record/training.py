@@ -238,14 +238,10 @@ def train(
         checkpoint_epochs=sorted({*rec_cfg.checkpoint_epochs, config.train.epochs}),
         embed_dtype=rec_cfg.embed_dtype,
         loss_sensitivity=rec_cfg.loss_sensitivity,
-        critical=(
-            (
-                rec_cfg.critical_examples,
-                rec_cfg.critical_radius,
-                rec_cfg.critical_steps,
-                config.seed,
-            )
-            if rec_cfg.critical_examples
+        critical=_critical_search(config),
+        curvature=(
+            (rec_cfg.curvature_directions, rec_cfg.curvature_step, config.seed)
+            if rec_cfg.curvature
             else None
         ),
         eval_batch_size=rec_cfg.eval_batch_size,
@@ -318,7 +314,8 @@ def run_epochs(
         if not resume:
             recorder.end_epoch(0, resume_state=resume_state(0, model, opt))
         for epoch in range(writer.epochs_completed + 1, epochs + 1):
-            train_one(epoch)
+            with recorder.clock.part("train"):  # run.json's timing: the minibatch loop
+                train_one(epoch)
             check_finite(model, epoch)
             summary = recorder.end_epoch(epoch, resume_state=resume_state(epoch, model, opt))
             if progress is not None:

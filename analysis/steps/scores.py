@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from memdash.analysis.measures.curvature import mean_over_epochs
 from memdash.analysis.measures.dynamics import trace_scores
 from memdash.analysis.record.config import AnalysisConfig
 from memdash.analysis.steps._common import Progress, _quiet
 from memdash.analysis.store import Run
 
 SCORE_COLUMNS = ("correct", "prob_label", "margin", "loss")
+# eval-pass measures recorded on request (Arpit et al.; Garg, Roy et al.): each a score,
+# the example's mean over the recorded epochs
+MEASURE_COLUMNS = ("loss_sensitivity", "curvature")
 
 
 def compute_scores(
@@ -19,7 +23,8 @@ def compute_scores(
     """derived/scores.parquet: one row per example, the trace scores of `measures.dynamics`.
 
     Columns from the eval source over epochs 1..E, and the same from the
-    training-minibatch source with a ``_train`` suffix where the run recorded it.
+    training-minibatch source with a ``_train`` suffix where the run recorded it; where the
+    eval trace has ``loss_sensitivity`` or ``curvature``, its mean over epochs 1..E too.
     """
     n = run.n_examples()
     out = pd.DataFrame({"example_id": np.arange(n, dtype=np.int64)})
@@ -37,4 +42,10 @@ def compute_scores(
         )
         suffix = "" if source == "eval" else f"_{source}"
         out = out.join(scores.add_suffix(suffix))
+    recorded = [c for c in MEASURE_COLUMNS if c in run.trace_columns("eval")]
+    if recorded:
+        progress("recorded measures")
+        _, grids = run.trace_grids("eval", recorded)
+        for column in recorded:
+            out[column] = mean_over_epochs(grids[column])
     return {"scores.parquet": out}

@@ -174,6 +174,9 @@ RECORD = _object(
         "critical_examples": _int(0),
         "critical_radius": _number(0.0),
         "critical_steps": _int(0),
+        "curvature": BOOL,
+        "curvature_directions": _int(1),
+        "curvature_step": _number(0.0, open_low=True),
         "embed_pool": _string("last", "mean"),
     }
 )
@@ -220,6 +223,8 @@ RUN_JSON = _object(
             {"run": _string(), "name": _string(), "epoch": EPOCH, "reinit": _list(_string())},
             required=("run", "epoch"),
         ),
+        # seconds per part of an epoch summed over the epochs so far (record/timing.py)
+        "timing": _object({}, other=_number(0.0)),
     },
     required=(
         "schema_version",
