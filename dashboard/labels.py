@@ -143,6 +143,21 @@ LABELS: dict[str, str] = {
     "easiness": "easiness (share of seeds right)",
     "loss_sensitivity": "loss sensitivity (L1 norm of dLoss/dinput)",
     "critical": "critical sample ratio",
+    # the proxies' scoreboard (derived/proxies.parquet, `memdash proxies`, the Proxies page)
+    "knn_disagreement": "k-NN disagreement",
+    "proxy": "proxy",
+    "direction": "flagged end",
+    "spearman": "Spearman with the memorization score",
+    "spearman_lo": "Spearman, 95% low",
+    "spearman_hi": "Spearman, 95% high",
+    "auroc_flipped": "AUROC, flipped labels against clean",
+    "auroc_canary": "AUROC, canaries against clean",
+    "precision_top": "precision in the ensemble's top 5%",
+    "seconds": "cost (seconds)",
+    "cost_runs": "cost (training runs)",
+    "proxy_percentile": "percentile by the proxy",
+    "ensemble_percentile": "percentile by the memorization score",
+    "rank_gap": "gap (proxy minus memorization percentile)",
     "cka": "linear CKA",
     "svcca": "SVCCA (mean canonical correlation)",
     "layer_a": "layer (first run)",
@@ -288,6 +303,9 @@ def label(column: str, *, text: bool = False) -> str:
             return f"{label(column.removesuffix(side), text=text)}, run{side}"
     if column.endswith("_train") and column.removesuffix("_train") in words:
         return f"{words[column.removesuffix('_train')]} (minibatches)"
+    base, at, layer = column.partition("@")  # a per-layer score: knn_disagreement@fc1
+    if at and base in words:
+        return f"{words[base]} at {layer}"
     return column.replace("_", " ")
 
 

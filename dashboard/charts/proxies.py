@@ -1,0 +1,118 @@
+"""The proxies' scoreboard (`memdash proxies`) drawn: each proxy's Spearman correlation with the
+held-out memorization score and its precision in the ensemble's top share, and one proxy
+against the score, example by example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from memdash.dashboard.charts._common import margin
+from memdash.dashboard.charts.scatters import scatter
+from memdash.dashboard.labels import LOWER, flagged_end, label, memorized_end
+from memdash.dashboard.palette import SPARE_COLORS
+
+# the scoreboard's two figures: black dots with their interval, orange open diamonds
+SPEARMAN_COLOR, PRECISION_COLOR = SPARE_COLORS[0], SPARE_COLORS[1]
+ROW_HEIGHT = 26  # pixels per proxy: every name readable
+
+
+def end_text(score: str) -> str:
+    """The end of `score` the direction dictionary flags, in words: "higher = more memorized"
+    for a memorization score, "lower = harder, more atypical" for any other. Raises
+    ValueError for a score the dictionary lacks."""
+    end = flagged_end(score)
+    if end is None:
+        raise ValueError(f"{score!r} has no direction in measures.directions.DIRECTIONS")
+    memorized = memorized_end(score.split("@")[0].removesuffix("_train"))
+    return f"{end} = {'more memorized' if memorized else 'harder, more atypical'}"
+
+
+def axis_title(score: str) -> str:
+    """An axis title: the score's label and, on a second line, its flagged end."""
+    return f"{label(score)}<br>({end_text(score)})"
+
+
+def proxy_scatter(table: pd.DataFrame, *, proxy: str, title: str = "") -> go.Figure:
+    """Each example's `proxy` (y) against its held-out memorization score (x), coloured by
+    kind (`charts.scatter`: the example id first in customdata). A proxy flagged low is drawn
+    with its axis reversed, so that on both axes the flagged end (more memorized, or harder)
+    is up and right: a proxy that agrees with the ensemble rises to the right."""
+    fig = scatter(table, x="mem_score", y=proxy, color="kind", title=title)
+    fig.update_layout(xaxis_title=axis_title("mem_score"), yaxis_title=axis_title(proxy))
+    if flagged_end(proxy) == LOWER:
+        shown = fig.layout.yaxis.range
+        if shown is not None:
+            fig.update_yaxes(range=list(shown)[::-1])
+        else:
+            fig.update_yaxes(autorange="reversed")
+        fig.update_layout(yaxis_title=axis_title(proxy) + ", axis reversed")
+    return fig
+
+
+def scoreboard_chart(board: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """One row per proxy (in the board's order, the first at the top, named in words): its
+    Spearman correlation with the memorization score and the bootstrap 95% interval, and its
+    precision in the ensemble's top share; a board without an estimate (Spearman all NaN)
+    shows the flipped labels' AUROC instead."""
+    names = [label(p) for p in board["proxy"]]
+    fig = go.Figure()
+    if board["spearman"].notna().any():
+        rho = board["spearman"].to_numpy(np.float64)
+        fig.add_trace(
+            go.Scatter(
+                x=rho,
+                y=names,
+                mode="markers",
+                marker={"color": SPEARMAN_COLOR, "size": 9},
+                error_x={
+                    "type": "data",
+                    "array": board["spearman_hi"].to_numpy(np.float64) - rho,
+                    "arrayminus": rho - board["spearman_lo"].to_numpy(np.float64),
+                    "color": SPEARMAN_COLOR,
+                    "thickness": 1.5,
+                    "width": 4,
+                },
+                name="Spearman with the memorization score (95% interval)",
+                hovertemplate="%{y}: Spearman %{x:.3f}<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=board["precision_top"],
+                y=names,
+                mode="markers",
+                marker={
+                    "color": PRECISION_COLOR,
+                    "size": 10,
+                    "symbol": "diamond-open",
+                    "line": {"width": 2},
+                },
+                name=label("precision_top"),
+                hovertemplate="%{y}: precision %{x:.2f}<extra></extra>",
+            )
+        )
+        low = min(0.0, float(np.nanmin(board[["spearman_lo", "precision_top"]].to_numpy())))
+        x_title = "Spearman / precision"
+    else:
+        fig.add_trace(
+            go.Scatter(
+                x=board["auroc_flipped"],
+                y=names,
+                mode="markers",
+                marker={"color": SPEARMAN_COLOR, "size": 9},
+                name=label("auroc_flipped"),
+                hovertemplate="%{y}: AUROC %{x:.3f}<extra></extra>",
+            )
+        )
+        low, x_title = 0.0, label("auroc_flipped")
+    fig.update_layout(
+        title=title,
+        height=140 + ROW_HEIGHT * len(board),
+        margin=margin(),
+        xaxis={"title": x_title, "range": [low - 0.02, 1.02]},
+        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        legend={"orientation": "h", "y": -60 / (140 + ROW_HEIGHT * len(board)), "yanchor": "top"},
+    )
+    return fig
