@@ -18,7 +18,9 @@ The findings live by family: `curves` (fitting order and speed), `scores` (forge
 data map, memorization scores), `privacy` (membership inference, exposure),
 `representations` (k-NN against the network), `localization` (flipping, example-tied
 dropout), `studies` (seed groups, random-label pre-training), `text` (a language
-model's exposure and extraction) and `dp` (DP-SGD against plain training).
+model's exposure and extraction), `dp` (DP-SGD against plain training) and `proxies`
+(single-run proxies against the held-out ensemble, within a run and across widths; the study
+role ``widths`` is a width family).
 """
 
 from memdash.analysis.findings.curves import (
@@ -31,6 +33,7 @@ from memdash.analysis.findings.curves import (
 from memdash.analysis.findings.dp import dp_bounds_membership, dp_reduces_memorization
 from memdash.analysis.findings.localization import flipping, tied_dropout
 from memdash.analysis.findings.privacy import exposure, membership_follows_memorization
+from memdash.analysis.findings.proxies import proxies_across_widths, proxies_rank_memorization
 from memdash.analysis.findings.registry import (
     ASKED,
     FAILS,
@@ -99,6 +102,8 @@ __all__ = [
     "membership_follows_memorization",
     "memorization_scores",
     "one_way_to_learn",
+    "proxies_across_widths",
+    "proxies_rank_memorization",
     "random_label_pretraining",
     "register",
     "registered",

@@ -50,6 +50,8 @@ ORDER = (
     "dp_bounds_membership",
     "dp_reduces_memorization",
     "rmia_with_few_models",
+    "proxies_rank_memorization",
+    "proxies_across_widths",
 )
 
 
