@@ -49,6 +49,11 @@ LABELS: dict[str, str] = {
     "aum": "area under the margin",
     "mean_loss": "mean loss (nats)",
     "n_epochs": "epochs observed",
+    # second-split forgetting (Maini et al. 2022; `memdash ssft`)
+    "ssft": "second-split forgetting time (epoch)",
+    "learned_first": "learned by the first phase",
+    "half": "half trained on first",
+    "second_epochs": "second-phase epochs",
     # held-out estimates (Feldman & Zhang; Jiang et al.)
     "mem_score": "memorization score (in minus out accuracy)",
     "mem_se": "memorization score std. error",
@@ -254,6 +259,7 @@ INTEGER_COLUMNS = frozenset(
         *("first_learned_epoch", "learned_epoch", "n_epochs", "n_in", "n_out"),
         *("knn_pred", "dnn_pred", "neurons_zeroed", "units_zeroed", "epoch", "repeats"),
         *("seeds", "n_tokens", "prefix_len", "suffix_len", "duplicates", "models", "draw"),
+        *("ssft", "second_epochs"),
     }
 )
 

@@ -176,6 +176,7 @@ NEEDS = {
     "analyze": lambda run, out: [str(run)],
     "localize": lambda run, out: [str(run)],
     "estimate": lambda run, out: ["--out", str(out)],
+    "ssft": lambda run, out: [str(run)],
     "similarity": lambda run, out: [str(run), "--out", str(out)],
     "findings": lambda run, out: [str(run)],
     "dashboard": lambda run, out: [str(run)],

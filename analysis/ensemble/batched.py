@@ -17,6 +17,7 @@ does not depend on which batch of models it was trained in.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +164,9 @@ def fit_batched(
     train_ids: np.ndarray,
     seeds: list[int],
     subsets: np.ndarray,
+    *,
+    start: StackedMLP | VmapEnsemble | None = None,
+    on_epoch: Callable[[int, StackedMLP | VmapEnsemble], None] | None = None,
 ) -> StackedMLP | VmapEnsemble:
     """Train K models at once, model k on its subset in its own seeded order.
 
@@ -172,16 +176,22 @@ def fit_batched(
     train_ids : (T,) the training examples' ids; subsets index into it
     seeds : K model seeds (`model_seed`)
     subsets : bool (K, T), each model's training examples; equal counts
+    start : K stacked models to continue training (with a fresh optimizer) instead of new
+        ones initialized from `seeds` (which then give only the orders)
+    on_epoch : called with (epoch, the models in eval mode) after each epoch
     """
     sizes = set(subsets.sum(axis=1).tolist())
     if len(sizes) != 1:
         raise ValueError(f"every model of a batch needs the same subset size, got {sorted(sizes)}")
     shape, n_classes = tuple(inputs.shape[1:]), int(labels.max()) + 1
-    ens = stack([_model(config, s, shape, n_classes) for s in seeds])
+    ens = (
+        start if start is not None else stack([_model(config, s, shape, n_classes) for s in seeds])
+    )
     opt = make_optimizer(config, ens.parameters(), fused=inputs.device.type == "cpu")
     train_ids = torch.as_tensor(train_ids)
     batch = config.train.batch_size
     for epoch in range(1, config.train.epochs + 1):
+        ens.train(True)
         order = train_ids[torch.from_numpy(_orders(seeds, subsets, epoch))]  # (K, m) ids
         for lo in range(0, order.shape[1], batch):
             ids = order[:, lo : lo + batch]
@@ -190,6 +200,9 @@ def fit_batched(
             opt.zero_grad(set_to_none=True)
             loss.view(ids.shape).mean(dim=1).sum().backward()
             opt.step()
+        if on_epoch is not None:
+            ens.train(False)
+            on_epoch(epoch, ens)
     ens.train(False)
     return ens
 
