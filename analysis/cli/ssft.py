@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from memdash.analysis.cli._common import console, errors_reported, fail, refuse
-from memdash.analysis.cli.options import DEVICE, SEED, field, option
+from memdash.analysis.cli.options import SEED, field, option
 
 EPOCHS = field("train.epochs")
 
@@ -21,13 +21,13 @@ def ssft(
         None, EPOCHS, "Second-phase epochs on the other half (default: --epochs)."
     ),
     seed: int = option(0, SEED, "The seed of the halves, the models' initialization and order."),
-    device: str = option("cpu", DEVICE, "Torch device to train on."),
     overwrite: bool = typer.Option(False, help="Compute it again over a stored one."),
 ) -> None:
     """Second-split forgetting time (Maini et al. 2022): train on one half of the training
     set, then on the other, and record when each example of the first half is forgotten for
     good; both ways round, so every training example gets one. Lower = forgotten sooner
-    (mislabeled, rare). Writes RUN/derived/ssft.parquet."""
+    (mislabeled, rare). Trains on the cpu, as `memdash estimate`. Writes
+    RUN/derived/ssft.parquet."""
     from memdash.analysis.cli.footprint import unfit
     from memdash.analysis.ensemble.ssft import FILE, STEP, SSFTSpec, check_ssft, write_ssft
     from memdash.analysis.store import Run, RunFormatError
@@ -48,14 +48,14 @@ def ssft(
             f"{run} already holds derived/{FILE} (made with {stored.get('params')}); "
             "--overwrite computes it again"
         )
-    problem = unfit(replace(config, train=replace(config.train, device=device)), models=2)
+    problem = unfit(replace(config, train=replace(config.train, device="cpu")), models=2)
     if problem is not None:
         refuse(problem)
     if config.train.dp is not None:
         console.print(f"note: {run} trained with DP-SGD; SSFT's models train without it")
     kept = "the run and its other derived results are unchanged"
     with errors_reported(written=run, kept=kept), console.status("ssft") as status:
-        table, entry = write_ssft(run, spec, device=device, progress=status.update)
+        table, entry = write_ssft(run, spec, progress=status.update)
     console.print(_summary(opened, table, entry) + f"; wrote {run}/derived/{FILE}", soft_wrap=True)
 
 

@@ -118,7 +118,7 @@ def second_split_grids(
     Parameters
     ----------
     config : the models, optimizer and batch size; ``train.epochs`` = first-phase epochs
-    inputs, labels : every example (index = example id), on the device to train on
+    inputs, labels : every example (index = example id)
     train_ids : (P,) the training positions' example ids (a repeated example repeated)
     first : bool (K, P), each model's first-phase positions; its second phase is the rest
     second_epochs : second-phase epochs
@@ -172,7 +172,6 @@ def compute_ssft(
     run: Run,
     spec: SSFTSpec,
     *,
-    device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """SSFT of every training example of `run`: the table (`COLUMNS`, one row per training
@@ -187,8 +186,8 @@ def compute_ssft(
     in_a = split_halves(spec.seed, len(ids))
     train_ids = np.repeat(ids, repeats[ids])
     first = np.repeat(in_a, repeats[ids])
-    inputs = torch.tensor(np.asarray(run.inputs(), dtype=np.float32), device=device)
-    labels = torch.tensor(examples["label"].to_numpy(np.int64), device=device)
+    inputs = torch.tensor(np.asarray(run.inputs(), dtype=np.float32))  # on the cpu, as
+    labels = torch.tensor(examples["label"].to_numpy(np.int64))  # `memdash estimate`
     grids = second_split_grids(
         config,
         inputs,
@@ -238,7 +237,6 @@ def write_ssft(
     path: str | Path,
     spec: SSFTSpec,
     *,
-    device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Compute the SSFT of a run's training examples and store it: RUN/derived/ssft.parquet
@@ -254,7 +252,7 @@ def write_ssft(
     check_ssft(run)
     with write_lock(run.path, "memdash ssft"):
         started = time.perf_counter()
-        table, params = compute_ssft(run, spec, device=device, progress=progress)
+        table, params = compute_ssft(run, spec, progress=progress)
         seconds = time.perf_counter() - started
         entry = {"key": ssft_key(run, spec), "params": params, "seconds": round(seconds, 3)}
         run.replace_derived(STEP, {FILE: table}, entry)
