@@ -207,3 +207,75 @@ def test_membership_tables_run_rmia_beside_lira():
     assert text["rmia"]["auc"] == pytest.approx(summary["rmia"]["auc"])
     with pytest.raises(ValueError, match="unknown attacks"):
         membership_tables(phi, member, attacks=("lira2",))
+
+
+def _pairwise(ratio, population, gamma):
+    """score(x): the share of the population's z (not x, with a ratio) where
+    ratio(x) / ratio(z) >= gamma, one pair at a time."""
+    out = np.full(ratio.shape, np.nan)
+    pool = np.flatnonzero(population & ~np.isnan(ratio))
+    for x in np.flatnonzero(~np.isnan(ratio)):
+        zs = [z for z in pool if z != x]
+        if zs:
+            out[x] = np.mean([ratio[x] / ratio[z] >= gamma for z in zs])
+    return out
+
+
+def _reference_rmia(log_p, member, *, offline, a=None, gamma=1.0):
+    """RMIA as the paper states it, in probabilities: target by target, p(x) a plain mean
+    over the other models (online: IN and OUT balanced; offline: the linear approximation
+    from the OUT mean with target t's a[t]), then pair by pair."""
+    p = np.exp(log_p)
+    k, n = p.shape
+    out = np.full((k, n), np.nan)
+    for t in range(k):
+        others = np.arange(k) != t
+        p_x = np.full(n, np.nan)
+        for x in range(n):
+            ins, outs = p[others & member[:, x], x], p[others & ~member[:, x], x]
+            if offline and outs.size:
+                p_x[x] = ((1 + a[t]) * outs.mean() + 1 - a[t]) / 2
+            elif not offline:
+                p_x[x] = np.mean([side.mean() for side in (ins, outs) if side.size])
+        out[t] = _pairwise(p[t] / p_x, ~member[t], gamma)
+    return out
+
+
+def _reference_a(log_p, member):
+    """Model 0 attacked with models 1.., offline, for each a of the grid: the first a of
+    the highest AUC."""
+    p = np.exp(log_p)
+    outs = [p[1:, x][~member[1:, x]] for x in range(p.shape[1])]
+    aucs = []
+    for a in A_GRID:
+        p_x = np.array([((1 + a) * o.mean() + 1 - a) / 2 if o.size else np.nan for o in outs])
+        scored = ~np.isnan(p_x)
+        share = _pairwise(p[0] / p_x, ~member[0], 1.0)
+        aucs.append(auc(share[scored], member[0, scored]))
+    return A_GRID[int(np.argmax(aucs))]
+
+
+@pytest.mark.parametrize(
+    ("offline", "gamma", "a"),
+    [(False, 1.0, None), (False, 2.0, None), (True, 1.0, "each"), (True, 0.5, "each")]
+    + [(True, 1.0, None)],
+)
+def test_rmia_equals_a_pair_by_pair_reference_on_16_random_models(offline, gamma, a):
+    """16 models x 40 examples; example 0 is held by every model (offline: no OUT reference,
+    not scored, no z), example 1 by none (a test example, in every population), example 3
+    a copy of example 2 (their ratios tie for every target). a: one per target, drawn, or
+    None (tuned as `offline_a` does: model 0 for targets 1.., model 1 for target 0)."""
+    rng = np.random.default_rng(7)
+    member = rng.random((16, 40)) < 0.6
+    log_p = np.log(rng.uniform(0.05, 0.95, (16, 40))) + 0.2 * member - 0.2
+    member[:, 0], member[:, 1] = True, False
+    log_p[:, 3], member[:, 3] = log_p[:, 2], member[:, 2]
+    each = rng.uniform(0, 1, 16) if a == "each" else None
+    if offline and a is None:
+        a_rest, a_first = _reference_a(log_p, member), _reference_a(log_p[1:], member[1:])
+        assert offline_a(log_p, member) == (a_rest, a_first)
+        each = np.r_[a_first, np.full(15, a_rest)]
+    expected = _reference_rmia(log_p, member, offline=offline, a=each, gamma=gamma)
+    got = rmia_scores(log_p, member, offline=offline, a=None if a is None else each, gamma=gamma)
+    assert np.isnan(got[:, 0]).all() == offline and not np.isnan(got[:, 1:]).any()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)

@@ -18,8 +18,10 @@ log-probability: LR(x, z) >= gamma is log p(x|theta) - log p(x) >= log p(z|theta
 As with LiRA (`measures.membership`), each model of an estimate is the target in turn and the
 other models are its reference models (leave one model out). Target k's population z is
 every example k did not train on (the training examples left out of its subset and the test
-examples), other than x itself, with p(z) from the same reference models. The share is
-counted with one sort of the population's ratios and a ``searchsorted`` per target.
+examples), other than x itself, with p(z) from the same reference models. Every target's
+shares come from one argsort of the (target, example) ratios along the examples: a running
+count of the population through each target's sorted ratios, read at the last of each run
+of tied ratios (gamma = 1) or where ``searchsorted`` puts ratio(x) - log gamma.
 
 - Online RMIA: p(x) is the reference models' mean probability balanced between the models
   that trained on x and those that did not, (mean over IN + mean over OUT) / 2. The paper's
@@ -64,7 +66,10 @@ def log_prob_label(phi: np.ndarray) -> np.ndarray:
     -------
     (...) float64, at most 0; higher = more confident.
     """
-    return -np.logaddexp(0.0, -np.asarray(phi, dtype=np.float64))
+    out = np.array(phi, dtype=np.float64)  # one copy, then in place
+    np.negative(out, out=out)
+    np.logaddexp(0.0, out, out=out)
+    return np.negative(out, out=out)
 
 
 def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,34 +91,41 @@ def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.nd
         models on n's side; NaN where there is none
     count : (K, N) int64, how many models that mean is over
     """
-    x = np.where(side, log_p, -np.inf)
-    n = x.shape[1]
-    top = np.argmax(x, axis=0)
+    scaled = np.where(side, log_p, -np.inf)  # shifted and exponentiated in place
+    k, n = scaled.shape
+    top = np.argmax(scaled, axis=0)
     columns = np.arange(n)
-    largest = x[top, columns]
+    largest = scaled[top, columns]
     shift = np.where(np.isfinite(largest), largest, 0.0)
-    scaled = np.exp(x - shift)
-    zero = np.zeros((1, n))
-    before = np.cumsum(scaled, axis=0)
-    after = np.cumsum(scaled[::-1], axis=0)[::-1]
-    others = np.r_[zero, before[:-1]] + np.r_[after[1:], zero]
-    count = (side.sum(0) - side).astype(np.int64)
+    scaled -= shift
+    np.exp(scaled, out=scaled)
+    total = np.empty_like(scaled)  # target k: the sum before k, then the sum after it
+    total[0] = 0.0
+    np.cumsum(scaled[:-1], axis=0, out=total[1:])
+    np.cumsum(scaled[::-1], axis=0, out=scaled[::-1])  # the sum from k on
+    total[:-1] += scaled[1:]
+    lost = np.flatnonzero(total[top, columns] < UNDERFLOW)  # tiny against the largest
+    count = side.sum(0) - side
     with np.errstate(divide="ignore", invalid="ignore"):
-        total = np.log(others) + shift
-        lost = np.flatnonzero(others[top, columns] < UNDERFLOW)  # tiny against the largest
+        np.log(total, out=total)
+        total += shift
         if lost.size:
-            rest = x[:, lost].copy()
+            rest = np.where(side[:, lost], log_p[:, lost], -np.inf)
             rest[top[lost], np.arange(lost.size)] = -np.inf
             total[top[lost], lost] = np.logaddexp.reduce(rest, axis=0)
-        mean = total - np.log(count)
-    return np.where(count > 0, mean, np.nan), count
+        total -= np.log(np.arange(k + 1.0)).take(count)  # log of each count, looked up
+    total[count == 0] = np.nan
+    return total, count
 
 
 def balanced(log_in: np.ndarray, log_out: np.ndarray) -> np.ndarray:
     """log((p_IN + p_OUT) / 2), or the one side that exists (NaN where neither does)."""
     with np.errstate(invalid="ignore"):
-        both = np.logaddexp(log_in, log_out) - np.log(2.0)
-    return np.where(np.isnan(log_in), log_out, np.where(np.isnan(log_out), log_in, both))
+        both = np.asarray(np.logaddexp(log_in, log_out))
+    both -= np.log(2.0)
+    np.copyto(both, log_in, where=np.isnan(log_out))
+    np.copyto(both, log_out, where=np.isnan(log_in))
+    return both
 
 
 def linear_offline(log_out: np.ndarray, a: float | np.ndarray) -> np.ndarray:
@@ -121,7 +133,10 @@ def linear_offline(log_out: np.ndarray, a: float | np.ndarray) -> np.ndarray:
     number or an array broadcast against `log_out` (e.g. (T, 1): one a per target)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         constant = np.log(1.0 - a)  # -inf at a = 1: p(x) = p_OUT(x)
-        return np.logaddexp(np.log1p(a) + log_out, constant) - np.log(2.0)
+        out = np.asarray(np.log1p(a) + log_out)
+        np.logaddexp(out, constant, out=out)
+    out -= np.log(2.0)
+    return out
 
 
 def pairwise_share(
@@ -148,18 +163,38 @@ def pairwise_share(
     population holds no other z.
     """
     ratio = np.asarray(log_target, dtype=np.float64) - log_reference
-    scored = np.isfinite(ratio)
-    pool = np.asarray(population, dtype=bool) & scored
-    cut = ratio - np.log(gamma)  # z counts when ratio(z) <= ratio(x) - log gamma
-    out = np.full(ratio.shape, np.nan)
-    for t in range(len(ratio)):  # one sort and one searchsorted per target
-        sorted_pool = np.sort(ratio[t, pool[t]])
-        below = np.searchsorted(sorted_pool, cut[t], side="right").astype(np.float64)
-        itself = pool[t] & (gamma <= 1.0)  # x in its own population counts itself: drop it
-        others = pool[t].sum() - pool[t]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[t] = np.where(scored[t] & (others > 0), (below - itself) / others, np.nan)
-    return out
+    pool = np.asarray(population, dtype=bool) & np.isfinite(ratio)
+    t, n = ratio.shape
+    flat = np.argsort(ratio, axis=1)  # one sort of every target's ratios (NaN last) ...
+    flat += n * np.arange(t)[:, None]  # ... and where in ratio.flat each sorted one lies
+    ranked, joined = ratio.take(flat), pool.take(flat)
+    below = _pool_upto(ranked, joined, np.log(gamma))
+    below -= joined & (gamma <= 1.0)  # x in its own population counts itself: drop it
+    others = pool.sum(1, keepdims=True) - joined
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.divide(below, others)
+    share[~np.isfinite(ranked) | (others <= 0)] = np.nan
+    np.put(ratio, flat, share)  # back in the examples' order
+    return ratio
+
+
+def _pool_upto(ranked: np.ndarray, joined: np.ndarray, log_gamma: float) -> np.ndarray:
+    """For each row's ascending (NaN last) values v, how many of those in the population
+    (`joined`) are <= v[j] - log_gamma: the running count at the end of v[j]'s run of ties
+    when log_gamma = 0, else at one ``searchsorted`` per row (its cuts ascending too, which
+    numpy's search exploits)."""
+    if log_gamma != 0.0:
+        so_far = np.zeros((len(ranked), ranked.shape[1] + 1), dtype=np.intp)
+        np.cumsum(joined, axis=1, out=so_far[:, 1:])
+        upto = np.empty(ranked.shape, dtype=np.intp)
+        for v, row in zip(ranked, upto, strict=True):
+            row[:] = np.searchsorted(v, v - log_gamma, side="right")
+        return np.take_along_axis(so_far, upto, axis=1)
+    so_far = np.cumsum(joined, axis=1, dtype=np.intp)
+    tied = ranked[:, 1:] == ranked[:, :-1]  # not the last of its run of equal values
+    np.copyto(so_far[:, :-1], np.iinfo(np.intp).max, where=tied)
+    backward = so_far[:, ::-1]
+    return np.minimum.accumulate(backward, axis=1, out=backward)[:, ::-1]
 
 
 def rmia_scores(
@@ -215,7 +250,8 @@ def choose_a(
     """Offline RMIA's a, as the paper chooses it: model `target` attacked with every other
     model as a reference (offline, gamma = 1), for each a of `grid`; the a of the highest
     AUC over the examples it can score (the smallest such a on a tie). With one model,
-    or no scored example both held and not held by it, `FALLBACK_A`.
+    or no scored example both held and not held by it, `FALLBACK_A`. Every a of the grid is
+    scored in one `pairwise_share`, a row each.
 
     Parameters
     ----------
@@ -235,15 +271,9 @@ def choose_a(
     scored = np.isfinite(log_out)
     if not len(rest) or truth[scored].all() or not truth[scored].any():
         return FALLBACK_A
-    aucs = [
-        auc(
-            pairwise_share(
-                log_p[target][None], linear_offline(log_out, float(a))[None], ~truth[None]
-            )[0, scored],
-            truth[scored],
-        )
-        for a in grid
-    ]
+    each = np.broadcast_to(log_p[target], (grid.size, truth.size))
+    shares = pairwise_share(each, linear_offline(log_out, grid[:, None]), ~truth)
+    aucs = [auc(share[scored], truth[scored]) for share in shares]
     return float(grid[int(np.argmax(aucs))])
 
 
