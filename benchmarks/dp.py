@@ -4,14 +4,22 @@
    momentum: sample_runs/digits_mlp_noise20's config) trained
 
      plain   `record.training.train_epoch` (shuffled batches, mean loss, one step)
-     dp      `record.dp.DPTraining.train_epoch` (Poisson batches, Opacus's ghost
-             clipping to C = 1, noise sigma = 1, the accountant's epsilon)
+     dp      `record.dp.DPTraining.train_epoch` as `memdash train` runs it on an MLP: Poisson
+             batches, the dense path (`record.dense_clip.DenseClipping`: one backward pass to
+             the layers' outputs, clip to C = 1), Opacus's noise sigma = 1 and step
+     ghost   the same with clipping="ghost" (Opacus's ghost clipping, two backward passes:
+             the path of every non-MLP model, and of the MLP before issue #25)
 
-   alternating over the rounds (medians), both through the recorder's interface (a stub that
-   keeps nothing, so the training alone is timed). Goal: dp within 3x plain. The DP epoch is
-   split into what dominates: the forward and ghost clipping's two backward passes (norms,
-   clipped sum), any clipping left to the optimizer (clip_and_accumulate), the noise
-   (add_noise), the optimizer's own step, and the accountant's epsilon (once an epoch).
+   alternating over the rounds (medians), all through the recorder's interface (a stub that
+   keeps nothing, so the training alone is timed). Goal: dp within 3x plain. The dense DP
+   epoch is split into what dominates: the forward with sampling and the loss (the rest),
+   the one backward pass to the layers' outputs (`output_grads`), the norms, clip factors
+   and clipped sums (`clipped_sums`), Opacus's copy of the sum (accumulate), its noise
+   (add_noise: one Gaussian draw per parameter tensor from the epoch's CPU generator) and
+   scaling (scale_grad) and the optimizer's own step; the accountant's epsilon (once an
+   epoch, in run.json) is timed beside the epoch, not in it. Then the noise alone: Opacus's
+   add_noise for one step against its own torch.normal draws (the same values) and the CPU
+   generator's uniform stream beneath them, what no change that keeps the values can beat.
 
 2. The batched estimate's 16 models (70% subsets, the same MLP) trained for a few epochs by
    `ensemble.batched.fit_batched` and with DP-SGD by `ensemble.dp_batched.fit_dp`.
@@ -78,14 +86,21 @@ def epochs_side_by_side(rounds: int) -> None:
     config = replace(SAMPLE, train=replace(SAMPLE.train, dp=DP))
     plain_model = make_model(SAMPLE, shape, prepared.n_classes)
     plain_opt = make_optimizer(SAMPLE, plain_model)
-    dp_model = make_model(config, shape, prepared.n_classes)
-    dp_opt = make_optimizer(config, dp_model)
-    private = DPTraining(config, dp_model, dp_opt, len(train_ids))
+    trainers = {}
+    for clipping in ("auto", "ghost"):  # auto: what `memdash train` picks
+        model = make_model(config, shape, prepared.n_classes)
+        opt = make_optimizer(config, model)
+        private = DPTraining(config, model, opt, len(train_ids), clipping=clipping)
+        trainers[clipping] = (model, opt, private)
+    dp_model, dp_opt, private = trainers["auto"]
+    assert private.clipping == "dense" and private.dense is not None
     spent: dict[str, float] = {}
-    for name in ("clip_and_accumulate", "add_noise"):
+    for name in ("output_grads", "clipped_sums"):
+        _timed(private.dense, name, spent)
+    for name in ("accumulate", "add_noise", "scale_grad"):
         _timed(private.optimizer, name, spent)
     _timed(dp_opt, "step", spent)
-    times: dict[str, list[float]] = {"plain": [], "dp": []}
+    times: dict[str, list[float]] = {"plain": [], "dense": [], "ghost": []}
     parts: list[dict[str, float]] = []
     stub = Stub()
     for r in range(rounds + 1):  # round 0 warms up
@@ -99,28 +114,80 @@ def epochs_side_by_side(rounds: int) -> None:
         before = time.perf_counter()
         epsilon_spent(DP.noise_multiplier, private.q, private.steps * (r + 1), DP.delta)
         accountant = time.perf_counter() - before
+        model, opt, ghost = trainers["ghost"]
+        start = time.perf_counter()
+        ghost.train_epoch(model, opt, stub, inputs, labels, train_ids, config, r + 1)
+        ghost_time = time.perf_counter() - start
         if r:
             times["plain"].append(plain)
-            times["dp"].append(dp)
+            times["dense"].append(dp)
+            times["ghost"].append(ghost_time)
             parts.append(spent | {"accountant": accountant, "epoch": dp})
-    plain, dp = statistics.median(times["plain"]), statistics.median(times["dp"])
+    plain, dp, ghost_time = (statistics.median(times[k]) for k in ("plain", "dense", "ghost"))
     n = len(train_ids)
     print(f"1. one epoch of the sample MLP 512-256 on {n:,} training examples, batch 32")
     print(f"   plain          {plain * 1e3:8.1f} ms")
     print(f"   DP-SGD         {dp * 1e3:8.1f} ms   ratio {dp / plain:.2f} x (goal <= 3 x)")
+    print(f"   DP, ghost      {ghost_time * 1e3:8.1f} ms   ratio {ghost_time / plain:.2f} x")
     share = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
-    clip, noise = share.get("clip_and_accumulate", 0.0), share.get("add_noise", 0.0)
-    step = share.get("step", 0.0)  # the wrapped optimizer's own step
-    rest = share["epoch"] - clip - noise - step
     rows = {
-        "forward, ghost clipping's two backward passes (norms, clipped sum), sampling": rest,
-        "clipping outside the backward passes (none with ghost clipping)": clip,
-        "noise (Gaussian, per parameter)": noise,
-        "the optimizer's own step": step,
-        "the accountant's epsilon (once an epoch)": share["accountant"],
+        "the one backward pass to the layers' outputs (output_grads)": share["output_grads"],
+        "norms, clip factors, clipped sums (clipped_sums)": share["clipped_sums"],
+        "Opacus's copy of the sums (accumulate)": share["accumulate"],
+        "noise (Opacus's add_noise, a Gaussian draw per parameter)": share["add_noise"],
+        "scaling by the expected batch (scale_grad)": share["scale_grad"],
+        "the optimizer's own step": share["step"],
     }
+    rows["forward, sampling, loss (the rest)"] = share["epoch"] - sum(rows.values())
+    print(f"   of the DP-SGD epoch ({private.steps} steps):")
     for what, seconds in sorted(rows.items(), key=lambda kv: -kv[1]):
         print(f"     {seconds * 1e3:8.1f} ms  {seconds / share['epoch']:6.1%}  {what}")
+    print(f"   besides, once an epoch: the accountant's epsilon {share['accountant'] * 1e3:.1f} ms")
+
+
+def noise_against_its_draws(rounds: int, repeats: int = 45) -> None:
+    """Opacus's add_noise for the sample MLP's parameters against its bare Gaussian draws
+    (torch.normal per parameter tensor, the same generator: the same values) and the
+    generator's uniform stream under them (mt19937, serial), `repeats` steps per round."""
+    model = make_model(SAMPLE, (64,), 10)
+    params = list(model.parameters())
+    config = replace(SAMPLE, train=replace(SAMPLE.train, dp=DP))
+    opt = DPTraining(config, model, make_optimizer(config, model), 1437).optimizer
+    flat = torch.empty(sum(p.numel() for p in params))
+
+    def opacus(gen, sums):  # sums: fresh summed gradients (add_noise marks them used)
+        for p, total in zip(params, sums, strict=True):
+            p.summed_grad = total
+        opt.generator = gen
+        opt.add_noise()
+
+    def draws(gen, sums):
+        for p in params:
+            torch.normal(0.0, 1.0, size=p.shape, generator=gen)
+
+    def uniforms(gen, sums):
+        flat.uniform_(generator=gen)
+
+    kinds = {"add_noise": opacus, "torch.normal": draws, "uniforms": uniforms}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    for _ in range(rounds):
+        for name, fn in kinds.items():
+            sums = [[torch.zeros_like(p) for p in params] for _ in range(repeats)]
+            gen = torch.Generator().manual_seed(0)
+            start = time.perf_counter()
+            for step in range(repeats):
+                fn(gen, sums[step])
+            times[name].append((time.perf_counter() - start) / repeats)
+    t = {k: statistics.median(v) for k, v in times.items()}
+    print(f"   noise of one step ({flat.numel():,} parameters in {len(params)} tensors):")
+    rows = [
+        ("Opacus's add_noise", "add_noise"),
+        ("its draws alone (torch.normal)", "torch.normal"),
+        ("the generator's uniforms beneath", "uniforms"),
+    ]
+    for what, key in rows:
+        share = t[key] / t["add_noise"]
+        print(f"     {t[key] * 1e3:7.3f} ms  {share:6.1%}  {what}")
 
 
 def ensembles_side_by_side(rounds: int, epochs: int) -> None:
@@ -154,6 +221,7 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch threads: {torch.get_num_threads()}")
     epochs_side_by_side(args.rounds)
+    noise_against_its_draws(args.rounds)
     ensembles_side_by_side(args.rounds, args.epochs)
 
 
