@@ -31,6 +31,7 @@ TEXT_RUN = (
     "sequences have no label to flip, so it does not apply."
 )
 GAPS = 20  # examples in the table of disagreements
+ROW_PIXELS = 35  # a table row (st.dataframe)
 TRAINED_KINDS = ("clean", "flipped", "canary")
 
 
@@ -72,20 +73,29 @@ def render() -> None:
 
 def board_table(board: pd.DataFrame) -> pd.DataFrame:
     """The scoreboard as the page shows it: proxies and their flagged ends in words, the
-    interval as text; the other columns as they are."""
+    interval as text, the other columns as they are; a column no proxy has a value in (no
+    estimate, no canaries, no recorded cost) left out."""
     shown = board.assign(
         proxy=[label(p) for p in board["proxy"]],
-        direction=[end_text(p) for p in board["proxy"]],
+        direction=[end_text(p, short=True) for p in board["proxy"]],
         interval=[
-            "" if pd.isna(lo) else f"{lo:.3f} to {hi:.3f}"
+            None if pd.isna(lo) else f"{lo:.3f} to {hi:.3f}"
             for lo, hi in zip(board["spearman_lo"], board["spearman_hi"], strict=True)
         ],
     )
     columns = ["proxy", "direction", "n", "spearman", "interval"]
     columns += ["auroc_flipped", "auroc_canary", "precision_top", "seconds", "cost_runs"]
-    return shown[columns]
+    return shown[[c for c in columns if shown[c].notna().any()]]
 
 
+GAP_HELP = {
+    "rank_gap": "proxy percentile minus memorization percentile: positive where the proxy "
+    "flags the example more than the ensemble calls it memorized",
+    "proxy_percentile": "the example's rank by the proxy among the examples drawn, 100 = its "
+    "flagged end",
+    "ensemble_percentile": "the example's rank by the held-out memorization score, 100 = the "
+    "most memorized",
+}
 BOARD_HELP = {
     "direction": "the end of the proxy counted as flagged (the direction dictionary)",
     "n": "trained examples with both the proxy and the memorization score",
@@ -109,8 +119,10 @@ def _scoreboard(
     if board.empty:
         st.info("This run has no single-run score to compare.")
         return
-    config = {"proxy": st.column_config.TextColumn(label("proxy"), pinned=True)}
-    config["interval"] = st.column_config.TextColumn("95% interval", help="bootstrap")
+    config = {"proxy": st.column_config.TextColumn(label("proxy"))}
+    config["interval"] = st.column_config.TextColumn(
+        label("interval"), help="of Spearman: a bootstrap over the examples"
+    )
     for column, helps in BOARD_HELP.items():
         config[column] = st.column_config.NumberColumn(
             label(column), help=helps, format="%d" if column == "n" else "%.3f"
@@ -118,7 +130,13 @@ def _scoreboard(
     config["direction"] = st.column_config.TextColumn(
         label("direction"), help=BOARD_HELP["direction"]
     )
-    st.dataframe(board_table(board), hide_index=True, column_config=config, key="proxies_board")
+    st.dataframe(
+        board_table(board),
+        hide_index=True,
+        column_config=config,
+        height=ROW_PIXELS * (len(board) + 1) + 3,  # every proxy at once
+        key="proxies_board",
+    )
     counts = table["kind"].value_counts()
     kinds = ", ".join(f"{counts[k]:,} {k}" for k in TRAINED_KINDS if counts.get(k, 0))
     where = (
@@ -138,11 +156,16 @@ def _scoreboard(
             "most memorized 5%. Cost: seconds, and in training runs. "
             f"Ranked by Spearman; {where}."
         )
-    else:
+    elif board["auroc_flipped"].notna().any():
         st.caption(
             f"Each proxy is one score of this run, over the {len(table):,} trained examples "
             f"({kinds}); ranked by the AUROC of the flipped labels (1 = every flipped example "
             f"above every clean one, 0.5 = chance); {where}."
+        )
+    else:
+        st.caption(
+            f"Each proxy is one score of this run, over the {len(table):,} trained examples "
+            f"({kinds}). Without an estimate or flipped labels, the table is not ranked."
         )
     if board["seconds"].isna().all():
         st.caption(
@@ -187,11 +210,11 @@ def _against_memorization(path: Path, table: pd.DataFrame, board: pd.DataFrame, 
 def _disagreements(table: pd.DataFrame, proxy: str) -> None:
     st.subheader("Where the proxy and the ensemble disagree most")
     gaps = proxy_data.rank_gaps(table, proxy, n=GAPS)
-    columns = ["example_id", "kind", "label", "true_label", proxy, "mem_score"]
-    columns += ["proxy_percentile", "ensemble_percentile", "rank_gap"]
+    columns = ["example_id", "kind", "rank_gap", "proxy_percentile", "ensemble_percentile"]
+    columns += [proxy, "mem_score", "label", "true_label"]
     config = table_config(columns)
-    for column in ("proxy_percentile", "ensemble_percentile", "rank_gap"):
-        config[column] = st.column_config.NumberColumn(label(column), format="%.0f")
+    for column, helps in GAP_HELP.items():
+        config[column] = st.column_config.NumberColumn(label(column), help=helps, format="%.0f")
     ids = gaps["example_id"].astype(int).tolist()
     st.dataframe(
         gaps[columns],

@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from memdash.dashboard.charts._common import margin
+from memdash.dashboard.charts.compare import JITTER, whole_step
+from memdash.dashboard.charts.distributions import value_is_integer
 from memdash.dashboard.charts.scatters import scatter
 from memdash.dashboard.labels import LOWER, flagged_end, label, memorized_end
 from memdash.dashboard.palette import SPARE_COLORS
@@ -18,15 +20,16 @@ SPEARMAN_COLOR, PRECISION_COLOR = SPARE_COLORS[0], SPARE_COLORS[1]
 ROW_HEIGHT = 26  # pixels per proxy: every name readable
 
 
-def end_text(score: str) -> str:
+def end_text(score: str, *, short: bool = False) -> str:
     """The end of `score` the direction dictionary flags, in words: "higher = more memorized"
-    for a memorization score, "lower = harder, more atypical" for any other. Raises
-    ValueError for a score the dictionary lacks."""
+    for a memorization score, "lower = harder, more atypical" for any other ("lower =
+    harder" if `short`). Raises ValueError for a score the dictionary lacks."""
     end = flagged_end(score)
     if end is None:
         raise ValueError(f"{score!r} has no direction in measures.directions.DIRECTIONS")
-    memorized = memorized_end(score.split("@")[0].removesuffix("_train"))
-    return f"{end} = {'more memorized' if memorized else 'harder, more atypical'}"
+    if memorized_end(score.split("@")[0].removesuffix("_train")):
+        return f"{end} = more memorized"
+    return f"{end} = harder" if short else f"{end} = harder, more atypical"
 
 
 def axis_title(score: str) -> str:
@@ -34,21 +37,49 @@ def axis_title(score: str) -> str:
     return f"{label(score)}<br>({end_text(score)})"
 
 
-def proxy_scatter(table: pd.DataFrame, *, proxy: str, title: str = "") -> go.Figure:
+def proxy_scatter(table: pd.DataFrame, *, proxy: str, title: str = "", seed: int = 0) -> go.Figure:
     """Each example's `proxy` (y) against its held-out memorization score (x), coloured by
     kind (`charts.scatter`: the example id first in customdata). A proxy flagged low is drawn
     with its axis reversed, so that on both axes the flagged end (more memorized, or harder)
-    is up and right: a proxy that agrees with the ensemble rises to the right."""
-    fig = scatter(table, x="mem_score", y=proxy, color="kind", title=title)
+    is up and right: a proxy that agrees with the ensemble rises to the right. A whole-number
+    proxy (a count, an epoch, a 0/1 disagreement) is jittered (seeded, by less than half a
+    unit) so equal values do not hide each other, its axis ticked at whole numbers and its
+    hover giving the value itself."""
+    integer = value_is_integer(table[proxy])
+    shown = table
+    if integer:
+        rng = np.random.default_rng(seed)
+        shown = table.assign(**{proxy: table[proxy] + rng.uniform(-JITTER, JITTER, len(table))})
+        title += " (jittered: the values are whole numbers)"
+    fig = scatter(shown, x="mem_score", y=proxy, color="kind", title=title)
     fig.update_layout(xaxis_title=axis_title("mem_score"), yaxis_title=axis_title(proxy))
+    if integer:
+        _hover_whole_numbers(fig, table, proxy)
+        lo, hi = round(float(table[proxy].min())), round(float(table[proxy].max()))
+        pad = max(0.5, 0.03 * (hi - lo))  # the jitter, and room for the markers at the ends
+        fig.update_yaxes(range=[lo - pad, hi + pad], tick0=0, dtick=whole_step(hi - lo))
     if flagged_end(proxy) == LOWER:
-        shown = fig.layout.yaxis.range
-        if shown is not None:
-            fig.update_yaxes(range=list(shown)[::-1])
+        drawn = fig.layout.yaxis.range  # a share's 0 to 1, a count's whole numbers, or None
+        if drawn:
+            fig.update_yaxes(range=list(drawn)[::-1])
         else:
             fig.update_yaxes(autorange="reversed")
         fig.update_layout(yaxis_title=axis_title(proxy) + ", axis reversed")
     return fig
+
+
+def _hover_whole_numbers(fig: go.Figure, table: pd.DataFrame, proxy: str) -> None:
+    """Each kind's trace hovers with the proxy's own (unjittered) value, added to its
+    customdata."""
+    for trace in fig.data:
+        rows = table[table["kind"].astype(str) == trace.name]
+        if trace.customdata is None or len(rows) != len(trace.customdata):
+            continue
+        custom = np.asarray(trace.customdata, dtype=float)
+        trace.customdata = np.column_stack([custom, rows[proxy].to_numpy(float)])
+        trace.hovertemplate = trace.hovertemplate.replace(
+            f"{label(proxy)} %{{y:.3f}}", f"{label(proxy)} %{{customdata[{custom.shape[1]}]:d}}"
+        )
 
 
 def scoreboard_chart(board: pd.DataFrame, *, title: str = "") -> go.Figure:

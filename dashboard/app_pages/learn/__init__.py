@@ -23,6 +23,7 @@ from memdash.dashboard.app_pages.learn import (
     memorization,
     one_way_to_learn,
     order_of_fitting,
+    proxies,
     random_label_pretraining,
     secret_sharer,
 )
@@ -45,6 +46,7 @@ LESSONS = tuple(
         data_maps,
         heldout_score,
         membership,
+        proxies,
         exposure,
         secret_sharer,
         knn,
