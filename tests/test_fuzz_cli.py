@@ -177,6 +177,7 @@ NEEDS = {
     "localize": lambda run, out: [str(run)],
     "estimate": lambda run, out: ["--out", str(out)],
     "ssft": lambda run, out: [str(run)],
+    "proxies": lambda run, out: [str(run)],
     "similarity": lambda run, out: [str(run), "--out", str(out)],
     "findings": lambda run, out: [str(run)],
     "dashboard": lambda run, out: [str(run)],
