@@ -24,7 +24,7 @@ from memdash.analysis.record.config import (
     RunConfig,
     validate,
 )
-from memdash.analysis.record.eval_pass import curvature_generator, epoch_measures
+from memdash.analysis.record.eval_pass import curvature_generator, epoch_measures, eval_logits
 from memdash.analysis.steps.scores import compute_scores
 from memdash.analysis.store import Run
 
@@ -165,7 +165,7 @@ def test_mean_over_epochs_skips_missing_epochs():
         mean_over_epochs(np.zeros(3))
 
 
-def test_the_recorders_measures_freeze_the_parameters_and_restore_them():
+def test_the_recorders_measures_freeze_the_parameters_and_share_the_gradient():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
     net.train()
@@ -175,13 +175,16 @@ def test_the_recorders_measures_freeze_the_parameters_and_restore_them():
     )
     x, y = torch.randn(6, 2), torch.tensor([0, 1, 0, 1, 1, 0])
     clock = timing.Clock()
-    found = epoch_measures(
-        net, x, y, 4, epoch=3, sensitivity=True, curvature=(2, 1e-3, 5), clock=clock
-    )
+    with clock.part("eval_pass"):
+        logits, grads = eval_logits(net.eval(), x, y, 4, gradients=True, clock=clock)
+    net.train()
+    found = epoch_measures(net, x, y, 4, epoch=3, curvature=(2, 1e-3, 5), gradients=grads)
     assert seen and not any(seen)  # no pass asked for the parameters' gradients
     assert all(p.requires_grad and p.grad is None for p in net.parameters()) and net.training
-    assert set(found) == {"loss_sensitivity", "curvature"} and found["curvature"].shape == (6,)
-    assert set(clock.totals()) == {"loss_sensitivity", "curvature"}
+    assert torch.allclose(logits, net(x).detach())
+    assert set(found) == {"curvature"} and found["curvature"].shape == (6,)
+    assert set(clock.totals()) == {"eval_pass", "input_gradient"}
+    # without the eval pass's gradients, computed again: the same curvature
     again = epoch_measures(net, x, y, 4, epoch=3, curvature=(2, 1e-3, 5))
     assert torch.equal(found["curvature"], again["curvature"])  # reproducible
     later = epoch_measures(net, x, y, 4, epoch=4, curvature=(2, 1e-3, 5))

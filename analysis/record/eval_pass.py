@@ -3,10 +3,11 @@
 `forward_with_ids` runs the model on a batch with its example ids known to any example-tied
 dropout; `captured_embeddings` collects named layers' outputs through forward hooks (what a layer
 stores is `layer_embedding`) and `stacked_embeddings` turns them into the (N, D) arrays of
-embeddings/; `eval_logits` is the pass over every example in batches; `input_measures` the
-measures of the inputs' gradients (loss sensitivity, Arpit et al. 2017; curvature, Garg, Roy
-et al. 2023) in their own passes; `critical_subset` and `critical_flags` find the critical
-samples of Arpit et al. (2017) among a seeded subset of the examples.
+embeddings/; `eval_logits` is the pass over every example in batches, with each example's input
+gradient when asked (loss sensitivity, Arpit et al. 2017, is its L1 norm); `curvatures` the
+input-loss curvature of Garg, Roy et al. (2023) from it; `critical_subset` and `critical_flags`
+find the critical samples of Arpit et al. (2017) among a seeded subset of the examples;
+`epoch_measures` runs the last two in their own passes after the eval pass.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from memdash.analysis.measures.curvature import input_curvature, input_gradient
+from memdash.analysis.measures.curvature import cross_entropy, input_curvature
 from memdash.analysis.measures.sensitivity import critical_samples
 from memdash.analysis.record.tied_dropout import example_ids
 from memdash.analysis.record.timing import Clock
@@ -105,24 +106,52 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def eval_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The model's logits on every example, `batch_size` examples a forward pass without
-    gradients (the measures of the inputs' gradients have their own, `input_measures`).
+def eval_logits(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    *,
+    gradients: bool = False,
+    clock: Clock | None = None,
+    part: str = "input_gradient",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's logits on every example, `batch_size` examples a forward pass.
 
     Parameters
     ----------
     model : the network, in the mode the pass wants (eval)
     inputs : shape (N, ...), row i = example i
+    labels : int64, shape (N,), the labels trained with
     batch_size : examples per forward pass
+    gradients : also each example's input gradient grad_x L(x) of its cross-entropy, from
+        the same forward pass plus one backward a batch (the parameters require no gradient
+        meanwhile): loss sensitivity's (Arpit et al.) and curvature's (Garg, Roy et al.)
+    clock, part : times the backward passes as `part` (inside the clock's eval pass)
 
     Returns
     -------
-    logits of shape (N, C)
+    (logits, gradients): shapes (N, C) and that of `inputs`, the second None unless asked
     """
-    chunks = torch.split(inputs, batch_size)
-    ids = torch.split(torch.arange(len(inputs), device=inputs.device), batch_size)
-    with torch.no_grad():
-        return torch.cat([forward_with_ids(model, x, i) for x, i in zip(chunks, ids, strict=True)])
+    chunks = zip(
+        torch.split(inputs, batch_size),
+        torch.split(torch.arange(len(inputs), device=inputs.device), batch_size),
+        strict=True,
+    )
+    if not gradients:
+        with torch.no_grad():
+            return torch.cat([forward_with_ids(model, x, ids) for x, ids in chunks]), None
+    clock = clock or Clock()
+    logits, grads = [], []
+    with frozen_parameters(model), torch.enable_grad():  # gradients reach the inputs only
+        for x, ids in chunks:
+            x = x.detach().clone().requires_grad_(True)
+            out = forward_with_ids(model, x, ids)
+            with clock.part(part):
+                (grad,) = torch.autograd.grad(cross_entropy(out, labels[ids]).sum(), x)
+            logits.append(out.detach())
+            grads.append(grad)
+    return torch.cat(logits), torch.cat(grads)
 
 
 def curvature_generator(seed: int, epoch: int, device: torch.device | str) -> torch.Generator:
@@ -133,69 +162,43 @@ def curvature_generator(seed: int, epoch: int, device: torch.device | str) -> to
     return torch.Generator(device=device).manual_seed(int(state[0]))
 
 
-def input_measures(
+def curvatures(
     model: nn.Module,
     inputs: torch.Tensor,
     labels: torch.Tensor,
+    gradients: torch.Tensor,
     batch_size: int,
     *,
-    sensitivity: bool = False,
-    curvature: tuple[int, float, torch.Generator] | None = None,
-    clock: Clock | None = None,
-) -> dict[str, torch.Tensor]:
-    """Each example's loss sensitivity and curvature, as asked, `batch_size` examples at once.
+    directions: int,
+    step: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Each example's input-loss curvature (Garg, Roy et al. 2023), `batch_size` examples
+    at once: float32 (N,).
 
-    Per batch, one forward and one backward pass give grad_x L(x), shared by both measures:
-    its L1 norm is the loss sensitivity (Arpit et al. 2017), and the curvature (Garg, Roy et
-    al. 2023, `measures.curvature.input_curvature`) differentiates the n perturbed copies
-    of the batch stacked into one batch. The parameters require no gradient meanwhile.
-
-    Parameters
-    ----------
-    model : the network, in eval mode
-    inputs : shape (N, ...), row i = example i
-    labels : int64, shape (N,), the labels trained with
-    batch_size : examples per pass (the curvature's stacks hold n times as many rows)
-    sensitivity : compute ``loss_sensitivity``
-    curvature : (directions n, step h, generator of the directions), or None
-    clock : times the passes: the gradient at x as ``loss_sensitivity`` when it is asked
-        for (else as ``curvature``), the perturbed copies as ``curvature``
-
-    Returns
-    -------
-    ``loss_sensitivity`` and ``curvature`` as asked, float32 tensors of shape (N,)
+    The n perturbed copies of a batch are stacked into one batch
+    (`measures.curvature.input_curvature`); `gradients` (shape of `inputs`) are grad_x L(x)
+    from the eval pass (`eval_logits`), shared with loss sensitivity. The model is in eval
+    mode; its parameters require no gradient meanwhile.
     """
-    if not sensitivity and curvature is None:
-        return {}
-    clock = clock or Clock()
     forward = partial(forward_with_ids, model)
-    found: dict[str, list[torch.Tensor]] = {"loss_sensitivity": [], "curvature": []}
     ids_all = torch.arange(len(inputs), device=inputs.device)
-    with frozen_parameters(model):  # gradients reach the inputs only
-        for x, ids in zip(
-            torch.split(inputs, batch_size), torch.split(ids_all, batch_size), strict=True
-        ):
-            y = labels[ids]
-            with clock.part("loss_sensitivity" if sensitivity else "curvature"):
-                _, grad = input_gradient(forward, x, y, ids)
-                if sensitivity:
-                    found["loss_sensitivity"].append(grad.flatten(1).abs().sum(1).float())
-            if curvature is not None:
-                directions, step, generator = curvature
-                with clock.part("curvature"):
-                    found["curvature"].append(
-                        input_curvature(
-                            forward,
-                            x,
-                            y,
-                            ids,
-                            generator=generator,
-                            directions=directions,
-                            step=step,
-                            gradient=grad,
-                        )
-                    )
-    return {name: torch.cat(parts) for name, parts in found.items() if parts}
+    parts = []
+    with frozen_parameters(model):
+        for ids in torch.split(ids_all, batch_size):
+            parts.append(
+                input_curvature(
+                    forward,
+                    inputs[ids],
+                    labels[ids],
+                    ids,
+                    generator=generator,
+                    directions=directions,
+                    step=step,
+                    gradient=gradients[ids],
+                )
+            )
+    return torch.cat(parts) if parts else torch.zeros(0, device=inputs.device)
 
 
 def critical_subset(n: int, count: int, seed: int) -> torch.Tensor:
@@ -248,23 +251,24 @@ def epoch_measures(
     batch_size: int,
     *,
     epoch: int,
-    sensitivity: bool = False,
     curvature: tuple[int, float, int] | None = None,
+    gradients: torch.Tensor | None = None,
     critical: tuple[torch.Tensor, float, int, int] | None = None,
     clock: Clock | None = None,
 ) -> dict[str, torch.Tensor]:
-    """An epoch's recorded measures of the inputs, each in its own passes, in eval mode
+    """An epoch's recorded measures of the inputs beyond the eval pass's own, in eval mode
     (the model's mode is restored after).
 
     Parameters
     ----------
-    model, inputs, labels, batch_size : as `input_measures`
+    model, inputs, labels, batch_size : as `eval_logits`
     epoch : the epoch recorded (with the run seed, it seeds the curvature's directions)
-    sensitivity : record ``loss_sensitivity``
     curvature : (directions, step, run seed) to record ``curvature``, or None
+    gradients : grad_x L(x) of every example from the eval pass (`eval_logits`); computed
+        here when curvature is recorded without them
     critical : (subset of ids, radius, steps, seed) to record ``critical``
         (`critical_flags`), or None
-    clock : times the parts (``loss_sensitivity``, ``curvature``, ``critical``)
+    clock : times the parts (``curvature``, ``critical``)
 
     Returns
     -------
@@ -273,20 +277,24 @@ def epoch_measures(
     clock = clock or Clock()
     was_training = model.training
     model.eval()
+    found = {}
     try:
-        directions = None
         if curvature is not None:
             n, step, seed = curvature
-            directions = (n, step, curvature_generator(seed, epoch, inputs.device))
-        found = input_measures(
-            model,
-            inputs,
-            labels,
-            batch_size,
-            sensitivity=sensitivity,
-            curvature=directions,
-            clock=clock,
-        )
+            generator = curvature_generator(seed, epoch, inputs.device)
+            with clock.part("curvature"):
+                if gradients is None:
+                    _, gradients = eval_logits(model, inputs, labels, batch_size, gradients=True)
+                found["curvature"] = curvatures(
+                    model,
+                    inputs,
+                    labels,
+                    gradients,
+                    batch_size,
+                    directions=n,
+                    step=step,
+                    generator=generator,
+                )
         if critical is not None:
             subset, radius, steps, seed = critical
             with clock.part("critical"):

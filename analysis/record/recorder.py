@@ -143,6 +143,7 @@ class TraceRecorder:
         # seconds per part of an epoch, summed over the epochs (a resumed run's go on)
         self.clock = Clock(inputs.device, getattr(writer, "meta", {}).get("timing"))
         self._critical_ids = None
+        self._gradients: torch.Tensor | None = None  # the eval pass's grad_x L, for curvature
         if critical is not None:
             count, _, _, seed = critical
             self._critical_ids = critical_subset(len(labels), count, seed).to(inputs.device)
@@ -289,17 +290,18 @@ class TraceRecorder:
             jobs.append(partial(w.write_trace, "train", epoch, train_table))
         with self.clock.part("eval_pass"):
             stats, embeddings = self.evaluate(epoch in self.embed_epochs)
-        stats |= epoch_measures(  # loss sensitivity, curvature, critical samples: own passes
+        stats |= epoch_measures(  # curvature, critical samples: their own passes
             self.model,
             self.inputs,
             self.labels,
             self.eval_batch_size,
             epoch=epoch,
-            sensitivity=self.record_sensitivity,
             curvature=self.curvature,
+            gradients=self._gradients,
             critical=self.critical and (self._critical_ids, *self.critical[1:]),
             clock=self.clock,
         )
+        self._gradients = None
         jobs.append(
             partial(
                 w.write_trace,
@@ -377,8 +379,19 @@ class TraceRecorder:
             with captured_embeddings(
                 self.model, self.embed_layers, capture=with_embeddings
             ) as captured:
-                logits = eval_logits(self.model, self.inputs, self.eval_batch_size)
+                logits, grads = eval_logits(
+                    self.model,
+                    self.inputs,
+                    self.labels,
+                    self.eval_batch_size,
+                    gradients=self.record_sensitivity or self.curvature is not None,
+                    clock=self.clock,  # its backward passes: the measures' own time
+                    part="loss_sensitivity" if self.record_sensitivity else "curvature",
+                )
         finally:
             self.model.train(was_training)
         stats = example_stats(logits, self.labels.to(logits.device))
+        if grads is not None and self.record_sensitivity:
+            stats["loss_sensitivity"] = grads.flatten(1).abs().sum(1).float()
+        self._gradients = grads if self.curvature is not None else None
         return stats, stacked_embeddings(captured, self.embed_dtype)

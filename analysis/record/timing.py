@@ -2,8 +2,10 @@
 
 Each committed epoch stores the sums in run.json under ``timing`` (docs/run-format.md):
 ``train`` (the training minibatch loop), ``eval_pass`` (the end-of-epoch pass over every
-example, epoch 0's included), ``loss_sensitivity``, ``curvature`` and ``critical`` (the
-recorded measures' own passes), each present once that part has run. Parts nest: a part
+example, epoch 0's included), ``loss_sensitivity`` (the eval pass's backward passes that
+give each example's input gradient), ``curvature`` (its perturbed copies' passes, and those
+backward passes when loss sensitivity is not recorded) and ``critical`` (the search), each
+present once that part has run. Parts nest: a part
 timed inside another is not counted in the outer one. On a GPU the device is synchronized
 at both ends of a part, so that its seconds are the work's, not the launches'.
 """
