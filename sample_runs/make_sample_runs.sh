@@ -6,11 +6,30 @@ cd "$(dirname "$0")/.."
 MEMDASH=${MEMDASH:-.venv/bin/memdash}
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
-  --canaries 10 --embed-layers fc1,fc2,out --embed-epochs 0,5,30,60 --checkpoint-epochs 0,20,60 \
-  --overwrite --out sample_runs/digits_mlp_noise20
+  --canaries 10 --embed-layers fc1,fc2,out --embed-epochs 5,60 --checkpoint-epochs 0,20,60 \
+  --record-loss-sensitivity --record-curvature --overwrite --out sample_runs/digits_mlp_noise20
 $MEMDASH analyze sample_runs/digits_mlp_noise20
 $MEMDASH localize sample_runs/digits_mlp_noise20
 $MEMDASH estimate --like sample_runs/digits_mlp_noise20 --models 256
+# Second-split forgetting (Maini et al. 2022) and the proxies' scoreboard: which single-run
+# score finds what the 256 models find
+$MEMDASH ssft sample_runs/digits_mlp_noise20
+$MEMDASH proxies sample_runs/digits_mlp_noise20
+
+# The width family (Lukasik et al. 2023): the same training at hidden widths 32-16 and
+# 128-64 beside the run above's 512-256, each with its own estimate (128 models: what the
+# suite's 100 MB allow), SSFT and scoreboard, for proxies_across_widths. Only what the
+# proxies read is recorded: the eval trace with loss sensitivity and curvature.
+for HIDDEN in 32,16 128,64; do
+  OUT=sample_runs/widths/digits_mlp_noise20_h${HIDDEN/,/_}
+  $MEMDASH train --dataset digits --model mlp --hidden $HIDDEN --noise 0.2 --epochs 60 \
+    --seed 0 --canaries 10 --no-record-train --no-grad-accounting --checkpoint-epochs "" \
+    --record-loss-sensitivity --record-curvature --overwrite --out $OUT
+  $MEMDASH analyze $OUT --only scores
+  $MEMDASH estimate --like $OUT --models 128
+  $MEMDASH ssft $OUT
+  $MEMDASH proxies $OUT
+done
 
 # The same run trained with DP-SGD (Abadi et al. 2016: each example's gradient clipped to
 # norm 1, Gaussian noise, Poisson sampling; the accountant's epsilon 4 at delta 1e-5 after
@@ -23,7 +42,7 @@ $MEMDASH analyze sample_runs/digits_mlp_noise20_dp
 $MEMDASH estimate --like sample_runs/digits_mlp_noise20_dp --models 256
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --epochs 60 --seed 0 \
-  --canaries 10 --example-tied-dropout --p-fixed 0.2 --p-mem 0.1 \
+  --canaries 10 --example-tied-dropout --p-fixed 0.2 --p-mem 0.1 --checkpoint-epochs "" \
   --overwrite --out sample_runs/digits_mlp_noise20_tied
 $MEMDASH analyze sample_runs/digits_mlp_noise20_tied
 
@@ -36,7 +55,7 @@ $MEMDASH train --dataset digits --model mlp --noise 0 --epochs 60 --seed 0 \
 $MEMDASH analyze sample_runs/digits_mlp_clean
 
 $MEMDASH train --dataset digits --model mlp --noise 0.2 --dropout 0.5 --epochs 60 --seed 0 \
-  --canaries 10 --overwrite --out sample_runs/digits_mlp_noise20_dropout
+  --canaries 10 --checkpoint-epochs "" --overwrite --out sample_runs/digits_mlp_noise20_dropout
 $MEMDASH analyze sample_runs/digits_mlp_noise20_dropout
 
 $MEMDASH train --dataset digits --model mlp --corruption random_labels --noise 1.0 \

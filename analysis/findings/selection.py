@@ -11,7 +11,10 @@ roles: ``true_group`` and ``random_group`` (seed groups), ``pretrained`` and its
 
 from __future__ import annotations
 
+import hashlib
 import json
+
+import pandas as pd
 
 from memdash.analysis.store import Run
 
@@ -79,10 +82,10 @@ def study_roles(runs: list[Run]) -> dict[str, object]:
 
 
 def width_family(runs: list[Run]) -> list[Run]:
-    """The largest set of (at least two) complete classifier runs trained alike (data, seed,
-    training, the model but for its hidden widths; not DP, not started from other weights)
-    with different hidden widths, narrowest first (Lukasik et al. 2023's comparison across
-    model sizes); [] if there is none."""
+    """The largest set of (at least two) complete classifier runs trained alike (the same
+    examples with the same labels, seed and training options, the model but for its hidden
+    widths; not DP, not started from other weights) with different hidden widths, narrowest
+    first (Lukasik et al. 2023's comparison across model sizes); [] if there is none."""
     families: dict[str, dict[tuple, Run]] = {}
     for run in runs:
         train = run.config.get("train", {})
@@ -90,11 +93,23 @@ def width_family(runs: list[Run]) -> list[Run]:
             continue
         model = dict(run.config.get("model", {}))
         hidden = tuple(model.pop("hidden", ()) or ())
-        alike = {k: v for k, v in run.config.items() if k not in ("command", "record", "model")}
-        key = json.dumps(alike | {"model": model}, sort_keys=True, default=str)
+        alike = {
+            "examples": _examples_digest(run),
+            "model": model,
+            "train": {k: v for k, v in train.items() if v is not None},  # None: an older default
+            "seed": run.config.get("seed"),
+        }
+        key = json.dumps(alike, sort_keys=True, default=str)
         families.setdefault(key, {}).setdefault(hidden, run)
     best = max(families.values(), key=len, default={})
     return [best[h] for h in sorted(best, key=lambda h: (sum(h), h))] if len(best) > 1 else []
+
+
+def _examples_digest(run: Run) -> str:
+    """A digest of the run's examples as trained: split, label, true label, canary."""
+    columns = ["example_id", "split", "label", "true_label", "is_canary"]
+    hashed = pd.util.hash_pandas_object(run.examples(columns), index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
 def _without_init(config: dict) -> dict:
