@@ -115,7 +115,7 @@ def test_scoreboard_chart_draws_each_proxy_in_words_with_its_interval_best_on_to
     assert np.allclose(spearman.error_x.arrayminus, [0.05, 0.1, 0.2])
     assert list(precision.x) == [0.0, 0.2, 0.05]
     assert spearman.name == "Spearman with the memorization score (95% interval)"
-    assert precision.name == "precision, top 5%"
+    assert precision.name == "precision at 5% (the proxy's top 5% in the ensemble's)"
     assert fig.layout.yaxis.autorange == "reversed"  # the board's first row at the top
     taller = scoreboard_chart(pd.concat([BOARD, BOARD], ignore_index=True))
     assert taller.layout.height > fig.layout.height
@@ -125,4 +125,4 @@ def test_scoreboard_chart_without_an_estimate_shows_the_flips_auroc():
     board = BOARD.assign(spearman=np.nan, spearman_lo=np.nan, spearman_hi=np.nan)
     (trace,) = scoreboard_chart(board).data
     assert list(trace.x) == [0.99, 0.9, 0.8]
-    assert trace.name == "AUROC, flipped"
+    assert trace.name == "AUROC flips (flipped labels against clean)"

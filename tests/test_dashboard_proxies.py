@@ -206,6 +206,8 @@ def test_lesson_quotes_the_scoreboard_it_draws(monkeypatch):
     assert f"{share:.0%} of them are flipped examples" in text
     in_accuracy = held.loc[flipped_top["example_id"], "in_accuracy"].mean()
     assert f"get them right {in_accuracy:.0%} of the time" in text
+    canaries = values[values["kind"] == "canary"]
+    assert f"median memorization score of {canaries['mem_score'].median():.2f}" in text
     assert "proxies_across_widths" in text and "Lukasik et al. 2023" in text
     # the control redraws the scatter, its caption from the points it draws
     at.selectbox(key="learn_proxies_choice").set_value("aum").run()
@@ -264,5 +266,5 @@ def test_board_table_speaks_in_words_and_leaves_out_empty_columns():
     shown = board_table(board)
     assert shown["proxy"].tolist() == ["k-NN disagreement at fc1", "units zeroed to flip"]
     assert shown["direction"].tolist() == ["higher = harder", "lower = more memorized"]
-    assert shown["interval"].tolist() == ["0.500 to 0.700", "0.300 to 0.600"]
+    assert shown["interval"].tolist() == ["0.50 to 0.70", "0.30 to 0.60"]
     assert "auroc_canary" not in shown.columns and "seconds" in shown.columns

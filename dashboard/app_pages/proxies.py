@@ -32,6 +32,10 @@ TEXT_RUN = (
 )
 GAPS = 20  # examples in the table of disagreements
 ROW_PIXELS = 35  # a table row (st.dataframe)
+# the scoreboard's columns in pixels, so that it fits beside the sidebar at 1440 pixels wide
+WIDTHS = {"proxy": 290, "direction": 160, "n": 66, "spearman": 70, "interval": 84}
+WIDTHS |= {"auroc_flipped": 88, "auroc_canary": 104, "precision_top": 102}
+WIDTHS |= {"seconds": 62, "cost_runs": 112}
 TRAINED_KINDS = ("clean", "flipped", "canary")
 
 
@@ -79,7 +83,7 @@ def board_table(board: pd.DataFrame) -> pd.DataFrame:
         proxy=[label(p) for p in board["proxy"]],
         direction=[end_text(p, short=True) for p in board["proxy"]],
         interval=[
-            None if pd.isna(lo) else f"{lo:.3f} to {hi:.3f}"
+            None if pd.isna(lo) else f"{lo:.2f} to {hi:.2f}"
             for lo, hi in zip(board["spearman_lo"], board["spearman_hi"], strict=True)
         ],
     )
@@ -119,16 +123,21 @@ def _scoreboard(
     if board.empty:
         st.info("This run has no single-run score to compare.")
         return
-    config = {"proxy": st.column_config.TextColumn(label("proxy"))}
+    config = {"proxy": st.column_config.TextColumn(label("proxy"), width=WIDTHS["proxy"])}
     config["interval"] = st.column_config.TextColumn(
-        label("interval"), help="of Spearman: a bootstrap over the examples"
+        label("interval"),
+        help="of Spearman: a bootstrap over the examples",
+        width=WIDTHS["interval"],
     )
     for column, helps in BOARD_HELP.items():
         config[column] = st.column_config.NumberColumn(
-            label(column), help=helps, format="%d" if column == "n" else "%.3f"
+            label(column),
+            help=helps,
+            format="%d" if column == "n" else "%.2f" if column == "cost_runs" else "%.3f",
+            width=WIDTHS.get(column),
         )
     config["direction"] = st.column_config.TextColumn(
-        label("direction"), help=BOARD_HELP["direction"]
+        label("direction"), help=BOARD_HELP["direction"], width=WIDTHS["direction"]
     )
     st.dataframe(
         board_table(board),

@@ -120,7 +120,7 @@ def scoreboard_chart(board: pd.DataFrame, *, title: str = "") -> go.Figure:
                     "symbol": "diamond-open",
                     "line": {"width": 2},
                 },
-                name=label("precision_top"),
+                name=f"{label('precision_top')} (the proxy's top 5% in the ensemble's)",
                 hovertemplate="%{y}: precision %{x:.2f}<extra></extra>",
             )
         )
@@ -133,7 +133,7 @@ def scoreboard_chart(board: pd.DataFrame, *, title: str = "") -> go.Figure:
                 y=names,
                 mode="markers",
                 marker={"color": SPEARMAN_COLOR, "size": 9},
-                name=label("auroc_flipped"),
+                name=f"{label('auroc_flipped')} (flipped labels against clean)",
                 hovertemplate="%{y}: AUROC %{x:.3f}<extra></extra>",
             )
         )

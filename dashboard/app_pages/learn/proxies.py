@@ -160,12 +160,28 @@ def _precision(path: Path, board: pd.DataFrame, values: pd.DataFrame) -> None:
         f"{theirs['in_accuracy']:.0%} of the time in the models that trained on them and "
         f"{theirs['heldout_accuracy']:.0%} in those that held them out." + _reading(ours, theirs)
     )
+    st.markdown(_canaries(best, rows))
     top = board.sort_values("precision_top", ascending=False, kind="stable").iloc[0]
     st.markdown(
         f"The proxy with the highest precision here is {label(top['proxy'])}: "
         f"{top['precision_top']:.2f}, at Spearman {top['spearman']:.2f}.\n\n"
         f"**Try it:** draw {label(top['proxy'])} above, then {name}: where does each put the "
         "flipped examples on the right edge, the ones the ensemble calls most memorized?"
+    )
+
+
+def _canaries(best: pd.Series, rows: pd.DataFrame) -> str:
+    """The canaries by the ensemble and by the best proxy, in a sentence (empty without
+    canaries)."""
+    canaries = rows[rows["kind"] == "canary"]
+    if canaries.empty or pd.isna(best["auroc_canary"]):
+        return ""
+    side = "below" if best["auroc_canary"] < 0.5 else "above"
+    return (
+        f"The {len(canaries)} canaries (random inputs with random labels) have a median "
+        f"memorization score of {canaries['mem_score'].median():.2f}, yet {label(best['proxy'])} "
+        f"ranks them mostly {side} the clean examples (AUROC for canaries "
+        f"{best['auroc_canary']:.2f}, 0.5 = chance)."
     )
 
 
