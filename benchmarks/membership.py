@@ -14,9 +14,10 @@ estimate, each measured side by side in one process.
 3. RMIA and the attack budget (issue 25). Online and offline RMIA (`measures.rmia`, leave one
    model out; offline including the choice of its a) against online LiRA's scores on the
    same array, as bare scores and as `membership_tables` with that one attack (ROC, rates);
-   goal: within 2 x. Then the whole reference-count sweep (`measures.attack_budget`, its
-   defaults: 16 targets, 5 draws, 1, 2, 4, ... 240 reference models, four attacks); goal:
-   <= 60 s.
+   goal: within 2 x. The three are timed in turn in each round (medians of 7 rounds), so a
+   change in the shared machine's load falls on all three alike. Then the whole
+   reference-count sweep (`measures.attack_budget`, its defaults: 16 targets, 5 draws, 1, 2,
+   4, ... 240 reference models, four attacks); goal: <= 60 s.
 
 Run: .venv/bin/python benchmarks/membership.py [--models 8] [--epochs 60] [--rounds 3]
      [--part attack|batch|rmia|all]
@@ -112,6 +113,20 @@ def estimate_batch(models: int, epochs: int, rounds: int) -> None:
     print(f"  ratio                     {stored / plain:.3f} x   (goal <= 1.05 x)")
 
 
+def in_turn(fns: dict, rounds: int = 7) -> dict[str, float]:
+    """Median seconds of each function over `rounds` rounds that call them all in turn, after
+    one warm-up call each."""
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
 def rmia() -> None:
     phi16, member, what = confidences()
     phi = phi16.astype(np.float32)
@@ -126,15 +141,18 @@ def rmia() -> None:
     def rmia_offline() -> np.ndarray:
         return rmia_scores(log_prob_label(phi), member, offline=True)  # a chosen too
 
-    bare = {
-        name: timed(f)
-        for name, f in [("lira", lira_online), ("online", rmia_online), ("offline", rmia_offline)]
-    }
-    tables = {
-        name: timed(lambda a=attack: membership_tables(phi, member, attacks=(a,)))
-        for name, attack in [("lira", "online"), ("online", "rmia"), ("offline", "rmia_offline")]
-    }
-    print(f"RMIA on {what}: {k} models x {n} examples, leave one model out")
+    bare = in_turn({"lira": lira_online, "online": rmia_online, "offline": rmia_offline})
+    tables = in_turn(
+        {
+            name: lambda a=attack: membership_tables(phi, member, attacks=(a,))
+            for name, attack in [
+                ("lira", "online"),
+                ("online", "rmia"),
+                ("offline", "rmia_offline"),
+            ]
+        }
+    )
+    print(f"RMIA on {what}: {k} models x {n} examples, leave one model out (medians of 7 rounds)")
     for label, times in (("scores only", bare), ("membership_tables, one attack", tables)):
         print(f"  {label}:")
         print(f"    LiRA online        {times['lira']:.3f} s")
