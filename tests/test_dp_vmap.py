@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from memdash.analysis.cli import app
 from memdash.analysis.ensemble.batched import VmapEnsemble, _model, fit_batched
 from memdash.analysis.ensemble.dp_batched import check_dp_estimate, fit_dp
-from memdash.analysis.ensemble.dp_vmap import chunk_sizes, clipped_sums
+from memdash.analysis.ensemble.dp_vmap import chunk_sizes, clipped_sums, dense_layers
 from memdash.analysis.record.config import ModelConfig, TrainConfig
 from memdash.analysis.record.training import train
 from memdash.analysis.store import Run
@@ -61,22 +61,36 @@ def _naive(model, x, y, clip):
 # per-example gradients at once: all 8; one (model 1's last two, padding only, skipped); 5
 # (chunks of 2 models x 2 examples)
 @pytest.mark.parametrize("pairs", [None, 1, 5], ids=["whole", "one-by-one", "chunks"])
-def test_clipped_sums_equal_a_per_example_autograd_loop(model, dtype, pairs):
+@pytest.mark.parametrize("closed_form", [True, False], ids=["closed", "materialized"])
+def test_clipped_sums_equal_a_per_example_autograd_loop(model, dtype, pairs, closed_form):
     models, x, y, real = _tiny(model, dtype)
-    n_params = sum(p.numel() for p in models[0].parameters())
-    max_floats = 2**26 if pairs is None else pairs * n_params
+    ens = VmapEnsemble.of(models)
+    dense = dense_layers(ens, ens.params, ens.buffers, x[0, :1]) if closed_form else {}
+    named = dict(models[0].named_parameters())
+    per_example = sum(p.numel() for n, p in named.items() if n[: -len(".weight")] not in dense)
+    per_example += sum(dense.values())  # each dense layer's input
+    max_floats = 2**26 if pairs is None else pairs * per_example
     n = real.sum(1).tolist()
     expected_norms = [_naive(m, x[k, : n[k]], y[k, : n[k]], 1e9)[1] for k, m in enumerate(models)]
     every = torch.cat(expected_norms)
     clip = float(every.median())  # some examples clipped, some not
     assert (every > clip).any() and (every < clip).any()
-    sums, norms = clipped_sums(VmapEnsemble.of(models), x, y, real, clip, max_floats=max_floats)
+    sums, norms = clipped_sums(
+        ens, x, y, real, clip, closed_form=closed_form, max_floats=max_floats
+    )
     for k, m in enumerate(models):
         total, _ = _naive(m, x[k, : n[k]], y[k, : n[k]], clip)
         torch.testing.assert_close(norms[k, : n[k]], expected_norms[k], rtol=1e-5, atol=1e-6)
         assert (norms[k, n[k] :] == 0).all()  # padding masked
         for got, want in zip(sums, total, strict=True):
             torch.testing.assert_close(got[k], want, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_layers_are_the_linear_layers_on_one_vector_per_example():
+    for model, expected in ((CNN, {"fc1.linear": 6, "out": 5}), (RESNET, {"out": 16})):
+        models, x, _, _ = _tiny(model)
+        ens = VmapEnsemble.of(models)
+        assert dense_layers(ens, ens.params, ens.buffers, x[0, :1]) == expected
 
 
 def test_chunk_sizes_fit_the_budget_over_examples_first_then_models():

@@ -8,28 +8,36 @@ over the examples of a model's padded batch, vmapped over the K models' stacked 
 (`batched.VmapEnsemble`). The models normalize with GroupNorm (no BatchNorm), so an example's
 loss depends on that example alone, as DP-SGD requires.
 
+Dense layers stay in closed form (``closed_form=True``, the default): an ``nn.Linear`` with a
+bias, called once per forward on one vector per example (a CNN's ``fc1`` and ``out``, a
+ResNet's ``out``), has the weight gradient g_i a_i^T, g_i its bias's gradient and a_i its
+input (kept by a forward hook), so its squared norm is ||a_i||^2 ||g_i||^2 and its clipped sum
+(c g)^T a, one bmm; its weight's per-example gradients (most of a CNN's parameters) are never
+materialized. ``closed_form=False`` materializes every parameter's (the reference).
+
 Each example's norm is taken over all of its model's parameters, its clip factor is
 min(1, C / (norm + 1e-6)) (Opacus's, as `dp_batched.clipped_sums`), padding (``real`` False)
 gets the factor 0, and the weighted gradients are summed per model. The caller
 (`dp_batched.fit_dp`) adds each model's seeded noise, divides by q * m and steps, exactly as
 for the MLPs, so a model's result does not depend on the other models of its batch.
 
-Memory: the per-example gradients of one chunk are (models, examples, P) floats, P the
-parameters of one model. The batch is cut into chunks of at most `max_floats` such floats
-(2**26, 256 MB of float32, by default): first over examples (all K models, as many examples
-as fit), and, when one example of every model alone exceeds it, over models too (one
-example at a time). Chunks in which every example is padding are skipped.
+Memory: the per-example floats of one chunk are (models, examples, P') with P' the
+materialized gradient and dense-input floats of one example of one model. The batch is cut
+into chunks of at most `max_floats` of them (2**26, 256 MB of float32, by default): first over
+examples (all K models, as many examples as fit), and, when one example of every model alone
+exceeds it, over models too (one example at a time). Chunks of padding only are skipped.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from memdash.analysis.ensemble.batched import VmapEnsemble
 
-MAX_FLOATS = 2**26  # per-example gradient floats held at once (256 MB of float32)
+MAX_FLOATS = 2**26  # per-example floats held at once (256 MB of float32)
 
 
 def chunk_sizes(k: int, b: int, n_params: int, *, max_floats: int = MAX_FLOATS) -> tuple[int, int]:
@@ -46,13 +54,44 @@ def chunk_sizes(k: int, b: int, n_params: int, *, max_floats: int = MAX_FLOATS) 
     return models, min(b, max(1, pairs // models))
 
 
+def dense_layers(
+    ens: VmapEnsemble,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    x: torch.Tensor,
+) -> dict[str, int]:
+    """The layers whose per-example weight gradient has the closed form g_i a_i^T: each
+    ``nn.Linear`` with a bias that one forward of the first model on `x` (1, ...) calls once
+    on a (1, in) input, by module name, with its ``in`` (in forward order)."""
+    modules = {
+        name: m
+        for name, m in ens.base.named_modules()
+        if isinstance(m, nn.Linear) and m.bias is not None
+    }
+    seen: dict[str, list[tuple[int, ...]]] = {name: [] for name in modules}
+    handles = [
+        m.register_forward_hook(lambda _m, args, _out, n=name: seen[n].append(args[0].shape))
+        for name, m in modules.items()
+    ]
+    try:
+        with torch.no_grad():
+            first = {name: p[0] for name, p in params.items()}
+            functional_call(ens.base, (first, {n: b[0] for n, b in buffers.items()}), (x,))
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: s[0][1] for n, s in seen.items() if len(s) == 1 and len(s[0]) == 2}
+
+
 def per_example_grads(
     ens: VmapEnsemble,
     params: dict[str, torch.Tensor],
     buffers: dict[str, torch.Tensor],
     x: torch.Tensor,
     y: torch.Tensor,
-) -> dict[str, torch.Tensor]:
+    *,
+    dense: tuple[str, ...] = (),
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Each example's gradient of its own cross-entropy loss, for each model.
 
     Parameters
@@ -60,19 +99,38 @@ def per_example_grads(
     ens : the ensemble (its ``base``, the architecture)
     params, buffers : (k, ...) the stacked parameters and buffers of k of its models
     x : (k, b, ...) each model's examples; y : int64 (k, b) their labels
+    dense : modules (`dense_layers`) whose weights' gradients are left out, their inputs kept
 
     Returns
     -------
-    parameter name -> (k, b, *shape) gradients, in the order of `params`
+    (parameter name -> (k, b, *shape) gradients, in the order of `params`, the weights of
+    `dense` left out; module name -> (k, b, in) each dense layer's input)
     """
+    weights = {f"{name}.weight" for name in dense}
+    free = {n: p for n, p in params.items() if n not in weights}
+    fixed = {n: p for n, p in params.items() if n in weights}
+    modules = dict(ens.base.named_modules())
 
-    def loss(p, bufs, xi, yi):
-        logits = functional_call(ens.base, (p, bufs), (xi[None],))
-        return F.cross_entropy(logits, yi[None])
+    def loss(p, q, bufs, xi, yi):
+        kept: dict[str, torch.Tensor] = {}
+        handles = [
+            modules[name].register_forward_hook(
+                lambda _m, args, _out, n=name: kept.__setitem__(n, args[0][0])
+            )
+            for name in dense
+        ]
+        try:
+            logits = functional_call(ens.base, ({**p, **q}, bufs), (xi[None],))
+        finally:
+            for h in handles:
+                h.remove()
+        return F.cross_entropy(logits, yi[None]), kept
 
-    one_model = vmap(grad(loss), in_dims=(None, None, 0, 0), randomness="different")
-    models = vmap(one_model, in_dims=(0, 0, 0, 0), randomness="different")
-    return models(params, buffers, x, y)
+    one_model = vmap(
+        grad(loss, has_aux=True), in_dims=(None, None, None, 0, 0), randomness="different"
+    )
+    models = vmap(one_model, in_dims=(0, 0, 0, 0, 0), randomness="different")
+    return models(free, fixed, buffers, x, y)
 
 
 def clipped_sums(
@@ -82,6 +140,7 @@ def clipped_sums(
     real: torch.Tensor,
     clip: float,
     *,
+    closed_form: bool = True,
     max_floats: int = MAX_FLOATS,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Each model's sum of its examples' gradients, each clipped to L2 norm `clip`.
@@ -92,7 +151,9 @@ def clipped_sums(
     x : (K, B, ...) each model's padded batch; y : int64 (K, B) labels; real : bool (K, B)
         mask of the real examples
     clip : C
-    max_floats : per-example gradient floats held at once (the chunks, `chunk_sizes`)
+    closed_form : dense layers' weight gradients in closed form (`dense_layers`), else every
+        per-example gradient materialized
+    max_floats : per-example floats held at once (the chunks, `chunk_sizes`)
 
     Returns
     -------
@@ -106,11 +167,13 @@ def clipped_sums(
         )
     params = {name: p.detach() for name, p in ens.params.items()}
     buffers = {name: b.detach() for name, b in ens.buffers.items()}
+    dense = dense_layers(ens, params, buffers, x[0, :1]) if closed_form else {}
+    weights = {f"{name}.weight": name for name in dense}
     k, b = real.shape
-    n_params = sum(p[0].numel() for p in params.values())
-    models, examples = chunk_sizes(k, b, n_params, max_floats=max_floats)
-    sums = [torch.zeros_like(p) for p in params.values()]
-    norms = torch.zeros(k, b, dtype=sums[0].dtype, device=real.device)
+    per_example = sum(p[0].numel() for n, p in params.items() if n not in weights)
+    models, examples = chunk_sizes(k, b, per_example + sum(dense.values()), max_floats=max_floats)
+    sums = {name: torch.zeros_like(p) for name, p in params.items()}
+    norms = torch.zeros(k, b, dtype=next(iter(sums.values())).dtype, device=real.device)
     for m0 in range(0, k, models):
         ms = slice(m0, m0 + models)
         part = {name: p[ms] for name, p in params.items()}
@@ -120,11 +183,19 @@ def clipped_sums(
             mask = real[ms, bs]
             if not mask.any():
                 continue  # padding only
-            grads = per_example_grads(ens, part, bufs, x[ms, bs], y[ms, bs])
-            flat = [g.flatten(2) for g in grads.values()]  # (k', b', P_i)
-            norm = torch.sqrt(sum(g.square().sum(-1) for g in flat)) * mask
+            grads, inputs = per_example_grads(
+                ens, part, bufs, x[ms, bs], y[ms, bs], dense=tuple(dense)
+            )
+            flat = {n: g.flatten(2) for n, g in grads.items()}  # (k', b', P_i)
+            sq = sum(torch.linalg.vector_norm(g, dim=-1).square() for g in flat.values())
+            for name, a in inputs.items():  # ||g_i a_i^T||^2 = ||a_i||^2 ||g_i||^2
+                sq = sq + a.square().sum(-1) * grads[f"{name}.bias"].square().sum(-1)
+            norm = torch.sqrt(sq) * mask
             factor = (clip / (norm + 1e-6)).clamp(max=1.0) * mask  # Opacus's clip factor
-            for total, g in zip(sums, flat, strict=True):
-                total[ms] += torch.bmm(factor[:, None, :], g).view_as(total[ms])
+            for n, g in flat.items():
+                sums[n][ms] += torch.bmm(factor[:, None, :], g).view_as(sums[n][ms])
+            for n, layer in weights.items():  # sum_i c_i g_i a_i^T
+                g = grads[f"{layer}.bias"] * factor[..., None]
+                sums[n][ms] += torch.bmm(g.transpose(1, 2), inputs[layer])
             norms[ms, bs] = norm
-    return sums, norms
+    return list(sums.values()), norms
