@@ -131,6 +131,7 @@ PAGES = {
     "localization": "Localization",
     "exposure": "Exposure",
     "privacy": "Privacy",
+    "proxies": "Proxies",
     "compare": "Compare runs",
     "similarity": "Similarity",
     "sensitivity": "Loss sensitivity and critical samples",

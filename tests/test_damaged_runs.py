@@ -286,7 +286,7 @@ PAGE_CASES = (
 )
 PAGES = (
     *("runs", "examples", "forgetting", "embeddings", "knn", "localization", "exposure"),
-    *("privacy", "compare", "similarity", "sensitivity", "findings"),
+    *("privacy", "proxies", "compare", "similarity", "sensitivity", "findings"),
 )
 
 

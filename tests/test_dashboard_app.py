@@ -369,7 +369,7 @@ def test_opening_from_a_table_row_or_a_clicked_point_sets_the_current_example():
 
 PAGES = (
     *("runs", "examples", "forgetting", "embeddings", "knn", "localization", "exposure"),
-    *("privacy", "similarity", "sensitivity"),
+    *("privacy", "proxies", "similarity", "sensitivity"),
 )
 
 

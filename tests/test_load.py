@@ -31,6 +31,7 @@ PAGES = {
     "knn": "k-NN vs network",
     "exposure": "Exposure",
     "privacy": "Privacy",
+    "proxies": "Proxies",
     "localization": "Localization",
     "compare": "Compare runs",
     "similarity": "Similarity",
