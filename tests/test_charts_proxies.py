@@ -126,3 +126,28 @@ def test_scoreboard_chart_without_an_estimate_shows_the_flips_auroc():
     (trace,) = scoreboard_chart(board).data
     assert list(trace.x) == [0.99, 0.9, 0.8]
     assert trace.name == "AUROC flips (flipped labels against clean)"
+
+
+def test_widths_chart_draws_each_proxy_within_and_across_ordered_by_across():
+    from memdash.dashboard.charts.proxies import widths_chart, widths_table
+    from memdash.dashboard.labels import label
+
+    values = {
+        "across_confidence": 0.2,
+        "within_confidence": 0.8,
+        "across_aum": 0.4,
+        "within_aum": 0.7,
+        "best_across": 0.4,  # not a proxy's
+        "share_falling": 0.6,
+    }
+    table = widths_table(values)
+    assert table.set_index("proxy").to_dict("index") == {
+        "confidence": {"across": 0.2, "within": 0.8},
+        "aum": {"across": 0.4, "within": 0.7},
+    }
+    fig = widths_chart(table)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [list(t.x) for t in markers] == [[0.7, 0.8], [0.4, 0.2]]  # aum (best across) first
+    assert list(markers[0].y) == [label("aum"), label("confidence")]
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [list(t.x) for t in lines] == [[0.7, 0.4], [0.8, 0.2]]

@@ -22,6 +22,8 @@ from memdash.dashboard.app_pages.privacy_audit import budget_figure, epsilon_bou
 from memdash.dashboard.app_pages.sensitivity import group_curves
 from memdash.dashboard.charts import counterfactual as cf_charts
 from memdash.dashboard.charts import exposure as text_charts
+from memdash.dashboard.charts import proxies as proxy_charts
+from memdash.dashboard.data import proxies as proxy_data
 from memdash.dashboard.labels import label, md_text
 from memdash.dashboard.palette import KIND_COLORS
 
@@ -40,6 +42,7 @@ ROLE_NAMES = {
     "scratch": "from scratch",
     "text": "a language model with canaries and duplicated sequences",
     "dp": "trained with DP-SGD",
+    "widths": "the same training at other hidden widths",
 }
 
 
@@ -184,6 +187,12 @@ FIGURES = {
     "exact_and_extrapolated_exposure_agree": lambda p, f: _text_agreement(p),
     "counterfactual_memorization_of_text": lambda p, f: cf_charts.counterfactual_by_copies(
         data.examples(p["text"]).query("split == 'train'")
+    ),
+    "proxies_rank_memorization": lambda p, f: proxy_charts.scoreboard_chart(
+        proxy_data.proxy_scoreboard(p["noise"])[0]
+    ),
+    "proxies_across_widths": lambda p, f: proxy_charts.widths_chart(
+        proxy_charts.widths_table(f.values)
     ),
 }
 

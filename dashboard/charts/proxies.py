@@ -147,3 +147,63 @@ def scoreboard_chart(board: pd.DataFrame, *, title: str = "") -> go.Figure:
         legend={"orientation": "h", "y": -60 / (140 + ROW_HEIGHT * len(board)), "yanchor": "top"},
     )
     return fig
+
+
+def widths_chart(table: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """Lukasik et al.'s question, one row per proxy (``proxy``): its Spearman with the
+    memorization score within a width (``within``, the mean over the family's widths) and the
+    Spearman of its per-example change from the narrowest to the widest run with the score's
+    change (``across``), joined by a line; ordered by ``across``, the best at the top."""
+    table = table.sort_values("across", ascending=False, kind="stable")
+    names = [label(p) for p in table["proxy"]]
+    fig = go.Figure()
+    for i, name in enumerate(names):  # the gap between the two, grey
+        row = table.iloc[i]
+        fig.add_trace(
+            go.Scatter(
+                x=[row["within"], row["across"]],
+                y=[name, name],
+                mode="lines",
+                line={"color": "#bbbbbb", "width": 2},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+    for column, color, symbol, what in (
+        ("within", SPEARMAN_COLOR, "circle", "within a width (mean over the widths)"),
+        ("across", PRECISION_COLOR, "diamond", "of the changes from narrowest to widest"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=table[column],
+                y=names,
+                mode="markers",
+                marker={"color": color, "size": 10, "symbol": symbol},
+                name=f"Spearman {what}",
+                hovertemplate=f"%{{y}}: Spearman {what} %{{x:.3f}}<extra></extra>",
+            )
+        )
+    low = min(0.0, float(np.nanmin(table[["within", "across"]].to_numpy())))
+    height = 140 + ROW_HEIGHT * len(table)
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin=margin(),
+        xaxis={"title": "Spearman with the memorization score", "range": [low - 0.05, 1.02]},
+        yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+        legend={"orientation": "h", "y": -60 / height, "yanchor": "top"},
+    )
+    return fig
+
+
+def widths_table(values: dict[str, float]) -> pd.DataFrame:
+    """The `widths_chart` table of a `proxies_across_widths` finding's values (``across_P`` and
+    ``within_P`` for each proxy P)."""
+    proxies = [k.removeprefix("across_") for k in values if k.startswith("across_")]
+    return pd.DataFrame(
+        {
+            "proxy": proxies,
+            "across": [values[f"across_{p}"] for p in proxies],
+            "within": [values[f"within_{p}"] for p in proxies],
+        }
+    )
