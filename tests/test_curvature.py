@@ -1,8 +1,9 @@
 """Input-loss curvature (Garg, Roy et al. 2023): a hand-computed quadratic loss, a naive
-loop over examples and directions, its seeding, and the recorded trace column, timing and
-score."""
+loop over examples and directions, its per-example directions, and the recorded trace column
+(the training split's examples only), timing and score."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -24,7 +25,12 @@ from memdash.analysis.record.config import (
     RunConfig,
     validate,
 )
-from memdash.analysis.record.eval_pass import curvature_generator, epoch_measures, eval_logits
+from memdash.analysis.record.eval_pass import (
+    curvature_seed,
+    epoch_measures,
+    eval_logits,
+    train_rows,
+)
 from memdash.analysis.steps.scores import compute_scores
 from memdash.analysis.store import Run
 
@@ -52,17 +58,15 @@ def _quadratic(x, y):
 
 
 def _curvature(seed=0, **options):
-    generator = torch.Generator().manual_seed(seed)
     options = {"directions": 6, "step": 0.5, "loss_fn": _quadratic} | options
-    return input_curvature(_identity, X, Y, IDS, generator=generator, **options)
+    return input_curvature(_identity, X, Y, IDS, seed=seed, **options)
 
 
 def test_a_quadratic_loss_has_curvature_h_squared_times_the_mean_of_a_v_squared():
     curv = _curvature()
     h = 0.5
-    # the same directions, drawn again from the same seed: one (B, D) tensor per direction
-    generator = torch.Generator().manual_seed(0)
-    v = torch.stack([rademacher((4, 2), generator=generator) for _ in range(6)])
+    # the same directions, drawn again from the same seed and ids: (directions, B, D)
+    v = rademacher(0, IDS, 0, 6, (2,))
     same_sign = (v[:, :, 0] == v[:, :, 1]).double()  # (directions, examples)
     third = (25 * same_sign + 5 * (1 - same_sign)).mean(0)  # example i's mean ||A v||^2
     expected = [h**2 * 13, h**2 * 1, h**2 * third[2].item(), h**2 * third[3].item()]
@@ -84,13 +88,12 @@ def test_the_stacked_passes_equal_a_naive_loop_over_examples_and_directions():
         x,
         y,
         torch.arange(5),
-        generator=torch.Generator().manual_seed(7),
+        seed=7,
         directions=3,
         step=1e-2,
         max_rows=7,  # one direction a pass (5 rows): the directions are the same
     )
-    generator = torch.Generator().manual_seed(7)
-    v = torch.stack([rademacher((5, 3), generator=generator) for _ in range(3)])
+    v = rademacher(7, torch.arange(5), 0, 3, (3,))
 
     def grad(point, label):
         point = point.clone().requires_grad_(True)
@@ -111,7 +114,7 @@ def test_the_directions_come_from_the_seed_alone():
     first, again, other = _curvature(seed=1), _curvature(seed=1), _curvature(seed=2, directions=40)
     assert torch.equal(torch.get_rng_state(), before)  # the global random state is untouched
     assert torch.equal(first, again)
-    assert not torch.equal(first[2:], _curvature(seed=2)[2:])  # other draws, other means
+    assert not torch.equal(first[2:], _curvature(seed=3)[2:])  # other draws, other means
     # many directions approach the expectation h^2 ||A||_F^2 = 0.25 * 15 for the third A
     assert other[2].item() == pytest.approx(0.25 * 15, rel=0.1)
     # how the directions are grouped into passes changes nothing
@@ -121,13 +124,48 @@ def test_the_directions_come_from_the_seed_alone():
     assert torch.equal(first, _curvature(seed=1, gradient=grad))
 
 
-def test_an_epochs_generator_depends_on_the_run_seed_and_the_epoch():
-    draw = [rademacher((64,), generator=curvature_generator(s, e, "cpu")) for s, e in ((0, 1),) * 2]
-    assert torch.equal(draw[0], draw[1])
-    others = [
-        rademacher((64,), generator=curvature_generator(s, e, "cpu")) for s, e in ((0, 2), (1, 1))
-    ]
-    assert not torch.equal(draw[0], others[0]) and not torch.equal(draw[0], others[1])
+def test_each_examples_directions_depend_on_the_seed_its_id_and_the_direction_alone():
+    ids = torch.tensor([0, 1, 2, 7, 2**32 + 1])
+    v = rademacher(3, ids, 0, 4, (5, 7))
+    assert v.shape == (4, 5, 5, 7) and v.dtype == torch.float32
+    assert set(v.unique().tolist()) == {-1.0, 1.0}
+    # the same example and direction drawn alone, among others, or from a later first
+    assert torch.equal(rademacher(3, ids[[3, 1]], 0, 4, (5, 7)), v[:, [3, 1]])
+    assert torch.equal(rademacher(3, torch.tensor([7, 9, 11]), 2, 2, (5, 7))[:, 0], v[2:, 3])
+    assert not torch.equal(v[:, 1], v[:, 2]) and not torch.equal(v[0], v[1])
+    assert not torch.equal(rademacher(4, ids, 0, 4, (5, 7)), v)  # another seed, other signs
+    assert not torch.equal(v[:, 1], v[:, 4])  # ids differing above 2**32
+    # fair and uncorrelated signs: 2000 examples x 10 directions x 64 inputs
+    many = rademacher(5, torch.arange(2000), 0, 10, (64,))
+    assert abs(many.mean().item()) < 0.01  # 1.28M signs: sd 0.0009
+    flat = many.reshape(-1, 64)
+    corr = (flat.T @ flat) / len(flat) - torch.eye(64)
+    # 20000 rows: each pair's correlation has sd 1/sqrt(20000) = 0.0071 when independent
+    assert corr.abs().max().item() < 5 * 0.0071
+    assert corr.pow(2).sum().div(64 * 63).sqrt().item() < 1.15 * 0.0071  # no excess overall
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        rademacher(-1, ids, 0, 1, (2,))
+
+
+def test_an_epochs_seed_depends_on_the_run_seed_and_the_epoch():
+    assert curvature_seed(0, 1) == curvature_seed(0, 1)
+    assert len({curvature_seed(0, 1), curvature_seed(0, 2), curvature_seed(1, 1)}) == 3
+    assert 0 <= curvature_seed(0, 1) < 2**64
+
+
+def test_leaving_examples_out_changes_no_others_curvature():
+    first = _curvature(seed=1)
+    alone = input_curvature(
+        _identity,
+        X[[3, 1]],
+        Y[[3, 1]],
+        IDS[[3, 1]],
+        seed=1,
+        directions=6,
+        step=0.5,
+        loss_fn=_quadratic,
+    )
+    assert torch.equal(alone, first[[3, 1]])
 
 
 @pytest.mark.parametrize(
@@ -141,6 +179,8 @@ def test_an_epochs_generator_depends_on_the_run_seed_and_the_epoch():
         ({"step": -1}, "step must be a finite number > 0, got -1"),
         ({"max_rows": 0}, "max_rows must be an integer >= 1, got 0"),
         ({"gradient": torch.zeros(4, 3)}, r"gradient has shape \(4, 3\)"),
+        ({"seed": -2}, "seed must be an integer >= 0, got -2"),
+        ({"seed": True}, "seed must be an integer >= 0, got True"),
     ],
 )
 def test_bad_settings_get_one_message(options, message):
@@ -150,10 +190,8 @@ def test_bad_settings_get_one_message(options, message):
 
 def test_mismatched_labels_and_no_examples():
     with pytest.raises(ValueError, match="4 inputs but 3 labels and 4 ids"):
-        input_curvature(_identity, X, Y[:3], IDS, generator=torch.Generator())
-    empty = input_curvature(
-        _identity, X[:0], Y[:0], IDS[:0], generator=torch.Generator(), loss_fn=_quadratic
-    )
+        input_curvature(_identity, X, Y[:3], IDS, seed=0)
+    empty = input_curvature(_identity, X[:0], Y[:0], IDS[:0], seed=0, loss_fn=_quadratic)
     assert empty.shape == (0,)
 
 
@@ -163,6 +201,15 @@ def test_mean_over_epochs_skips_missing_epochs():
     assert mean_over_epochs(np.zeros((0, 3))).shape == (3,)
     with pytest.raises(ValueError, match="an \\(epochs, examples\\) array"):
         mean_over_epochs(np.zeros(3))
+
+
+def test_mean_over_epochs_of_never_recorded_examples_is_nan_without_a_warning():
+    per_epoch = np.array([[np.nan, 1.0, np.nan], [np.nan, 3.0, 5.0]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        means = mean_over_epochs(per_epoch)
+    assert means.dtype == np.float64
+    assert np.isnan(means[0]) and means[1:].tolist() == [2.0, 5.0]
 
 
 def test_the_recorders_measures_freeze_the_parameters_and_share_the_gradient():
@@ -189,6 +236,15 @@ def test_the_recorders_measures_freeze_the_parameters_and_share_the_gradient():
     assert torch.equal(found["curvature"], again["curvature"])  # reproducible
     later = epoch_measures(net, x, y, 4, epoch=4, curvature=(2, 1e-3, 5))
     assert not torch.equal(found["curvature"], later["curvature"])  # each epoch its draws
+    # the training rows only: NaN elsewhere, the same values where computed (batches of
+    # other examples, the same directions)
+    rows = train_rows(np.array(["train", "test", "train", "reference", "test", "train"]), "cpu")
+    assert rows.tolist() == [0, 2, 5] and train_rows(None, "cpu") is None
+    some = epoch_measures(
+        net, x, y, 4, epoch=3, curvature=(2, 1e-3, 5), curvature_rows=rows, gradients=grads
+    )["curvature"]
+    assert torch.isnan(some).tolist() == [False, True, False, True, True, False]
+    assert torch.allclose(some[rows], found["curvature"][rows], rtol=1e-5, atol=0)
 
 
 def test_the_clock_sums_parts_and_leaves_inner_parts_out(monkeypatch):
@@ -226,8 +282,16 @@ def test_a_run_records_curvature_without_changing_its_training(tmp_path):
     plain = _train(tmp_path, "plain")
     trace = run.trace("eval", columns=["epoch", "example_id", "curvature", "loss_sensitivity"])
     assert trace.groupby("epoch").size().tolist() == [run.n_examples()] * 3  # epochs 0..2
-    assert np.isfinite(trace["curvature"]).all() and (trace["curvature"] >= 0).all()
-    assert trace["curvature"].gt(0).any()
+    assert trace["curvature"].dtype == np.float32
+    # the training split's examples only: finite there, NaN exactly off it; loss sensitivity
+    # for every example
+    split = run.examples(["split"])["split"].to_numpy()
+    trained = split[trace["example_id"].to_numpy()] == "train"
+    assert 0 < trained.sum() < len(trace) and set(split) == {"train", "test"}
+    assert np.isfinite(trace["curvature"][trained]).all()
+    assert trace["curvature"][~trained].isna().all()
+    assert (trace["curvature"][trained] >= 0).all() and trace["curvature"].gt(0).any()
+    assert np.isfinite(trace["loss_sensitivity"]).all()
     assert "curvature" not in run.trace_columns("train")  # eval only, as loss sensitivity
     record = run.config["record"]
     assert record["curvature"] and record["curvature_directions"] == 3
@@ -245,7 +309,8 @@ def test_a_run_records_curvature_without_changing_its_training(tmp_path):
     # the scores: each measure's mean over epochs 1..2, absent where not recorded
     scores = compute_scores(run)["scores.parquet"]
     late = trace[trace["epoch"] >= 1].groupby("example_id")
-    assert np.allclose(scores["curvature"], late["curvature"].mean(), rtol=1e-6)
+    assert np.allclose(scores["curvature"], late["curvature"].mean(), rtol=1e-6, equal_nan=True)
+    assert scores["curvature"].isna().to_numpy().tolist() == (split != "train").tolist()
     assert np.allclose(scores["loss_sensitivity"], late["loss_sensitivity"].mean(), rtol=1e-6)
     assert not {"curvature", "loss_sensitivity"} & set(compute_scores(plain)["scores.parquet"])
 

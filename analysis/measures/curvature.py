@@ -26,9 +26,13 @@ Batched over examples and directions: the n perturbed copies of a batch are stac
 one batch (`max_rows` rows at most per forward and backward pass), never one pass per
 example or per direction. In eval mode each example's loss depends on its own row only, so
 the gradient of the summed loss holds every row's own gradient. The caller keeps the
-parameters from requiring gradients during the passes (only input gradients are computed)
-and passes a seeded `torch.Generator`, so the global random state that training draws
-from is never touched.
+parameters from requiring gradients during the passes (only input gradients are computed).
+
+The directions are counter-based (`rademacher`): direction d of example id i is a function
+of (seed, i, d) alone, hashed with integer operations on the device, so an example gets the
+same directions whichever examples share its batch (or are left out: the recorder computes
+the training split's only), whatever the batch size, `max_rows` or device, and the global
+random state that training draws from is never touched.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs, label
 DIRECTIONS = 10  # the authors' code: niter=10 Rademacher directions
 STEP = 1e-3  # the authors' code: h=1e-3
 MAX_ROWS = 8192  # rows (examples x directions) per stacked pass: bounds the memory
+_MASK32 = 0xFFFFFFFF
 
 
 def cross_entropy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -81,10 +86,49 @@ def input_gradient(
     return outputs.detach(), grad
 
 
-def rademacher(shape: tuple[int, ...], *, generator: torch.Generator) -> torch.Tensor:
-    """Entries +-1 with equal chance, float32 of `shape`, on the generator's device."""
-    bits = torch.randint(0, 2, shape, generator=generator, device=generator.device)
-    return bits.float().mul_(2).sub_(1)
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mixer (xorshift-multiply rounds) of int64 values in [0, 2**32): each
+    output bit depends on every input bit. The multipliers are below 2**31, so no product
+    overflows int64 on any device."""
+    x = x ^ (x >> 16)
+    x = (x * 0x21F0AAAD) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x735A2D97) & _MASK32
+    return x ^ (x >> 15)
+
+
+def rademacher(
+    seed: int, ids: torch.Tensor, first: int, count: int, shape: tuple[int, ...]
+) -> torch.Tensor:
+    """Directions `first`..`first + count - 1` of each example, entries +-1 with equal chance.
+
+    Parameters
+    ----------
+    seed : int >= 0, the key of the draw (the recorder's: run seed and epoch)
+    ids : int, shape (B,), the examples' ids (below 2**32 for distinct directions)
+    first, count : the directions' indices
+    shape : one example's input shape
+
+    Returns
+    -------
+    float32 (count, B, *shape) on the device of `ids`: entry [d, b] depends on (seed,
+    ids[b], first + d) alone (a hash of that counter, 32 signs a hash), never on the other
+    examples drawn with it nor on a generator's state.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    k0, k1, k2 = (int(k) for k in np.random.SeedSequence(seed).generate_state(3, np.uint32))
+    ids = ids.to(torch.int64)
+    device, size = ids.device, math.prod(shape)
+    example = _mix32(_mix32((ids & _MASK32) ^ k0) ^ (ids >> 32))  # (B,)
+    index = torch.arange(first, first + count, dtype=torch.int64, device=device)
+    direction = _mix32(example[None, :] ^ _mix32((index + k1) & _MASK32)[:, None])  # (count, B)
+    words = -(-size // 32)
+    word = _mix32((torch.arange(words, dtype=torch.int64, device=device) + k2) & _MASK32)
+    hashed = _mix32(direction[:, :, None] ^ word)  # (count, B, words): 32 signs each
+    bits = (hashed[..., None] >> torch.arange(32, device=device)) & 1
+    signs = bits.reshape(count, len(ids), words * 32)[..., :size].float().mul_(2).sub_(1)
+    return signs.reshape(count, len(ids), *shape)
 
 
 def input_curvature(
@@ -93,7 +137,7 @@ def input_curvature(
     labels: torch.Tensor,
     ids: torch.Tensor,
     *,
-    generator: torch.Generator,
+    seed: int,
     directions: int = DIRECTIONS,
     step: float = STEP,
     loss_fn: LossFn = cross_entropy,
@@ -107,15 +151,15 @@ def input_curvature(
     forward : the model in eval mode, called with (inputs, example ids); its parameters
         should not require gradients (only the inputs' are needed)
     inputs : (B, ...) ; labels : (B,) ; ids : (B,) example ids
-    generator : draws the directions, one (B, ...) Rademacher tensor per direction in
-        turn, on its own device (seed it; the global random state is never used)
+    seed : int >= 0, the key of the directions (`rademacher`): example id i's direction d
+        depends on (seed, i, d) alone, whichever examples share the batch
     directions : n >= 1, the number of directions v per example
     step : h > 0, the finite-difference step along each direction (in input units)
     loss_fn : (outputs, labels) -> per-example losses (B,); the cross-entropy by default
     gradient : grad_x L(x) of the batch when already computed (`input_gradient`, shared
         with loss sensitivity), shape of `inputs`; computed here when None
     max_rows : rows per stacked pass (at least one direction of the batch per pass); it
-        changes neither the directions drawn nor the result
+        changes none of the directions drawn
 
     Returns
     -------
@@ -133,6 +177,8 @@ def input_curvature(
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise ValueError(f"max_rows must be an integer >= 1, got {max_rows!r}")
     n = len(inputs)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if len(labels) != n or len(ids) != n:
         raise ValueError(f"{n} inputs but {len(labels)} labels and {len(ids)} ids")
     if n == 0:
@@ -146,7 +192,7 @@ def input_curvature(
     total = torch.zeros(n, dtype=torch.float32, device=inputs.device)
     for first in range(0, directions, per_pass):
         k = min(per_pass, directions - first)
-        v = torch.stack([rademacher(tuple(inputs.shape), generator=generator) for _ in range(k)])
+        v = rademacher(seed, ids, first, k, tuple(inputs.shape[1:]))
         shifted = inputs.detach().unsqueeze(0) + step * v.to(inputs.device, inputs.dtype)
         _, grad = input_gradient(
             forward,

@@ -5,7 +5,8 @@ dropout; `captured_embeddings` collects named layers' outputs through forward ho
 stores is `layer_embedding`) and `stacked_embeddings` turns them into the (N, D) arrays of
 embeddings/; `eval_logits` is the pass over every example in batches, with each example's input
 gradient when asked (loss sensitivity, Arpit et al. 2017, is its L1 norm); `curvatures` the
-input-loss curvature of Garg, Roy et al. (2023) from it; `critical_subset` and `critical_flags`
+input-loss curvature of Garg, Roy et al. (2023) from it, of the training split's examples only
+(`train_rows`: the paper's, and the scoreboard's, examples); `critical_subset` and `critical_flags`
 find the critical samples of Arpit et al. (2017) among a seeded subset of the examples;
 `epoch_measures` runs the last two in their own passes after the eval pass.
 """
@@ -154,12 +155,20 @@ def eval_logits(
     return torch.cat(logits), torch.cat(grads)
 
 
-def curvature_generator(seed: int, epoch: int, device: torch.device | str) -> torch.Generator:
-    """The generator of an epoch's curvature directions, on `device`: seeded by (run seed,
-    epoch) through a stream of its own, so the directions never share the seeds of training
-    (its order, its dropout masks) and never touch the global random state."""
+def curvature_seed(seed: int, epoch: int) -> int:
+    """The key of an epoch's curvature directions (`measures.curvature.rademacher`): from
+    (run seed, epoch) through a stream of its own, so the directions never share the seeds of
+    training (its order, its dropout masks) and never touch the global random state."""
     state = np.random.SeedSequence((seed, epoch, _CURVATURE_STREAM)).generate_state(1, np.uint64)
-    return torch.Generator(device=device).manual_seed(int(state[0]))
+    return int(state[0])
+
+
+def train_rows(split: np.ndarray | None, device: torch.device | str) -> torch.Tensor | None:
+    """The ids, ascending, of the examples whose split is ``train`` (trained canaries
+    included), on `device`; None (every example) without a split."""
+    if split is None:
+        return None
+    return torch.from_numpy(np.flatnonzero(np.asarray(split) == "train")).to(device)
 
 
 def curvatures(
@@ -171,34 +180,35 @@ def curvatures(
     *,
     directions: int,
     step: float,
-    generator: torch.Generator,
+    seed: int,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Each example's input-loss curvature (Garg, Roy et al. 2023), `batch_size` examples
-    at once: float32 (N,).
+    """The input-loss curvature (Garg, Roy et al. 2023) of the examples `rows` (every
+    example when None), `batch_size` of them at once: float32 (N,), NaN outside `rows`.
 
     The n perturbed copies of a batch are stacked into one batch
     (`measures.curvature.input_curvature`); `gradients` (shape of `inputs`) are grad_x L(x)
-    from the eval pass (`eval_logits`), shared with loss sensitivity. The model is in eval
-    mode; its parameters require no gradient meanwhile.
+    from the eval pass (`eval_logits`), shared with loss sensitivity. Each example's
+    directions depend on (`seed`, its id, the direction) alone, so leaving examples out
+    changes no other's. The model is in eval mode; its parameters require no gradient
+    meanwhile.
     """
     forward = partial(forward_with_ids, model)
-    ids_all = torch.arange(len(inputs), device=inputs.device)
-    parts = []
+    out = torch.full((len(inputs),), float("nan"), device=inputs.device)
+    chosen = torch.arange(len(inputs), device=inputs.device) if rows is None else rows
     with frozen_parameters(model):
-        for ids in torch.split(ids_all, batch_size):
-            parts.append(
-                input_curvature(
-                    forward,
-                    inputs[ids],
-                    labels[ids],
-                    ids,
-                    generator=generator,
-                    directions=directions,
-                    step=step,
-                    gradient=gradients[ids],
-                )
+        for ids in torch.split(chosen, batch_size):
+            out[ids] = input_curvature(
+                forward,
+                inputs[ids],
+                labels[ids],
+                ids,
+                seed=seed,
+                directions=directions,
+                step=step,
+                gradient=gradients[ids],
             )
-    return torch.cat(parts) if parts else torch.zeros(0, device=inputs.device)
+    return out
 
 
 def critical_subset(n: int, count: int, seed: int) -> torch.Tensor:
@@ -252,6 +262,7 @@ def epoch_measures(
     *,
     epoch: int,
     curvature: tuple[int, float, int] | None = None,
+    curvature_rows: torch.Tensor | None = None,
     gradients: torch.Tensor | None = None,
     critical: tuple[torch.Tensor, float, int, int] | None = None,
     clock: Clock | None = None,
@@ -264,6 +275,8 @@ def epoch_measures(
     model, inputs, labels, batch_size : as `eval_logits`
     epoch : the epoch recorded (with the run seed, it seeds the curvature's directions)
     curvature : (directions, step, run seed) to record ``curvature``, or None
+    curvature_rows : the ids whose curvature is computed (`train_rows`), NaN for the
+        others; every example when None
     gradients : grad_x L(x) of every example from the eval pass (`eval_logits`); computed
         here when curvature is recorded without them
     critical : (subset of ids, radius, steps, seed) to record ``critical``
@@ -281,7 +294,6 @@ def epoch_measures(
     try:
         if curvature is not None:
             n, step, seed = curvature
-            generator = curvature_generator(seed, epoch, inputs.device)
             with clock.part("curvature"):
                 if gradients is None:
                     _, gradients = eval_logits(model, inputs, labels, batch_size, gradients=True)
@@ -293,7 +305,8 @@ def epoch_measures(
                     batch_size,
                     directions=n,
                     step=step,
-                    generator=generator,
+                    seed=curvature_seed(seed, epoch),
+                    rows=curvature_rows,
                 )
         if critical is not None:
             subset, radius, steps, seed = critical

@@ -49,6 +49,7 @@ from memdash.analysis.record.eval_pass import (
     epoch_measures,
     eval_logits,
     stacked_embeddings,
+    train_rows,
 )
 from memdash.analysis.record.grad_accounting import GradientAccountant
 from memdash.analysis.record.models import layer_names
@@ -83,8 +84,8 @@ class TraceRecorder:
     split : shape (N,), ``train``/``test``/``reference`` per example; with it each
         commit stores the epoch's accuracies in run.json (``last_epoch``)
     loss_sensitivity : record each example's ||dL/dx||_1 (Arpit et al.), a trace column
-    curvature : record each example's input-loss curvature (Garg, Roy et al.), a trace
-        column: (directions, step, run seed), the directions seeded by (run seed, epoch)
+    curvature : (directions, step, run seed): record the input-loss curvature (Garg, Roy et
+        al.) of the training split (all without `split`), NaN for the others, a trace column
     run_json : epoch -> keys run.json takes with the epoch (a DP run's epsilon spent)
 
     Examples
@@ -139,6 +140,7 @@ class TraceRecorder:
         # critical samples: (examples in the seeded subset, radius, steps, seed) or None
         self.critical = critical
         self.curvature = curvature
+        self._curvature_rows = train_rows(split, inputs.device) if curvature else None
         self.run_json = run_json
         # seconds per part of an epoch, summed over the epochs (a resumed run's go on)
         self.clock = Clock(inputs.device, getattr(writer, "meta", {}).get("timing"))
@@ -297,6 +299,7 @@ class TraceRecorder:
             self.eval_batch_size,
             epoch=epoch,
             curvature=self.curvature,
+            curvature_rows=self._curvature_rows,
             gradients=self._gradients,
             critical=self.critical and (self._critical_ids, *self.critical[1:]),
             clock=self.clock,

@@ -24,7 +24,8 @@ def compute_scores(
 
     Columns from the eval source over epochs 1..E, and the same from the
     training-minibatch source with a ``_train`` suffix where the run recorded it; where the
-    eval trace has ``loss_sensitivity`` or ``curvature``, its mean over epochs 1..E too.
+    eval trace has ``loss_sensitivity`` or ``curvature``, its mean over epochs 1..E too (NaN
+    where never recorded: curvature off the training split).
     """
     n = run.n_examples()
     out = pd.DataFrame({"example_id": np.arange(n, dtype=np.int64)})
