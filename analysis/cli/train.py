@@ -230,8 +230,8 @@ def train(
     ),
     record_curvature: bool = typer.Option(
         False,
-        help="Record the input-loss curvature per example and epoch (Garg, Roy et al. 2023), "
-        "a trace column.",
+        help="Record the input-loss curvature per epoch (Garg, Roy et al. 2023) of the training "
+        "split's examples, a trace column (NaN for test and reference examples).",
     ),
     curvature_directions: int = option(
         RECORD.curvature_directions,
