@@ -92,10 +92,8 @@ def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.nd
     count : (K, N) int64, how many models that mean is over
     """
     scaled = np.where(side, log_p, -np.inf)  # shifted and exponentiated in place
-    k, n = scaled.shape
-    top = np.argmax(scaled, axis=0)
-    columns = np.arange(n)
-    largest = scaled[top, columns]
+    k = len(scaled)
+    largest = scaled.max(axis=0)
     shift = np.where(np.isfinite(largest), largest, 0.0)
     scaled -= shift
     np.exp(scaled, out=scaled)
@@ -105,15 +103,17 @@ def loo_log_mean(log_p: np.ndarray, side: np.ndarray) -> tuple[np.ndarray, np.nd
     for j in range(k - 2, -1, -1):  # scaled[j] becomes the sum from j on
         scaled[j] += scaled[j + 1]
     total[:-1] += scaled[1:]
-    lost = np.flatnonzero(total[top, columns] < UNDERFLOW)  # tiny against the largest
+    # tiny against the largest: only its target's sum can be (every other one counts its 1)
+    lost = np.flatnonzero(np.fmin.reduce(total, axis=0) < UNDERFLOW)
     count = side.sum(0) - side
     with np.errstate(divide="ignore", invalid="ignore"):
         np.log(total, out=total)
         total += shift
         if lost.size:
             rest = np.where(side[:, lost], log_p[:, lost], -np.inf)
-            rest[top[lost], np.arange(lost.size)] = -np.inf
-            total[top[lost], lost] = np.logaddexp.reduce(rest, axis=0)
+            top = np.argmax(rest, axis=0)
+            rest[top, np.arange(lost.size)] = -np.inf
+            total[top, lost] = np.logaddexp.reduce(rest, axis=0)
         total -= np.log(np.arange(k + 1.0)).take(count)  # log of each count, looked up
     total[count == 0] = np.nan
     return total, count
