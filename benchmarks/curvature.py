@@ -1,6 +1,9 @@
 """Curvature recording (issue 26): a training epoch with the end-of-epoch eval pass, against
 the same epoch with the eval pass and the input-loss curvature (Garg, Roy et al. 2023) at
-the default number of directions, side by side in one process.
+the default number of directions, side by side in one process. The recorder computes the
+curvature of the training split's examples only (NaN for test and reference examples); the
+same epoch with every example's curvature (the recorder without a split, as before) is timed
+beside it.
 
 The sample suite's digits MLP (sample_runs/digits_mlp_noise20's config: digits, 20% flipped
 labels, 10 canaries at each of 1, 10 and 50 repeats, 500 reference canaries, MLP 512-256,
@@ -13,6 +16,8 @@ threads on two busy cores wait on each other). Goal: <= 2 x. The recorder's cloc
 ``timing``) splits each epoch into its parts, which says what dominates; the curvature's
 passes are set beside the machine's own limit, the matrix-product rate measured here on the
 same shapes (CPU seconds), which gives the floor of any implementation of the paper's passes.
+The load average of the machine is printed before and after (other users' work slows the
+wall seconds; the CPU seconds less so).
 
 Run: .venv/bin/python benchmarks/curvature.py [--rounds 7] [--directions 10,1,3,5] [--threads 1]
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -54,9 +60,11 @@ def sample_config() -> RunConfig:
 
 
 def epoch_parts(
-    config: RunConfig, prepared, folder: Path, *, directions: int | None
+    config: RunConfig, prepared, folder: Path, *, directions: int | None, every: bool = False
 ) -> dict[str, float]:
-    """Epoch 1 trained and recorded (written, flushed): its seconds in all and by part."""
+    """Epoch 1 trained and recorded (written, flushed): its seconds in all and by part.
+    `every`: the curvature of every example (the recorder given no split), not the training
+    split's only."""
     model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
     opt = make_optimizer(config, model)
     writer = create_run(folder, config, prepared, model, overwrite=True)
@@ -73,7 +81,7 @@ def epoch_parts(
         grad_accounting=grad_accounting_on(config),
         curvature=None if directions is None else (directions, STEP, config.seed),
         eval_batch_size=config.record.eval_batch_size,
-        split=prepared.examples["split"].to_numpy(),
+        split=None if every else prepared.examples["split"].to_numpy(),
     )
     train_ids = torch.from_numpy(prepared.train_ids)
     start, cpu = time.perf_counter(), time.process_time()
@@ -125,56 +133,67 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = sample_config()
     prepared = prepare_data(config)
-    variants: list[int | None] = [None, *counts]
-    runs: dict[int | None, list[dict[str, float]]] = {v: [] for v in variants}
+    # (directions, every example): the eval pass alone, the training split's curvature at
+    # each count, every example's at the first count
+    variants: list[tuple[int | None, bool]] = [(None, False), *((c, False) for c in counts)]
+    variants.append((counts[0], True))
+    runs: dict[tuple[int | None, bool], list[dict[str, float]]] = {v: [] for v in variants}
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         epoch_parts(config, prepared, Path(tmp) / "warm", directions=counts[0])  # warm-up
         for round_ in range(args.rounds):
-            for variant in variants if round_ % 2 == 0 else variants[::-1]:
-                runs[variant].append(
-                    epoch_parts(config, prepared, Path(tmp) / "r", directions=variant)
+            for count, every in variants if round_ % 2 == 0 else variants[::-1]:
+                runs[(count, every)].append(
+                    epoch_parts(config, prepared, Path(tmp) / "r", directions=count, every=every)
                 )
 
-    def median(variant: int | None, part: str) -> float:
+    def median(variant: tuple[int | None, bool], part: str) -> float:
         return statistics.median(r.get(part, 0.0) for r in runs[variant])
 
     n = len(prepared.inputs)
+    trained = int((prepared.examples["split"] == "train").sum())
     presented = len(prepared.train_ids)
     widths = [int(prepared.inputs[0].size), *config.model.hidden, prepared.n_classes]
     print(
-        f"digits MLP {'-'.join(map(str, config.model.hidden))}, {n:,} examples "
-        f"({presented:,} presentations an epoch, batch {config.train.batch_size}), "
-        f"{torch.get_num_threads()} threads, {args.rounds} rounds, medians"
+        f"digits MLP {'-'.join(map(str, config.model.hidden))}, {n:,} examples, {trained:,} "
+        f"of the training split ({trained / n:.0%}; {presented:,} presentations an epoch, "
+        f"batch {config.train.batch_size}), {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds, medians; load average {load[0]:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores"
     )
-    plain, plain_cpu = median(None, "epoch"), median(None, "cpu")
+    plain, plain_cpu = median((None, False), "epoch"), median((None, False), "cpu")
     print(
-        f"  epoch + eval pass                       {plain:.3f} s, CPU {plain_cpu:.3f} s   "
-        f"(train loop {median(None, 'train'):.3f} s, eval pass {median(None, 'eval_pass'):.3f} s)"
+        f"  epoch + eval pass                                 {plain:.3f} s, CPU "
+        f"{plain_cpu:.3f} s   (train loop {median((None, False), 'train'):.3f} s, eval pass "
+        f"{median((None, False), 'eval_pass'):.3f} s)"
     )
-    flops_row = 2 * sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-    for count in counts:
-        total, curv, cpu = median(count, "epoch"), median(count, "curvature"), median(count, "cpu")
+    for count, every in variants[1:]:
+        v = (count, every)
+        total, curv, cpu = median(v, "epoch"), median(v, "curvature"), median(v, "cpu")
+        scope = "every example " if every else "training split"
         print(
-            f"  epoch + eval pass + curvature (n = {count:>2})  {total:.3f} s, CPU {cpu:.3f} s   "
-            f"(curvature {curv:.3f} s)   ratio {total / plain:.2f} x, CPU {cpu / plain_cpu:.2f} x"
-            + ("   (goal <= 2 x)" if count == DIRECTIONS else "")
+            f"  epoch + eval pass + curvature ({scope}, n = {count:>2})  {total:.3f} s, CPU "
+            f"{cpu:.3f} s   (curvature {curv:.3f} s)   ratio {total / plain:.2f} x, CPU "
+            f"{cpu / plain_cpu:.2f} x"
+            + ("   (goal <= 2 x)" if count == DIRECTIONS and not every else "")
         )
+    flops_row = 2 * sum(a * b for a, b in zip(widths, widths[1:], strict=False))
     count = counts[0]
-    rows = count * n  # the n perturbed copies, each a forward and a backward pass
+    rows = count * trained  # the n perturbed copies of each training example: forward, backward
     rate = matmul_rate((MAX_ROWS // 512) * 512, widths)
     # the input gradient's backward costs about a forward; at x, the eval pass's forward
-    # is shared, its backward is the curvature's
+    # is shared, its backward (of every example: loss sensitivity's too) is the curvature's
     work = (rows * 2 + n) * flops_row
-    curv_cpu = median(count, "cpu") - plain_cpu
+    curv_cpu = median((count, False), "cpu") - plain_cpu
     print(
-        f"what dominates at n = {count}: the curvature's {rows:,} rows (n x {n:,}), each a "
-        f"forward and a backward pass, and the backward at x of {n:,}: "
-        f"{work / 1e9:.1f} GFLOP of matrix products: "
+        f"what dominates at n = {count}: the curvature's {rows:,} rows (n x {trained:,} "
+        f"training examples), each a forward and a backward pass, and the eval pass's backward "
+        f"at x of all {n:,}: {work / 1e9:.1f} GFLOP of matrix products: "
         f"{curv_cpu:.3f} CPU s ({work / max(curv_cpu, 1e-9) / 1e9:.0f} GFLOP/s) against the "
         f"products' own {rate / 1e9:.0f} GFLOP/s here, a floor of {work / rate:.3f} s; the "
         f"training epoch's {presented:,} rows in batches of {config.train.batch_size} "
         f"take {plain_cpu:.3f} CPU s with its eval pass, so no implementation of the "
-        f"paper's n forward and backward passes beats "
+        f"paper's n forward and backward passes on these examples beats "
         f"{(plain_cpu + work / rate) / plain_cpu:.2f} x on this machine"
     )
 
