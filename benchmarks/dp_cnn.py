@@ -96,12 +96,11 @@ def main() -> None:
         f"({int(subsets[0].sum()):,} examples), batch {config.train.batch_size}, "
         f"{args.rounds} round(s), {steps} DP steps"
     )
-    print(f"   plain vmapped      {p:8.2f} s  ({K * args.epochs / p:.2f} model-epochs/s)")
+    print(f"   plain              {p:8.2f} s  ({K * args.epochs / p:.2f} model-epochs/s)")
     for name in variants:
         d, c = median[name], median[f"{name} clip"]
         print(
-            f"   {name + ' vmapped':18} {d:8.2f} s  ratio {d / p:.2f} x  "
-            f"(clipped sums {c:.2f} s, {c / d:.0%})"
+            f"   {name:18} {d:8.2f} s  ratio {d / p:.2f} x  (clipped sums {c:.2f} s, {c / d:.0%})"
         )
 
 
