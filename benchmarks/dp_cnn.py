@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -58,6 +59,7 @@ def main() -> None:
     seeds = [model_seed(0, 0, k) for k in range(K)]
     subsets = np.stack([subset_mask(s, len(train_ids), 0.7) for s in seeds])
 
+    load_before = os.getloadavg()[0]
     variants = {"dp": True, "dp, materialized": False} if args.materialized else {"dp": True}
     inner = dp_vmap.clipped_sums
     times: dict[str, list[float]] = {"plain": []}
@@ -86,10 +88,12 @@ def main() -> None:
             times.setdefault(f"{name} clip", []).append(sum(spent))
             steps = len(spent)
     median = {name: statistics.median(t) for name, t in times.items()}
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     n_params = sum(p[0].numel() for p in plain.parameters())
     p = median["plain"]
     print(
-        f"torch threads: {torch.get_num_threads()}, dataset {DATASET}, inputs {tuple(inputs.shape)}"
+        f"torch threads: {torch.get_num_threads()}, {load}, "
+        f"dataset {DATASET}, inputs {tuple(inputs.shape)}"
     )
     print(
         f"{K} CNNs ({n_params:,} parameters each) at once, {args.epochs} epochs on 70% subsets "
