@@ -18,8 +18,9 @@
    (add_noise: one Gaussian draw per parameter tensor from the epoch's CPU generator) and
    scaling (scale_grad) and the optimizer's own step; the accountant's epsilon (once an
    epoch, in run.json) is timed beside the epoch, not in it. Then the noise alone: Opacus's
-   add_noise for one step against its own torch.normal draws (the same values) and the CPU
-   generator's uniform stream beneath them, what no change that keeps the values can beat.
+   add_noise for one step against memdash's (`record.dp_noise.LeanNoise`, the same values),
+   the bare torch.normal draws (the same values) and the CPU generator's uniform stream
+   beneath them, what no change that keeps the values can beat.
 
 2. The batched estimate's 16 models (70% subsets, the same MLP) trained for a few epochs by
    `ensemble.batched.fit_batched` and with DP-SGD by `ensemble.dp_batched.fit_dp`.
@@ -36,6 +37,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from opacus.optimizers import DPOptimizerFastGradientClipping
 
 from memdash.analysis.ensemble.batched import fit_batched, model_seed, subset_mask
 from memdash.analysis.ensemble.dp_batched import fit_dp
@@ -134,7 +136,7 @@ def epochs_side_by_side(rounds: int) -> None:
         "the one backward pass to the layers' outputs (output_grads)": share["output_grads"],
         "norms, clip factors, clipped sums (clipped_sums)": share["clipped_sums"],
         "Opacus's copy of the sums (accumulate)": share["accumulate"],
-        "noise (Opacus's add_noise, a Gaussian draw per parameter)": share["add_noise"],
+        "noise (add_noise, a Gaussian draw per parameter)": share["add_noise"],
         "scaling by the expected batch (scale_grad)": share["scale_grad"],
         "the optimizer's own step": share["step"],
     }
@@ -153,13 +155,20 @@ def noise_against_its_draws(rounds: int, repeats: int = 45) -> None:
     params = list(model.parameters())
     config = replace(SAMPLE, train=replace(SAMPLE.train, dp=DP))
     opt = DPTraining(config, model, make_optimizer(config, model), 1437).optimizer
+    assert isinstance(opt, DPOptimizerFastGradientClipping)
     flat = torch.empty(sum(p.numel() for p in params))
 
     def opacus(gen, sums):  # sums: fresh summed gradients (add_noise marks them used)
         for p, total in zip(params, sums, strict=True):
             p.summed_grad = total
         opt.generator = gen
-        opt.add_noise()
+        DPOptimizerFastGradientClipping.add_noise(opt)
+
+    def lean(gen, sums):
+        for p, total in zip(params, sums, strict=True):
+            p.summed_grad = total
+        opt.generator = gen
+        opt.add_noise()  # dp_noise.LeanNoise's: the same values
 
     def draws(gen, sums):
         for p in params:
@@ -168,7 +177,7 @@ def noise_against_its_draws(rounds: int, repeats: int = 45) -> None:
     def uniforms(gen, sums):
         flat.uniform_(generator=gen)
 
-    kinds = {"add_noise": opacus, "torch.normal": draws, "uniforms": uniforms}
+    kinds = {"add_noise": opacus, "lean": lean, "torch.normal": draws, "uniforms": uniforms}
     times: dict[str, list[float]] = {k: [] for k in kinds}
     for _ in range(rounds):
         for name, fn in kinds.items():
@@ -182,6 +191,7 @@ def noise_against_its_draws(rounds: int, repeats: int = 45) -> None:
     print(f"   noise of one step ({flat.numel():,} parameters in {len(params)} tensors):")
     rows = [
         ("Opacus's add_noise", "add_noise"),
+        ("memdash's (dp_noise.LeanNoise: the same values)", "lean"),
         ("its draws alone (torch.normal)", "torch.normal"),
         ("the generator's uniforms beneath", "uniforms"),
     ]

@@ -23,9 +23,9 @@ chosen once when `DPTraining` is built:
 
 Both give the same sum (the hooks see the activations the forward computed, dropout and
 example-tied dropout included), and both hand it to Opacus's
-`DPOptimizerFastGradientClipping`, which adds Gaussian noise of standard deviation sigma * C
-(one draw per parameter from the epoch's noise generator), divides by the expected batch
-size q * n and takes the
+`DPOptimizerFastGradientClipping` (as `dp_noise.LeanNoise`: the same draws, less memory
+traffic), which adds Gaussian noise of standard deviation sigma * C (one draw per parameter
+from the epoch's noise generator), divides by the expected batch size q * n and takes the
 configured optimizer's step: the noise stream, the accountant and the resume state do not
 depend on the path. On the sample MLP the dense path is about 2x faster than ghost clipping
 (benchmarks/dp.py).
@@ -141,9 +141,10 @@ class DPTraining:
     model's per-example gradients clipped (`clipping`: "auto" picks "dense", one backward
     pass by `dense_clip.DenseClipping`, when every trainable layer is an `nn.Linear`, else
     "ghost", Opacus's `GradSampleModuleFastGradientClipping`) and noised by Opacus's
-    `DPOptimizerFastGradientClipping` around the run's optimizer `opt` (whose state the
-    resume state keeps). Dropout, sampling and noise are seeded per (run seed, epoch)
-    (`epoch_seeds`: three separate streams), so a resumed run continues as an uninterrupted one."""
+    `DPOptimizerFastGradientClipping` (`dp_noise.LeanNoise`) around the run's optimizer
+    `opt` (whose state the resume state keeps). Dropout, sampling and noise are seeded per
+    (run seed, epoch) (`epoch_seeds`: three separate streams), so a resumed run continues as
+    an uninterrupted one."""
 
     def __init__(
         self,
@@ -155,9 +156,8 @@ class DPTraining:
         clipping: str = "auto",
     ):
         require_opacus()
-        from opacus.optimizers import DPOptimizerFastGradientClipping
-
         from memdash.analysis.record.dense_clip import DenseClipping, why_not_dense
+        from memdash.analysis.record.dp_noise import LeanNoise
 
         if clipping not in CLIPPINGS:
             raise ValueError(f"unknown clipping {clipping!r}; valid: {', '.join(CLIPPINGS)}")
@@ -171,7 +171,7 @@ class DPTraining:
         self.dense = DenseClipping(model, clip=dp.clip) if clipping == "dense" else None
         self.model = model if self.dense else _ghost(model, dp.clip)
         self.device = next(model.parameters()).device
-        self.optimizer = DPOptimizerFastGradientClipping(
+        self.optimizer = LeanNoise(  # Opacus's DPOptimizerFastGradientClipping, same noise
             opt,
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.clip,
