@@ -15,10 +15,12 @@ from memdash.analysis.cli.options import (
     DEVICE,
     KNN_METRIC,
     KNN_PCA,
+    OneOf,
     field,
     option,
     steps_of,
 )
+from memdash.analysis.measures.ivf import AUTO_EXACT_BELOW, DEFAULT_PROBES, KNN_METHODS
 from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
 
 if TYPE_CHECKING:
@@ -43,6 +45,20 @@ def analyze(
     knn_pca: int = option(0, KNN_PCA, "k-NN: PCA to this many dimensions first (0: off)."),
     knn_leave_one_out: bool = typer.Option(
         True, help="k-NN: a training point does not vote for itself."
+    ),
+    knn_method: str = option(
+        "auto",
+        OneOf(KNN_METHODS),
+        "k-NN search: exact (every training point), ivf (an inverted-file index: approximate,"
+        f" recall@30 >= 0.95 at the defaults) or auto (exact below {AUTO_EXACT_BELOW['l1']:,}"
+        " training points for l1, IVF above).",
+        "--knn",
+    ),
+    knn_lists: int = option(
+        None, field("analysis.knn_lists"), "k-NN ivf: lists (default 4 sqrt(training points))."
+    ),
+    knn_probes: int = option(
+        DEFAULT_PROBES, field("analysis.knn_probes"), "k-NN ivf: lists a query visits."
     ),
     umap_neighbors: int = option(15, field("analysis.umap_neighbors"), "UMAP: n_neighbors."),
     umap_min_dist: float = option(0.1, field("analysis.umap_min_dist"), "UMAP: min_dist."),

@@ -7,12 +7,21 @@ Memorize Question": at a layer's embedding, a k-NN classifier over the
 training set (k=30, L1 distance, optional PCA to 64 dimensions) is compared
 with the network's own prediction. Their code lets a training point vote for
 itself; here the default leaves it out (``leave_one_out=True``) and the
-other variant stays available.
+other variant stays available. Their search is exact; ``method="ivf"`` (or
+``"auto"`` on large sets) searches an inverted-file index instead
+(`memdash.analysis.measures.ivf`), approximate with a measured recall.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from memdash.analysis.measures.ivf import (
+    DEFAULT_PROBES,
+    KNN_METHODS,
+    ivf_index,
+    resolve_search,
+)
 
 # the distances a k-NN may use (Cohen et al. use L1)
 METRICS = ("l2", "cosine", "l1")
@@ -30,8 +39,25 @@ def _as_matrix(X: np.ndarray, name: str) -> np.ndarray:
     return X
 
 
+def check_knn_options(metric: str, method: str, lists: int | None, probes: int) -> None:
+    """Raise ValueError, one line naming the value, for an unknown metric or method, lists
+    or probes below 1, or more probes than lists (`lists` None: the rule's, `default_lists`)."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown k-NN metric {metric!r}; valid: {', '.join(METRICS)}")
+    if method not in KNN_METHODS:
+        raise ValueError(f"unknown k-NN method {method!r}; valid: {', '.join(KNN_METHODS)}")
+    if lists is not None and lists < 1:
+        raise ValueError(f"--knn-lists must be at least 1, got {lists}")
+    if probes < 1:
+        raise ValueError(f"--knn-probes must be at least 1, got {probes}")
+    if lists is not None and probes > lists:
+        raise ValueError(
+            f"--knn-probes {probes} exceeds --knn-lists {lists}: a query visits at most every list"
+        )
+
+
 class FaissKNN:
-    """Exact (brute-force) nearest neighbours through a FAISS flat index.
+    """Nearest neighbours through a FAISS index: exact (flat) or an inverted file (IVF).
 
     A scikit-learn-like interface: ``fit(X)`` then ``kneighbors(...)``, with
     the distances scikit-learn's ``NearestNeighbors`` returns for the same
@@ -45,26 +71,48 @@ class FaissKNN:
     n_components : if set and smaller than the number of features, project
         onto the first `n_components` principal components of the fitted
         data first (Cohen et al. use 64); None keeps the raw features
+    method : ``"exact"`` (a flat index: every point compared), ``"ivf"`` (an
+        ``IndexIVFFlat``: a query compares the points of its `n_probes` nearest
+        lists only) or ``"auto"`` (exact below ``ivf.AUTO_EXACT_BELOW[metric]``
+        fitted points, IVF above)
+    n_lists : IVF's lists (k-means cells); None: ``ivf.default_lists``, 4 sqrt(n)
+    n_probes : lists a query visits (capped at the lists); all of them = exact
+    random_state : seeds IVF's k-means (its sample and its initial centroids)
 
     Attributes
     ----------
     index_ : the FAISS index holding the fitted points
+    method_ : ``"exact"`` or ``"ivf"``, what `method` resolved to
+    n_lists_, n_probes_ : the lists and probes searched (0 for exact)
     n_samples_fit_ : number of fitted points
     n_features_in_ : number of input features
     mean_, components_ : the PCA (shape (D,) and (D, n_components)), or None
     """
 
     def __init__(
-        self, n_neighbors: int = 30, *, metric: str = "l2", n_components: int | None = None
+        self,
+        n_neighbors: int = 30,
+        *,
+        metric: str = "l2",
+        n_components: int | None = None,
+        method: str = "exact",
+        n_lists: int | None = None,
+        n_probes: int = DEFAULT_PROBES,
+        random_state: int = 0,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.n_components = n_components
+        self.method = method
+        self.n_lists = n_lists
+        self.n_probes = n_probes
+        self.random_state = random_state
 
     def fit(self, X: np.ndarray) -> FaissKNN:
         """Index the rows of X, shape (n_samples, n_features)."""
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+        check_knn_options(self.metric, self.method, self.n_lists, self.n_probes)
         if self.n_components is not None and self.n_components < 1:
             raise ValueError(f"n_components must be at least 1 or None, got {self.n_components}")
         X = _as_matrix(X, "X")
@@ -75,7 +123,25 @@ class FaissKNN:
         X = self._project(X)
         import faiss  # imported when an index is built: the metrics above load without it
 
-        d = X.shape[1]
+        n, d = X.shape
+        self.method_, self.n_lists_, self.n_probes_ = resolve_search(
+            self.method,
+            n_points=n,
+            metric=self.metric,
+            n_lists=self.n_lists,
+            n_probes=self.n_probes,
+        )
+        self._points = X  # the fitted points' queries (leave-one-out)
+        self.n_samples_fit_ = n
+        if self.method_ == "ivf":
+            self.index_ = ivf_index(
+                X,
+                _FAISS_METRICS[self.metric](faiss),
+                n_lists=self.n_lists_,
+                n_probes=self.n_probes_,
+                seed=self.random_state,
+            )
+            return self
         if self.metric == "l2":
             self.index_ = faiss.IndexFlatL2(d)
         elif self.metric == "cosine":
@@ -83,7 +149,6 @@ class FaissKNN:
         else:
             self.index_ = faiss.IndexFlat(d, faiss.METRIC_L1)
         self.index_.add(X)
-        self.n_samples_fit_ = X.shape[0]
         return self
 
     def _project(self, X: np.ndarray) -> np.ndarray:
@@ -123,7 +188,7 @@ class FaissKNN:
         if not 1 <= k <= available:
             raise ValueError(f"n_neighbors={k} must be between 1 and {available} here")
         if leave_out:
-            queries = self.index_.reconstruct_n(0, self.n_samples_fit_)
+            queries = self._points
         else:
             queries = _as_matrix(X, "X")
             if queries.shape[1] != self.n_features_in_:
@@ -131,11 +196,20 @@ class FaissKNN:
                     f"X has {queries.shape[1]} features; fitted on {self.n_features_in_}"
                 )
             queries = self._project(queries)
-        raw, ind = self.index_.search(queries, k + int(leave_out))
+        raw, ind = self._search(queries, k + int(leave_out))
         if leave_out:
             raw, ind = _drop_self(raw, ind)
         dist = self._distances(raw)
         return (dist, ind) if return_distance else ind
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raw, ind = self.index_.search(queries, k)
+        short = (ind < 0).any(axis=1)
+        if short.any():  # IVF: the probed lists held fewer than k points; search every list
+            self.index_.nprobe = self.n_lists_
+            raw[short], ind[short] = self.index_.search(np.ascontiguousarray(queries[short]), k)
+            self.index_.nprobe = self.n_probes_
+        return raw, ind
 
     def _distances(self, raw: np.ndarray) -> np.ndarray:
         if self.metric == "l2":
@@ -143,6 +217,14 @@ class FaissKNN:
         if self.metric == "cosine":
             return np.maximum(1 - raw, 0)
         return raw
+
+
+# each metric's FAISS constant (a function of the module: faiss is imported on first use)
+_FAISS_METRICS = {
+    "l2": lambda faiss: faiss.METRIC_L2,
+    "cosine": lambda faiss: faiss.METRIC_INNER_PRODUCT,
+    "l1": lambda faiss: faiss.METRIC_L1,
+}
 
 
 def _pca(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,6 +297,10 @@ def knn_predict(
     metric: str = "l1",
     n_components: int | None = None,
     leave_one_out: bool = True,
+    method: str = "exact",
+    n_lists: int | None = None,
+    n_probes: int = DEFAULT_PROBES,
+    random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """k-NN classification of every point by the labels of its nearest training points.
 
@@ -225,6 +311,8 @@ def knn_predict(
     labels : int, shape (N,), the labels the network was trained with
     leave_one_out : a training point is not its own neighbour (default); if
         False it votes for itself, as in Cohen et al.'s code
+    method, n_lists, n_probes, random_state : the search, as `FaissKNN`'s (exact
+        by default; ``ivf.resolve_search`` tells what ``auto`` and None become)
 
     Returns
     -------
@@ -236,7 +324,15 @@ def knn_predict(
     if train.shape != (len(X),):
         raise ValueError(f"train must be a boolean mask of shape ({len(X)},), got {train.shape}")
     train_ids = np.flatnonzero(train)
-    knn = FaissKNN(n_neighbors, metric=metric, n_components=n_components).fit(X[train_ids])
+    knn = FaissKNN(
+        n_neighbors,
+        metric=metric,
+        n_components=n_components,
+        method=method,
+        n_lists=n_lists,
+        n_probes=n_probes,
+        random_state=random_state,
+    ).fit(X[train_ids])
     dist = np.empty((len(X), n_neighbors), np.float32)
     ind = np.empty((len(X), n_neighbors), np.int64)
     queries = np.flatnonzero(~train) if leave_one_out else np.arange(len(X))

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from memdash.analysis.measures.neighbors import METRICS as KNN_METRICS
+from memdash.analysis.measures.neighbors import DEFAULT_PROBES, check_knn_options
 from memdash.analysis.record.privacy import DP_RANGES, DPConfig, check_dp
 from memdash.analysis.record.ranges import Range, ints, reals
 
@@ -28,7 +28,6 @@ OPTIMIZERS = ("sgd", "adam")
 CORRUPTIONS = ("symmetric", "random_labels", "random_inputs")
 SEED_MAX = 2**32 - 1  # numpy's legacy RandomState (UMAP's random_state) takes seeds below 2**32
 EPOCHS_MAX = 100_000
-
 
 SEED = ints(0, SEED_MAX)
 EPOCH_LIST = ints(0, EPOCHS_MAX, items=(0, None))
@@ -82,6 +81,8 @@ RANGES: dict[str, Range] = {
     # memdash analyze
     "analysis.knn_k": ints(1, 100_000),
     "analysis.knn_pca": Range(1, 100_000, optional=True),
+    "analysis.knn_lists": Range(1, 10_000_000, optional=True),
+    "analysis.knn_probes": ints(1, 10_000_000),
     "analysis.umap_neighbors": ints(2, 10_000),
     "analysis.umap_min_dist": reals(0, 1),  # UMAP needs min_dist <= its spread, 1
     "analysis.seed": SEED,
@@ -251,16 +252,19 @@ class AnalysisConfig:
     """How `memdash analyze` computes derived results; each step's cache key holds its fields."""
 
     knn_k: int = 30  # neighbours that vote (Cohen et al.'s k)
-    knn_metric: str = "l1"  # one of KNN_METRICS; Cohen et al. use L1
+    knn_metric: str = "l1"  # one of neighbors.METRICS; Cohen et al. use L1
     knn_pca: int | None = None  # PCA dimensions before the k-NN (Cohen et al. offer 64); None: off
     knn_leave_one_out: bool = True  # a training point does not vote for itself
+    knn_method: str = "auto"  # one of ivf.KNN_METHODS: exact, ivf, auto (IVF on large sets)
+    knn_lists: int | None = None  # IVF's lists; None: ivf.default_lists, 4 sqrt(n_train)
+    knn_probes: int = DEFAULT_PROBES  # IVF's lists a query visits (all of them: exact)
     umap_neighbors: int = 15  # UMAP's n_neighbors
     umap_min_dist: float = 0.1  # UMAP's min_dist
     seed: int = 0  # UMAP's random_state
 
     def __post_init__(self) -> None:
-        _choice("k-NN metric", self.knn_metric, KNN_METRICS)
         check_ranges("analysis", self)
+        check_knn_options(self.knn_metric, self.knn_method, self.knn_lists, self.knn_probes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

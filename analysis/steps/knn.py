@@ -6,6 +6,9 @@ Which examples form which group:
   holds these points with the labels they were trained with;
 * subsets ``all``, ``clean`` (neither flipped nor a canary) and ``flipped``
   (``is_noisy``), per split.
+
+The search is exact, or an inverted-file index (``--knn ivf``; ``auto``: IVF from
+``ivf.AUTO_EXACT_BELOW`` training points); every row of knn.parquet names the one used.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from memdash.analysis.measures.curves import subset_masks
+from memdash.analysis.measures.ivf import resolve_search
 from memdash.analysis.measures.neighbors import agreement, knn_predict
 from memdash.analysis.record.config import AnalysisConfig
 from memdash.analysis.steps._common import Progress, _quiet
@@ -22,12 +26,14 @@ from memdash.analysis.store import Run
 KNN_COLUMNS = (
     *("epoch", "layer", "split", "subset", "n", "knn_accuracy", "dnn_accuracy"),
     *("p_same", "ma", "md", "knn_true_accuracy", "dnn_true_accuracy"),
+    *("method", "n_lists", "n_probes"),
 )
 KNN_EXAMPLE_COLUMNS = (
     *("example_id", "epoch", "layer", "knn_pred", "dnn_pred"),
     *("agrees", "knn_is_label", "knn_is_true"),
 )
 NEIGHBOR_COLUMNS = ("example_id", "rank", "neighbor_id", "distance", "epoch", "layer")
+IVF_SEED = 0  # IVF's k-means sample and initial centroids (fixed: not in the step's key)
 
 
 def _network_predictions(run: Run, epochs: list[int]) -> dict[int, np.ndarray]:
@@ -51,7 +57,8 @@ def compute_knn(
     -------
     knn.parquet : per (epoch, layer, split, subset): n and the metrics of
         `memdash.analysis.measures.neighbors.agreement` against the labels trained with, plus
-        ``knn_true_accuracy`` and ``dnn_true_accuracy`` against the true labels
+        ``knn_true_accuracy`` and ``dnn_true_accuracy`` against the true labels, and the
+        search: ``method`` (``exact`` or ``ivf``), ``n_lists`` and ``n_probes`` (0 for exact)
     knn_examples.parquet : per (example, layer) at the last recorded epoch:
         ``knn_pred``, ``dnn_pred``, ``agrees`` (k-NN = network),
         ``knn_is_label``, ``knn_is_true``
@@ -69,6 +76,14 @@ def compute_knn(
     rows, per_example = [], []
     neighbors = pd.DataFrame(columns=NEIGHBOR_COLUMNS)
     last_epoch = max(index, default=None)
+    method, lists, probes = resolve_search(
+        config.knn_method,
+        n_points=int(train.sum()),
+        metric=config.knn_metric,
+        n_lists=config.knn_lists,
+        n_probes=config.knn_probes,
+    )
+    search = {"method": method, "n_lists": lists, "n_probes": probes}
     for epoch, recorded in index.items():
         layers = run.in_layer_order(recorded)
         for layer in layers:
@@ -82,6 +97,10 @@ def compute_knn(
                 metric=config.knn_metric,
                 n_components=config.knn_pca,
                 leave_one_out=config.knn_leave_one_out,
+                method=method,
+                n_lists=lists or None,
+                n_probes=probes or config.knn_probes,
+                random_state=IVF_SEED,
             )
             dnn = predictions[epoch]
             seen = dnn >= 0
@@ -97,6 +116,7 @@ def compute_knn(
                                 "knn_true_accuracy": float(np.mean(knn[sel] == true[sel])),
                                 "dnn_true_accuracy": float(np.mean(dnn[sel] == true[sel])),
                             }
+                            | search
                         )
             if epoch == last_epoch:
                 per_example.append(_example_rows(epoch, layer, knn, dnn, labels, true))

@@ -73,7 +73,10 @@ STEPS: dict[str, Step] = {
     "scores": Step(compute_scores, (), 1),
     "knn": Step(
         compute_knn,
-        ("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"),
+        (
+            *("knn_k", "knn_metric", "knn_pca", "knn_leave_one_out"),
+            *("knn_method", "knn_lists", "knn_probes"),  # the search: exact or IVF
+        ),
         1,
         kinds=("classifier",),
     ),

@@ -1,0 +1,135 @@
+"""Approximate nearest neighbours: FAISS's inverted-file index (IVF) and its measured recall.
+
+An IVF index partitions the indexed points into `n_lists` cells by a coarse k-means
+quantizer; a query visits only its `n_probes` nearest cells (nearest centroids), so a search
+costs about ``n_lists + n_probes * n / n_lists`` distances instead of ``n``. Probing every
+list is an exhaustive search: the same neighbours as the exact (flat) index.
+
+References
+----------
+Jégou, Douze and Schmid 2011, "Product quantization for nearest neighbor search" (the
+inverted file over a k-means coarse quantizer); Johnson, Douze and Jégou 2019,
+"Billion-scale similarity search with GPUs" (FAISS).
+
+FAISS trains the coarse k-means in L2 for every metric but inner product: for L1 it
+clusters with an L2 k-means, then assigns points to lists and ranks the probed lists by
+L1 distance to those centroids (``quantizer_trains_alone = 2``). The search inside the lists
+is in L1, so the distances returned are exact L1 distances; only which points are
+examined is approximate. Cosine is inner product on unit vectors (spherical k-means).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# `method=` of the k-NN: exact (flat index), ivf (inverted file), auto (by size, below)
+KNN_METHODS = ("exact", "ivf", "auto")
+# n_lists = LISTS_PER_ROOT * sqrt(n): FAISS's guideline is 4..16 sqrt(n); at the low end
+# the k-means and the quantizer (n_lists distances per point) stay cheap, and each list
+# holds sqrt(n) / 4 points (112 at 200,000), scanned whole when probed
+LISTS_PER_ROOT = 4
+# below 39 training points per centroid FAISS's k-means warns: the rule keeps at least that
+MIN_POINTS_PER_LIST = 39
+# the k-means trains on a seeded sample of this many points per list (FAISS samples 256)
+TRAIN_POINTS_PER_LIST = 64
+# lists a query visits by default: recall@30 >= 0.95 on benchmarks/knn_ivf.py's 200,000
+DEFAULT_PROBES = 32
+# auto: exact below this many indexed points, IVF from here (the crossover measured by
+# benchmarks/knn_ivf.py, where IVF's k-means and search get faster than the flat index)
+AUTO_EXACT_BELOW = {"l1": 20_000, "l2": 50_000, "cosine": 50_000}
+
+
+def default_lists(n_points: int) -> int:
+    """The number of lists for `n_points` indexed points: ``round(4 sqrt(n))``, at most
+    ``n / 39`` (FAISS's fewest training points per centroid), at least 1."""
+    if n_points < 1:
+        raise ValueError(f"n_points must be at least 1, got {n_points}")
+    rule = round(LISTS_PER_ROOT * math.sqrt(n_points))
+    return max(1, min(rule, n_points // MIN_POINTS_PER_LIST))
+
+
+def resolve_method(method: str, *, n_points: int, metric: str) -> str:
+    """``exact`` or ``ivf``: `method` itself, or for ``auto`` exact below
+    ``AUTO_EXACT_BELOW[metric]`` indexed points and IVF from there."""
+    if method not in KNN_METHODS:
+        raise ValueError(f"unknown k-NN method {method!r}; valid: {', '.join(KNN_METHODS)}")
+    if method != "auto":
+        return method
+    if metric not in AUTO_EXACT_BELOW:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(AUTO_EXACT_BELOW)}")
+    return "exact" if n_points < AUTO_EXACT_BELOW[metric] else "ivf"
+
+
+def resolve_search(
+    method: str, *, n_points: int, metric: str, n_lists: int | None, n_probes: int
+) -> tuple[str, int, int]:
+    """What a k-NN over `n_points` indexed points searches: (``exact`` or ``ivf``, lists,
+    probes), the lists from `default_lists` when `n_lists` is None and the probes capped at
+    the lists; lists and probes are 0 for exact."""
+    resolved = resolve_method(method, n_points=n_points, metric=metric)
+    if resolved == "exact":
+        return resolved, 0, 0
+    lists = default_lists(n_points) if n_lists is None else n_lists
+    return resolved, lists, min(n_probes, lists)
+
+
+def ivf_index(X: np.ndarray, faiss_metric: int, *, n_lists: int, n_probes: int, seed: int):
+    """A trained and filled ``faiss.IndexIVFFlat`` over the rows of X.
+
+    Parameters
+    ----------
+    X : float32, C-contiguous, shape (n, d): the points (already projected / normalized)
+    faiss_metric : ``faiss.METRIC_L1``, ``METRIC_L2`` or ``METRIC_INNER_PRODUCT``
+    n_lists : cells of the coarse quantizer, 1..n
+    n_probes : cells a query visits, 1..n_lists
+    seed : the k-means's sample of ``64 * n_lists`` points and its initial centroids
+
+    Returns
+    -------
+    faiss.IndexIVFFlat with ``nprobe = n_probes``
+    """
+    import faiss
+
+    n, d = X.shape
+    if not 1 <= n_lists <= n:
+        raise ValueError(f"--knn-lists {n_lists} must lie in 1..{n} (the points indexed)")
+    if not 1 <= n_probes <= n_lists:
+        raise ValueError(f"--knn-probes {n_probes} must lie in 1..{n_lists} (--knn-lists)")
+    quantizer = faiss.IndexFlat(d, faiss_metric)
+    index = faiss.IndexIVFFlat(quantizer, d, n_lists, faiss_metric)  # keeps a reference
+    cp = index.cp
+    cp.seed = seed % 2**31
+    cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST  # our sample: FAISS draws no other
+    cp.min_points_per_centroid = 1  # a few points per list is the user's choice, not a warning
+    size = min(n, TRAIN_POINTS_PER_LIST * n_lists)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+    index.train(X[sample])
+    index.add(X)
+    index.nprobe = n_probes
+    return index
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    """Recall@k of approximate neighbours: the mean share of each query's exact k nearest
+    that the approximate search found.
+
+    Parameters
+    ----------
+    found : int, shape (n_queries, k): approximate neighbour ids, distinct within a row
+    exact : int, shape (n_queries, k): the exact neighbour ids, distinct within a row
+
+    Returns
+    -------
+    float in [0, 1]; higher = closer to the exact search (1: every neighbour found)
+    """
+    found, exact = np.asarray(found), np.asarray(exact)
+    if found.shape != exact.shape or found.ndim != 2 or found.size == 0:
+        raise ValueError(
+            f"found and exact must be non-empty (n_queries, k) arrays of one shape, got "
+            f"{found.shape} and {exact.shape}"
+        )
+    both = np.sort(np.concatenate([found, exact], axis=1), axis=1)
+    shared = (both[:, 1:] == both[:, :-1]).sum(axis=1)  # ids in both rows appear twice
+    return float(shared.mean() / found.shape[1])
