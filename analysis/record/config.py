@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memdash.analysis.measures.neighbors import DEFAULT_PROBES, check_knn_options
+from memdash.analysis.record.input_forms import check_store_inputs
 from memdash.analysis.record.privacy import DP_RANGES, DPConfig, check_dp
 from memdash.analysis.record.ranges import Range, ints, reals
 
@@ -85,6 +86,7 @@ RANGES: dict[str, Range] = {
     "analysis.knn_probes": ints(1, 10_000_000),
     "analysis.umap_neighbors": ints(2, 10_000),
     "analysis.umap_min_dist": reals(0, 1),  # UMAP needs min_dist <= its spread, 1
+    "analysis.umap_sample": ints(0, 1_000_000_000),
     "analysis.seed": SEED,
     # memdash localize
     "localize.retrain_epochs": ints(0, EPOCHS_MAX),
@@ -202,6 +204,7 @@ class RecordConfig:
     curvature_directions: int = 10  # its Rademacher directions (the authors' code: niter=10)
     curvature_step: float = 1e-3  # its finite-difference step h (the authors' code: h=1e-3)
     embed_pool: str = "last"  # text runs: a sequence's embedding, the last token's or the mean
+    store_inputs: str = "auto"  # full, thumbnail, path (folder, hf); auto: full up to 2 GiB
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,7 @@ class AnalysisConfig:
     knn_probes: int = DEFAULT_PROBES  # IVF's lists a query visits (all of them: exact)
     umap_neighbors: int = 15  # UMAP's n_neighbors
     umap_min_dist: float = 0.1  # UMAP's min_dist
+    umap_sample: int = 100_000  # above it, fit a seeded sample, transform the rest; 0: all
     seed: int = 0  # UMAP's random_state
 
     def __post_init__(self) -> None:
@@ -303,6 +307,7 @@ def validate(config: RunConfig) -> None:
     _choice("optimizer", t.optimizer, OPTIMIZERS)
     _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
     _choice("embed_pool", r.embed_pool, EMBED_POOLS)
+    check_store_inputs(r.store_inputs, d.dataset, text=is_text(d))
     _choice("text corpus", d.text_corpus, TEXT_CORPORA)
     _choice("chunking", d.chunking, CHUNKINGS)
     _choice("tokenizer", d.tokenizer, TOKENIZERS)

@@ -80,7 +80,7 @@ STEPS: dict[str, Step] = {
         1,
         kinds=("classifier",),
     ),
-    "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed"), 1),
+    "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed", "umap_sample"), 1),
     "exposure": Step(_exposure, (), 4, text_version=1),
     "extraction": Step(compute_extraction, (), 1, kinds=("text",)),
 }

@@ -18,6 +18,9 @@ def compute_umap(
 
     Columns ``epoch``, ``example_id``, ``x``, ``y``; the epochs of a layer are
     aligned to its last recorded epoch (`memdash.analysis.measures.projection`).
+    A run of more than ``config.umap_sample`` examples (0: never) is fitted on
+    ``projection.sample_rows(N, umap_sample, seed=config.seed)``, the same rows at
+    every layer and epoch, and its other examples placed by the fitted model's transform.
     """
     index = run.embedding_index()
     recorded = sorted({layer for layers in index.values() for layer in layers})
@@ -30,6 +33,7 @@ def compute_umap(
             n_neighbors=config.umap_neighbors,
             min_dist=config.umap_min_dist,
             random_state=config.seed,
+            sample=config.umap_sample,
             progress=lambda epoch, layer=layer: progress(f"{layer} epoch {epoch}"),
         )
         n = run.n_examples()
