@@ -180,6 +180,7 @@ NEEDS = {
     "proxies": lambda run, out: [str(run)],
     "similarity": lambda run, out: [str(run), "--out", str(out)],
     "findings": lambda run, out: [str(run)],
+    "sql": lambda run, out: ["SELECT 1", str(run)],
     "dashboard": lambda run, out: [str(run)],
 }
 

@@ -12,6 +12,7 @@ import typer
 
 from memdash.analysis.cli import analyze, dashboard, estimate, findings, info, similarity, train
 from memdash.analysis.cli import proxies as proxies_command
+from memdash.analysis.cli import sql as sql_command
 from memdash.analysis.cli import ssft as ssft_command
 from memdash.analysis.cli.options import Checked
 
@@ -30,6 +31,7 @@ for command in (
     proxies_command.proxies,
     similarity.similarity,
     findings.findings,
+    sql_command.sql,
     dashboard.dashboard,
 ):
     app.command(cls=Checked)(command)  # a bad option: one line, exit code 2, nothing done

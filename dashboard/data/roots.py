@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from memdash.analysis.store import Run, RunFormatError, discover_runs
+from memdash.analysis.tables.runs import unique_names
 from memdash.dashboard.data.stamps import run_stamp
 
 ROOTS_ENV = "MEMDASH_ROOTS"
@@ -39,30 +40,6 @@ def run_summaries(roots: tuple[str, ...]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     table["run"] = unique_names(table["run"].tolist(), table["path"].tolist())
     return table
-
-
-def unique_names(names: list[str], paths: list[str]) -> list[str]:
-    """Run names as the dashboard lists them: a name that several runs share gets its folder,
-    or, when their folders are named alike too (``seed_0`` of two seed groups), the folder
-    above (``seed_0 (digits_true)``), and, if still shared, a number: each name (in a URL
-    too) means one run."""
-    folders: dict[str, list[Path]] = {}
-    for name, path in zip(names, paths, strict=True):
-        folders.setdefault(name, []).append(Path(path))
-    out = []
-    for name, path in zip(names, paths, strict=True):
-        shared = folders[name]
-        if len(shared) == 1:
-            out.append(name)
-            continue
-        alike = len({p.name for p in shared}) < len(shared)
-        out.append(f"{name} ({Path(path).parent.name if alike else Path(path).name})")
-    seen: dict[str, int] = {}
-    for i, name in enumerate(out):
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            out[i] = f"{name} #{seen[name]}"
-    return out
 
 
 SUMMARY_COLUMNS = [
