@@ -44,6 +44,7 @@ from memdash.analysis.cli.options import (
     TOKENIZER,
     ImageSize,
     Numbers,
+    OneOf,
     Seeds,
     dp_options,
     field,
@@ -58,6 +59,7 @@ from memdash.analysis.record.config import (
     RunConfig,
     TrainConfig,
 )
+from memdash.analysis.record.input_forms import STORE_INPUTS
 
 
 def train(
@@ -242,6 +244,13 @@ def train(
         RECORD.curvature_step,
         field("record.curvature_step"),
         "Curvature: finite-difference step h (default 0.001, the authors' code).",
+    ),
+    store_inputs: str = option(
+        RECORD.store_inputs,
+        OneOf(STORE_INPUTS),
+        "How the run keeps its inputs: full (float32 inputs.npy, what localize, estimate and "
+        "ssft need), thumbnail (uint8, at most 64x64), path (folder, hf: each example's "
+        "source file); auto: full up to 2 GiB of inputs, thumbnail above.",
     ),
     seed: int = option(0, SEED, "The seed every random choice derives from."),
     data_seed: int = option(

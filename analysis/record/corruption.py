@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from memdash.analysis.record.dataset import Dataset
+from memdash.analysis.record.dataset import Dataset, example_sources
+from memdash.analysis.store.inputs import ExampleSources
 
 # independent random streams derived from the run's seed
 _NOISE_STREAM, _CANARY_STREAM = 1, 2
@@ -35,12 +36,14 @@ class Prepared:
     train_ids : int64, shape (M,); the training examples presented each epoch,
         a canary repeated r times appears r times
     n_classes : number of classes
+    sources : where each example's input came from (a dataset of files), or None
     """
 
     inputs: np.ndarray
     examples: pd.DataFrame
     train_ids: np.ndarray
     n_classes: int
+    sources: ExampleSources | None = None
 
 
 def symmetric_noise(
@@ -153,7 +156,8 @@ def prepare(
     inputs = np.concatenate([p[0] for p in parts]).astype(np.float32)
     examples = pd.concat([p[1] for p in parts], ignore_index=True)
     examples.insert(0, "example_id", np.arange(len(examples), dtype=np.int64))
-    return Prepared(inputs, examples, np.concatenate(train_ids).astype(np.int64), data.n_classes)
+    ids = np.concatenate(train_ids).astype(np.int64)
+    return Prepared(inputs, examples, ids, data.n_classes, example_sources(data, examples))
 
 
 def _block(x, label, true_label, split, noisy, kind, repeats) -> tuple[np.ndarray, pd.DataFrame]:

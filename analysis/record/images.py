@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from memdash.analysis.record.dataset import Dataset, saved_split_table, split_arrays
+from memdash.analysis.store.inputs import ExampleSources
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # Pillow's 16-bit greyscale modes
@@ -71,15 +72,17 @@ def load_image_folder(
     x, x_test = images[: len(files)], images[len(files) :]
     y, y_test = np.asarray(labels, np.int64), np.asarray(test_labels, np.int64)
     name = f"folder {root.name}"
+    relative = [f.relative_to(root).as_posix() for f in [*files, *test_files]]
+    sources = ExampleSources(str(root.resolve()), "folder", np.array(relative, dtype=object))
     if len(test_files):
-        return Dataset(x, y, x_test, y_test, len(classes), name)
+        return Dataset(x, y, x_test, y_test, len(classes), name, sources)
     few = [classes[c] for c in range(len(classes)) if (y == c).sum() < 2]
     if few:
         raise ValueError(
             f"{root}: classes {few} have fewer than 2 images, too few to split into train and "
             "test; add images or give a test/ folder"
         )
-    return split_arrays(x, y, seed, test_fraction, name, n_classes=len(classes))
+    return split_arrays(x, y, seed, test_fraction, name, n_classes=len(classes), sources=sources)
 
 
 def _classes(folder: Path, minimum: int = 2) -> list[str]:
@@ -205,14 +208,25 @@ def load_hf_disk(
         )
     x, y, n_classes = _hf_split(train_dir, size, image_column, label_column)
     name = f"hf {root.name}"
+    rows = _rows(root, train_dir, len(y))
     if test_dir is None:
-        return split_arrays(x, y, seed, test_fraction, name, n_classes=n_classes)
+        sources = ExampleSources(str(root.resolve()), "hf", rows, image_column)
+        return split_arrays(x, y, seed, test_fraction, name, n_classes=n_classes, sources=sources)
     x_test, y_test, _ = _hf_split(test_dir, size, image_column, label_column)
     if x_test.shape[1:] != x.shape[1:]:
         raise ValueError(f"{test_dir}: images of shape {x_test.shape[1:]}, train {x.shape[1:]}")
     if len(y_test) and y_test.max() >= n_classes:
         raise ValueError(f"{test_dir}: label {y_test.max()} outside the {n_classes} classes")
-    return Dataset(x, y, x_test, y_test, n_classes, name)
+    rows = np.concatenate([rows, _rows(root, test_dir, len(y_test))])
+    sources = ExampleSources(str(root.resolve()), "hf", rows, image_column)
+    return Dataset(x, y, x_test, y_test, n_classes, name, sources)
+
+
+def _rows(root: Path, folder: Path, n: int) -> np.ndarray:
+    """``SPLIT#ROW`` of each row of a saved split (SPLIT its folder under `root`, "" for
+    `root` itself), the path `--store-inputs path` stores."""
+    split = "" if folder == root else folder.relative_to(root).as_posix()
+    return np.array([f"{split}#{i}" for i in range(n)], dtype=object)
 
 
 def _hf_split(
@@ -251,3 +265,47 @@ def _features(folder: Path) -> dict:
         return json.loads((folder / "dataset_info.json").read_text()).get("features", {})
     except (OSError, ValueError):
         return {}
+
+
+# ------------------------------------------------ an example's source, read back
+
+
+def read_source(root: str | Path, kind: str, path: str, *, column: str = "image") -> np.ndarray:
+    """One example's input read from where `--store-inputs path` says it came from: float32
+    (C, H, W) in [0, 1] as training read it (before any --image-size resize).
+
+    Parameters
+    ----------
+    root : the dataset's folder (run.json's ``inputs.root``)
+    kind : ``folder`` (`path` an image file under `root`) or ``hf`` (``SPLIT#ROW``)
+    column : hf: the column of images
+
+    Raises
+    ------
+    ValueError
+        One line naming what is missing: the file, the saved split or its row, a path leading
+        out of `root`, an image Pillow cannot read, an unknown `kind`.
+    """
+    base = Path(root).resolve()
+    if kind == "folder":
+        file = (base / path).resolve()
+        if not file.is_relative_to(base):
+            raise ValueError(f"{path}: leads out of the dataset folder {base}")
+        if not file.is_file():
+            raise ValueError(f"{file}: missing (the image this example was trained on)")
+        return read_images([file], None)[0]
+    if kind != "hf":
+        raise ValueError(f"unknown source kind {kind!r}; valid: folder, hf")
+    split, _, row = path.rpartition("#")
+    folder = (base / split).resolve()
+    if not folder.is_relative_to(base) or not row.isdigit():
+        raise ValueError(f"{path}: not SPLIT#ROW of the saved dataset {base}")
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: missing (the saved split this example came from)")
+    table = saved_split_table(folder)
+    if int(row) >= table.num_rows or column not in table.column_names:
+        raise ValueError(f"{folder}: no row {row} of column {column!r} (the dataset changed)")
+    cell = table.column(column)[int(row)].as_py()
+    if not isinstance(cell, dict) or not (cell.get("bytes") or cell.get("path")):
+        raise ValueError(f"{folder} row {row}: not an encoded image")
+    return read_images([cell["bytes"] or Path(cell["path"])], None, [f"{folder} row {row}"])[0]

@@ -348,6 +348,8 @@ def create_run(
         n_classes=prepared.n_classes,
         layers=layer_names(model),
         overwrite=overwrite,
+        input_form=config.record.store_inputs,  # auto: full up to 2 GiB, thumbnails above
+        sources=prepared.sources,  # --store-inputs path: each example's file
     )
 
 

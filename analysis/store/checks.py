@@ -17,6 +17,7 @@ import pandas as pd
 from memdash.analysis import __version__
 from memdash.analysis.store.errors import RunFormatError
 from memdash.analysis.store.files import check_part, read_parts
+from memdash.analysis.store.inputs import FILES, input_form, meta_problem
 from memdash.analysis.store.layout import (
     EXAMPLES_COLUMNS,
     GRADS_PART,
@@ -32,9 +33,10 @@ from memdash.analysis.store.trace import trace_parts
 
 def read_run_json(run: Path) -> dict[str, Any]:
     """RUN/run.json, checked against its schema (`schema.RUN_JSON`: every key memdash reads,
-    its type and range), and (once anything is recorded) examples.parquet and inputs.npy
-    beside it. The keys every version has come first, then the schema version, then the
-    rest, so a run of another version is named as one."""
+    its type and range), and (once anything is recorded) examples.parquet and the inputs
+    (inputs.npy, or the file of the form run.json's ``inputs`` names) beside it. The keys
+    every version has come first, then the schema version, then the rest, so a run of
+    another version is named as one."""
     file = run / "run.json"
     if not file.is_file():
         raise RunFormatError(run, "run.json", "missing; expected a memdash run directory")
@@ -59,10 +61,10 @@ def read_run_json(run: Path) -> dict[str, Any]:
             f"unknown schema_version {meta['schema_version']}; this memdash reads "
             f"{SCHEMA_VERSION} (memdash {__version__})",
         )
-    found = problem(meta)
+    found = problem(meta) or meta_problem(meta)
     if found:
         raise RunFormatError(run, "run.json", found)
-    for name in ("examples.parquet", "inputs.npy"):
+    for name in ("examples.parquet", FILES[input_form(meta)]):
         if meta["status"] != "created" and not (run / name).is_file():
             raise RunFormatError(run, name, "missing")
     return meta

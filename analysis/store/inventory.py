@@ -20,6 +20,7 @@ from typing import Any
 
 from memdash.analysis.store.errors import RunFormatError
 from memdash.analysis.store.files import check_part
+from memdash.analysis.store.inputs import FILES
 from memdash.analysis.store.layout import (
     CHECKPOINT,
     DERIVED_NAME,
@@ -36,7 +37,7 @@ from memdash.analysis.store.layout import (
 )
 from memdash.analysis.store.lock import LOCK_NAME
 
-TOP_FILES = ("run.json", "examples.parquet", "inputs.npy", TOKENIZER_FILE, LOCK_NAME)
+TOP_FILES = ("run.json", "examples.parquet", *FILES.values(), TOKENIZER_FILE, LOCK_NAME)
 STRANGER = "not a file memdash writes"
 # the folders of parts that other tools read whole (pandas.read_parquet(RUN/NAME))
 PART_FOLDERS = {"trace.parquet": TRACE_COLUMNS, "layer_grads.parquet": LAYER_GRADS_COLUMNS}

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memdash.analysis.store import checkpoints, checks, derived, inventory, trace
+from memdash.analysis.store import inputs as stored
 from memdash.analysis.store.errors import RunFormatError
 from memdash.analysis.store.files import load_npy, read_parts, read_table
 from memdash.analysis.store.layout import (
@@ -105,8 +106,29 @@ class Run:
                 self.path, "examples.parquet", f"not a readable Parquet file ({err})"
             ) from err
 
+    @property
+    def input_form(self) -> str:
+        """How the run stores its inputs: ``full`` (inputs.npy), ``thumbnail`` or ``path``."""
+        return stored.input_form(self.meta)
+
+    @property
+    def input_info(self) -> dict[str, Any]:
+        """run.json's ``inputs``: the form, its file and per-example ``shape`` as trained; a
+        thumbnail's ``scale``, ``offset`` and ``thumbnail_shape``; a path's ``root``,
+        ``source`` (folder or hf) and image ``column`` (``{"form": "full"}`` for full)."""
+        return dict(self.meta.get("inputs") or {"form": "full", "file": stored.FILES["full"]})
+
+    def stored_inputs(self, *, mmap: bool = True) -> np.ndarray | pd.DataFrame:
+        """The inputs in the run's `input_form`, checked: the float inputs.npy, the uint8
+        thumbnails (value = uint8 * scale + offset, `input_info`), or the frame of source
+        paths (``example_id``, ``path``; null for an input memdash drew itself)."""
+        return stored.load_stored(self.path, self.meta, self.n_examples(), mmap)
+
     def inputs(self, *, mmap: bool = True) -> np.ndarray:
-        """inputs.npy, row i = example i, memory-mapped by default."""
+        """inputs.npy, row i = example i, memory-mapped by default; a RunFormatError for
+        a run that stores thumbnails or paths instead (`input_form`)."""
+        if self.input_form != "full":
+            raise stored.not_full(self.path, self.meta)
         array = load_npy(self.path, "inputs.npy", mmap)
         if array.ndim < 1 or len(array) != self.n_examples():
             raise RunFormatError(
@@ -297,7 +319,7 @@ class Run:
         self.check_parts()
         examples = self.examples()
         checks.check_splits(self.path, examples)
-        self.inputs()
+        self.stored_inputs()
         n = len(examples)
         found = self.trace_parts()
         for (source, epoch), file in found.items():

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from memdash.analysis.store.inputs import FILES, FORMS, SOURCE_KINDS
 from memdash.analysis.store.layout import PLAIN_NAME, STATUSES
 
 MAX_EPOCHS = 1_000_000  # no run trains longer; a larger count is damage, not a run
@@ -178,6 +179,7 @@ RECORD = _object(
         "curvature_directions": _int(1),
         "curvature_step": _number(0.0, open_low=True),
         "embed_pool": _string("last", "mean"),
+        "store_inputs": _string("auto", *FORMS),
     }
 )
 CONFIG = _object(
@@ -222,6 +224,21 @@ RUN_JSON = _object(
         "init_from": _object(
             {"run": _string(), "name": _string(), "epoch": EPOCH, "reinit": _list(_string())},
             required=("run", "epoch"),
+        ),
+        # inputs stored other than in full (store/inputs.py): their form and how to read them
+        "inputs": _object(
+            {
+                "form": _string(*FORMS),
+                "file": _string(*FILES.values()),
+                "shape": _list(_int(1)),
+                "thumbnail_shape": _list(_int(1)),
+                "scale": _number(0.0, open_low=True),
+                "offset": Value(("number",)),
+                "root": _string(),
+                "source": _string(*SOURCE_KINDS),
+                "column": _string(),
+            },
+            required=("form", "file"),
         ),
         # seconds per part of an epoch summed over the epochs so far (record/timing.py)
         "timing": _object({}, other=_number(0.0)),

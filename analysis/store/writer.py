@@ -29,6 +29,7 @@ from memdash.analysis.store.atomic import (
 )
 from memdash.analysis.store.errors import RunFormatError
 from memdash.analysis.store.files import check_schema
+from memdash.analysis.store.inputs import FILES, ExampleSources, resolve_form, stored_inputs
 from memdash.analysis.store.layout import (
     EXAMPLES_COLUMNS,
     LAYER_GRADS_COLUMNS,
@@ -82,8 +83,14 @@ class RunWriter:
         name: str | None = None,
         overwrite: bool = False,
         extra: dict[str, Any] | None = None,
+        input_form: str = "full",
+        sources: ExampleSources | None = None,
     ) -> RunWriter:
-        """Start a new run: run.json (status ``created``), then examples.parquet and inputs.npy.
+        """Start a new run: run.json (status ``created``), then examples.parquet and the inputs.
+
+        The inputs are stored in `input_form` (`inputs.FORMS`, or ``auto``: full up to
+        `inputs.AUTO_FULL_BYTES`, thumbnails above); ``path`` needs the `sources` of a
+        dataset of files. run.json's ``inputs`` says which (absent for ``full``).
 
         `config` and the run.json made of it are checked against the schema first
         (`schema.RUN_JSON`): a RunFormatError names the key, and nothing is written.
@@ -105,6 +112,8 @@ class RunWriter:
             raise ValueError(f"{len(inputs)} inputs for {len(examples)} examples")
         if not np.array_equal(examples["example_id"].to_numpy(), np.arange(len(examples))):
             raise ValueError("examples.example_id must be 0..N-1 in row order")
+        form = resolve_form(input_form, int(np.asarray(inputs).nbytes))
+        stored, about = stored_inputs(inputs, form, sources)  # before anything is written
         meta = {
             "schema_version": SCHEMA_VERSION,
             "name": name or path.name or path.resolve().name,
@@ -118,6 +127,7 @@ class RunWriter:
             "updated_at": _now(),
             "memdash_version": __version__,
             **(extra or {}),  # keys of run.json's schema a kind of run adds (``modality``)
+            **({"inputs": about} if about else {}),  # a form other than full
         }
         found = problem(meta)
         if found:
@@ -128,7 +138,10 @@ class RunWriter:
         writer = cls(path, meta)
         write_json(path / "run.json", meta)
         write_parquet(path / "examples.parquet", table)
-        write_npy(path / "inputs.npy", inputs)
+        if form == "path":
+            write_parquet(path / FILES[form], stored)
+        else:
+            write_npy(path / FILES[form], stored)
         return writer
 
     @classmethod
@@ -240,5 +253,5 @@ def _clear_run_files(path: Path) -> None:
         target = path / name
         if target.is_dir():
             shutil.rmtree(target)
-    for name in ("run.json", "examples.parquet", "inputs.npy", TOKENIZER_FILE):
+    for name in ("run.json", "examples.parquet", *FILES.values(), TOKENIZER_FILE):
         (path / name).unlink(missing_ok=True)

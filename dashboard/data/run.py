@@ -17,6 +17,7 @@ import streamlit as st
 from memdash.analysis.store import Run
 from memdash.analysis.tables.curves import run_accuracy_curves
 from memdash.analysis.tables.examples import example_table
+from memdash.analysis.tables.inputs import PathRows, ThumbnailRows, drawable_inputs
 from memdash.dashboard.data.stamps import derived_file_stamp, derived_stamp, run_stamp
 
 
@@ -155,14 +156,16 @@ def _train_index(path: str, layer: str, epoch: int, stamp: float):
     return FaissKNN(metric="l2").fit(points), train_ids
 
 
-def inputs(path: Path) -> np.ndarray:
-    """The run's inputs, memory-mapped (row i = example i)."""
+def inputs(path: Path) -> np.ndarray | ThumbnailRows | PathRows:
+    """The run's inputs to draw, row i = example i, whichever form it stores: inputs.npy
+    memory-mapped, thumbnails as floats, a path run's source images read when asked (a
+    one-line note where one is missing; `memdash.analysis.tables.inputs`)."""
     return _inputs(str(path), run_stamp(path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _inputs(path: str, stamp: float) -> np.ndarray:
-    return Run.open(path).inputs(mmap=True)
+def _inputs(path: str, stamp: float) -> np.ndarray | ThumbnailRows | PathRows:
+    return drawable_inputs(Run.open(path))
 
 
 TRAJECTORY_COLUMNS = ("prob_label", "loss", "correct")
