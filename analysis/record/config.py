@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memdash.analysis.measures.neighbors import DEFAULT_PROBES, check_knn_options
-from memdash.analysis.record.input_forms import check_store_inputs
+from memdash.analysis.record.input_forms import check_sources
 from memdash.analysis.record.privacy import DP_RANGES, DPConfig, check_dp
 from memdash.analysis.record.ranges import Range, ints, reals
 
@@ -307,7 +307,6 @@ def validate(config: RunConfig) -> None:
     _choice("optimizer", t.optimizer, OPTIMIZERS)
     _choice("embed_dtype", r.embed_dtype, ("float16", "float32"))
     _choice("embed_pool", r.embed_pool, EMBED_POOLS)
-    check_store_inputs(r.store_inputs, d.dataset, text=is_text(d))
     _choice("text corpus", d.text_corpus, TEXT_CORPORA)
     _choice("chunking", d.chunking, CHUNKINGS)
     _choice("tokenizer", d.tokenizer, TOKENIZERS)
@@ -317,10 +316,7 @@ def validate(config: RunConfig) -> None:
     if t.dp is not None:  # DP-SGD: its ranges, and what it cannot be combined with
         check_dp(t.dp, text=is_text(d), grad_accounting=r.grad_accounting)
     # what one value needs of the others, in the words of the options that set them
-    needs = {"npz": "the .npz file", "folder": "a folder of class subfolders"}
-    needs["hf"] = "a dataset saved with save_to_disk"
-    if d.dataset in needs and not d.path:
-        raise ValueError(f"--dataset {d.dataset} needs --data-path: {needs[d.dataset]}")
+    check_sources(d.dataset, d.path, r.store_inputs, text=is_text(d))
     if d.dataset in ("synthetic", "mnist1d"):
         _check_split(d)
     _check_text(d, m)

@@ -1,7 +1,8 @@
-"""`memdash train --store-inputs`: the forms a run may store its inputs in, and which fit which
-dataset (the forms themselves are the store's, `memdash.analysis.store.inputs`).
+"""What a dataset's files need of the options: a --data-path, and a form of `memdash train
+--store-inputs` that fits them (the forms themselves are the store's,
+`memdash.analysis.store.inputs`).
 
-Kept free of heavy imports: the run config checks a value with it.
+Kept free of heavy imports: the run config checks its values with it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,20 @@ from __future__ import annotations
 # auto: full up to 2 GiB of float32 inputs, thumbnails above (store.inputs.AUTO_FULL_BYTES)
 STORE_INPUTS = ("auto", "full", "thumbnail", "path")
 PATH_DATASETS = ("folder", "hf")  # the datasets whose examples come from files
+# what --data-path must name, by dataset
+DATA_PATHS = {
+    "npz": "the .npz file",
+    "folder": "a folder of class subfolders",
+    "hf": "a dataset saved with save_to_disk",
+}
+
+
+def check_sources(dataset: str, path: str | None, form: str, *, text: bool) -> None:
+    """Refuse a dataset that needs a --data-path without one, then a --store-inputs `form`
+    it cannot be stored in (`check_store_inputs`), each in one line naming the option."""
+    if dataset in DATA_PATHS and not path:
+        raise ValueError(f"--dataset {dataset} needs --data-path: {DATA_PATHS[dataset]}")
+    check_store_inputs(form, dataset, text=text)
 
 
 def check_store_inputs(form: str, dataset: str, *, text: bool) -> None:
