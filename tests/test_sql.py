@@ -148,6 +148,7 @@ def test_the_cli_prints_a_table_csv_and_json(root, runs):
         ("COPY (SELECT 1) TO 'out.csv'", "error: a COPY statement: memdash sql only reads"),
         ("CREATE TABLE t AS SELECT 1", "error: a CREATE statement: memdash sql only reads"),
         ("SELECT 1; SELECT 2", "error: one statement at a time, got 2"),
+        ("PIVOT trace ON epoch USING avg(loss)", "error: a PIVOT needs its values listed"),
         (" ; ", "error: no SQL statement given"),
         ("SELECT * FROM read_csv('../outside.csv')", "error: Permission Error"),
     ],
@@ -193,8 +194,9 @@ def test_check_query_and_one_line():
     assert check_query("WITH x AS (SELECT 1) SELECT * FROM x") == (
         "WITH x AS (SELECT 1) SELECT * FROM x"
     )
-    for kind in ("DESCRIBE trace", "SUMMARIZE scores", "EXPLAIN SELECT 1", "FROM runs"):
-        check_query(kind)
+    reads = ("DESCRIBE trace", "SUMMARIZE scores", "EXPLAIN SELECT 1", "FROM runs")
+    for query in (*reads, "PIVOT trace ON epoch IN (0, 4) USING avg(loss)"):
+        assert check_query(query) == query
     with pytest.raises(QueryError, match="a SET statement"):
         check_query("SET threads = 1")
     err = ValueError('Parser Error: syntax error at or near "x"\n\nLINE 1: x\n        ^')

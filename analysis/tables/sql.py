@@ -105,6 +105,8 @@ def check_query(query: str) -> str:
     if len(statements) > 1:
         raise QueryError(f"one statement at a time, got {len(statements)}")
     kind = statements[0].type.name
+    if kind == "MULTI":  # DuckDB plans a PIVOT without its values as several statements
+        raise QueryError("a PIVOT needs its values listed: PIVOT ... ON column IN (v1, v2, ...)")
     if kind not in READ_ONLY:
         raise QueryError(f"a {kind} statement: memdash sql only reads (SELECT, or EXPLAIN of one)")
     return query
