@@ -249,6 +249,7 @@ def _clear_run_files(path: Path) -> None:
         "checkpoints",
         "resume",
         "derived",
+        "heldout",  # an estimate of the old training would be of another run
     ):
         target = path / name
         if target.is_dir():
