@@ -35,7 +35,6 @@ def sql(
     query: str = typer.Argument(
         ...,
         parser=TEXT,
-        metavar="QUERY",
         help="One SELECT over the views runs, examples, trace (eval), trace_train, scores; "
         "each row has its run's name in `run`.",
         show_default=False,
