@@ -284,3 +284,40 @@ def test_the_input_charts_draw_a_path_run_and_say_when_a_file_is_missing(tmp_pat
     placeholder = thumbnail(note, height=8, width=16)
     assert placeholder.shape == (16, 16) and placeholder.min() < placeholder.max() <= 1
     assert "canary or noise" in note_of(rows[1])
+
+
+def _examples_page():
+    from memdash.dashboard.app_pages import examples
+
+    examples.render()
+
+
+@pytest.mark.parametrize("form", ["thumbnail", "path"])
+def test_the_examples_page_draws_a_thumbnail_or_path_run(tmp_path, monkeypatch, form):
+    from dataclasses import replace
+
+    from streamlit.testing.v1 import AppTest
+
+    from memdash.analysis.record.training import train
+    from tests.conftest import tiny_config
+
+    _folder(tmp_path / "pics")
+    config = tiny_config()
+    config = replace(
+        config,
+        data=DataConfig(dataset="folder", path=str(tmp_path / "pics"), test_fraction=0.34),
+        train=replace(config.train, epochs=1),
+        record=RecordConfig(store_inputs=form),
+    )
+    train(config, tmp_path / "runs" / "pics")
+    if form == "path":  # example 0's file gone: the page says so instead of failing
+        stored = pd.read_parquet(tmp_path / "runs" / "pics" / "inputs_path.parquet")
+        (tmp_path / "pics" / stored["path"][0]).unlink()
+    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path / "runs"))
+    at = AppTest.from_function(_examples_page, default_timeout=60)
+    at.session_state["run"] = "pics"
+    at.session_state["example"] = 0
+    at.run()
+    assert not at.exception
+    spec = at.get("plotly_chart")[0].proto.spec  # the example's input
+    assert ("missing" in spec) == (form == "path")
