@@ -80,6 +80,7 @@ TRAIN_OPTIONS = {
     "--corruption": st.sampled_from(["symmetric", "random_labels", "random_inputs", "none"]),
     "--seeds": st.sampled_from(["0-1", "3-1", "0,,2", "x", "-1", "0-99999", "1"]),
     "--data-seed": NUMBER,
+    "--store-inputs": st.sampled_from(["auto", "full", "thumbnail", "path", "jpeg"]),
 }
 
 
