@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
 from memdash.analysis.measures.projection import (
-    ExactSearchIndex,
+    SearchIndex,
     aligned_projections,
     procrustes_align,
     sample_rows,
@@ -56,12 +56,26 @@ def test_sample_rows_are_seeded_sorted_and_none_below_the_size():
         sample_rows(10, -1, seed=0)
 
 
-def test_exact_search_index_answers_as_pynndescent_query():
-    index = ExactSearchIndex(np.array([[0.0], [1.0], [3.0]], np.float32))
+def test_search_index_answers_as_pynndescent_query():
+    index = SearchIndex(np.array([[0.0], [1.0], [3.0]], np.float32))
     ind, dist = index.query(np.array([[0.9], [2.5]], np.float32), 2, epsilon=0.12)
     np.testing.assert_array_equal(ind, [[1, 0], [2, 1]])
     np.testing.assert_allclose(dist, [[0.1, 0.9], [0.5, 1.5]], atol=1e-6)
     assert index._angular_trees is False
+
+
+def test_search_index_turns_to_an_inverted_file_where_the_knn_step_does(monkeypatch):
+    from memdash.analysis.measures import ivf
+
+    X, _ = _clusters()
+    exact = SearchIndex(X)
+    monkeypatch.setitem(ivf.AUTO_EXACT_BELOW, "l2", N)  # an inverted file from N points
+    approximate = SearchIndex(X, random_state=1)
+    assert (exact.knn_.method_, approximate.knn_.method_) == ("exact", "ivf")
+    queries = X[:40] + 0.01
+    found, dist = approximate.query(queries, 15)
+    assert found.shape == dist.shape == (40, 15) and (np.diff(dist, axis=1) >= 0).all()
+    assert ivf.recall_at_k(found, exact.query(queries, 15)[0]) >= 0.9
 
 
 def test_procrustes_fitted_on_rows_moves_every_row_alike():

@@ -63,7 +63,7 @@ def analyze(
     umap_neighbors: int = option(15, field("analysis.umap_neighbors"), "UMAP: n_neighbors."),
     umap_min_dist: float = option(0.1, field("analysis.umap_min_dist"), "UMAP: min_dist."),
     umap_sample: int = option(
-        100_000,
+        50_000,
         field("analysis.umap_sample"),
         "UMAP: above this many examples, fit a seeded sample of this many and place the"
         " rest with the fitted model's transform (0: fit every example).",

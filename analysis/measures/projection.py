@@ -16,8 +16,9 @@ trustworthiness) is its own.
 Beyond a sample size (`aligned_projections`'s ``sample``), UMAP is fitted on a
 seeded sample of the points (`sample_rows`, the same rows at every epoch) and
 the others are placed by the fitted model's ``transform``: each joins the
-layout at the weighted mean of its nearest fitted points' places (exact FAISS
-neighbours again, through `ExactSearchIndex`), then moves under their
+layout at the weighted mean of its nearest fitted points' places (FAISS
+neighbours again, through `SearchIndex`: exact, or an inverted file from the
+size where the k-NN step's ``auto`` turns to one), then moves under their
 attraction alone. The alignment's similarity transform is fitted on the
 sampled points and applied to every point.
 """
@@ -79,23 +80,28 @@ def sample_rows(n: int, size: int, *, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False)).astype(np.int64)
 
 
-class ExactSearchIndex:
-    """Exact Euclidean FAISS search standing in for pynndescent's NNDescent in umap-learn.
+class SearchIndex:
+    """FAISS search standing in for pynndescent's NNDescent in umap-learn's ``transform``.
 
     umap-learn's ``transform`` asks the fitted model's search index (the third
     item of ``precomputed_knn``) for each new point's nearest fitted points
-    through ``query(X, k, epsilon=...)`` and reads ``_angular_trees``; this
-    answers with exact neighbours (``epsilon`` is NNDescent's and is ignored).
+    through ``query(X, k, epsilon=...)`` and reads ``_angular_trees``. This
+    answers with FAISS's Euclidean neighbours, searched as the k-NN step's
+    ``method="auto"`` searches (`memdash.analysis.measures.ivf`): exact below
+    ``ivf.AUTO_EXACT_BELOW["l2"]`` fitted points, an inverted file (its default
+    lists and probes, k-means seeded by `random_state`) from there. ``epsilon``
+    is NNDescent's and is ignored.
 
     Parameters
     ----------
     X : shape (n_fitted, D), the points UMAP was fitted on
+    random_state : seeds the inverted file's k-means
     """
 
     _angular_trees = False  # umap-learn picks NNDescent's epsilon by it
 
-    def __init__(self, X: np.ndarray) -> None:
-        self.knn_ = FaissKNN(1, metric="l2").fit(X)
+    def __init__(self, X: np.ndarray, *, random_state: int = 0) -> None:
+        self.knn_ = FaissKNN(1, metric="l2", method="auto", random_state=random_state).fit(X)
 
     def query(
         self, X: np.ndarray, k: int = 10, epsilon: float = 0.1
@@ -156,7 +162,7 @@ def _reducer(
     random_state: int,
     init: np.ndarray | None,
     *,
-    search_index: ExactSearchIndex | None,
+    search_index: SearchIndex | None,
 ) -> Any:
     """An unfitted umap-learn UMAP of X's exact neighbours (search_index: for transform)."""
     enable_numba_cache()
@@ -178,7 +184,7 @@ def _reducer(
 @contextmanager
 def _expected_warnings() -> Iterator[None]:
     """Silence umap-learn's two expected warnings: a search index that is not pynndescent's
-    (none, or `ExactSearchIndex`) and n_jobs=1 under a seed."""
+    (none, or `SearchIndex`) and n_jobs=1 under a seed."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
@@ -210,7 +216,7 @@ def _fit_and_transform(
         raise ValueError(f"init must have shape ({n}, 2), got {np.shape(init)}")
     fitted = X[fit_rows]
     start = None if init is None else np.asarray(init)[fit_rows]
-    index = ExactSearchIndex(fitted)
+    index = SearchIndex(fitted, random_state=random_state)
     reducer = _reducer(fitted, n_neighbors, min_dist, random_state, start, search_index=index)
     rest = np.ones(n, bool)
     rest[fit_rows] = False

@@ -263,7 +263,7 @@ class AnalysisConfig:
     knn_probes: int = DEFAULT_PROBES  # IVF's lists a query visits (all of them: exact)
     umap_neighbors: int = 15  # UMAP's n_neighbors
     umap_min_dist: float = 0.1  # UMAP's min_dist
-    umap_sample: int = 100_000  # above it, fit a seeded sample, transform the rest; 0: all
+    umap_sample: int = 50_000  # above it, fit a seeded sample, transform the rest; 0: all
     seed: int = 0  # UMAP's random_state
 
     def __post_init__(self) -> None:
