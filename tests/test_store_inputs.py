@@ -66,6 +66,15 @@ def test_area_averaging_weights_partly_covered_cells_by_their_overlap():
     np.testing.assert_allclose(forms.area_resample(x, 1, 6), x)
 
 
+def test_the_matrix_and_the_running_sum_average_alike_on_every_axis(monkeypatch):
+    x = np.random.default_rng(3).random((2, 5, 9, 7))
+    dense = [forms.area_resample(x, axis, 4) for axis in (1, 2, 3)]
+    monkeypatch.setattr(forms, "_DENSE_WEIGHTS", 0)  # every axis by its running sum
+    for axis, expected in zip((1, 2, 3), dense, strict=True):
+        np.testing.assert_allclose(forms.area_resample(x, axis, 4), expected, atol=1e-12)
+    np.testing.assert_allclose(dense[2].sum(-1), x.sum(-1) * 4 / 7)  # each cell a mean
+
+
 @pytest.mark.parametrize(
     ("shape", "small"),
     [

@@ -37,7 +37,8 @@ THUMBNAIL_LENGTH = THUMBNAIL_SIDE**2  # a 1-D thumbnail's most values per channe
 # CIFAR-10 (0.69 GiB) and CIFAR-100 or SVHN keep every step that re-evaluates the model;
 # ImageNet (673 GiB at 224 x 224, 59 GiB even at 64 x 64) gets 12 KiB a thumbnail
 AUTO_FULL_BYTES = 2 * 2**30
-_CHUNK = 4096  # examples thumbnailed at once (bounded temporaries)
+_CHUNK = 1024  # examples thumbnailed at once (bounded temporaries)
+_DENSE_WEIGHTS = 2**22  # the most weights of an axis's resampling matrix (32 MiB)
 
 
 @dataclass(frozen=True)
@@ -103,19 +104,40 @@ def thumbnail_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (*shape[:-1], min(shape[-1], THUMBNAIL_LENGTH))
 
 
+def area_weights(length: int, size: int) -> np.ndarray:
+    """(size, length) float64: row j weighs each input cell i by the share of output cell j
+    ([j L / size, (j + 1) L / size)) it covers, over the cell's width; rows sum to 1."""
+    edges = np.arange(size + 1) * (length / size)
+    cells = np.arange(length + 1)
+    overlap = np.minimum(edges[1:, None], cells[None, 1:]) - np.maximum(
+        edges[:-1, None], cells[None, :-1]
+    )
+    return np.clip(overlap, 0.0, None) / (length / size)
+
+
 def area_resample(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     """`x` resampled along `axis` to `size` cells by area averaging: cell j is the mean of
     the input over [j L / size, (j + 1) L / size), fractional input cells weighted by their
-    overlap (exact, from the running sum). float64; `size` >= the length keeps the values."""
-    length = x.shape[axis]
-    if size == length:
-        return x.astype(np.float64)
-    moved = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-    total = np.concatenate([np.zeros((*moved.shape[:-1], 1)), np.cumsum(moved, -1)], -1)
-    edges = np.arange(size + 1) * (length / size)
-    left = np.minimum(np.floor(edges).astype(np.int64), length - 1)
-    at = total[..., left] + (edges - left) * moved[..., left]  # the running sum at each edge
-    return np.moveaxis(np.diff(at, axis=-1) / (length / size), -1, axis)
+    overlap. float32 for float32 input, else float64. A matrix product with `area_weights`
+    (an image's axes); for a long axis (over _DENSE_WEIGHTS weights) the same from the
+    running sum, without the matrix."""
+    dtype = np.float32 if x.dtype == np.float32 else np.float64
+    x = np.asarray(x, dtype)
+    axis, length = axis % x.ndim, x.shape[axis]
+    if size * length <= _DENSE_WEIGHTS and axis >= x.ndim - 2:  # contiguous products
+        weights = area_weights(length, size).astype(dtype)
+        return x @ weights.T if axis == x.ndim - 1 else weights @ x
+    moved = np.moveaxis(x, axis, -1)
+    if size * length <= _DENSE_WEIGHTS:
+        out = moved @ area_weights(length, size).T.astype(dtype)
+    else:
+        total = np.cumsum(moved, -1, dtype=np.float64)
+        total = np.concatenate([np.zeros((*moved.shape[:-1], 1)), total], -1)
+        edges = np.arange(size + 1) * (length / size)
+        left = np.minimum(np.floor(edges).astype(np.int64), length - 1)
+        at = total[..., left] + (edges - left) * moved[..., left]  # the running sum there
+        out = (np.diff(at, axis=-1) / (length / size)).astype(dtype)
+    return np.moveaxis(out, -1, axis)
 
 
 def quantization(inputs: np.ndarray) -> tuple[float, float]:
@@ -153,10 +175,10 @@ def make_thumbnails(inputs: np.ndarray) -> tuple[np.ndarray, float, float]:
     out = np.empty((len(inputs), *small), np.uint8)
     for start in range(0, len(inputs), _CHUNK):
         chunk = inputs[start : start + _CHUNK]
-        for axis in range(1, chunk.ndim):
+        for axis in reversed(range(1, chunk.ndim)):  # the last (contiguous) axis first
             if small[axis - 1] != shape[axis - 1]:
                 chunk = area_resample(chunk, axis, small[axis - 1])
-        steps = np.rint((np.asarray(chunk, np.float64) - offset) / scale)
+        steps = np.rint((chunk - np.float32(offset)) * np.float32(1 / scale))
         out[start : start + len(chunk)] = np.clip(steps, 0, 255)
     return out, scale, offset
 
