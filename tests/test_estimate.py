@@ -154,3 +154,19 @@ def test_digits_flipped_examples_are_memorized(tmp_path):
     clean = held["mem_score"][train & ~ex["is_noisy"]]
     assert flipped.mean() > 0.5
     assert clean.median() < 0.1 and clean.mean() < flipped.mean()
+
+
+def test_an_estimate_run_keeps_full_inputs_whatever_the_form_asked(tmp_path):
+    """Its models train on the inputs: `--out` writes inputs.npy even where the config's
+    form would keep thumbnails (as `auto` does above 2 GiB)."""
+    from dataclasses import replace
+
+    from conftest import tiny_config
+
+    from memdash.analysis.cli.estimate import _new_estimate_run
+
+    config = tiny_config()
+    config = replace(config, record=replace(config.record, store_inputs="thumbnail"))
+    _new_estimate_run(tmp_path / "est", config)
+    run = Run.open(tmp_path / "est")
+    assert run.input_form == "full" and run.inputs().shape == (200, 8)

@@ -250,6 +250,7 @@ def _new_estimate_run(out: Path, config: RunConfig) -> None:
     from memdash.analysis.record.config import validate
     from memdash.analysis.record.training import create_run, make_model, prepare_data
 
+    config = replace(config, record=replace(config.record, store_inputs="full"))  # it trains
     validate(config)
     prepared = prepare_data(config)
     model = make_model(config, prepared.inputs.shape[1:], prepared.n_classes)
