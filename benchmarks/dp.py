@@ -10,17 +10,19 @@
      ghost   the same with clipping="ghost" (Opacus's ghost clipping, two backward passes:
              the path of every non-MLP model, and of the MLP before issue #25)
 
-   alternating over the rounds (medians), all through the recorder's interface (a stub that
-   keeps nothing, so the training alone is timed). Goal: dp within 3x plain. The dense DP
-   epoch is split into what dominates: the forward with sampling and the loss (the rest),
-   the one backward pass to the layers' outputs (`output_grads`), the norms, clip factors
-   and clipped sums (`clipped_sums`), Opacus's copy of the sum (accumulate), its noise
-   (add_noise: one Gaussian draw per parameter tensor from the epoch's CPU generator) and
-   scaling (scale_grad) and the optimizer's own step; the accountant's epsilon (once an
-   epoch, in run.json) is timed beside the epoch, not in it. Then the noise alone: Opacus's
-   add_noise for one step against memdash's (`record.dp_noise.LeanNoise`, the same values),
-   the bare torch.normal draws (the same values) and the CPU generator's uniform stream
-   beneath them, what no change that keeps the values can beat.
+   alternating over the rounds (medians, and the fastest rounds beside them: on a shared
+   machine a round another process disturbs can only be slower), all through the recorder's
+   interface (a stub that keeps nothing, so the training alone is timed). Goal: dp within
+   3x plain. The dense DP epoch is split into what dominates: the forward with sampling and
+   the loss (the rest), the one backward pass to the layers' outputs (`output_grads`), the
+   norms, clip factors and clipped sums (`clipped_sums`), Opacus's copy of the sum
+   (accumulate), the noise (add_noise: one Gaussian draw per parameter tensor from the
+   epoch's CPU generator), the scaling (scale_grad) and the optimizer's own step; the
+   accountant's epsilon (once an epoch, in run.json) is timed beside the epoch, not in it.
+   Then the noise alone: Opacus's add_noise for one step against memdash's
+   (`record.dp_noise.LeanNoise`, the same values), the bare torch.normal draws (the same
+   values) and the CPU generator's uniform stream beneath them, what no change that keeps
+   the values can beat.
 
 2. The batched estimate's 16 models (70% subsets, the same MLP) trained for a few epochs by
    `ensemble.batched.fit_batched` and with DP-SGD by `ensemble.dp_batched.fit_dp`.
@@ -131,6 +133,12 @@ def epochs_side_by_side(rounds: int) -> None:
     print(f"   plain          {plain * 1e3:8.1f} ms")
     print(f"   DP-SGD         {dp * 1e3:8.1f} ms   ratio {dp / plain:.2f} x (goal <= 3 x)")
     print(f"   DP, ghost      {ghost_time * 1e3:8.1f} ms   ratio {ghost_time / plain:.2f} x")
+    best = {k: min(v) for k, v in times.items()}  # the least disturbed on a shared machine
+    print(
+        f"   fastest rounds: plain {best['plain'] * 1e3:.1f} ms, DP-SGD {best['dense'] * 1e3:.1f}"
+        f" ms ({best['dense'] / best['plain']:.2f} x), ghost {best['ghost'] * 1e3:.1f} ms"
+        f" ({best['ghost'] / best['plain']:.2f} x)"
+    )
     share = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
     rows = {
         "the one backward pass to the layers' outputs (output_grads)": share["output_grads"],
