@@ -17,7 +17,7 @@ $MEMDASH ssft sample_runs/digits_mlp_noise20
 $MEMDASH proxies sample_runs/digits_mlp_noise20
 
 # The width family (Lukasik et al. 2023): the same training at hidden widths 32-16 and
-# 128-64 beside the run above's 512-256, each with its own estimate (128 models: what the
+# 128-64 beside the run above's 512-256, each with its own estimate (64 models: what the
 # suite's 100 MB allow), SSFT and scoreboard, for proxies_across_widths. Only what the
 # proxies read is recorded: the eval trace with loss sensitivity and curvature.
 for HIDDEN in 32,16 128,64; do
@@ -26,7 +26,7 @@ for HIDDEN in 32,16 128,64; do
     --seed 0 --canaries 10 --no-record-train --no-grad-accounting --checkpoint-epochs "" \
     --record-loss-sensitivity --record-curvature --overwrite --out $OUT
   $MEMDASH analyze $OUT --only scores
-  $MEMDASH estimate --like $OUT --models 128
+  $MEMDASH estimate --like $OUT --models 64
   $MEMDASH ssft $OUT
   $MEMDASH proxies $OUT
 done
