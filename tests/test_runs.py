@@ -129,22 +129,6 @@ def test_create_refuses_to_overwrite(written):
         )
 
 
-def test_overwrite_removes_the_old_runs_estimate(written):
-    (written / "heldout").mkdir(exist_ok=True)
-    (written / "heldout" / "spec.json").write_text("{}")
-    (written / "notes.txt").write_text("the user's")
-    RunWriter.create(
-        written,
-        config={},
-        examples=_examples(),
-        inputs=np.zeros((3, 2)),
-        n_classes=3,
-        overwrite=True,
-    )
-    assert not (written / "heldout").exists()  # it estimated the old training
-    assert (written / "notes.txt").read_text() == "the user's"  # not a run-store name: kept
-
-
 def test_writer_rejects_bad_frames(tmp_path):
     bad = _examples().drop(columns=["is_canary"])
     with pytest.raises(RunFormatError, match="missing column 'is_canary'"):

@@ -249,7 +249,6 @@ def _clear_run_files(path: Path) -> None:
         "checkpoints",
         "resume",
         "derived",
-        "heldout",  # an estimate of the old training would be of another run
     ):
         target = path / name
         if target.is_dir():
