@@ -147,6 +147,7 @@ LABELS: dict[str, str] = {
     # studies of several runs (Arpit et al. 2017; Memorization Dissection; Kornblith et al.)
     "easiness": "easiness (share of seeds right)",
     "loss_sensitivity": "loss sensitivity (L1 norm of dLoss/dinput)",
+    "curvature": "input-loss curvature (mean squared change of dLoss/dinput)",
     "critical": "critical sample ratio",
     # the proxies' scoreboard (derived/proxies.parquet, `memdash proxies`, the Proxies page)
     "knn_disagreement": "k-NN disagreement",
@@ -160,7 +161,7 @@ LABELS: dict[str, str] = {
     "auroc_canary": "AUROC canaries",
     "precision_top": "precision at 5%",
     "seconds": "cost (s)",
-    "cost_runs": "cost (training runs)",
+    "cost_runs": "cost (runs)",
     "proxy_percentile": "proxy percentile",
     "ensemble_percentile": "memorization percentile",
     "rank_gap": "percentile gap",
@@ -168,7 +169,6 @@ LABELS: dict[str, str] = {
     "svcca": "SVCCA (mean canonical correlation)",
     "layer_a": "layer (first run)",
     "layer_b": "layer (second run)",
-    "curvature": "input-loss curvature (mean squared change of dLoss/dinput)",
     "seeds": "seeds that get it right",
     "labels": "labels",
     "start": "start",

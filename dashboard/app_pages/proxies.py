@@ -33,9 +33,10 @@ TEXT_RUN = (
 GAPS = 20  # examples in the table of disagreements
 ROW_PIXELS = 35  # a table row (st.dataframe)
 # the scoreboard's columns in pixels, so that it fits beside the sidebar at 1440 pixels wide
-WIDTHS = {"proxy": 290, "direction": 160, "n": 66, "spearman": 70, "interval": 84}
-WIDTHS |= {"auroc_flipped": 88, "auroc_canary": 104, "precision_top": 102}
-WIDTHS |= {"seconds": 62, "cost_runs": 112}
+# every column in view beside the sidebar at 1440 px (the costs included)
+WIDTHS = {"proxy": 250, "direction": 108, "n": 54, "spearman": 66, "interval": 84}
+WIDTHS |= {"auroc_flipped": 80, "auroc_canary": 96, "precision_top": 92}
+WIDTHS |= {"seconds": 58, "cost_runs": 72}
 TRAINED_KINDS = ("clean", "flipped", "canary")
 
 
@@ -133,7 +134,7 @@ def _scoreboard(
         config[column] = st.column_config.NumberColumn(
             label(column),
             help=helps,
-            format="%d" if column == "n" else "%.2f" if column == "cost_runs" else "%.3f",
+            format={"n": "%d", "cost_runs": "%.2f", "seconds": "%.1f"}.get(column, "%.3f"),
             width=WIDTHS.get(column),
         )
     config["direction"] = st.column_config.TextColumn(
