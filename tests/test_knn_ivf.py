@@ -68,7 +68,7 @@ def test_the_step_records_its_search_and_ivf_all_probed_equals_exact(tiny_run):
     auto = compute_knn(run, AnalysisConfig(knn_k=7))  # 160 training points: exact
     search = ["method", "n_lists", "n_probes"]
     assert auto["knn.parquet"][search].drop_duplicates().values.tolist() == [["exact", 0, 0]]
-    # 160 training points: 4 sqrt(160) = 51 lists, capped at 160 // 39 = 4
+    # 160 training points: 2 sqrt(160) = 25 lists, capped at 160 // 39 = 4
     assert ivf["knn.parquet"][search].drop_duplicates().values.tolist() == [["ivf", 4, 4]]
     metrics = [c for c in exact["knn.parquet"].columns if c not in search]
     pd.testing.assert_frame_equal(ivf["knn.parquet"][metrics], exact["knn.parquet"][metrics])
@@ -82,11 +82,11 @@ def test_the_search_options_are_in_the_step_key():
 
 
 def test_default_lists_by_hand():
-    # round(4 sqrt(n)), at most n // 39, at least 1
-    assert default_lists(10) == 1  # 13, capped at 10 // 39 = 0, raised to 1
-    assert default_lists(10_000) == 256  # 400, capped at 256
-    assert default_lists(40_000) == 800  # 800 (cap 1025)
-    assert default_lists(1_000_000) == 4000
+    # round(2 sqrt(n)), at most n // 39, at least 1
+    assert default_lists(10) == 1  # 6, capped at 10 // 39 = 0, raised to 1
+    assert default_lists(3_000) == 76  # 110, capped at 3000 // 39 = 76
+    assert default_lists(10_000) == 200  # (cap 256)
+    assert default_lists(1_000_000) == 2000
     with pytest.raises(ValueError, match="n_points must be at least 1, got 0"):
         default_lists(0)
 
@@ -105,8 +105,8 @@ def test_auto_is_exact_below_the_measured_size_and_ivf_from_it():
     # the probes are capped at the rule's lists; explicit lists are kept
     assert resolve_search("ivf", n_points=10_000, metric="l1", n_lists=None, n_probes=500) == (
         "ivf",
-        256,
-        256,
+        200,
+        200,
     )
     assert resolve_search("ivf", n_points=10_000, metric="l1", n_lists=8, n_probes=2) == (
         "ivf",

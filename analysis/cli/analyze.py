@@ -55,7 +55,7 @@ def analyze(
         "--knn",
     ),
     knn_lists: int = option(
-        None, field("analysis.knn_lists"), "k-NN ivf: lists (default 4 sqrt(training points))."
+        None, field("analysis.knn_lists"), "k-NN ivf: lists (default 2 sqrt(training points))."
     ),
     knn_probes: int = option(
         DEFAULT_PROBES, field("analysis.knn_probes"), "k-NN ivf: lists a query visits."

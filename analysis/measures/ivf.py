@@ -11,11 +11,14 @@ Jégou, Douze and Schmid 2011, "Product quantization for nearest neighbor search
 inverted file over a k-means coarse quantizer); Johnson, Douze and Jégou 2019,
 "Billion-scale similarity search with GPUs" (FAISS).
 
-FAISS trains the coarse k-means in L2 for every metric but inner product: for L1 it
-clusters with an L2 k-means, then assigns points to lists and ranks the probed lists by
-L1 distance to those centroids (``quantizer_trains_alone = 2``). The search inside the lists
-is in L1, so the distances returned are exact L1 distances; only which points are
-examined is approximate. Cosine is inner product on unit vectors (spherical k-means).
+FAISS supports IVF in L1 (``IndexIVFFlat(..., METRIC_L1)``), but it trains the coarse
+k-means in L2 for every metric but inner product. For L1 the coarse quantizer here is L2
+as well: the cells are the L2 k-means's Voronoi cells, a point goes to the list of its
+nearest centroid in L2 and a query probes the lists of its `n_probes` nearest centroids in
+L2 (a matrix product, several times cheaper than L1 distances to every centroid), while
+the search inside the probed lists is in L1. So the distances returned are exact L1
+distances; only which points are examined is approximate, and probing every list is exact.
+Cosine is inner product on unit vectors (spherical k-means, an inner-product quantizer).
 """
 
 from __future__ import annotations
@@ -26,23 +29,30 @@ import numpy as np
 
 # `method=` of the k-NN: exact (flat index), ivf (inverted file), auto (by size, below)
 KNN_METHODS = ("exact", "ivf", "auto")
-# n_lists = LISTS_PER_ROOT * sqrt(n): FAISS's guideline is 4..16 sqrt(n); at the low end
-# the k-means and the quantizer (n_lists distances per point) stay cheap, and each list
-# holds sqrt(n) / 4 points (112 at 200,000), scanned whole when probed
-LISTS_PER_ROOT = 4
+# n_lists = LISTS_PER_ROOT * sqrt(n). FAISS's guideline, 4..16 sqrt(n), minimizes the cost
+# of a query on an index trained once; here every indexed point is also a query and the
+# k-means (cost ~ lists^2) and the quantizer (lists distances per point) are paid at every
+# layer and epoch, so fewer, larger lists win: on benchmarks/knn_ivf.py's 200,000 examples
+# (166,535 indexed) 2 sqrt(n) lists with 16 probes gave recall@30 0.994 in 52 s, 4 sqrt(n)
+# with 32 probes 0.9985 in 80 s and with 16 probes 0.974 in 58 s (exact: about 1,800 s)
+LISTS_PER_ROOT = 2
 # below 39 training points per centroid FAISS's k-means warns: the rule keeps at least that
 MIN_POINTS_PER_LIST = 39
 # the k-means trains on a seeded sample of this many points per list (FAISS samples 256)
 TRAIN_POINTS_PER_LIST = 64
 # lists a query visits by default: recall@30 >= 0.95 on benchmarks/knn_ivf.py's 200,000
-DEFAULT_PROBES = 32
-# auto: exact below this many indexed points, IVF from here (the crossover measured by
-# benchmarks/knn_ivf.py, where IVF's k-means and search get faster than the flat index)
-AUTO_EXACT_BELOW = {"l1": 20_000, "l2": 50_000, "cosine": 50_000}
+# (0.994 with 2 sqrt(n) lists; 8 probes gave 0.939, 12 gave 0.982)
+DEFAULT_PROBES = 16
+# auto: exact below this many indexed points, IVF from here. benchmarks/knn_ivf.py measured
+# where IVF (k-means, filling the lists and the search, leave-one-out) gets faster than the
+# flat index: first at 5,000 points in L1 and 10,000 in L2 (a matrix product, cheaper per
+# pair). auto waits until twice that, where IVF was faster in every measurement, so that
+# the runs whose exact search takes a few seconds keep their exact neighbours
+AUTO_EXACT_BELOW = {"l1": 10_000, "l2": 20_000, "cosine": 20_000}
 
 
 def default_lists(n_points: int) -> int:
-    """The number of lists for `n_points` indexed points: ``round(4 sqrt(n))``, at most
+    """The number of lists for `n_points` indexed points: ``round(2 sqrt(n))``, at most
     ``n / 39`` (FAISS's fewest training points per centroid), at least 1."""
     if n_points < 1:
         raise ValueError(f"n_points must be at least 1, got {n_points}")
@@ -97,7 +107,8 @@ def ivf_index(X: np.ndarray, faiss_metric: int, *, n_lists: int, n_probes: int, 
         raise ValueError(f"--knn-lists {n_lists} must lie in 1..{n} (the points indexed)")
     if not 1 <= n_probes <= n_lists:
         raise ValueError(f"--knn-probes {n_probes} must lie in 1..{n_lists} (--knn-lists)")
-    quantizer = faiss.IndexFlat(d, faiss_metric)
+    inner = faiss_metric == faiss.METRIC_INNER_PRODUCT  # cosine; L1 and L2: an L2 quantizer
+    quantizer = faiss.IndexFlat(d, faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2)
     index = faiss.IndexIVFFlat(quantizer, d, n_lists, faiss_metric)  # keeps a reference
     cp = index.cp
     cp.seed = seed % 2**31

@@ -75,7 +75,7 @@ class FaissKNN:
         ``IndexIVFFlat``: a query compares the points of its `n_probes` nearest
         lists only) or ``"auto"`` (exact below ``ivf.AUTO_EXACT_BELOW[metric]``
         fitted points, IVF above)
-    n_lists : IVF's lists (k-means cells); None: ``ivf.default_lists``, 4 sqrt(n)
+    n_lists : IVF's lists (k-means cells); None: ``ivf.default_lists``, 2 sqrt(n)
     n_probes : lists a query visits (capped at the lists); all of them = exact
     random_state : seeds IVF's k-means (its sample and its initial centroids)
 

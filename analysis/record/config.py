@@ -259,7 +259,7 @@ class AnalysisConfig:
     knn_pca: int | None = None  # PCA dimensions before the k-NN (Cohen et al. offer 64); None: off
     knn_leave_one_out: bool = True  # a training point does not vote for itself
     knn_method: str = "auto"  # one of ivf.KNN_METHODS: exact, ivf, auto (IVF on large sets)
-    knn_lists: int | None = None  # IVF's lists; None: ivf.default_lists, 4 sqrt(n_train)
+    knn_lists: int | None = None  # IVF's lists; None: ivf.default_lists, 2 sqrt(n_train)
     knn_probes: int = DEFAULT_PROBES  # IVF's lists a query visits (all of them: exact)
     umap_neighbors: int = 15  # UMAP's n_neighbors
     umap_min_dist: float = 0.1  # UMAP's min_dist
