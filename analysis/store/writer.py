@@ -41,7 +41,11 @@ from memdash.analysis.store.layout import (
 )
 from memdash.analysis.store.reader import Run
 from memdash.analysis.store.schema import CONFIG, problem
-from memdash.analysis.store.trace import check_trace_source
+from memdash.analysis.store.trace import (
+    check_trace_source,
+    sorted_by_example,
+    trace_row_group_size,
+)
 
 
 def _now() -> str:
@@ -173,12 +177,15 @@ class RunWriter:
         return int(self.meta["epochs_completed"])
 
     def write_trace(self, source: str, epoch: int, data: pd.DataFrame | pa.Table) -> None:
-        """One source's statistics at one epoch (columns TRACE_COLUMNS)."""
+        """One source's statistics at one epoch (columns TRACE_COLUMNS), sorted by
+        example_id in row groups of `trace.trace_row_group_size` rows (one example's read
+        skips the others by their statistics)."""
         check_trace_source(source)
-        table = _checked_table(self.path, "trace.parquet", data, TRACE_COLUMNS)
+        table = sorted_by_example(_checked_table(self.path, "trace.parquet", data, TRACE_COLUMNS))
         write_parquet(
             self.path / "trace.parquet" / f"{source}-epoch_{epoch:03d}.parquet",
             table,
+            row_group_size=trace_row_group_size(table.num_rows),
             **TRACE_ENCODING,
         )
 
