@@ -28,9 +28,10 @@ def test_the_suite_fills_every_role_and_every_finding_holds_but_one(suite):
     assert set(by_role) == {"clean", "noise", "dropout", "tied", "random", "canaries", "text", "dp"}
     assert by_role["noise"].name == "digits_mlp_noise20"
     assert by_role["text"].name == "text_gpt_canaries"
-    assert len(findings) == 25
+    assert len(findings) == 27
     failing = {k for k, f in findings.items() if f.verdict != HOLDS}
-    assert failing == {"exact_and_extrapolated_exposure_agree"}  # see its own test
+    # see their own tests
+    assert failing == {"exact_and_extrapolated_exposure_agree", "proxies_across_widths"}
 
 
 def test_a_language_models_exposure_rises_with_insertions(suite):
@@ -73,15 +74,15 @@ def test_extrapolated_exposure_falls_short_of_the_exact_one_in_the_tail(suite):
 def test_clean_examples_are_fitted_first(suite):
     f = suite[0]["order"]
     assert f.verdict == HOLDS
-    assert f.values["clean_epoch_90"] == 2 and f.values["flipped_epoch_90"] == 52
+    assert f.values["clean_epoch_90"] == 2 and f.values["flipped_epoch_90"] == 51
 
 
 def test_fitting_takes_longer_with_more_noise(suite):
-    """95% of the training set: epoch 2 clean, 41 with 20% flipped labels, never with
+    """95% of the training set: epoch 2 clean, 46 with 20% flipped labels, never with
     random labels in 60 epochs (the slowest)."""
     f = suite[0]["noise_rate"]
     assert f.verdict == HOLDS
-    assert f.values["clean_epoch_95"] == 2 and f.values["noise_epoch_95"] == 41
+    assert f.values["clean_epoch_95"] == 2 and f.values["noise_epoch_95"] == 46
     assert f.values["random_epoch_95"] != f.values["random_epoch_95"]  # NaN: never reached
 
 
@@ -122,15 +123,15 @@ def test_flipped_examples_have_high_memorization_scores(suite):
 def test_memorized_examples_are_the_ones_membership_inference_exposes(suite):
     """LiRA over the sample estimate's 256 models (measured: Spearman 0.76 between mem_score
     and vulnerability over 1,467 training examples; the top decile exposed 97% of the time
-    at 1% FPR, the rest 18%; online LiRA AUC 0.820, TPR at 0.1% FPR 18.8%, offline 0.752
-    and 7.4%, the global threshold 0.698 and 0.1%: the paper's order of the three)."""
+    at 1% FPR, the rest 18%; online LiRA AUC 0.822, TPR at 0.1% FPR 19.1%, offline 0.754
+    and 7.5%, the global threshold 0.699 and 0.1%: the paper's order of the three)."""
     f = suite[0]["membership_follows_memorization"]
     v = f.values
     assert f.verdict == HOLDS
     assert v["spearman"] > 0.7 and v["top_decile_tpr"] > 0.9 > 0.3 > v["rest_tpr"]
     assert v["online_auc"] > v["offline_auc"] > v["global_auc"] > 0.5
     assert v["online_tpr_at_0.1%"] > v["offline_tpr_at_0.1%"] > 10 * v["global_tpr_at_0.1%"]
-    assert "Spearman 0.76" in f.statistic and "online AUC 0.820" in f.statistic
+    assert "Spearman 0.76" in f.statistic and "online AUC 0.822" in f.statistic
 
 
 def test_rmia_with_few_models_on_the_suite(suite):
@@ -150,7 +151,7 @@ def test_rmia_with_few_models_on_the_suite(suite):
 
 def test_dp_sgd_bounds_what_membership_inference_proves_on_the_suite(suite):
     """The DP estimate (256 models, each (3.99, 1e-5)-DP by the accountant): the largest
-    empirical epsilon 0.61 (offline RMIA); online LiRA's TPR at 0.1% FPR 18.8% without DP,
+    empirical epsilon 0.61 (offline RMIA); online LiRA's TPR at 0.1% FPR 19.1% without DP,
     0.08% with it."""
     f = suite[0]["dp_bounds_membership"]
     v = f.values
@@ -158,7 +159,7 @@ def test_dp_sgd_bounds_what_membership_inference_proves_on_the_suite(suite):
     assert v["epsilon_accountant"] == pytest.approx(3.99, abs=0.01)
     assert v["epsilon_lower_max"] == pytest.approx(0.61, abs=0.01)
     assert v["epsilon_lower_max"] < v["epsilon_accountant"]
-    assert v["tpr_plain"] == pytest.approx(0.188, abs=0.001)
+    assert v["tpr_plain"] == pytest.approx(0.191, abs=0.001)
     assert v["tpr_dp"] <= 0.003 and v["auc_dp"] == pytest.approx(0.520, abs=0.001)
 
 
@@ -293,7 +294,7 @@ def test_knn_predicts_the_true_label_where_the_network_memorized(suite):
 def test_flipped_examples_flip_with_fewer_neurons(suite):
     f = suite[0]["flipping"]
     assert f.verdict == HOLDS
-    assert f.values["flipped_median"] == 3 and f.values["clean_median"] == 9
+    assert f.values["flipped_median"] == 3 and f.values["clean_median"] == 10
     assert f.values["flipped_layers"] == 2
 
 
@@ -353,7 +354,7 @@ def test_findings_command_prints_json_and_refuses_an_unknown_trace():
     result = CliRunner().invoke(app, ["findings", str(SAMPLES), "--json", "--source", "train"])
     assert result.exit_code == 0
     items = json.loads(result.output)
-    assert len(items) == 25
+    assert len(items) == 27
     assert {"id", "title", "statistic", "verdict", "source"} <= set(items[0])
     assert {i["verdict"] for i in items} <= {"holds", "does not hold", "not enough data"}
     assert next(i for i in items if i["id"] == "data_map")["source"] == "train"
@@ -374,3 +375,31 @@ def test_flipping_without_flipped_examples_says_what_is_missing(tmp_path):
     run.write_derived("localization.parquet", per[per["kind"] == "clean"])
     f = flipping({"noise": Run.open(tmp_path / "run")})
     assert f.verdict == MISSING and "no flipped example could be flipped" in f.why
+
+
+def test_the_best_single_run_proxy_ranks_as_the_ensemble_does(suite):
+    """The sample run's scoreboard: the mean loss of the training minibatches ranks the trained
+    examples as the 256-model memorization score does at Spearman 0.820 (Jiang et al.'s
+    0.8-0.9); curvature 0.709, SSFT 0.687, the units zeroed to flip 0.556 (a sample of 400)."""
+    f = suite[0]["proxies_rank_memorization"]
+    v = f.values
+    assert f.verdict == HOLDS and "best proxy mean_loss_train" in f.statistic
+    assert v["best_spearman"] == pytest.approx(0.820, abs=0.001)
+    assert v["spearman_curvature"] == pytest.approx(0.709, abs=0.001)
+    assert v["spearman_ssft"] == pytest.approx(0.687, abs=0.001)
+    assert v["spearman_neurons_zeroed"] == pytest.approx(0.556, abs=0.001)
+
+
+def test_proxies_across_widths_on_the_suite(suite):
+    """Hidden 32-16 -> 128-64 -> 512-256: memorization rises with width for most examples
+    (falls for 23%); variability's change follows it at Spearman 0.66, above its 0.62 within a
+    width, so Lukasik et al.'s claim does not hold here, narrowly and on one proxy; the loss's
+    change runs against it (wider networks fit the flipped labels: loss down, memorization up)."""
+    f = suite[0]["proxies_across_widths"]
+    v = f.values
+    assert f.verdict == "does not hold"
+    assert "(32, 16) -> (128, 64) -> (512, 256)" in f.statistic
+    assert v["share_falling"] == pytest.approx(0.23, abs=0.01)
+    assert v["best_across"] == pytest.approx(0.66, abs=0.01) and "variability," in f.statistic
+    assert v["best_within"] == pytest.approx(0.62, abs=0.01)
+    assert v["across_mean_loss"] < 0 < v["within_mean_loss"]
