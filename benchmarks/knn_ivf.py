@@ -16,7 +16,8 @@ Printed, each beside its goal, measured in one process side by side:
 - recall@30 of IVF (the defaults: lists round(2 sqrt(n_train)), 16 probes) against exact on a
   seeded sample of 2,000 queries, leave-one-out as the step (goal >= 0.95), and at other
   probe counts (the choice of the default);
-- P_SAME, MA and MD per split and subset from IVF and from exact (goal |diff| <= 0.005);
+- P_SAME, MA and MD per split and subset from IVF and from exact (goal |diff| <= 0.005),
+  and the knn step's own estimate of the recall (500 seeded training examples);
 - the seconds of the exact and the IVF `knn_predict` (k-means, filling the lists, the search)
   and their ratio;
 - the crossover: exact and IVF at growing training-set sizes (seeded subsamples of the same
@@ -42,6 +43,7 @@ from memdash.analysis.measures.ivf import (
     default_lists,
     recall_at_k,
 )
+from memdash.analysis.measures.knn_recall import sample_recall
 from memdash.analysis.measures.neighbors import FaissKNN, agreement, knn_predict
 
 CLASSES, DIM, LATENT, FLIP, K, SEED = 10, 128, 16, 0.2, 30, 0
@@ -146,6 +148,11 @@ def bench_agreement(data: dict) -> None:
         f"{recall_at_k(ivf_ids[sample], exact_ids[sample]):.4f} (goal >= 0.95); over every "
         f"example {recall_at_k(ivf_ids, exact_ids):.4f}; predictions equal for "
         f"{np.mean(ivf_pred == exact_pred):.4%}"
+    )
+    estimate, t_recall = timed(lambda: sample_recall(X, train, ivf_ids))
+    print(
+        f"  the knn step's own recall estimate (500 seeded training examples, "
+        f"`knn_recall.sample_recall`, {t_recall:.1f} s): {estimate:.4f}"
     )
     worst = 0.0
     subsets = {"all": np.ones(len(X), bool), "clean": ~data["flipped"], "flipped": data["flipped"]}

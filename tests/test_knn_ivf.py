@@ -14,6 +14,7 @@ from memdash.analysis.measures.ivf import (
     resolve_method,
     resolve_search,
 )
+from memdash.analysis.measures.knn_recall import sample_recall
 from memdash.analysis.measures.neighbors import FaissKNN, knn_predict
 from memdash.analysis.record.config import AnalysisConfig
 from memdash.analysis.steps.knn import compute_knn
@@ -66,10 +67,13 @@ def test_the_step_records_its_search_and_ivf_all_probed_equals_exact(tiny_run):
     exact = compute_knn(run, AnalysisConfig(knn_method="exact", knn_k=7))
     ivf = compute_knn(run, AnalysisConfig(knn_method="ivf", knn_k=7, knn_probes=4))
     auto = compute_knn(run, AnalysisConfig(knn_k=7))  # 160 training points: exact
-    search = ["method", "n_lists", "n_probes"]
-    assert auto["knn.parquet"][search].drop_duplicates().values.tolist() == [["exact", 0, 0]]
-    # 160 training points: 2 sqrt(160) = 25 lists, capped at 160 // 39 = 4
-    assert ivf["knn.parquet"][search].drop_duplicates().values.tolist() == [["ivf", 4, 4]]
+    search = ["method", "n_lists", "n_probes", "recall"]
+    assert auto["knn.parquet"][search].drop_duplicates().values.tolist() == [["exact", 0, 0, 1]]
+    # 160 training points: 2 sqrt(160) = 25 lists, capped at 160 // 39 = 4; every list
+    # probed, the sampled recall is 1 at every layer and epoch
+    assert ivf["knn.parquet"][search].drop_duplicates().values.tolist() == [["ivf", 4, 4, 1]]
+    few = compute_knn(run, AnalysisConfig(knn_method="ivf", knn_k=7, knn_lists=4, knn_probes=1))
+    assert few["knn.parquet"]["recall"].between(0, 1).all()
     metrics = [c for c in exact["knn.parquet"].columns if c not in search]
     pd.testing.assert_frame_equal(ivf["knn.parquet"][metrics], exact["knn.parquet"][metrics])
     for name in ("knn_examples.parquet", "neighbors.parquet"):
@@ -122,6 +126,21 @@ def test_recall_at_k_by_hand():
     assert recall_at_k(exact, exact) == 1.0
     with pytest.raises(ValueError, match="one shape"):
         recall_at_k(found, exact[:, :2])
+
+
+def test_sample_recall_by_hand():
+    # points on a line with distinct gaps: each one's nearest other point is unique
+    X = np.array([[0.0], [1.0], [3.0], [6.0], [10.0], [2.9]], np.float32)
+    train = np.array([True, True, True, True, True, False])  # the last is a test example
+    found = np.array([[1], [0], [4], [2], [3], [2]])  # example 2's nearest is 1, not 4
+    assert sample_recall(X, train, found, n_queries=10) == pytest.approx(4 / 5)
+    # without leave-one-out each training point is its own nearest: only row 1 is right
+    own = np.array([[1], [1], [4], [2], [3], [2]])
+    assert sample_recall(X, train, own, leave_one_out=False, n_queries=10) == pytest.approx(1 / 5)
+    with pytest.raises(ValueError, match="n_queries must be at least 1, got 0"):
+        sample_recall(X, train, found, n_queries=0)
+    with pytest.raises(ValueError, match=r"neighbors \(6, k\)"):
+        sample_recall(X, train, found[:3])
 
 
 @pytest.mark.parametrize(

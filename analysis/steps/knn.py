@@ -18,6 +18,7 @@ import pandas as pd
 
 from memdash.analysis.measures.curves import subset_masks
 from memdash.analysis.measures.ivf import resolve_search
+from memdash.analysis.measures.knn_recall import sample_recall
 from memdash.analysis.measures.neighbors import agreement, knn_predict
 from memdash.analysis.record.config import AnalysisConfig
 from memdash.analysis.steps._common import Progress, _quiet
@@ -26,7 +27,7 @@ from memdash.analysis.store import Run
 KNN_COLUMNS = (
     *("epoch", "layer", "split", "subset", "n", "knn_accuracy", "dnn_accuracy"),
     *("p_same", "ma", "md", "knn_true_accuracy", "dnn_true_accuracy"),
-    *("method", "n_lists", "n_probes"),
+    *("method", "n_lists", "n_probes", "recall"),
 )
 KNN_EXAMPLE_COLUMNS = (
     *("example_id", "epoch", "layer", "knn_pred", "dnn_pred"),
@@ -58,7 +59,9 @@ def compute_knn(
     knn.parquet : per (epoch, layer, split, subset): n and the metrics of
         `memdash.analysis.measures.neighbors.agreement` against the labels trained with, plus
         ``knn_true_accuracy`` and ``dnn_true_accuracy`` against the true labels, and the
-        search: ``method`` (``exact`` or ``ivf``), ``n_lists`` and ``n_probes`` (0 for exact)
+        search: ``method`` (``exact`` or ``ivf``), ``n_lists`` and ``n_probes`` (0 for exact),
+        ``recall`` (IVF's recall@k on a seeded sample of training examples, `sample_recall`;
+        1 for exact)
     knn_examples.parquet : per (example, layer) at the last recorded epoch:
         ``knn_pred``, ``dnn_pred``, ``agrees`` (k-NN = network),
         ``knn_is_label``, ``knn_is_true``
@@ -83,13 +86,14 @@ def compute_knn(
         n_lists=config.knn_lists,
         n_probes=config.knn_probes,
     )
-    search = {"method": method, "n_lists": lists, "n_probes": probes}
+    search = {"method": method, "n_lists": lists, "n_probes": probes, "recall": 1.0}
     for epoch, recorded in index.items():
         layers = run.in_layer_order(recorded)
         for layer in layers:
             progress(f"epoch {epoch} {layer}")
+            X = run.embedding(epoch, layer, mmap=False)
             knn, ids, dist = knn_predict(
-                run.embedding(epoch, layer, mmap=False),
+                X,
                 train,
                 labels,
                 run.n_classes,
@@ -102,6 +106,17 @@ def compute_knn(
                 n_probes=probes or config.knn_probes,
                 random_state=IVF_SEED,
             )
+            if method == "ivf":
+                progress(f"epoch {epoch} {layer}: recall on a sample")
+                search["recall"] = sample_recall(
+                    X,
+                    train,
+                    ids,
+                    metric=config.knn_metric,
+                    n_components=config.knn_pca,
+                    leave_one_out=config.knn_leave_one_out,
+                    seed=IVF_SEED,
+                )
             dnn = predictions[epoch]
             seen = dnn >= 0
             for split, in_split in splits.items():
