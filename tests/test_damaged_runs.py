@@ -480,12 +480,13 @@ def test_analyze_records_a_hash_and_size_of_every_file_it_writes(analyzed):
 
 def test_the_sample_suite_records_a_hash_of_every_derived_file():
     """The committed suite's manifests hold the hash of every derived file (the held-out
-    estimate's and its attack budget included): info verifies all 18 of the fullest run and
+    estimate's, its attack budget, SSFT and the proxies' scoreboard included): info verifies all
+    20 of the fullest run and
     passes."""
     code, out = _invoke("info", ROOT / "sample_runs" / "digits_mlp_noise20")
     out = " ".join(out.split())
     assert code == 0 and "valid:" in out and "not verifiable" not in out, out
-    assert "18 derived files match their SHA-256 and size" in out, out
+    assert "20 derived files match their SHA-256 and size" in out, out
     tally.case(AREA)
 
 

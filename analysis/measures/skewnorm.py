@@ -167,7 +167,7 @@ def is_floored(reference_loss: np.ndarray, a: float, loc: float, scale: float) -
 
     Measured on the sample suite as shipped (exposure_fits.parquet of its seven
     runs with canaries, 61 epochs in two spaces; tests/test_exposure.py checks
-    these figures against it): floored fits, all in the loss space, have shapes from 3.9e6 to 7.5e8
+    these figures against it): floored fits, all in the loss space, have shapes from 3.9e6 to 1.0e9
     and R * CDF(smallest) below 4.5e-4; capped fits, all in the log-loss space,
     have shapes from -2.2e8 to -9.0e6; unflagged fits have shapes from -143 to
     49, and those in the loss space R * CDF(smallest) above 0.24.
