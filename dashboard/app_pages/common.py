@@ -15,6 +15,8 @@ import streamlit as st
 
 from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
+from memdash.dashboard.charts.density import is_density
+from memdash.dashboard.charts.selection import in_selection, selection_shapes
 from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import (
     DIRECTIONS,
@@ -251,19 +253,48 @@ def open_buttons(cells: list, ids: list[int], *, key: str) -> None:
         )
 
 
-def selectable_scatter(figure, table: pd.DataFrame, key: str) -> pd.DataFrame:
+def selectable_scatter(
+    figure, table: pd.DataFrame, key: str, *, x: str | None = None, y: str | None = None
+) -> pd.DataFrame:
     """Draw a scatter of examples whose box, lasso or click selection reruns the page (a
     single clicked point becomes the current example); return the rows of `table` selected
-    (none: empty)."""
-    ids = [int(i) for i in table["example_id"]]
+    (none: empty). A density chart (`charts.density`: its points a sample of the rows)
+    selects by the box's or lasso's geometry every row inside, drawn as a point or not
+    (`x`, `y`: the columns of `table` it draws; required then); a click there opens the
+    point clicked, a box or lasso opens none."""
+    density = is_density(figure)
+    if density and (x is None or y is None):
+        raise ValueError("a density chart selects by geometry: pass the x and y columns drawn")
+
+    def opened() -> None:  # a plotly event carries points, never table rows: no ids needed
+        shapes = selection_shapes(st.session_state.get(key))
+        if not (density and any(shapes)):
+            state.open_selected(key, [])
+
     event = st.plotly_chart(
         figure,
         width="stretch",
-        on_select=lambda: state.open_selected(key, ids),
+        on_select=opened,
         selection_mode=("box", "lasso", "points"),
         key=key,
     )
+    inside = in_selection(table[x], table[y], event) if density else None
+    if inside is not None:
+        return table[inside]
     return table[table["example_id"].isin(charts.selected_example_ids(event))]
+
+
+def density_note(figure, n: int, *, text: bool = False) -> None:
+    """Under a density chart, say how its `n` examples are drawn and what a selection lists."""
+    if not is_density(figure):
+        return
+    noun = "sequences" if text else "examples"
+    st.caption(
+        f"All {n:,} {noun} are drawn: the shading is their density (each small area coloured "
+        "by its examples' mix of colours, or their mean score, and darker the more it holds); "
+        "over it a seeded sample of them as points to hover and click (every kind kept). A box "
+        f"or lasso lists every one of the {noun} inside, sampled or not."
+    )
 
 
 def not_for_text(path: Path, sentence: str) -> bool:

@@ -1,5 +1,9 @@
 """Embeddings: every example's place in a layer's 2-D UMAP, aligned across epochs, coloured by
-any score; select points to list them, pick one to open it."""
+any score; select points to list them, pick one to open it.
+
+Every example is drawn, a million included: above `charts.density.DENSITY_ABOVE` examples as a
+density raster under a seeded sample of points, a box or lasso then selecting by its geometry
+(`memdash.dashboard.charts.density` says why, with the measurements)."""
 
 from __future__ import annotations
 
@@ -8,17 +12,19 @@ import streamlit as st
 from memdash.dashboard import charts, data, state
 from memdash.dashboard.app_pages.common import (
     choose_run,
+    density_note,
     lacks_embeddings,
     offer_analysis,
     score_columns,
     selectable_scatter,
 )
 from memdash.dashboard.app_pages.detail import example_section, selection_list
+from memdash.dashboard.charts.density import every_point
 from memdash.dashboard.charts.text import for_text_run
+from memdash.dashboard.data import points as map_data
 from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label
 
-SAMPLE = 20_000  # points drawn by default: WebGL stays responsive at 100,000 examples
 EXTRA_COLOURS = ("kind", "label", "true_label", "knn_agrees")
 TEXT_COLOURS = ("kind", "duplicates", "canary_repeats")  # a text run's: no labels
 
@@ -46,8 +52,7 @@ def render() -> None:
     text = run_data.is_text(path)
     left, middle, right = st.columns(3)
     layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="layer", bind="query-params")
-    points = data.derived(path, f"umap/{layer}.parquet")
-    epochs = sorted(points["epoch"].unique().tolist())
+    epochs = sorted(data.derived(path, f"umap/{layer}.parquet")["epoch"].unique().tolist())
     epoch = middle.select_slider(
         "Epoch", epochs, value=epochs[-1], key="epoch", bind="query-params"
     )
@@ -56,24 +61,13 @@ def render() -> None:
     colour = right.selectbox(
         "Colour by", colours, format_func=lambda c: label(c, text=text), key="embeddings_colour"
     )
-    everything = st.checkbox(
-        f"Draw every point (otherwise a seeded sample of {SAMPLE:,})",
-        value=len(table) <= SAMPLE,
-        key="embeddings_all",
-    )
-    at = points[points["epoch"] == epoch].merge(table, on="example_id")
-    umap = charts.scatter(
-        at,
-        x="x",
-        y="y",
-        color=colour,
-        max_points=None if everything else SAMPLE,
-        title=f"{layer} at epoch {epoch}",
-    )
+    at = map_data.map_points(path, layer, epoch, ("kind", *charts.HOVER_COLUMNS, colour))
+    umap = every_point(at, x="x", y="y", color=colour, title=f"{layer} at epoch {epoch}")
     umap = charts.mark_example(umap, at, state.current_example(len(table)), x="x", y="y")
     if text:  # the colour's words and the kinds' colours as a text run means them
         umap = for_text_run(umap)
-    chosen = selectable_scatter(umap, at, key="embeddings_map")
+    chosen = selectable_scatter(umap, at, key="embeddings_map", x="x", y="y")
+    density_note(umap, len(at), text=text)
     pool = data.run_meta(path)["config"].get("record", {}).get("embed_pool", "last")
     st.caption(
         (
@@ -86,5 +80,5 @@ def render() -> None:
         "so an example keeps its place while you move the slider unless its neighbourhood "
         "changed."
     )
-    selection_list(path, chosen, key="embeddings_selected")
+    selection_list(path, map_data.rows_of(table, chosen["example_id"]), key="embeddings_selected")
     example_section(path, table, key="embeddings")

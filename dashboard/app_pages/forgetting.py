@@ -9,8 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import choose_run, offer_analysis, selectable_scatter
+from memdash.dashboard.app_pages.common import (
+    choose_run,
+    density_note,
+    offer_analysis,
+    selectable_scatter,
+)
 from memdash.dashboard.app_pages.detail import example_section, selection_list
+from memdash.dashboard.charts.density import every_point
 from memdash.dashboard.charts.text import for_text_run
 from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label
@@ -88,7 +94,7 @@ def render() -> None:
     colour = st.selectbox(
         "Colour by", colours, format_func=lambda c: label(c, text=text), key="forgetting_colour"
     )
-    data_map = charts.scatter(
+    data_map = every_point(  # a large run: every example as density, a sample as points
         train,
         x="variability",
         y="confidence",
@@ -98,7 +104,10 @@ def render() -> None:
     )
     current = state.current_example(len(table))
     data_map = charts.mark_example(data_map, train, current, x="variability", y="confidence")
-    chosen = selectable_scatter(drawn(data_map), train, key="forgetting_map")
+    chosen = selectable_scatter(
+        drawn(data_map), train, key="forgetting_map", x="variability", y="confidence"
+    )
+    density_note(data_map, len(train), text=text)
     st.caption(
         "Top left: easy to learn. Bottom left: hard to learn. Right: ambiguous. "
         + (where_repeated_land(train) if text else where_flipped_land(train))

@@ -23,34 +23,43 @@ def scatter(
     title: str = "",
     max_points: int | None = None,
     seed: int = 0,
+    size: int = 5,
+    colors: dict[str, str] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """A WebGL scatter of examples (``example_id`` first in customdata, for selections),
     coloured by a numeric column (colour scale) or a categorical one (one trace per value,
     kinds in their palette colours, never-trained kinds drawn underneath).
 
     Hover says, in words, the example's kind, given and true label and the coloured value.
-    `max_points` draws a seeded sample of that many examples (None: all).
+    `max_points` draws a seeded sample of that many examples (None: all), with markers of
+    `size` px. `colors` (value as text -> colour) colours a categorical column's values
+    (default: kinds in their palette colours, other values in the theme's); `value_range`
+    (cmin, cmax) sets a numeric colour's scale (default: the drawn values' span).
     """
     if max_points is not None and len(table) > max_points:
         table = table.sample(max_points, random_state=seed)
     fig = go.Figure()
     values = table[color]
     if is_numeric(values):  # one trace per kind (hover names it), one shared colour scale
-        scale = {"cmin": float(values.min()), "cmax": float(values.max())}
+        lo, hi = value_range or (float(values.min()), float(values.max()))
+        scale = {"cmin": lo, "cmax": hi}
         by_kind = groups(table, "kind") if "kind" in table.columns else {"": table}
         for i, (kind, rows) in enumerate(by_kind.items()):
-            marker = {"color": rows[color], "colorscale": SEQUENTIAL, "size": 5, **scale}
+            marker = {"color": rows[color], "colorscale": SEQUENTIAL, "size": size, **scale}
             if i == 0:
                 marker |= {"showscale": True, "colorbar": {"title": label(color)}}
             fig.add_trace(_points(rows, x, y, color, marker=marker, name=kind, kind=kind))
     else:
         for value, rows in groups(table, color).items():
-            colour = KIND_COLORS.get(value) if color == "kind" else None
+            colour = (colors or {}).get(value) or (
+                KIND_COLORS.get(value) if color == "kind" else None
+            )
             name = value if color == "kind" else f"{label(color)} = {value}"
             kind = value if color == "kind" else None
             fig.add_trace(
                 _points(
-                    rows, x, y, color, marker={"size": 5, "color": colour}, name=name, kind=kind
+                    rows, x, y, color, marker={"size": size, "color": colour}, name=name, kind=kind
                 )
             )
     for axis, column in (("xaxis", x), ("yaxis", y)):  # shares from 0 to 1; spreads from 0
