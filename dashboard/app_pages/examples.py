@@ -1,18 +1,33 @@
 """Examples: every example with its scores (filter, sort, export), a gallery of the examples a
 score flags (the most memorized first for a memorization score), and the current example in
 detail. A text run's sequences are listed with their text and drawn as text, each token
-coloured by its loss."""
+coloured by its loss.
+
+A large run (`paging.LARGE_RUN` examples or more) is filtered, counted and sorted on the
+server by DuckDB over its Parquet files, and the browser gets one page of rows at a time
+(`memdash.dashboard.data.paging`); a smaller one's table is held and filtered in pandas."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from memdash.analysis.store.sources import select_source
+from memdash.analysis.tables.example_filter import (
+    PAGE_SIZE,
+    ExampleFacets,
+    ExampleFilter,
+    facets_of,
+    filter_examples,
+)
 from memdash.dashboard import data, state
 from memdash.dashboard.app_pages.common import (
+    SCORES,
     choose_run,
     easiness_chart,
     flagged_first,
@@ -24,8 +39,9 @@ from memdash.dashboard.app_pages.common import (
     trained_only,
 )
 from memdash.dashboard.app_pages.detail import example_grid, example_section
+from memdash.dashboard.data import paging
 from memdash.dashboard.data import run as run_data
-from memdash.dashboard.labels import label, md_text, ranking_text, value_text
+from memdash.dashboard.labels import DIRECTIONS, HIGHER, label, md_text, ranking_text, value_text
 
 GALLERY_SIZE = 12
 TABLE_ROWS = 10_000  # rows sent to the browser; the CSV holds every filtered example
@@ -38,39 +54,102 @@ def render() -> None:
     path = choose_run(data.run_roots())
     if path is None:
         return
-    table = state.with_source(data.examples(path))
     group = data.group_of(data.run_roots(), path)
+    text = run_data.is_text(path)
+    if paging.is_large(path):
+        _render_paged(path, group, text=text)
+        return
+    table = state.with_source(data.examples(path))
     if group is not None:  # easiness across the seeds of its group, after epoch 1
         table = table.merge(data.easiness(group[1], 1), on="example_id", how="left")
     scores = score_columns(table)
-    text = run_data.is_text(path)
     if not scores:
-        steps = ["scores"] if text else ["scores", "knn"]  # no k-NN on a language model
-        offer_analysis(path, "Per-example scores", steps, "memdash analyze", "examples_compute")
-    shown = _filters(table, scores, text=text)
+        _offer_scores(path, text=text)
+    shown = filter_examples(table, _filters(facets_of(table, ranged=scores), scores, text=text))
     _table(shown, scores, path, text=text)
     if scores:
-        _gallery(shown, scores, path, text=text)
+        _gallery(
+            scores,
+            path,
+            lambda score, right: flagged_first(
+                trained_only(shown, right, key="examples_untrained"), score, GALLERY_SIZE
+            ),
+            text=text,
+        )
     if group is not None or not text:  # a text run without seeds: nothing to say
         _easiness(shown, group, text=text)
     example_section(path, table, key="examples")
 
 
-def _filters(table: pd.DataFrame, scores: list[str], *, text: bool) -> pd.DataFrame:
+def _render_paged(path: Path, group: tuple[str, tuple[str, ...]] | None, *, text: bool) -> None:
+    """A large run's page: the same widgets, every answer a DuckDB query of one page."""
+    paths = None if group is None else tuple(group[1])
+    raw = paging.table_columns(path, group=paths)
+    source = "eval"
+    if "forgetting_events" in raw:  # trace scores: from the trace the sidebar chose
+        traces = {"eval"} | ({"train"} if "forgetting_events_train" in raw else set())
+        source = state.source_used(traces)
+        st.caption(state.source_note(source))
+    facets = paging.facets(path, source, paths, tuple(c for c in SCORES if c in raw))
+    scores = [c for c in SCORES if c in facets.ranges]
+    if not scores:
+        _offer_scores(path, text=text)
+    where = _filters(facets, scores, text=text)
+    _paged_table(path, where, facets, scores, source, paths, text=text)
+    if scores:
+
+        def top(score: str, right) -> pd.DataFrame:
+            kept = trained_only(
+                pd.DataFrame({"kind": facets.kinds}), right, key="examples_untrained"
+            )
+            kinds = tuple(k for k in kept["kind"] if where.kinds is None or k in where.kinds)
+            ranked = replace(where, kinds=kinds, defined=(*where.defined, score))
+            flagged = DIRECTIONS[score.removesuffix("_train")].flagged == HIGHER
+            return paging.top(
+                path,
+                ranked,
+                source=source,
+                group=paths,
+                sort=score,
+                descending=flagged,
+                limit=GALLERY_SIZE,
+            )
+
+        _gallery(scores, path, top, text=text)
+    if group is not None or not text:
+        shown = pd.DataFrame(columns=["example_id", "kind"])
+        if group is not None:
+            shown = paging.rows(path, where, ("example_id", "kind"), source=source, group=paths)
+        _easiness(shown, group, text=text)
+    table = pd.DataFrame(columns=["example_id"])  # no example open: the detail says how
+    if state.current_example(facets.n_examples) is not None:  # its detail reads the table
+        table = data.examples(path)
+        table = table if source == "eval" else select_source(table, source)
+        if group is not None:
+            table = table.merge(data.easiness(group[1], 1), on="example_id", how="left")
+    example_section(path, table, key="examples")
+
+
+def _offer_scores(path: Path, *, text: bool) -> None:
+    steps = ["scores"] if text else ["scores", "knn"]  # no k-NN on a language model
+    offer_analysis(path, "Per-example scores", steps, "memdash analyze", "examples_compute")
+
+
+def _filters(facets: ExampleFacets, scores: list[str], *, text: bool) -> ExampleFilter:
+    """The filter's widgets, offering the choices of the whole table; the filter chosen."""
     left, middle, right = st.columns(3)
-    kinds = sorted(table["kind"].unique())
+    kinds = list(facets.kinds)
     chosen = left.multiselect("Kinds", kinds, default=kinds, key="examples_kinds")
-    mask = table["kind"].isin(chosen)
+    where = ExampleFilter(kinds=tuple(chosen))
     if text:  # a sequence has no label: find it by its text
         words = middle.text_input(
             "Text contains", key="examples_text", help="case-insensitive; empty: every sequence"
         )
-        if words:
-            mask &= table["text"].str.contains(words, case=False, regex=False)
+        where = replace(where, text=words)
     else:
-        labels = sorted(table["label"].unique().tolist())
+        labels = list(facets.labels)
         picked = middle.multiselect("Given labels", labels, default=labels, key="examples_labels")
-        mask &= table["label"].isin(picked)
+        where = replace(where, labels=tuple(picked))
     if scores:
         score = right.selectbox(
             "Filter by score",
@@ -78,14 +157,81 @@ def _filters(table: pd.DataFrame, scores: list[str], *, text: bool) -> pd.DataFr
             format_func=lambda s: label(s, text=text),
             key="examples_filter_score",
         )
-        values = table[score].dropna()
-        lo, hi = float(values.min()), float(values.max())
+        lo, hi = facets.ranges[score]
         if hi > lo:
             low, high = right.slider(
                 f"{label(score, text=text)} range", lo, hi, (lo, hi), key=f"examples_range_{score}"
             )
-            mask &= table[score].between(low, high) | (table[score].isna() & (low == lo))
-    return table[mask]
+            where = replace(where, score=score, low=low, high=high, keep_missing=low == lo)
+    return where
+
+
+def _paged_table(
+    path: Path,
+    where: ExampleFilter,
+    facets: ExampleFacets,
+    scores: list[str],
+    source: str,
+    group: tuple[str, ...] | None,
+    *,
+    text: bool,
+) -> None:
+    """One page of the rows passing the filter, sorted on the server, with a page control."""
+    first = TEXT_COLUMNS + scores if text else BASE_COLUMNS
+    columns = first + [c for c in facets.columns if c not in first]
+    by, order, pager = st.columns([2, 1, 1])
+    sort = by.selectbox(
+        "Sort by", columns, format_func=lambda c: label(c, text=text), key="examples_sort"
+    )
+    descending = order.toggle("Descending", key="examples_descending")
+    number = int(st.session_state.get("examples_page", 1))
+
+    def read(number: int) -> tuple[pd.DataFrame, int]:
+        offset = (number - 1) * PAGE_SIZE
+        return paging.page(
+            path,
+            where,
+            source=source,
+            group=group,
+            sort=sort,
+            descending=descending,
+            offset=offset,
+        )
+
+    rows, total = read(number)
+    pages = max(1, -(-total // PAGE_SIZE))
+    if number > pages:  # a narrower filter: its last page
+        number = st.session_state["examples_page"] = pages
+        rows, total = read(number)
+    pager.number_input("Page", min_value=1, max_value=pages, step=1, key="examples_page")
+    start = (number - 1) * PAGE_SIZE
+    st.caption(
+        (
+            f"Rows {start + 1:,}-{start + len(rows):,} of {total:,} examples that match, "
+            f"by {label(sort, text=text)} ({'descending' if descending else 'ascending'}, "
+            "missing values last). The server filters and sorts; the browser gets one page "
+            f"of {PAGE_SIZE}. Click a row to open it below."
+        )
+        if total
+        else "No example matches the filter."
+    )
+    ids = rows["example_id"].astype(int).tolist()
+    st.dataframe(
+        rows[columns],
+        hide_index=True,
+        on_select=lambda: state.open_selected("examples_table", ids),
+        selection_mode="single-row",
+        key="examples_table",
+        height=320,
+        column_config=table_config(columns, text=text),
+    )
+    st.download_button(
+        f"Download the {total:,} examples as CSV",
+        lambda: paging.csv(path, where, columns, source=source, group=group),  # when clicked
+        file_name=f"{path.name}_examples.csv",
+        mime="text/csv",
+        key="examples_csv",
+    )
 
 
 def _table(shown: pd.DataFrame, scores: list[str], path: Path, *, text: bool) -> None:
@@ -121,7 +267,15 @@ def _table(shown: pd.DataFrame, scores: list[str], path: Path, *, text: bool) ->
     )
 
 
-def _gallery(shown: pd.DataFrame, scores: list[str], path: Path, *, text: bool) -> None:
+def _gallery(
+    scores: list[str],
+    path: Path,
+    top_of: Callable[[str, object], pd.DataFrame],
+    *,
+    text: bool,
+) -> None:
+    """The examples at the flagged end of a chosen score, first `GALLERY_SIZE` of them by
+    `top_of(score, container)` (which draws its toggle in the container)."""
     st.subheader("The examples a score flags")
     left, right = st.columns([2, 1])
     score = left.selectbox(
@@ -131,8 +285,7 @@ def _gallery(shown: pd.DataFrame, scores: list[str], path: Path, *, text: bool) 
         key="examples_gallery_score",
         help=score_help(scores, path),
     )
-    ranked = trained_only(shown, right, key="examples_untrained")
-    top = flagged_first(ranked, score, GALLERY_SIZE)
+    top = top_of(score, right)
     if top.empty:
         st.info("No example in the filter has this score.")
         return

@@ -18,6 +18,7 @@ from memdash.analysis.store import Run
 from memdash.analysis.tables.curves import run_accuracy_curves
 from memdash.analysis.tables.examples import example_table
 from memdash.analysis.tables.inputs import PathRows, ThumbnailRows, drawable_inputs
+from memdash.dashboard.data import paging
 from memdash.dashboard.data.stamps import derived_file_stamp, derived_stamp, run_stamp
 
 
@@ -177,7 +178,10 @@ def trajectory(
     path: Path, example_id: int, source: str = "eval", columns: tuple[str, ...] = TRAJECTORY_COLUMNS
 ) -> pd.DataFrame:
     """One example's trace from `source`: ``epoch`` and `columns` (epoch 0 included for the
-    eval pass; the minibatch trace starts at epoch 1)."""
+    eval pass; the minibatch trace starts at epoch 1). A large run's is read by predicate
+    pushdown (`paging.trajectory`), a small one's from every example's, read once and kept."""
+    if paging.is_large(path):
+        return paging.trajectory(path, example_id, source, columns)
     epochs, grids = _trace_grids(str(path), run_stamp(path), source, columns)
     return pd.DataFrame({"epoch": epochs} | {c: g[:, example_id] for c, g in grids.items()})
 

@@ -1,0 +1,279 @@
+"""The Examples page and one example's trajectory on a million examples (issue 27).
+
+A synthetic run of 1,000,000 examples x 3 epochs (an eval trace part per epoch 0..3, a
+minibatch part per epoch 1..3, statistics drawn so that clean examples are learned early and
+flipped ones late) is written once with memdash's own RunWriter under
+benchmarks/.cache/examples_million/, analysed (`memdash analyze --only scores`) and given a
+hand-made held-out estimate (``mem_score`` of every example), so that the example table
+joins examples.parquet, derived/scores.parquet and derived/heldout.parquet as on a real run.
+A few epochs suffice: the table has one row per example whatever the epochs, and a
+trajectory reads one row group per part.
+
+Each figure is measured in a fresh process (cold: nothing cached, files in the OS cache),
+beside its straightforward alternative:
+
+first page     what the Examples page computes on its first visit (`dashboard.data.paging`
+               without Streamlit's cache): the facets of its widgets, the first 100 rows by
+               id with the count, the gallery's 12 most memorized; DuckDB over the Parquet
+               files. Goal: under 2 s. Beside it "pandas table": today's path for small runs,
+               the whole example table read into pandas (`example_table`), then filtered and
+               paged.
+sorted page    page 500 of the flipped examples sorted by mem_score, descending (DuckDB).
+trajectory     one example's eval trajectory (prob_label, loss, correct at every epoch):
+               `store.trace.example_trace`, the part's row groups skipped by their
+               example_id statistics; beside it the same on the parts rewritten in one row
+               group each (a run written before this layout: nothing to skip), and the
+               dashboard's path for small runs (`Run.trace_grids`: every example's
+               trajectory as (E, N) arrays, kept).
+A part         one eval part written as the writer writes it (64 row groups) against one row
+               group: seconds and MiB.
+
+Run: .venv/bin/python benchmarks/examples_million.py [--examples 1000000] [--rebuild]
+     (the first run writes the run: about 2 minutes; then about a minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "benchmarks" / ".cache" / "examples_million"
+EPOCHS = 3
+STEPS = ("first page", "pandas table", "sorted page", "trajectory", "trajectory (one group)")
+STEPS += ("trajectory (grids)",)
+GOAL_FIRST_PAGE_S = 2.0
+
+
+def _memory_mib(field: str) -> float:
+    """VmRSS (now) or VmHWM (the peak) of this process, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+# ----------------------------------------------------------------- the run
+def _part(rng, source: str, epoch: int, ids, learned, labels):
+    """Random but plausible statistics of one epoch: an example is right once learned."""
+    import numpy as np
+    import pyarrow as pa
+
+    k = len(ids)
+    right = learned[ids] <= epoch
+    loss = np.where(right, rng.exponential(0.05, k), rng.exponential(2.0, k) + 0.7)
+    margin = np.where(right, rng.exponential(3.0, k), -rng.exponential(3.0, k))
+    pred = np.where(right, labels[ids], (labels[ids] + 1 + rng.integers(0, 9, k)) % 10)
+    return pa.table(
+        {
+            "source": pa.array([source]).take(np.zeros(k, dtype=np.int32)),
+            "epoch": np.full(k, epoch, np.int32),
+            "example_id": ids.astype(np.int64),
+            "loss": loss.astype(np.float32),
+            "prob_label": np.exp(-loss).astype(np.float32),
+            "margin": margin.astype(np.float32),
+            "pred": pred.astype(np.int32),
+            "correct": right,
+        }
+    )
+
+
+def make_run(path: Path, n: int) -> None:
+    """Write, analyse and estimate the synthetic run (see the module docstring)."""
+    import numpy as np
+    import pandas as pd
+
+    from memdash.analysis.steps.pipeline import analyze
+    from memdash.analysis.store import RunWriter
+    from memdash.analysis.store.derived import replace_derived
+
+    rng = np.random.default_rng(0)
+    split = np.where(np.arange(n) < n - n // 6, "train", "test").astype(object)
+    true = rng.integers(0, 10, n)
+    noisy = (split == "train") & (rng.random(n) < 0.1)
+    label = np.where(noisy, (true + 1 + rng.integers(0, 9, n)) % 10, true)
+    examples = pd.DataFrame(
+        {
+            "example_id": np.arange(n, dtype=np.int64),
+            "split": split,
+            "label": label,
+            "true_label": true,
+            "is_noisy": noisy,
+            "is_canary": np.zeros(n, bool),
+        }
+    )
+    config = {
+        "data": {"dataset": "synthetic", "n_examples": n, "shape": [4]},
+        "train": {"epochs": EPOCHS},
+        "record": {"record_train": True},
+    }
+    if path.exists():
+        shutil.rmtree(path)
+    inputs = rng.random((n, 4), dtype=np.float32)
+    writer = RunWriter.create(path, config=config, examples=examples, inputs=inputs, n_classes=10)
+    learned = np.where(noisy, EPOCHS, rng.integers(1, EPOCHS + 1, n))
+    learned[split == "test"] = np.where(rng.random(n // 6) < 0.8, 1, 10**9)
+    train_ids = np.flatnonzero(split == "train")
+    for epoch in range(EPOCHS + 1):
+        writer.write_trace("eval", epoch, _part(rng, "eval", epoch, np.arange(n), learned, label))
+        if epoch:
+            writer.write_trace(
+                "train", epoch, _part(rng, "train", epoch, train_ids, learned, label)
+            )
+        writer.commit_epoch(epoch)
+    writer.finish("complete")
+    analyze(path, only=["scores"])
+    mem = np.where(noisy, rng.uniform(0.3, 1.0, n), rng.uniform(-0.1, 0.3, n))
+    mem[split == "test"] = np.nan  # never trained on: no estimate
+    heldout = pd.DataFrame({"example_id": np.arange(n), "mem_score": mem})
+    replace_derived(path, "heldout", {"heldout.parquet": heldout}, {})
+
+
+def one_group_copy(path: Path) -> Path:
+    """The run's eval parts rewritten in one row group each (a run written before), under
+    a sibling folder: returns that folder."""
+    import pyarrow.parquet as pq
+
+    from memdash.analysis.store import Run
+
+    out = path.parent / "one_group"
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "trace.parquet").mkdir(parents=True)
+    for (_, _), file in sorted(Run.open(path).trace_parts("eval").items()):
+        table = pq.read_table(file)
+        pq.write_table(table, out / "trace.parquet" / file.name, row_group_size=len(table))
+    return out
+
+
+# ---------------------------------------------------------------- the steps
+def run_step(step: str, path: Path) -> dict:
+    """One step in this process: its seconds and the process's peak memory."""
+    from memdash.analysis.store import Run
+    from memdash.analysis.store.trace import example_trace, trace_parts
+    from memdash.analysis.tables.example_filter import ExampleFilter, facets_of, page_of
+    from memdash.analysis.tables.example_query import example_facets, example_page
+    from memdash.analysis.tables.examples import example_table
+
+    run = Run.open(path)
+    example = run.n_examples() // 2 + 7
+    columns = ["prob_label", "loss", "correct"]
+    scores = ("mem_score", "confidence", "forgetting_events", "aum")
+    base = _memory_mib("VmRSS")
+    extra: dict = {}
+    start = time.perf_counter()
+    if step == "first page":
+        facets = example_facets(run, ranged=scores)
+        page, total = example_page(run, ExampleFilter())
+        top, _ = example_page(
+            run,
+            ExampleFilter(kinds=("clean", "flipped", "canary"), defined=("mem_score",)),
+            sort="mem_score",
+            descending=True,
+            limit=12,
+        )
+        extra = {"rows": len(page), "total": total, "kinds": list(facets.kinds)}
+    elif step == "pandas table":
+        table = example_table(run)
+        facets = facets_of(table, ranged=scores)
+        page, total = page_of(table, ExampleFilter())
+        extra = {"rows": len(page), "total": total}
+    elif step == "sorted page":
+        where = ExampleFilter(kinds=("flipped",))
+        page, total = example_page(
+            run, where, sort="mem_score", descending=True, offset=500 * 100, limit=100
+        )
+        extra = {"rows": len(page), "total": total}
+    elif step in ("trajectory", "trajectory (one group)"):
+        folder = path if step == "trajectory" else path.parent / "one_group"
+        parts = trace_parts(folder, run.epochs_completed, "eval")
+        epochs, values, groups = example_trace(folder, parts, example, columns, first_epoch=0)
+        extra = {"row_groups": groups, "epochs": len(epochs), "correct": values["correct"].tolist()}
+    elif step == "trajectory (grids)":
+        epochs, grids = run.trace_grids("eval", columns, first_epoch=0)
+        extra = {"correct": grids["correct"][:, example].tolist()}
+    else:
+        raise SystemExit(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_mib": _memory_mib("VmHWM"), "base_mib": base, **extra}
+
+
+def _child(step: str, path: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--step", step, "--run", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise SystemExit(f"step {step!r} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def part_layout(path: Path) -> None:
+    """One eval part written in the writer's row groups and in one: seconds and MiB."""
+    import pyarrow.parquet as pq
+
+    from memdash.analysis.store.atomic import TRACE_ENCODING
+    from memdash.analysis.store.trace import trace_row_group_size
+
+    file = path / "trace.parquet" / "eval-epoch_001.parquet"
+    table = pq.read_table(file)
+    out = path.parent / "part.parquet"
+    for name, size in (("64 row groups", trace_row_group_size(len(table))), ("1", len(table))):
+        start = time.perf_counter()
+        pq.write_table(table, out, compression="zstd", row_group_size=size, **TRACE_ENCODING)
+        seconds = time.perf_counter() - start
+        groups = pq.ParquetFile(out).metadata.num_row_groups
+        mib = out.stat().st_size / 2**20
+        print(f"  a part, {name:14s} {groups:3d} groups, {seconds:5.2f} s to write, {mib:6.1f} MiB")
+    out.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=1_000_000)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:  # a child process: one step, its figures as JSON on the last line
+        print(json.dumps(run_step(args.step, Path(args.run))))
+        return
+    n = args.examples
+    path = CACHE / f"synthetic_{n}x{EPOCHS}"
+    if args.rebuild or not (path / "derived" / "heldout.parquet").is_file():
+        start = time.perf_counter()
+        make_run(path, n)
+        print(f"made {path.name} in {time.perf_counter() - start:.0f} s")
+    one_group_copy(path)
+    print(f"{n:,} examples x {EPOCHS} epochs (fresh process per figure; peak = VmHWM)")
+    got = {step: _child(step, path) for step in STEPS}
+    for step in STEPS:
+        r = got[step]
+        note = {k: v for k, v in r.items() if k not in ("seconds", "peak_mib", "base_mib")}
+        print(
+            f"  {step:24s} {r['seconds']:7.3f} s, peak {r['peak_mib']:6.0f} MiB "
+            f"({r['peak_mib'] - r['base_mib']:+6.0f} over imports)  {note}"
+        )
+    first, pandas = got["first page"]["seconds"], got["pandas table"]["seconds"]
+    print(
+        f"  first page {first:.2f} s (goal < {GOAL_FIRST_PAGE_S:.0f} s: "
+        f"{'met' if first < GOAL_FIRST_PAGE_S else 'MISSED'}); pandas table / first page "
+        f"{pandas / first:.1f} x"
+    )
+    push, old, grids = (got[s]["seconds"] for s in STEPS[3:])
+    same = got["trajectory"]["correct"] == got["trajectory (grids)"]["correct"]
+    print(
+        f"  trajectory: pushdown {push * 1000:.0f} ms; one row group a part {old / push:.1f} x "
+        f"slower; every trajectory read (grids) {grids / push:.0f} x slower; same rows: {same}"
+    )
+    part_layout(path)
+
+
+if __name__ == "__main__":
+    main()
