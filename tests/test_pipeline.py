@@ -256,3 +256,20 @@ def test_a_run_directory_that_cannot_be_written_is_named_before_any_work(run_cop
         else []
     )
     assert after == before
+
+
+def test_parameters_added_later_enter_the_key_only_off_their_defaults():
+    """A run analysed before the k-NN search and the UMAP sample were options stays up to
+    date at their defaults (its exact results are what they give at its size); another value
+    is in the key and the params."""
+    from dataclasses import replace
+
+    from memdash.analysis.record.config import AnalysisConfig
+    from memdash.analysis.steps.pipeline import step_params
+
+    default = AnalysisConfig()
+    assert "knn_method" not in step_params("knn", default)
+    assert "umap_sample" not in step_params("umap", default)
+    assert step_params("knn", default)["knn_k"] == 30
+    assert step_params("knn", replace(default, knn_method="ivf"))["knn_method"] == "ivf"
+    assert step_params("umap", replace(default, umap_sample=0))["umap_sample"] == 0

@@ -100,10 +100,28 @@ def _default_config(step: str) -> Config:
     return LocalizeConfig() if step in LOCALIZE_STEPS else AnalysisConfig()
 
 
+# parameters added after results were cached whose defaults keep every result a cached one
+# can be (k-NN: exact search below `ivf`'s size, IVF above, where a cached exact search is
+# the better answer; UMAP: every point fitted up to the sample size, byte for byte as
+# before): left out of a step's key and params while at their defaults, so that a run
+# analysed before them (the sample suite among them) stays up to date
+LATER_DEFAULTS = {
+    "knn_method": AnalysisConfig.knn_method,
+    "knn_lists": AnalysisConfig.knn_lists,
+    "knn_probes": AnalysisConfig.knn_probes,
+    "umap_sample": AnalysisConfig.umap_sample,
+}
+
+
 def step_params(step: str, config: Config | None = None) -> dict[str, Any]:
-    """The parameters a step's result depends on."""
+    """The parameters a step's result depends on (those of `LATER_DEFAULTS` only when set
+    to something else than their default)."""
     values = (config or _default_config(step)).to_dict()
-    return {name: values[name] for name in ALL_STEPS[step].params}
+    return {
+        name: values[name]
+        for name in ALL_STEPS[step].params
+        if name not in LATER_DEFAULTS or values[name] != LATER_DEFAULTS[name]
+    }
 
 
 def step_key(run: Run, step: str, config: Config | None = None) -> str:
