@@ -140,7 +140,7 @@ def _filters(facets: ExampleFacets, scores: list[str], *, text: bool) -> Example
     left, middle, right = st.columns(3)
     kinds = list(facets.kinds)
     chosen = left.multiselect("Kinds", kinds, default=kinds, key="examples_kinds")
-    where = ExampleFilter(kinds=tuple(chosen))
+    where = ExampleFilter(kinds=_narrowed(chosen, kinds))
     if text:  # a sequence has no label: find it by its text
         words = middle.text_input(
             "Text contains", key="examples_text", help="case-insensitive; empty: every sequence"
@@ -149,7 +149,7 @@ def _filters(facets: ExampleFacets, scores: list[str], *, text: bool) -> Example
     else:
         labels = list(facets.labels)
         picked = middle.multiselect("Given labels", labels, default=labels, key="examples_labels")
-        where = replace(where, labels=tuple(picked))
+        where = replace(where, labels=_narrowed(picked, labels))
     if scores:
         score = right.selectbox(
             "Filter by score",
@@ -164,6 +164,11 @@ def _filters(facets: ExampleFacets, scores: list[str], *, text: bool) -> Example
             )
             where = replace(where, score=score, low=low, high=high, keep_missing=low == lo)
     return where
+
+
+def _narrowed(chosen: list, offered: list) -> tuple | None:
+    """The values chosen, or None when every value offered is (no condition to test)."""
+    return None if set(chosen) == set(offered) else tuple(chosen)
 
 
 def _paged_table(
