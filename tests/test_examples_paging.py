@@ -137,6 +137,39 @@ def test_facets_by_hand(five):
     assert facets == facets_of(example_table(five), ranged=("mem_score", "confidence", "aum"))
 
 
+def test_a_text_runs_page_in_its_own_words(tmp_path):
+    """A text run's table has kinds plain and duplicate and no labels (the dashboard's
+    `text_kinds`), and finds sequences by their text, case-insensitive."""
+    from memdash.dashboard.data.run import text_kinds
+
+    examples = FIVE.assign(
+        label=0,
+        true_label=0,
+        is_noisy=False,
+        corruption=["", "duplicate", "", "", ""],
+        text=["Ab c", "xyz", "ABC", "ab", "cab"],
+    )
+    writer = RunWriter.create(
+        tmp_path / "text",
+        config={"data": {"dataset": "text"}, "train": {"epochs": 1}},
+        examples=examples,
+        inputs=np.zeros((5, 2), np.float32),
+        n_classes=2,
+        extra={"modality": "text"},
+    )
+    run = Run.open(writer.path)
+    table = text_kinds(example_table(run))
+    facets = example_facets(run)
+    assert facets.kinds == ("canary", "duplicate", "plain", "test") and facets.labels == ()
+    assert facets == facets_of(table)
+    where = ExampleFilter(text="ab")  # "Ab c", "ABC", "ab", "cab"
+    mine, total = example_page(run, where, sort="kind")
+    theirs, n = page_of(table, where, sort="kind")
+    assert _ids(mine) == [4, 0, 2, 3] and total == n == 4  # by kind, then by id
+    assert mine["kind"].tolist() == ["canary", "plain", "plain", "test"]
+    pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)
+
+
 @pytest.fixture(scope="module")
 def tiny(tiny_run, tmp_path_factory):
     """The tiny run analysed (scores of both traces, k-NN) with a held-out estimate whose
