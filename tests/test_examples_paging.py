@@ -366,3 +366,30 @@ def test_the_examples_page_pages_a_run_above_the_threshold(tiny, tmp_path, monke
     assert not at.exception
     assert at.session_state["example"] == int(opener.key.rsplit("_", 1)[1])
     assert len(at.get("plotly_chart")) == 2  # the input and its trajectory
+
+
+def test_a_paged_run_of_a_seed_group_shows_its_easiness(monkeypatch):
+    from pathlib import Path
+
+    from memdash.dashboard.data import paging
+
+    samples = Path(__file__).resolve().parents[1] / "sample_runs"
+    group = [samples / "groups" / "digits_true" / f"seed_{s}" for s in range(3)]
+    monkeypatch.setenv("MEMDASH_ROOTS", str(samples))
+    monkeypatch.setattr(paging, "LARGE_RUN", 100)
+    at = AppTest.from_function(_examples_page, default_timeout=60)
+    at.session_state["run"] = "seed_1 (digits_true)"
+    at.run()
+    assert not at.exception
+    page = at.dataframe[0].value.set_index("example_id")
+    right = [
+        Run.open(p).trace("eval", epochs=[1], columns=["correct"])["correct"].to_numpy()
+        for p in group
+    ]
+    assert (page["split"] == "train").all()  # the first 100 by id
+    assert np.allclose(page["easiness"].to_numpy(), np.mean(right, axis=0)[page.index])
+    assert any("Easiness across seeds" in h.value for h in at.subheader)
+    assert any("after epoch 1" in c.value for c in at.caption)
+    at.multiselect(key="examples_kinds").set_value(["test"]).run()
+    tested = at.dataframe[0].value
+    assert len(tested) and tested["easiness"].isna().all()  # never trained on
