@@ -167,6 +167,19 @@ def test_raster_bins_and_colours_are_hand_computed():
     ]
 
 
+def test_points_take_their_kind_or_score_colour():
+    table = pd.DataFrame({"kind": ["clean", "flipped", "mystery"], "s": [0.0, 1.0, np.nan]})
+    colors = density.category_colors(table, "kind")
+    assert list(colors) == ["clean", "flipped", "mystery"]
+    rgb = density.point_rgb(table, "kind", colors=colors)
+    assert rgb[1].tolist() == [0xD5, 0x5E, 0x00]  # the palette's flipped
+    assert rgb[2].tolist() == [0x99, 0x99, 0x99]  # a kind the palette does not know
+    scores = density.point_rgb(table, "s")  # Viridis from the lowest to the highest value
+    assert scores[0].tolist() == [68, 1, 84] and scores[1].tolist() == [253, 231, 37]
+    assert np.isnan(scores[2]).all()  # no value: drawn grey in the raster
+    assert np.isnan(density.point_rgb(table.assign(s=np.nan), "s")).all()
+
+
 def test_a_sample_keeps_every_rare_kind():
     kinds = np.array(["clean"] * 19_995 + ["canary"] * 5)
     table = pd.DataFrame({"example_id": np.arange(20_000), "kind": kinds})

@@ -1,21 +1,23 @@
 """Every point of a large scatter, in a browser (issue #27): a density raster of all the
 points under a WebGL scatter of a seeded sample of them.
 
-Why this and not one WebGL trace of every point (measured on this 2-core machine with
-``benchmarks/pages_million.py``, 1,000,000 points): one Scattergl trace of every point with
-numeric customdata is about 45-70 MB of figure JSON (x, y, ids and values as packed typed
-arrays), which the server builds in about 2 s, but the browser must then parse and draw it,
-and a box or lasso sends back one object per selected point (Streamlit's plotly selection
-event), tens of megabytes for a lasso around a cluster. Binned like datashader, every point
-still counts: the plot area is cut into `RASTER` bins (about one per screen pixel pair), each
-bin coloured by the mix of its examples' kind colours (or the mean of a score on the
-palette's scale) and as opaque as the log of its count; the raster is a PNG under the
-scatter (a few hundred kB), built in well under a second by numpy's ``bincount``. Over it a
-seeded sample of `OVERLAY_POINTS` examples keeps hover, click-to-open and the legend. A box or
-lasso is read back from its geometry (`memdash.dashboard.charts.selection`), so it selects
-every example inside, not just the sampled ones; the browser sends only the sample's points.
+Why this and not one WebGL trace of every point (`benchmarks/pages_million.py`, a synthetic
+1,000,000-example run on this 2-core machine): one Scattergl trace of every point, even with
+numeric customdata only (packed typed arrays), is 45 MB of figure JSON coloured by kind and
+70 MB by a score, built and serialized in 0.8-1.2 s, which the browser must then parse and
+draw; worse, a box or lasso sends back one object per selected point (Streamlit's plotly
+selection event), tens of megabytes for a lasso around a cluster. Binned like datashader,
+every point still counts: the plot area is cut into `RASTER` bins (about 1.5 screen pixels
+each), each bin coloured by the mean of its examples' colours (the mix of kinds, or of a
+score's colours on the palette's scale) and as opaque as the log of its count; the raster
+is a PNG layout image under the traces (about 130 kB), the whole figure 1.2-1.8 MB built in
+0.3-0.4 s (numpy's ``bincount``). Over it a seeded sample of about `OVERLAY_POINTS`
+examples, every rare kind kept, gives hover, click-to-open and the legend. A box or lasso
+is read back from its geometry (`memdash.dashboard.charts.selection`), so it selects every
+example inside, not just the sampled ones; the browser sends only the sample's points.
+Zooming in magnifies the raster's bins (the server is not asked to draw it again).
 
-Below `DENSITY_ABOVE` points a chart is today's scatter of every point (`scatters.scatter`).
+Up to `DENSITY_ABOVE` points a chart is today's scatter of every point (`scatters.scatter`).
 No new dependency: numpy for the bins, Pillow (Streamlit's own) for the PNG.
 """
 
@@ -39,7 +41,7 @@ from memdash.dashboard.palette import SEQUENTIAL, kind_color
 # page drew a seeded sample of 20,000 by default before, so the runs it drew whole still are
 DENSITY_ABOVE = 20_000
 OVERLAY_POINTS = 20_000  # the sample drawn as points over the density (hover, click, legend)
-RASTER = (640, 280)  # bins across and up: about two screen pixels each on a 520 px chart
+RASTER = (640, 280)  # bins across and up: about 1.5 screen pixels each on a 520 px chart
 RARE_POINTS = 500  # a kind (or value) drawn with at least this many of its points, if it has them
 OVERLAY_SIZE = 3  # the sample's markers: small, so the density around them stays visible
 MIN_ALPHA = 0.35  # a bin holding one example; the fullest bin is opaque (log scale between)
@@ -132,6 +134,8 @@ def point_rgb(
         lut = np.array([_rgb(colors.get(str(u), OTHER_KIND)) for u in uniques], float)
         return lut[codes]
     numbers = values.to_numpy(dtype=float)
+    if np.isnan(numbers).all():
+        return np.full((len(numbers), 3), np.nan)
     lut = np.array(_scale_rgb(SEQUENTIAL, 256), float)
     lo, hi = np.nanmin(numbers), np.nanmax(numbers)
     where = (numbers - lo) / (hi - lo) if hi > lo else np.zeros_like(numbers)
@@ -187,7 +191,8 @@ def density_scatter(
     bins = raster_bins(x_values, y_values, x_range=x_range, y_range=y_range, shape=shape)
     image = raster_rgba(bins, point_rgb(table, color, colors=colors), shape=shape)
     values = table[color] if numeric else None
-    by = "kind" if numeric and "kind" in table.columns else None if numeric else color
+    # the sample keeps every rare value of the colour, or (a score) every rare kind
+    by = color if not numeric else "kind" if "kind" in table.columns else None
     fig = scatter(
         overlay_rows(table, by, n=overlay, seed=seed),
         x=x,
