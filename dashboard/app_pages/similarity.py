@@ -192,16 +192,16 @@ def _pair(roots: tuple[str, ...]) -> None:
     name_a = left.selectbox("First run", names, index=first, key="similarity_run_a")
     name_b = right.selectbox("Second run", names, index=partner, key="similarity_run_b")
     chosen = (paths[name_a], paths[name_b])
-    epochs = data.embedding_epochs(chosen)
-    if name_a == name_b or not epochs:
-        st.info("Choose two different runs that recorded embeddings at a shared epoch.")
-        return
-    if not _same_examples(*chosen):
+    if name_a != name_b and not _same_examples(*chosen):  # the first thing that is wrong
         st.warning(
             f"Runs {md_text(name_a)} and {md_text(name_b)} hold different examples; "
             "representations can only be compared on the same inputs (train them with one "
             "--data-seed)."
         )
+        return
+    epochs = data.embedding_epochs(chosen)
+    if name_a == name_b or not epochs:
+        st.info("Choose two different runs that recorded embeddings at a shared epoch.")
         return
     left, right = st.columns([1, 2])
     epoch = left.select_slider("After epoch", epochs, value=epochs[-1], key="similarity_pair_epoch")
