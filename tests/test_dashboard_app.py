@@ -225,7 +225,7 @@ def test_findings_page_shows_each_finding_with_its_figure(monkeypatch):
     at = page_test("findings").run()
     assert not at.exception
     table = at.dataframe[0].value
-    assert len(table) == 25 and set(table["verdict"]) <= {
+    assert len(table) == 27 and set(table["verdict"]) <= {
         "holds",
         "does not hold",
         "not enough data",
@@ -260,6 +260,7 @@ LESSON_CONTROLS = [
     ("slider", "learn_map_threshold", 0.5, "flagged"),
     ("slider", "learn_mem_threshold", 0.8, "Above 0.80"),
     ("select_slider", "learn_membership_fpr", 0.001, "With 0.1% false positives"),
+    ("selectbox", "learn_proxies_choice", "curvature", None),
     ("select_slider", "learn_exposure_epoch", 0, None),
     ("select_slider", "learn_secret_sharer_epoch", 8, "After epoch 8, among the 1,000,000"),
     ("radio", "learn_knn_subset", "clean", None),
@@ -272,7 +273,7 @@ LESSON_CONTROLS = [
 
 # charts per lesson where it is not one: a flipped and a clean example side by side; two
 # heatmaps and their diagonals; easiness and the curves of a capacity measure
-LESSON_CHARTS = {"membership": 2, "one-way-to-learn": 3, "arpit-measures": 2}
+LESSON_CHARTS = {"membership": 2, "proxies": 2, "one-way-to-learn": 3, "arpit-measures": 2}
 
 
 @pytest.mark.parametrize("index", range(len(LESSON_CONTROLS)))

@@ -103,8 +103,17 @@ def test_page_ranks_the_proxies_and_draws_the_chosen_one_against_the_score(monke
         "lower = harder",
         "lower = more memorized",
     }
-    assert "seconds" not in board.columns  # the sample run recorded no cost: said instead
-    assert any("before memdash timed" in c.value for c in at.caption)
+    # the sample run records its costs: seconds, and the same over its training loop's
+    from memdash.analysis.steps.proxies import scoreboard_of
+    from memdash.analysis.store import Run
+
+    run = Run.open(NOISE)
+    costs = scoreboard_of(run, write=False)[0].set_index("proxy")
+    assert costs.loc["curvature", "seconds"] > 0
+    shown = board.set_index("proxy").loc[label("curvature")]
+    assert shown["seconds"] == pytest.approx(costs.loc["curvature", "seconds"])
+    train = run.meta["timing"]["train"]
+    assert shown["cost_runs"] == pytest.approx(shown["seconds"] / train)
     # the best proxy is drawn by default, a trace per kind in the palette's colours
     best = by_label[board["proxy"].iloc[0]]
     assert at.selectbox(key="proxies_choice").value == best
