@@ -220,19 +220,33 @@ def _paged_table(
         if total
         else "No example matches the filter."
     )
+    _rows_and_download(
+        rows[columns],
+        path,
+        text=text,
+        what=f"the {total:,} examples",
+        csv=lambda: paging.csv(path, where, columns, source=source, group=group),
+    )
+
+
+def _rows_and_download(
+    rows: pd.DataFrame, path: Path, *, text: bool, what: str, csv: Callable[[], str]
+) -> None:
+    """The table's rows (a click opens the example below) and a CSV download of `what`,
+    made by `csv` only when clicked."""
     ids = rows["example_id"].astype(int).tolist()
     st.dataframe(
-        rows[columns],
+        rows,
         hide_index=True,
         on_select=lambda: state.open_selected("examples_table", ids),
         selection_mode="single-row",
         key="examples_table",
         height=320,
-        column_config=table_config(columns, text=text),
+        column_config=table_config(list(rows.columns), text=text),
     )
     st.download_button(
-        f"Download the {total:,} examples as CSV",
-        lambda: paging.csv(path, where, columns, source=source, group=group),  # when clicked
+        f"Download {what} as CSV",
+        csv,
         file_name=f"{path.name}_examples.csv",
         mime="text/csv",
         key="examples_csv",
@@ -252,23 +266,12 @@ def _table(shown: pd.DataFrame, scores: list[str], path: Path, *, text: bool) ->
             else ""
         )
     )
-    table_rows = shown.head(TABLE_ROWS)
-    ids = table_rows["example_id"].astype(int).tolist()
-    st.dataframe(
-        table_rows[columns],
-        hide_index=True,
-        on_select=lambda: state.open_selected("examples_table", ids),
-        selection_mode="single-row",
-        key="examples_table",
-        height=320,
-        column_config=table_config(columns, text=text),
-    )
-    st.download_button(
-        "Download these examples as CSV",
-        lambda: shown[columns].to_csv(index=False),  # made only when clicked
-        file_name=f"{path.name}_examples.csv",
-        mime="text/csv",
-        key="examples_csv",
+    _rows_and_download(
+        shown.head(TABLE_ROWS)[columns],
+        path,
+        text=text,
+        what="these examples",
+        csv=lambda: shown[columns].to_csv(index=False),
     )
 
 
