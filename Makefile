@@ -59,6 +59,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/localization.py
 	$(BIN)/python benchmarks/heldout.py
 	$(BIN)/python benchmarks/membership.py
+	$(BIN)/python benchmarks/proxies.py
 	$(BIN)/python benchmarks/dp.py
 	$(BIN)/python benchmarks/similarity.py
 	$(BIN)/python benchmarks/sensitivity.py
