@@ -230,6 +230,7 @@ def text_grid(
 
 
 SELECTION_COLUMNS = ["example_id", "kind", "label", "true_label"]
+LISTED = 10_000  # the selected examples sent to the browser's table (issue #27)
 TEXT_SELECTION_COLUMNS = ["example_id", "kind", "text", "duplicates"]
 
 
@@ -244,7 +245,9 @@ def selection_list(path: Path, chosen: pd.DataFrame, *, key: str, thumbnails: in
     if chosen.empty:
         return
     text = run_data.is_text(path)
-    st.markdown(f"**{len(chosen):,} selected examples**: click a row to open one below")
+    more = f" (the first {LISTED:,} listed)" if len(chosen) > LISTED else ""
+    st.markdown(f"**{len(chosen):,} selected examples**{more}: click a row to open one below")
+    chosen = chosen.head(LISTED)  # a lasso over a million points selects hundreds of thousands
     first = chosen.head(TEXT_PER_ROW * 2 if text else thumbnails)
     captions = [caption_of(r, text=text) for r in first.itertuples(index=False)]
     example_grid(path, first["example_id"].tolist(), captions, per_row=8, width=64)
