@@ -25,7 +25,8 @@ Printed, each beside its goal, measured in one process side by side:
   (`ivf.AUTO_EXACT_BELOW`).
 
 Run: .venv/bin/python benchmarks/knn_ivf.py [--n 200000] [--skip-crossover]
-     (about 10 minutes on this project's 2-core machine; the exact search is most of it)
+     [--isotropic]  (about 55 minutes on this project's shared 2-core machine at a load of
+     6-9: the exact all-against-all search at 200,000 is 42 of them)
 """
 
 from __future__ import annotations

@@ -33,21 +33,26 @@ KNN_METHODS = ("exact", "ivf", "auto")
 # of a query on an index trained once; here every indexed point is also a query and the
 # k-means (cost ~ lists^2) and the quantizer (lists distances per point) are paid at every
 # layer and epoch, so fewer, larger lists win: on benchmarks/knn_ivf.py's 200,000 examples
-# (166,535 indexed) 2 sqrt(n) lists with 16 probes gave recall@30 0.994 in 52 s, 4 sqrt(n)
-# with 32 probes 0.9985 in 80 s and with 16 probes 0.974 in 58 s (exact: about 1,800 s)
+# (166,535 indexed) 2 sqrt(n) = 816 lists with 16 probes gave recall@30 0.994 and took 50 s
+# (exact: 2,507 s, 50 x longer), 4 sqrt(n) with 32 probes 0.9985 in about 80 s and with 16
+# probes 0.974 in about 58 s
 LISTS_PER_ROOT = 2
 # below 39 training points per centroid FAISS's k-means warns: the rule keeps at least that
 MIN_POINTS_PER_LIST = 39
 # the k-means trains on a seeded sample of this many points per list (FAISS samples 256)
 TRAIN_POINTS_PER_LIST = 64
 # lists a query visits by default: recall@30 >= 0.95 on benchmarks/knn_ivf.py's 200,000
-# (0.994 with 2 sqrt(n) lists; 8 probes gave 0.939, 12 gave 0.982)
+# (0.994 with 2 sqrt(n) lists; 8 probes gave 0.939, 12 gave 0.982). Embeddings without a
+# low-dimensional structure need more: isotropic 128-D classes gave 0.51 at 16 probes and
+# 0.994 at 64 (their k-NN predictions still equal exact's); the knn step measures the
+# recall it got (`knn_recall.sample_recall`, knn.parquet's `recall`)
 DEFAULT_PROBES = 16
 # auto: exact below this many indexed points, IVF from here. benchmarks/knn_ivf.py measured
 # where IVF (k-means, filling the lists and the search, leave-one-out) gets faster than the
-# flat index: first at 5,000 points in L1 and 10,000 in L2 (a matrix product, cheaper per
-# pair). auto waits until twice that, where IVF was faster in every measurement, so that
-# the runs whose exact search takes a few seconds keep their exact neighbours
+# flat index: first at 5,000 points in L1 (twice), at 7,500 and 10,000 in L2 and at 7,500 in
+# cosine (a matrix product: cheaper per pair). auto waits until about twice that, where IVF
+# was faster in every measurement (L1 1.6-3.1 x at 10,000; L2 1.2-2.7 x and cosine 1.6 x at
+# 20,000), so that the runs whose exact search takes seconds keep their exact neighbours
 AUTO_EXACT_BELOW = {"l1": 10_000, "l2": 20_000, "cosine": 20_000}
 
 
