@@ -66,10 +66,12 @@ def test_scoreboard_equals_scipy_and_sklearn_on_the_run(analysed):
     expected = roc_auc_score(flipped[pick], table.loc[pick, "aum"] * -1)
     assert board.loc["aum", "auroc_flipped"] == pytest.approx(expected)
     assert np.isnan(board.loc["aum", "auroc_canary"])  # the tiny run has no canaries
-    timing = run.meta.get("timing") or {}
-    train = timing.get("train")
-    if train:  # cost as a multiple of the training loop
-        assert board.loc["aum", "cost_runs"] == pytest.approx(board.loc["aum", "seconds"] / train)
+    train = run.meta["timing"]["train"]  # the training loop's seconds (run.json)
+    assert board.loc["aum", "cost_runs"] == pytest.approx(board.loc["aum", "seconds"] / train)
+    eval_pass = run.meta["timing"]["eval_pass"]
+    scores = run.derived_manifest()["scores"]["seconds"]
+    assert board.loc["aum", "seconds"] == pytest.approx(scores + eval_pass)  # the eval trace's
+    assert board.loc["aum_train", "seconds"] == pytest.approx(scores)  # minibatches: free
 
 
 def test_stored_then_read_while_up_to_date(analysed):

@@ -73,15 +73,13 @@ def proxy_values(run: Run) -> tuple[pd.DataFrame, dict[str, float]]:
     timing = run.meta.get("timing") or {}
     scores_seconds = _seconds(manifest["scores"])
     costs: dict[str, float] = {}
-    scores = run.read_derived("scores.parquet")
+    scores = run.read_derived("scores.parquet").set_index("example_id")
     for column in scores.columns:
         base = column.removesuffix("_train")
         if base in TRACE_PROXIES or base in RECORDED_PROXIES:
-            values = scores.set_index("example_id")[column]
+            values = scores[column]
             if base in LEARNING_EPOCHS:  # never learned: after the last epoch, the slowest
-                values = values.fillna(
-                    scores.set_index("example_id")[f"n_epochs{column[len(base) :]}"] + 1
-                )
+                values = values.fillna(scores[f"n_epochs{column[len(base) :]}"] + 1)
             table[column] = table["example_id"].map(values)
             recorder = "eval_pass" if base in TRACE_PROXIES else base  # minibatches: free
             extra = _number(timing.get(recorder)) if column == base else 0.0
