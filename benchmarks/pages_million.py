@@ -18,11 +18,14 @@ epochs 0 and 2), about 130 MB.
    (`charts.selection.in_polygon`, points sorted by y once) against the textbook
    vectorized ray casting, one pass over every point per edge; and a pass over the
    points' coordinates (the machine's limit: reading them once).
-4. with --browser: `memdash dashboard` started on the run, headless Chromium opening the
-   Embeddings page: seconds to the chart drawn (the raster and its points), then a lasso
-   drawn with the mouse: seconds to the list shown.
+4. with --browser: `memdash dashboard` started on the run, headless Chromium (software
+   WebGL) opening the Embeddings page: seconds to the chart drawn (the raster and its
+   points) on a fresh server and reloaded, then a lasso drawn with the mouse: seconds from
+   its release to the list shown; the same on a 2,000-example run (the costs that do not
+   grow with the run) and for one WebGL trace of every point in a bare Streamlit app (the
+   alternative; about 6 minutes, --no-every-point skips it).
 
-Run: .venv/bin/python benchmarks/pages_million.py [--n 1000000] [--browser]
+Run: .venv/bin/python benchmarks/pages_million.py [--n 1000000] [--browser [--no-every-point]]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ sys.path[0] = str(REPO)  # `tests` and `dashboard` of this checkout
 
 CACHE = REPO / "benchmarks" / ".cache" / "pages_million"
 STAR = 300  # the lasso's vertices
+SMALL = 2_000  # the small run the browser's fixed costs are measured on
 
 
 def star(cx: float, cy: float, r: float, n: int = STAR) -> tuple[list[float], list[float]]:
@@ -244,7 +248,7 @@ if ids:
     st.markdown(f"**{len(ids):,} selected examples**")
     st.dataframe(at[at["example_id"].isin(ids)])
 """
-BROWSER_WAIT_MS = 180_000  # a step that takes longer is reported as not done
+BROWSER_WAIT_MS = 120_000  # a step that takes longer is reported as not done
 
 
 def _serve(command: list[str], port: int) -> subprocess.Popen:
@@ -278,7 +282,8 @@ def _draw_and_lasso(page, url: str, ready: list[str]) -> str:
     except Exception:  # a timeout
         return f"not drawn within {BROWSER_WAIT_MS / 1000:.0f} s"
     area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
-    xs, ys = star(area["x"] + area["width"] * 0.3, area["y"] + area["height"] * 0.5, 60, n=60)
+    cx, cy = area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5
+    xs, ys = star(cx, cy, area["height"] * 0.3, n=60)
     page.mouse.move(xs[0], ys[0])
     page.mouse.down()
     for px, py in zip(xs[1:] + xs[:1], ys[1:] + ys[:1], strict=True):
@@ -300,26 +305,36 @@ def _draw_and_lasso(page, url: str, ready: list[str]) -> str:
     )
 
 
-def browser(path: Path) -> None:
+def browser(path: Path, *, every_point: bool = True) -> None:
+    """The Embeddings page of a small run (what does not grow with the run), of the
+    million-example run, and (`every_point`) one WebGL trace of every point, side by side."""
     from playwright.sync_api import sync_playwright
 
     from tests.test_browser import CHROMIUM, FLAGS, dashboard_command
 
+    small = the_run(SMALL)
     app = CACHE / "every_point_app.py"
     app.write_text(EVERY_POINT_APP)
     streamlit = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless=true"]
+    density = [".js-plotly-plot .imagelayer image", ".js-plotly-plot .gl-container canvas"]
     setups = {
-        "the Embeddings page (density + sample)": (
+        f"the Embeddings page of {SMALL:,} examples (every point a point)": (
+            lambda port: dashboard_command(small.parent, port),
+            f"/embeddings?run={small.name}",
+            [".js-plotly-plot .gl-container canvas"],
+        ),
+        f"the Embeddings page of {path.name} (density + sample)": (
             lambda port: dashboard_command(path.parent, port),
             f"/embeddings?run={path.name}",
-            [".js-plotly-plot .imagelayer image", ".js-plotly-plot .gl-container canvas"],
+            density,
         ),
-        "one WebGL trace of every point": (
+    }
+    if every_point:
+        setups["one WebGL trace of every point (the alternative)"] = (
             lambda port: [*streamlit, f"--server.port={port}", "--", str(path)],
             "/",
             [".js-plotly-plot .gl-container canvas"],
-        ),
-    }
+        )
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         for name, (command, where, ready) in setups.items():
@@ -343,6 +358,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="examples in the run")
     parser.add_argument("--browser", action="store_true", help="also time it in Chromium")
+    parser.add_argument(
+        "--no-every-point",
+        action="store_true",
+        help="in Chromium, skip one WebGL trace of every point (minutes of software WebGL)",
+    )
     parser.add_argument("--server-page", help=argparse.SUPPRESS)  # one fresh process's part
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -358,7 +378,7 @@ def main() -> None:
     selection_side_by_side(path)
     if args.browser:
         print("4. In Chromium (headless, software WebGL)")
-        browser(path)
+        browser(path, every_point=not args.no_every_point)
 
 
 if __name__ == "__main__":

@@ -313,3 +313,32 @@ def test_the_data_map_of_200000_examples_lists_a_box(big_root, monkeypatch):
     assert not at.exception
     listed = at.dataframe[0].value["example_id"].tolist()
     assert listed == train.loc[inside, "example_id"].tolist()[:LISTED] and len(listed) > 1_000
+
+
+@pytest.mark.browser
+def test_a_browser_draws_200000_points_and_lists_a_mouse_lasso(big_root):
+    """The real lasso: Streamlit's frontend sends the polygon, the page lists every example
+    inside (not only the sampled points the browser selected)."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, FLAGS, serve
+
+    with serve(big_root) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/embeddings?run=big")
+        page.wait_for_selector(".js-plotly-plot .imagelayer image", state="attached")
+        area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        cx, cy = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+        r = area["height"] / 4
+        page.mouse.move(cx - r, cy - r)
+        page.mouse.down()
+        for x, y in ((cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r + 2)):
+            page.mouse.move(x, y, steps=5)
+        page.mouse.up()
+        said = page.get_by_text("selected examples").first
+        said.wait_for(timeout=60_000)
+        selected = int(said.inner_text().split(" selected")[0].replace(",", ""))
+        # the chart draws about 20,000 sampled points in all: far more are listed
+        assert selected > 1.5 * density.OVERLAY_POINTS
+        assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()
