@@ -2,20 +2,22 @@
 points under a WebGL scatter of a seeded sample of them.
 
 Why this and not one WebGL trace of every point (`benchmarks/pages_million.py`, a synthetic
-1,000,000-example run on this 2-core machine): one Scattergl trace of every point, even with
-numeric customdata only (packed typed arrays), is 45 MB of figure JSON coloured by kind and
-70 MB by a score, built and serialized in 0.8-1.2 s, which the browser must then parse and
-draw; worse, a box or lasso sends back one object per selected point (Streamlit's plotly
-selection event), tens of megabytes for a lasso around a cluster. Binned like datashader,
-every point still counts: the plot area is cut into `RASTER` bins (about 1.5 screen pixels
-each), each bin coloured by the mean of its examples' colours (the mix of kinds, or of a
-score's colours on the palette's scale) and as opaque as the log of its count; the raster
-is a PNG layout image under the traces (about 130 kB), the whole figure 1.2-1.8 MB built in
-0.3-0.4 s (numpy's ``bincount``). Over it a seeded sample of about `OVERLAY_POINTS`
-examples, every rare kind kept, gives hover, click-to-open and the legend. A box or lasso
-is read back from its geometry (`memdash.dashboard.charts.selection`), so it selects every
-example inside, not just the sampled ones; the browser sends only the sample's points.
-Zooming in magnifies the raster's bins (the server is not asked to draw it again).
+1,000,000-example run on this 2-core machine, shared, so figures vary with its load): one
+Scattergl trace of every point, even with numeric customdata only (packed typed arrays), is
+45 MB of figure JSON coloured by kind and 70 MB by a score, built and serialized in 0.6-1.2 s;
+headless Chromium then took 39-44 s to draw it, and a lasso's list did not come within 120 s,
+since a box or lasso sends back one object per selected point (Streamlit's plotly selection
+event). Binned like datashader, every point still counts: the plot area is cut into `RASTER`
+bins (about 1.5 screen pixels each), each bin coloured by the mean of its examples' colours
+(the mix of kinds, or of a score's colours on the palette's scale) and as opaque as the log
+of its count; the raster is a PNG layout image under the traces (about 130 kB), the whole
+figure 1.2-1.8 MB built in 0.2-0.4 s (numpy's ``bincount``). Over it a seeded sample of about
+`OVERLAY_POINTS` examples, every rare kind kept, gives hover, click-to-open and the legend.
+A box or lasso is read back from its geometry (`memdash.dashboard.charts.selection`), so it
+selects every example inside, not only the sampled ones, and the browser sends only the
+sample's points. The Embeddings page so drew in 6.6 s from opening on a fresh server (5.2 s
+for a 2,000-example run), 1.8 s reloaded, and listed a mouse lasso's 126,192 examples 1.4 s
+after its release. Zooming in magnifies the raster's bins (the server does not redraw it).
 
 Up to `DENSITY_ABOVE` points a chart is today's scatter of every point (`scatters.scatter`).
 No new dependency: numpy for the bins, Pillow (Streamlit's own) for the PNG.
