@@ -383,7 +383,7 @@ def test_the_best_single_run_proxy_ranks_as_the_ensemble_does(suite):
     0.8-0.9); curvature 0.709, SSFT 0.687, the units zeroed to flip 0.556 (a sample of 400)."""
     f = suite[0]["proxies_rank_memorization"]
     v = f.values
-    assert f.verdict == HOLDS and "best proxy mean_loss_train" in f.statistic
+    assert f.verdict == HOLDS and "best proxy mean loss (minibatches)" in f.statistic
     assert v["best_spearman"] == pytest.approx(0.820, abs=0.001)
     assert v["spearman_curvature"] == pytest.approx(0.709, abs=0.001)
     assert v["spearman_ssft"] == pytest.approx(0.687, abs=0.001)
@@ -401,5 +401,6 @@ def test_proxies_across_widths_on_the_suite(suite):
     assert "(32, 16) -> (128, 64) -> (512, 256)" in f.statistic
     assert v["share_falling"] == pytest.approx(0.23, abs=0.01)
     assert v["best_across"] == pytest.approx(0.66, abs=0.01) and "variability," in f.statistic
+    assert "_" not in f.statistic  # every proxy named in words
     assert v["best_within"] == pytest.approx(0.62, abs=0.01)
     assert v["across_mean_loss"] < 0 < v["within_mean_loss"]

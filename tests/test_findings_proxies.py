@@ -97,3 +97,12 @@ def test_across_widths_says_which_run_lacks_an_estimate(family, tmp_path):
     runs = [Run.open(tmp_path / "h4"), *_runs(family, "h16")]
     finding = proxies_across_widths({"widths": runs})
     assert finding.verdict == MISSING and "memdash estimate --like` on h4" in finding.why
+
+
+def test_the_findings_page_names_a_width_familys_runs():
+    from memdash.dashboard.app_pages.findings import figure_caption
+
+    caption = figure_caption("proxies_across_widths", {"widths": ("/r/h4", "/r/h16", "/r/h64")})
+    assert caption == (
+        "Figure from runs **h4**, **h16**, **h64** (the same training at other hidden widths)."
+    )

@@ -25,6 +25,14 @@ FAMILY_HELDOUT = GroupStep("widths", "heldout", "memdash estimate --like")
 _FIXED = ("example_id", "is_noisy", "is_canary", "mem_score")
 
 
+def _words(proxy: str) -> str:
+    """A proxy's name in words for a statistic ("mean_loss_train" -> "mean loss
+    (minibatches)", "knn_disagreement@fc1" -> "k-NN disagreement at fc1")."""
+    base, _, layer = proxy.partition("@")
+    name = base.removesuffix("_train").replace("_", " ").replace("knn ", "k-NN ")
+    return name + (f" at {layer}" if layer else "") + (" (minibatches)" * base.endswith("_train"))
+
+
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rho over the pairs both have (NaN with fewer than 3 or a constant side)."""
     both = np.isfinite(x) & np.isfinite(y)
@@ -61,9 +69,9 @@ def _rank(runs: dict[str, Run], source: str) -> Measured:
 
 
 def _rank_words(m: Measured) -> str:
-    others = ", ".join(f"{k.removeprefix('spearman_')} {v:.2f}" for k, v in m["ranked"][1:])
+    others = ", ".join(f"{_words(k.removeprefix('spearman_'))} {v:.2f}" for k, v in m["ranked"][1:])
     return (
-        f"best proxy {m['best']}: Spearman {m['best_spearman']:.3f} with the held-out "
+        f"best proxy {_words(m['best'])}: Spearman {m['best_spearman']:.3f} with the held-out "
         f"memorization score (claim: at least {RANKS_LIKE}); the others: {others}"
     )
 
@@ -117,14 +125,15 @@ def _across(runs: dict[str, object], source: str) -> Measured:
 
 def _across_words(m: Measured) -> str:
     pairs = ", ".join(
-        f"{p} {m['across_' + p]:.2f} ({m['within_' + p]:.2f})"
+        f"{_words(p)} {m['across_' + p]:.2f} ({m['within_' + p]:.2f})"
         for p in m["proxies"]
         if "across_" + p in m.values
     )
     return (
         f"widths {' -> '.join(m['widths'])}: memorization falls for "
         f"{m['share_falling']:.0%} of the trained examples (median change "
-        f"{m['median_change']:+.3f}); the proxy that best follows its change, {m['best']}, "
+        f"{m['median_change']:+.3f}); the proxy that best follows its change, "
+        f"{_words(m['best'])}, "
         f"at Spearman {m['best_across']:.2f} against {m['best_within']:.2f} within a width; "
         f"every proxy, across (within): {pairs}"
     )

@@ -104,7 +104,9 @@ def figure_caption(key: str, paths: dict[str, Path | str | tuple[str, ...]]) -> 
 
 def _role_text(role: str, value: Path | str | tuple[str, ...]) -> str:
     """A run (``run NAME``) or a seed group (``group NAME, 3 seeds``) and its role."""
-    if isinstance(value, tuple):
+    if role == "widths":  # a width family, narrowest first: its runs by name
+        what = "runs " + ", ".join(f"**{md_text(Path(p).name)}**" for p in value)
+    elif isinstance(value, tuple):
         named = {paths: name for name, paths in data.seed_groups(data.run_roots()).items()}
         what = f"group **{md_text(named.get(value, '?'))}**, {len(value)} seeds"
     else:
