@@ -180,3 +180,26 @@ def test_the_command_refuses_bad_search_options(tmp_path, args, code, message):
     assert result.exit_code == code, result.output
     assert message in " ".join(result.output.split())
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_the_knn_page_says_how_the_neighbours_were_found():
+    import pandas as pd
+
+    from memdash.dashboard.app_pages.knn import search_text
+
+    old = pd.DataFrame({"knn_accuracy": [0.9]})  # written before the search was recorded
+    assert search_text(old) == "Exact search: every training example compared."
+    exact = pd.DataFrame({"method": ["exact"], "n_lists": [0], "n_probes": [0], "recall": [1.0]})
+    assert search_text(exact).startswith("Exact search")
+    ivf = pd.DataFrame(
+        {
+            "method": ["ivf", "ivf"],
+            "n_lists": [816, 816],
+            "n_probes": [16, 16],
+            "recall": [0.99, 0.97],
+        }
+    )
+    assert search_text(ivf) == (
+        "Approximate search (an inverted-file index of 816 lists, 16 probed): recall@k against "
+        "exact search, measured on a seeded sample, 0.970 at the worst layer and epoch."
+    )

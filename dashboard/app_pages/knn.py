@@ -3,6 +3,7 @@ the network's own prediction (Cohen, Sapiro and Giryes 2018)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from memdash.dashboard import charts, data
@@ -49,7 +50,8 @@ def render() -> None:
             if manifest.get("knn_leave_one_out")
             else "each training example votes for itself. "
         )
-        + "Accuracies use the labels the network was trained with."
+        + "Accuracies use the labels the network was trained with. "
+        + search_text(table)
     )
     left, right = st.columns(2)
     splits = sorted(table["split"].unique())
@@ -97,4 +99,17 @@ def render() -> None:
         f"For flipped examples: {label('knn_true_accuracy')} high while "
         f"{label('dnn_accuracy')} is high means the neighbours still vote for the true class "
         "while the network has memorized the given (wrong) one."
+    )
+
+
+def search_text(table: pd.DataFrame) -> str:
+    """How the neighbours were found, from knn.parquet's ``method``, ``n_lists``,
+    ``n_probes`` and ``recall`` (a table written before they were recorded: exact search)."""
+    if "method" not in table.columns or not (table["method"] == "ivf").any():
+        return "Exact search: every training example compared."
+    ivf = table[table["method"] == "ivf"]
+    return (
+        f"Approximate search (an inverted-file index of {int(ivf['n_lists'].iloc[0]):,} lists, "
+        f"{int(ivf['n_probes'].iloc[0]):,} probed): recall@k against exact search, measured on "
+        f"a seeded sample, {ivf['recall'].min():.3f} at the worst layer and epoch."
     )
