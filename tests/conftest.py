@@ -18,6 +18,26 @@ from memdash.analysis.record.training import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def naive_clipped_sum(model, x, y, clip):
+    """DP-SGD's clipped gradient sum by a loop over examples with plain autograd: each
+    example's gradient and norm, clipped to `clip` (Opacus's factor), summed. Returns (the
+    sums per parameter, the norms (B,) before clipping): what the DP paths are tested against."""
+    import torch
+    import torch.nn.functional as F
+
+    total = [torch.zeros_like(p) for p in model.parameters()]
+    norms = []
+    for xi, yi in zip(x, y, strict=True):
+        model.zero_grad()
+        F.cross_entropy(model(xi[None]), yi[None]).backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        norm = torch.sqrt(sum(g.square().sum() for g in grads))
+        norms.append(norm)
+        factor = min(1.0, clip / (float(norm) + 1e-6))
+        total = [t + factor * g for t, g in zip(total, grads, strict=True)]
+    return total, torch.stack(norms)
+
+
 def tiny_config(**overrides) -> RunConfig:
     """A synthetic 200-example, 4-class run that trains in about a second."""
     data = DataConfig(dataset="synthetic", n_examples=200, shape=(8,), n_classes=4, noise=0.2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from conftest import naive_clipped_sum, tiny_config
 from opacus.accountants import RDPAccountant
 from typer.testing import CliRunner
 
@@ -42,21 +42,6 @@ def _tiny(k: int = 3, seed: int = 0):
     return models, x, y, real
 
 
-def _naive(model, x, y, clip):
-    """The clipped sum by a loop over examples: each gradient, its norm, clipped, summed."""
-    total = [torch.zeros_like(p) for p in model.parameters()]
-    norms = []
-    for xi, yi in zip(x, y, strict=True):
-        model.zero_grad()
-        F.cross_entropy(model(xi[None]), yi[None]).backward()
-        grads = [p.grad.clone() for p in model.parameters()]
-        norm = torch.sqrt(sum(g.square().sum() for g in grads))
-        norms.append(norm)
-        factor = min(1.0, clip / (float(norm) + 1e-6))
-        total = [t + factor * g for t, g in zip(total, grads, strict=True)]
-    return total, torch.stack(norms)
-
-
 @pytest.mark.parametrize("clip", [0.5, 1e6])
 def test_clipped_sums_equal_a_per_example_loop_for_each_model(clip):
     models, x, y, real = _tiny()
@@ -64,7 +49,7 @@ def test_clipped_sums_equal_a_per_example_loop_for_each_model(clip):
     weights, biases, norms = clipped_sums(ens, x, y, real, clip)
     for k, model in enumerate(models):
         n = int(real[k].sum())
-        total, expected_norms = _naive(model, x[k, :n], y[k, :n], clip)
+        total, expected_norms = naive_clipped_sum(model, x[k, :n], y[k, :n], clip)
         named = dict(zip([n for n, _ in model.named_parameters()], total, strict=True))
         torch.testing.assert_close(norms[k, :n], expected_norms, rtol=1e-5, atol=1e-6)
         assert (norms[k, n:] == 0).all()

@@ -8,8 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import tiny_config
+from conftest import naive_clipped_sum, tiny_config
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
@@ -39,21 +38,6 @@ def _tiny(model: ModelConfig, dtype: torch.dtype = torch.float32):
     return models, x, y, real
 
 
-def _naive(model, x, y, clip):
-    """One example at a time with plain autograd: its gradient and norm, clipped, summed."""
-    total = [torch.zeros_like(p) for p in model.parameters()]
-    norms = []
-    for xi, yi in zip(x, y, strict=True):
-        model.zero_grad()
-        F.cross_entropy(model(xi[None]), yi[None]).backward()
-        grads = [p.grad.clone() for p in model.parameters()]
-        norm = torch.sqrt(sum(g.square().sum() for g in grads))
-        norms.append(norm)
-        factor = min(1.0, clip / (float(norm) + 1e-6))
-        total = [t + factor * g for t, g in zip(total, grads, strict=True)]
-    return total, torch.stack(norms)
-
-
 # the ResNet in float64: its GroupNorms over one position are ill-conditioned in float32
 @pytest.mark.parametrize(
     ("model", "dtype"), [(CNN, torch.float32), (RESNET, torch.float64)], ids=["cnn", "resnet"]
@@ -71,7 +55,9 @@ def test_clipped_sums_equal_a_per_example_autograd_loop(model, dtype, pairs, clo
     per_example += sum(dense.values())  # each dense layer's input
     max_floats = 2**26 if pairs is None else pairs * per_example
     n = real.sum(1).tolist()
-    expected_norms = [_naive(m, x[k, : n[k]], y[k, : n[k]], 1e9)[1] for k, m in enumerate(models)]
+    expected_norms = [
+        naive_clipped_sum(m, x[k, : n[k]], y[k, : n[k]], 1e9)[1] for k, m in enumerate(models)
+    ]
     every = torch.cat(expected_norms)
     clip = float(every.median())  # some examples clipped, some not
     assert (every > clip).any() and (every < clip).any()
@@ -79,7 +65,7 @@ def test_clipped_sums_equal_a_per_example_autograd_loop(model, dtype, pairs, clo
         ens, x, y, real, clip, closed_form=closed_form, max_floats=max_floats
     )
     for k, m in enumerate(models):
-        total, _ = _naive(m, x[k, : n[k]], y[k, : n[k]], clip)
+        total, _ = naive_clipped_sum(m, x[k, : n[k]], y[k, : n[k]], clip)
         torch.testing.assert_close(norms[k, : n[k]], expected_norms[k], rtol=1e-5, atol=1e-6)
         assert (norms[k, n[k] :] == 0).all()  # padding masked
         for got, want in zip(sums, total, strict=True):
