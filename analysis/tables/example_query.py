@@ -10,7 +10,7 @@ the run's folder, nothing written, the settings locked), answers and closes it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import pandas as pd
 import pyarrow as pa
@@ -192,17 +192,20 @@ def _where(where: ExampleFilter, columns: dict | list) -> tuple[str, list]:
     return " AND ".join(parts), parameters
 
 
-class _Query:
-    """An in-memory DuckDB connection locked down as `memdash sql`'s, with the run's
-    `ExampleTable`; DuckDB's errors are raised as RunFormatError naming the run."""
+TABLE_FILES = "examples.parquet and derived/"  # what a query of the example table reads
 
-    def __init__(self, run: Run, source: str, extra: pd.DataFrame | None) -> None:
+
+class RunConnection:
+    """An in-memory DuckDB connection locked down as `memdash sql`'s (files read only in the
+    run's folder, nothing written, the settings locked), `extra` registered as `EXTRA` when
+    given; DuckDB's errors are raised as RunFormatError naming the run. A context manager."""
+
+    def __init__(self, run: Run, extra: pd.DataFrame | None = None) -> None:
         self.run_ = run
-        self.table = ExampleTable(run, source, extra)
         self.extra = extra
         self.connection: DuckDBPyConnection | None = None
 
-    def __enter__(self) -> _Query:
+    def __enter__(self) -> Self:
         import duckdb
 
         self.connection = duckdb.connect(":memory:", config=dict(_CONFIG))
@@ -218,19 +221,30 @@ class _Query:
             raise self._error(err) from err
         return self
 
-    def run(self, query: str, parameters: list | None = None) -> pa.Table:
-        """The result of `query` (its ``?`` bound to `parameters`) as an Arrow table."""
+    def run(
+        self, query: str, parameters: list | None = None, *, reads: str = TABLE_FILES
+    ) -> pa.Table:
+        """The result of `query` (its ``?`` bound to `parameters`) as an Arrow table; an
+        error names the files it `reads`."""
         import duckdb
 
         try:
             return self.connection.sql(query, params=parameters or None).to_arrow_table()
         except duckdb.Error as err:
-            raise self._error(err) from err
+            raise self._error(err, reads) from err
 
-    def _error(self, err: Exception) -> RunFormatError:
-        return RunFormatError(self.run_.path, "examples.parquet and derived/", one_line(err))
+    def _error(self, err: Exception, reads: str = TABLE_FILES) -> RunFormatError:
+        return RunFormatError(self.run_.path, reads, one_line(err))
 
     def __exit__(self, *exc) -> None:
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+
+
+class _Query(RunConnection):
+    """A `RunConnection` with the run's `ExampleTable`."""
+
+    def __init__(self, run: Run, source: str, extra: pd.DataFrame | None) -> None:
+        super().__init__(run, extra)
+        self.table = ExampleTable(run, source, extra)

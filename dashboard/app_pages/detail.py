@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,17 +32,36 @@ from memdash.dashboard.app_pages.common import (
 )
 from memdash.dashboard.app_pages.privacy_example import membership_panel
 from memdash.dashboard.charts import text as text_charts
+from memdash.dashboard.data import one_example, paging
 from memdash.dashboard.data import run as run_data
 from memdash.dashboard.labels import label, value_text
 
 NEIGHBOURS = 12
 TEXT_NEIGHBOURS, TEXT_PER_ROW = 6, 3  # sequences side by side: a few lines of text each
 
+Rows = Callable[[list[int]], pd.DataFrame]  # the example table's rows of distinct example ids
 
-def example_section(path: Path, table: pd.DataFrame, *, key: str) -> None:
-    """The current example's detail, or how to open one."""
+
+def example_section(
+    path: Path,
+    table: pd.DataFrame | None,
+    *,
+    key: str,
+    source: str = "eval",
+    group: tuple[str, ...] | None = None,
+) -> None:
+    """The current example's detail, or how to open one. Its row and its neighbours' come
+    from `table`, the page's example table (row i is example i), or, on a page that holds
+    none (`table` None: a large run's Examples page), are read alone by predicate pushdown
+    with `source`'s trace scores and the seed `group`'s easiness (`data.one_example`)."""
     st.subheader("One example")
-    example_id = state.current_example(len(table))
+
+    def rows(ids: list[int]) -> pd.DataFrame:
+        if table is None:
+            return one_example.example_rows(path, ids, source=source, group=group)
+        return table.iloc[ids]
+
+    example_id = state.current_example(paging.n_examples(path) if table is None else len(table))
     if example_id is None:
         st.caption(
             "Open an example from any list or chart on this page, or type its id under "
@@ -49,9 +69,9 @@ def example_section(path: Path, table: pd.DataFrame, *, key: str) -> None:
         )
         return
     if run_data.is_text(path):
-        show_sequence(path, table, example_id, key=key)
+        show_sequence(path, rows, example_id, key=key)
     else:
-        show_example(path, table, example_id, key=key)
+        show_example(path, rows, example_id, key=key)
 
 
 def facts(row: pd.Series, *, text: bool = False) -> pd.DataFrame:
@@ -68,9 +88,10 @@ def facts(row: pd.Series, *, text: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fact", "value"])
 
 
-def show_example(path: Path, table: pd.DataFrame, example_id: int, *, key: str) -> None:
-    """One example: its input, labels and scores, trajectory, k-NN and nearest neighbours."""
-    row = table.iloc[example_id]
+def show_example(path: Path, rows: Rows, example_id: int, *, key: str) -> None:
+    """One example (its row from `rows`): its input, labels and scores, trajectory, k-NN and
+    nearest neighbours."""
+    row = rows([example_id]).iloc[0]
     inputs = data.inputs(path)
     left, right = st.columns([1, 2])
     left.plotly_chart(
@@ -94,7 +115,7 @@ def show_example(path: Path, table: pd.DataFrame, example_id: int, *, key: str) 
     else:
         right.info(f"This run has no {SOURCES[source]} trace for this example.")
     membership_panel(path, example_id, right, key=key)
-    _neighbours(path, example_id, table, key=key)
+    _neighbours(path, example_id, rows, key=key)
 
 
 def _score_help(path: Path) -> str:
@@ -102,31 +123,32 @@ def _score_help(path: Path) -> str:
     return "; ".join(f"{label(s, text=text)}: {m}" for s, m in score_meanings(path).items())
 
 
-def _neighbours(path: Path, example_id: int, table: pd.DataFrame, *, key: str) -> None:
+def _neighbours(path: Path, example_id: int, rows: Rows, *, key: str) -> None:
+    """The example's k-NN predictions at each layer and its nearest training examples: its
+    rows of knn_examples.parquet and neighbors.parquet read alone (`data.one_example`)."""
     if lacks_embeddings(path, "Nearest neighbours and k-NN predictions"):
         return
-    knn = data.derived(path, "knn_examples.parquet")
-    nbrs = data.derived(path, "neighbors.parquet")
-    if knn is None or nbrs is None or knn.empty:
+    knn = one_example.derived_rows(path, "knn_examples.parquet", [example_id])
+    nbrs = one_example.derived_rows(path, "neighbors.parquet", [example_id])
+    if knn is None or nbrs is None or not one_example.derived_size(path, "knn_examples.parquet"):
         st.info("Nearest neighbours and k-NN predictions are not computed for this run yet:")
         show_command(f"memdash analyze {shell_path(path)}")
         return
-    mine = knn[knn["example_id"] == example_id][
-        ["layer", "knn_pred", "dnn_pred", "agrees", "knn_is_true"]
-    ]
+    mine = knn[["layer", "knn_pred", "dnn_pred", "agrees", "knn_is_true"]]
+    epoch = f" at epoch {int(knn['epoch'].iloc[0])}" if len(knn) else ""  # the step's last
     st.markdown(
-        f"**k-NN against the network** at epoch {int(knn['epoch'].iloc[0])}: what a vote of "
-        "the nearest training examples predicts at each layer, and whether the network agrees."
+        f"**k-NN against the network**{epoch}: what a vote of the nearest training examples "
+        "predicts at each layer, and whether the network agrees."
     )
     st.dataframe(mine.rename(columns=label), hide_index=True)
-    near = nbrs[nbrs["example_id"] == example_id].sort_values("rank").head(NEIGHBOURS)
+    near = nbrs.sort_values("rank").head(NEIGHBOURS)
     if near.empty:
         return
     st.markdown(
         f"**Nearest training examples** at layer `{near['layer'].iloc[0]}` "
         "(given label, true label in brackets, distance); open one to follow it"
     )
-    labels = table.set_index("example_id").loc[near["neighbor_id"]]
+    labels = rows(near["neighbor_id"].astype(int).tolist())
     captions = [
         f"#{n.neighbor_id}: {lab} ({true}), {n.distance:.1f}"
         for n, lab, true in zip(
@@ -186,7 +208,7 @@ def token_legend(path: Path, epoch: int | None, *, suffix: str = "suffix (a cana
 def sequence_html(path: Path, example_id: int, epoch: int | None, **options) -> str:
     """One sequence as HTML (`charts.text.token_html`), its tokens coloured by their loss at
     `epoch` (grey where none is stored), its prefix and suffix marked."""
-    row = data.examples(path).iloc[int(example_id)]
+    row = one_example.example_row(path, int(example_id))  # its prefix, suffix, canary
     texts, losses = run_data.sequence_tokens(path, example_id, epoch)
     return text_charts.token_html(
         texts,
@@ -267,11 +289,11 @@ def selection_list(path: Path, chosen: pd.DataFrame, *, key: str, thumbnails: in
 # --- one sequence of a text run ----------------------------------------------------------------
 
 
-def show_sequence(path: Path, table: pd.DataFrame, example_id: int, *, key: str) -> None:
-    """One sequence of a text run: its whole text, tokens coloured by their loss at the epoch
-    of a slider (over the epochs with per-token losses), its facts at that epoch, its
-    trajectory, and its nearest training sequences in a recorded embedding."""
-    row = table.iloc[example_id]
+def show_sequence(path: Path, rows: Rows, example_id: int, *, key: str) -> None:
+    """One sequence of a text run (its row from `rows`): its whole text, tokens coloured by
+    their loss at the epoch of a slider (over the epochs with per-token losses), its facts at
+    that epoch, its trajectory, and its nearest training sequences in a recorded embedding."""
+    row = rows([example_id]).iloc[0]
     epochs = run_data.token_loss_epochs(path)
     epoch = epochs[-1] if epochs else None
     if len(epochs) > 1:
@@ -299,7 +321,7 @@ def show_sequence(path: Path, table: pd.DataFrame, example_id: int, *, key: str)
     right.plotly_chart(
         text_charts.sequence_trajectory(traj, epoch=epoch), width="stretch", key=f"{key}_traj"
     )
-    _text_neighbours(path, table, example_id, epoch, key=key)
+    _text_neighbours(path, rows, example_id, epoch, key=key)
 
 
 def sequence_facts(
@@ -334,7 +356,7 @@ def sequence_facts(
 
 
 def _text_neighbours(
-    path: Path, table: pd.DataFrame, example_id: int, epoch: int | None, *, key: str
+    path: Path, rows: Rows, example_id: int, epoch: int | None, *, key: str
 ) -> None:
     """The nearest training sequences in a recorded embedding (layer and epoch chosen), drawn
     as text at the detail's epoch, each with an open button."""
@@ -356,12 +378,12 @@ def _text_neighbours(
         f"**Nearest training sequences** at layer `{layer}`, epoch {at}: Euclidean distance "
         f"between the layer's hidden states {where}; open one to follow it"
     )
-    kinds = table["kind"].to_numpy()
-    captions = [
-        f"#{n.neighbor_id} {kinds[n.neighbor_id]}, distance {n.distance:.2f}"
-        for n in near.itertuples(index=False)
-    ]
     ids = near["neighbor_id"].astype(int).tolist()
+    kinds = rows(ids)["kind"].tolist()
+    captions = [
+        f"#{n.neighbor_id} {kind}, distance {n.distance:.2f}"
+        for n, kind in zip(near.itertuples(index=False), kinds, strict=True)
+    ]
     st.caption(
         "Their tokens coloured by their loss at the epoch above (epoch "
         f"{epoch}), as in the legend above."

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from memdash.analysis.store.sources import select_source
 from memdash.analysis.tables.example_filter import (
     PAGE_SIZE,
     ExampleFacets,
@@ -121,13 +120,8 @@ def _render_paged(path: Path, group: tuple[str, tuple[str, ...]] | None, *, text
         if group is not None:
             shown = paging.rows(path, where, ("example_id", "kind"), source=source, group=paths)
         _easiness(shown, group, text=text)
-    table = pd.DataFrame(columns=["example_id"])  # no example open: the detail says how
-    if state.current_example(facets.n_examples) is not None:  # its detail reads the table
-        table = data.examples(path)
-        table = table if source == "eval" else select_source(table, source)
-        if group is not None:
-            table = table.merge(data.easiness(group[1], 1), on="example_id", how="left")
-    example_section(path, table, key="examples")
+    # no table in memory: the open example's row is read alone, as the table would show it
+    example_section(path, None, key="examples", source=source, group=paths)
 
 
 def _offer_scores(path: Path, *, text: bool) -> None:
