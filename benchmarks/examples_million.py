@@ -1,13 +1,16 @@
-"""The Examples page and one example's trajectory on a million examples (issue 27).
+"""The Examples page, one example's trajectory and one example's detail on a million
+examples (issue 27).
 
 A synthetic run of 1,000,000 examples x 3 epochs (an eval trace part per epoch 0..3, a
 minibatch part per epoch 1..3, statistics drawn so that clean examples are learned early and
-flipped ones late) is written once with memdash's own RunWriter under
-benchmarks/.cache/examples_million/, analysed (`memdash analyze --only scores`) and given a
-hand-made held-out estimate (``mem_score`` of every example), so that the example table
-joins examples.parquet, derived/scores.parquet and derived/heldout.parquet as on a real run.
-A few epochs suffice: the table has one row per example whatever the epochs, and a
-trajectory reads one row group per part.
+flipped ones late, the ``out`` layer's 2-wide embedding at the last epoch) is written once
+with memdash's own RunWriter under benchmarks/.cache/examples_million/, analysed (`memdash
+analyze --only scores`) and given a hand-made held-out estimate (``mem_score`` of every
+example) and a hand-made k-NN step at the ``out`` layer (derived/knn_examples.parquet, and
+derived/neighbors.parquet: 30 training neighbours of every example, 30,000,000 rows), so that
+the example table joins examples.parquet, derived/scores.parquet, derived/heldout.parquet and
+derived/knn_examples.parquet as on a real run. A few epochs suffice: the table has one row
+per example whatever the epochs, and a trajectory reads one row group per part.
 
 Each figure is measured in a fresh process (cold: nothing cached, files in the OS cache),
 beside its straightforward alternative:
@@ -27,6 +30,18 @@ trajectory     one example's eval trajectory (prob_label, loss, correct at every
                group each (a run written before this layout: nothing to skip), and the
                dashboard's path for small runs (`Run.trace_grids`: every example's
                trajectory as (E, N) arrays, kept).
+detail         what opening one example's detail reads, in one process with duckdb imported
+               and the derived files' hashes checked (`Run.derived_manifest`, timed apart:
+               both paths check them): "pushdown" (`dashboard.data.one_example`: its row of
+               the example table, its k-NN rows and nearest neighbours, its neighbours'
+               labels, each file read for those ids alone) beside "whole table" (the path
+               before: the whole example table, knn_examples.parquet and neighbors.parquet
+               read, then the example's rows taken), each with its peak memory over what
+               the process held before it (VmHWM reset between them); then a second example
+               opened in the same process (the whole-table path filters the frames it
+               holds). The trajectory, the same read on both paths, is "trajectory" above.
+               "page + detail (AppTest)": the Examples page rendered with an example open
+               (a deep link's ?example=ID), beside "page (AppTest)" without.
 A part         one eval part written as the writer writes it (64 row groups) against one row
                group: seconds and MiB.
 
@@ -49,8 +64,15 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache" / "examples_million"
 EPOCHS = 3
 STEPS = ("first page", "page (AppTest)", "pandas table", "sorted page", "trajectory")
-STEPS += ("trajectory (one group)", "trajectory (grids)")
+STEPS += ("trajectory (one group)", "trajectory (grids)", "detail", "page + detail (AppTest)")
 GOAL_FIRST_PAGE_S = 2.0
+GOAL_DETAIL_S = 1.0  # opening one example: "well under 1 s"
+NEIGHBOURS_K = 30  # neighbours per example in neighbors.parquet (the k-NN step's default k)
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the present VmRSS (Linux: /proc/self/clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _memory_mib(field: str) -> float:
@@ -113,12 +135,14 @@ def make_run(path: Path, n: int) -> None:
     config = {
         "data": {"dataset": "synthetic", "n_examples": n, "shape": [4]},
         "train": {"epochs": EPOCHS},
-        "record": {"record_train": True},
+        "record": {"record_train": True, "embed_layers": ["out"], "embed_epochs": [EPOCHS]},
     }
     if path.exists():
         shutil.rmtree(path)
     inputs = rng.random((n, 4), dtype=np.float32)
-    writer = RunWriter.create(path, config=config, examples=examples, inputs=inputs, n_classes=10)
+    writer = RunWriter.create(
+        path, config=config, examples=examples, inputs=inputs, n_classes=10, layers=["out"]
+    )
     learned = np.where(noisy, EPOCHS, rng.integers(1, EPOCHS + 1, n))
     learned[split == "test"] = np.where(rng.random(n // 6) < 0.8, 1, 10**9)
     train_ids = np.flatnonzero(split == "train")
@@ -128,6 +152,8 @@ def make_run(path: Path, n: int) -> None:
             writer.write_trace(
                 "train", epoch, _part(rng, "train", epoch, train_ids, learned, label)
             )
+        if epoch == EPOCHS:
+            writer.write_embedding(epoch, "out", rng.normal(size=(n, 2)).astype(np.float16))
         writer.commit_epoch(epoch)
     writer.finish("complete")
     analyze(path, only=["scores"])
@@ -135,6 +161,44 @@ def make_run(path: Path, n: int) -> None:
     mem[split == "test"] = np.nan  # never trained on: no estimate
     heldout = pd.DataFrame({"example_id": np.arange(n), "mem_score": mem})
     replace_derived(path, "heldout", {"heldout.parquet": heldout}, {})
+    replace_derived(path, "knn", knn_tables(rng, label, true, train_ids), {})
+
+
+def knn_tables(rng, label, true, train_ids) -> dict:
+    """A made-up k-NN step at the last epoch's ``out`` layer, its files as the step writes
+    them (`memdash.analysis.steps.knn`): every example's k-NN and network predictions, and
+    its `NEIGHBOURS_K` nearest training examples by rank at growing distances."""
+    import numpy as np
+    import pandas as pd
+
+    n, k = len(label), NEIGHBOURS_K
+    knn = np.where(rng.random(n) < 0.9, label, rng.integers(0, 10, n))
+    dnn = np.where(rng.random(n) < 0.9, label, rng.integers(0, 10, n))
+    examples = pd.DataFrame(
+        {
+            "example_id": np.arange(n, dtype=np.int64),
+            "epoch": EPOCHS,
+            "layer": "out",
+            "knn_pred": knn,
+            "dnn_pred": dnn,
+            "agrees": knn == dnn,
+            "knn_is_label": knn == label,
+            "knn_is_true": knn == true,
+        }
+    )
+    near = rng.choice(train_ids, size=(n, k))
+    distance = np.cumsum(rng.exponential(0.1, (n, k)), axis=1, dtype=np.float32)
+    neighbors = pd.DataFrame(
+        {
+            "example_id": np.repeat(np.arange(n, dtype=np.int64), k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
+            "neighbor_id": near.ravel(),
+            "distance": distance.ravel(),
+            "epoch": EPOCHS,
+            "layer": "out",
+        }
+    )
+    return {"knn_examples.parquet": examples, "neighbors.parquet": neighbors}
 
 
 def one_group_copy(path: Path) -> Path:
@@ -164,10 +228,12 @@ def run_step(step: str, path: Path) -> dict:
     from memdash.dashboard.app_pages.common import SCORES
     from memdash.dashboard.data import paging
 
-    if step == "page (AppTest)":  # its imports before the clock starts
+    if step in ("page (AppTest)", "page + detail (AppTest)"):  # imports before the clock
         from streamlit.testing.v1 import AppTest
 
         from memdash.dashboard.app_pages import examples  # noqa: F401
+    if step == "detail":
+        return detail_step(path)
     run = Run.open(path)
     example = run.n_examples() // 2 + 7
     columns = ["prob_label", "loss", "correct"]
@@ -188,10 +254,16 @@ def run_step(step: str, path: Path) -> dict:
         )
         extra = {"rows": len(page), "total": total, "gallery": len(top)}
         extra["ranges"] = len(facets.ranges)
-    elif step == "page (AppTest)":  # the whole page rendered by Streamlit, server-side
+    elif step in ("page (AppTest)", "page + detail (AppTest)"):  # the page, server-side
         os.environ["MEMDASH_ROOTS"] = str(path.parent)
-        at = AppTest.from_function(_examples_page, default_timeout=300).run()
+        at = AppTest.from_function(_examples_page, default_timeout=300)
+        if step == "page + detail (AppTest)":
+            at.session_state["example"] = example  # a deep link: ?run=...&example=ID
+        at.run()
         extra = {"exception": bool(at.exception), "rows": len(at.dataframe[0].value)}
+        if step == "page + detail (AppTest)":
+            extra["facts"] = sum(len(t.value) for t in at.table)
+            extra["neighbours"] = sum(len(e.proto.imgs) for e in at.image)
     elif step == "pandas table":
         table = example_table(run)
         facets_of(table, ranged=scores)
@@ -215,6 +287,88 @@ def run_step(step: str, path: Path) -> dict:
         raise SystemExit(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "peak_mib": _memory_mib("VmHWM"), "base_mib": base, **extra}
+
+
+def detail_step(path: Path) -> dict:
+    """One example's detail read both ways in this process (see the module docstring)."""
+    import duckdb  # noqa: F401  (the large run's Examples page has imported it)
+
+    from memdash.analysis.store import Run
+
+    run = Run.open(path)
+    example = run.n_examples() // 2 + 7
+    start = time.perf_counter()
+    run.derived_manifest()  # the derived files' hashes, checked once a process
+    out = {"manifest_s": time.perf_counter() - start}
+    for name, read in (("pushdown", _detail_pushdown), ("whole table", _detail_whole)):
+        _reset_peak()
+        base = _memory_mib("VmRSS")
+        start = time.perf_counter()
+        first, again = read(run, example)
+        out[f"{name}_s"] = time.perf_counter() - start
+        out[f"{name}_mib"] = _memory_mib("VmHWM") - base
+        start = time.perf_counter()
+        second = again(int(first[2]["neighbor_id"].iloc[0]))  # its nearest neighbour opened
+        out[f"{name}_again_s"] = time.perf_counter() - start
+        out[name] = (first, second)
+    same = all(
+        _same(a, b)
+        for mine, theirs in zip(out.pop("pushdown"), out.pop("whole table"), strict=True)
+        for a, b in zip(mine, theirs, strict=True)
+    )
+    return out | {"same": same, "neighbours": len(first[2])}
+
+
+def _same(a, b) -> bool:
+    """Whether two reads of the detail agree (rows by value, index aside)."""
+    import pandas as pd
+
+    try:
+        if isinstance(a, pd.Series):
+            pd.testing.assert_series_equal(a, b)
+        else:
+            pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    except AssertionError:
+        return False
+    return True
+
+
+def _detail_pushdown(run, example: int):
+    """The detail's reads now (`dashboard.data.one_example`): each file's rows of the ids."""
+    from memdash.dashboard.data import one_example
+
+    def read(example: int):
+        row = one_example.example_rows(run.path, [example]).iloc[0]
+        knn = one_example.derived_rows(run.path, "knn_examples.parquet", [example])
+        nbrs = one_example.derived_rows(run.path, "neighbors.parquet", [example])
+        assert one_example.derived_size(run.path, "knn_examples.parquet")
+        near = nbrs.sort_values("rank").head(12)
+        labels = one_example.example_rows(run.path, near["neighbor_id"].tolist(), scores=False)
+        return row, knn[KNN_SHOWN], near, labels[["label", "true_label"]]
+
+    return read(example), read
+
+
+def _detail_whole(run, example: int):
+    """The detail's reads before: the whole example table (`data.examples`), the whole
+    knn_examples.parquet and neighbors.parquet (`data.derived`), then the example's rows."""
+    from memdash.analysis.tables.examples import example_table
+
+    table = example_table(run)
+    knn = run.read_derived("knn_examples.parquet")
+    nbrs = run.read_derived("neighbors.parquet")
+
+    def read(example: int):
+        row = table.iloc[example]
+        mine = knn[knn["example_id"] == example][KNN_SHOWN]
+        near = nbrs[nbrs["example_id"] == example].sort_values("rank").head(12)
+        labels = table.set_index("example_id").loc[near["neighbor_id"]]
+        return row, mine, near, labels[["label", "true_label"]]
+
+    return read(example), read
+
+
+KNN_SHOWN = ["layer", "knn_pred", "dnn_pred", "agrees", "knn_is_true"]
 
 
 def _examples_page() -> None:
@@ -266,14 +420,14 @@ def main() -> None:
         return
     n = args.examples
     path = CACHE / f"synthetic_{n}x{EPOCHS}"
-    if args.rebuild or not (path / "derived" / "heldout.parquet").is_file():
+    if args.rebuild or not (path / "derived" / "neighbors.parquet").is_file():
         start = time.perf_counter()
         make_run(path, n)
         print(f"made {path.name} in {time.perf_counter() - start:.0f} s")
     one_group_copy(path)
     print(f"{n:,} examples x {EPOCHS} epochs (fresh process per figure; peak = VmHWM)")
     got = {step: _child(step, path) for step in STEPS}
-    for step in STEPS:
+    for step in STEPS[:-2]:
         r = got[step]
         note = {k: v for k, v in r.items() if k not in ("seconds", "peak_mib", "base_mib")}
         print(
@@ -286,13 +440,43 @@ def main() -> None:
         f"{'met' if first < GOAL_FIRST_PAGE_S else 'MISSED'}); pandas table / first page "
         f"{pandas / first:.1f} x"
     )
-    push, old, grids = (got[s]["seconds"] for s in STEPS[4:])
+    push, old, grids = (got[s]["seconds"] for s in STEPS[4:7])
     same = got["trajectory"]["correct"] == got["trajectory (grids)"]["correct"]
     print(
         f"  trajectory: pushdown {push * 1000:.0f} ms; one row group a part {old / push:.1f} x "
         f"slower; every trajectory read (grids) {grids / push:.0f} x slower; same rows: {same}"
     )
+    detail_figures(got)
     part_layout(path)
+
+
+def detail_figures(got: dict) -> None:
+    """Opening one example: the pushdown beside the whole table, and the page with it."""
+    d = got["detail"]
+    print(
+        f"  detail: derived files' hashes checked {d['manifest_s']:.2f} s (once a process, "
+        f"both paths); same rows both ways: {d['same']} ({d['neighbours']} neighbours)"
+    )
+    for name in ("pushdown", "whole table"):
+        print(
+            f"    {name:12s} {d[f'{name}_s']:7.3f} s, peak {d[f'{name}_mib']:+6.0f} MiB; "
+            f"a second example {d[f'{name}_again_s']:.3f} s"
+        )
+    push, whole = d["pushdown_s"], d["whole table_s"]
+    met = "met" if push < GOAL_DETAIL_S else "MISSED"
+    print(
+        f"    whole table / pushdown {whole / push:.1f} x slower, "
+        f"{d['whole table_mib'] / max(d['pushdown_mib'], 1):.0f} x the memory; "
+        f"pushdown {push:.2f} s (goal < {GOAL_DETAIL_S:.0f} s: {met})"
+    )
+    page, both = got["page (AppTest)"], got["page + detail (AppTest)"]
+    print(
+        f"  page + detail (AppTest) {both['seconds']:7.3f} s, peak {both['peak_mib']:6.0f} MiB "
+        f"({both['peak_mib'] - both['base_mib']:+6.0f} over imports); the page without an "
+        f"example {page['seconds']:.3f} s: the detail adds {both['seconds'] - page['seconds']:.2f} "
+        f"s, {both['peak_mib'] - page['peak_mib']:+.0f} MiB  "
+        f"{ {k: both[k] for k in ('exception', 'facts', 'neighbours')} }"
+    )
 
 
 if __name__ == "__main__":

@@ -111,6 +111,17 @@ def test_rows_equal_the_whole_tables(five, ids):
     pd.testing.assert_frame_equal(example_rows(five, ids), example_table(five).iloc[ids])
 
 
+def test_rows_without_scores_read_examples_parquet_alone(five, tmp_path):
+    table = example_table(five)
+    rows = example_rows(five, [4, 0], scores=False)
+    assert list(rows.columns) == ["example_id", "kind", *FIVE.columns[1:]]
+    pd.testing.assert_frame_equal(rows, table.iloc[[4, 0]][rows.columns])
+    unread = tmp_path / "five"  # its derived files gone: never read
+    shutil.copytree(five.path, unread)
+    shutil.rmtree(unread / "derived")
+    pd.testing.assert_frame_equal(example_rows(Run.open(unread), [4, 0], scores=False), rows)
+
+
 def test_an_examples_rows_of_a_derived_file(five):
     knn = derived_rows(five, "knn_examples.parquet", [1])  # its two layers, in file order
     assert knn["layer"].tolist() == ["fc1", "out"]

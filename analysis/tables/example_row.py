@@ -28,10 +28,10 @@ from memdash.analysis.store.files import check_part
 from memdash.analysis.store.layout import EXAMPLES_COLUMNS
 from memdash.analysis.tables.example_query import RunConnection
 from memdash.analysis.tables.example_sql import _read, quoted
-from memdash.analysis.tables.examples import TableReader, example_table
+from memdash.analysis.tables.examples import TableReader, example_kind, example_table
 
 
-def example_rows(run: Run, ids: Sequence[int]) -> pd.DataFrame:
+def example_rows(run: Run, ids: Sequence[int], *, scores: bool = True) -> pd.DataFrame:
     """The example table's rows of the examples `ids`, in that order: the rows of
     `examples.example_table(run)` at those positions (row i is example i), the same
     columns, values and dtypes, its index the ids.
@@ -40,6 +40,8 @@ def example_rows(run: Run, ids: Sequence[int]) -> pd.DataFrame:
     ----------
     run : the run
     ids : distinct example ids, each in 0 .. N - 1 (N examples)
+    scores : False: examples.parquet's columns and the kind alone, the table's first
+        columns (no derived file is read)
 
     Raises
     ------
@@ -48,7 +50,10 @@ def example_rows(run: Run, ids: Sequence[int]) -> pd.DataFrame:
     """
     wanted = _checked_ids(run, ids)
     with RunConnection(run) as query:
-        table = example_table(run, read=RowReader(run, wanted, query))
+        read = RowReader(run, wanted, query)
+        table = example_table(run, read=read) if scores else read.examples()
+        if not scores:
+            table.insert(1, "kind", example_kind(table))
     table.index = pd.Index(wanted, dtype="int64")
     return table
 

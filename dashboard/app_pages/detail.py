@@ -39,7 +39,8 @@ from memdash.dashboard.labels import label, value_text
 NEIGHBOURS = 12
 TEXT_NEIGHBOURS, TEXT_PER_ROW = 6, 3  # sequences side by side: a few lines of text each
 
-Rows = Callable[[list[int]], pd.DataFrame]  # the example table's rows of distinct example ids
+# the example table's rows of distinct example ids (scores=False: their labels and kinds alone)
+Rows = Callable[..., pd.DataFrame]
 
 
 def example_section(
@@ -56,9 +57,9 @@ def example_section(
     with `source`'s trace scores and the seed `group`'s easiness (`data.one_example`)."""
     st.subheader("One example")
 
-    def rows(ids: list[int]) -> pd.DataFrame:
+    def rows(ids: list[int], *, scores: bool = True) -> pd.DataFrame:
         if table is None:
-            return one_example.example_rows(path, ids, source=source, group=group)
+            return one_example.example_rows(path, ids, source=source, group=group, scores=scores)
         return table.iloc[ids]
 
     example_id = state.current_example(paging.n_examples(path) if table is None else len(table))
@@ -148,7 +149,7 @@ def _neighbours(path: Path, example_id: int, rows: Rows, *, key: str) -> None:
         f"**Nearest training examples** at layer `{near['layer'].iloc[0]}` "
         "(given label, true label in brackets, distance); open one to follow it"
     )
-    labels = rows(near["neighbor_id"].astype(int).tolist())
+    labels = rows(near["neighbor_id"].astype(int).tolist(), scores=False)
     captions = [
         f"#{n.neighbor_id}: {lab} ({true}), {n.distance:.1f}"
         for n, lab, true in zip(
@@ -379,7 +380,7 @@ def _text_neighbours(
         f"between the layer's hidden states {where}; open one to follow it"
     )
     ids = near["neighbor_id"].astype(int).tolist()
-    kinds = rows(ids)["kind"].tolist()
+    kinds = rows(ids, scores=False)["kind"].tolist()
     captions = [
         f"#{n.neighbor_id} {kind}, distance {n.distance:.2f}"
         for n, kind in zip(near.itertuples(index=False), kinds, strict=True)

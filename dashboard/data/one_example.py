@@ -33,22 +33,27 @@ def example_rows(
     *,
     source: str = "eval",
     group: tuple[str, ...] | None = None,
+    scores: bool = True,
 ) -> pd.DataFrame:
     """The example table's rows of `ids`, in that order, indexed by id: the rows of
     `data.examples(path)` (a text run's in its own kinds), with `source`'s trace scores under
     the plain names (`select_source`) and, for a run of the seed `group` (its runs' paths),
-    the group's ``easiness`` after epoch 1, as the Examples page joins it. Read-only."""
-    key = (tuple(int(i) for i in ids), source, None if group is None else tuple(group))
+    the group's ``easiness`` after epoch 1, as the Examples page joins it; with `scores`
+    False, the columns of examples.parquet and the kind alone (no derived file read).
+    Read-only."""
+    key = (tuple(int(i) for i in ids), source, None if group is None else tuple(group), scores)
     return _example_rows(str(path), key, run_stamp(path), derived_stamp(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
 def _example_rows(path: str, key: tuple, stamp: float, derived: float) -> pd.DataFrame:
-    ids, source, group = key
+    ids, source, group, scores = key
     run = Run.open(path)
-    rows = pushdown.example_rows(run, ids)
+    rows = pushdown.example_rows(run, ids, scores=scores)
     if run.is_text:
         rows = text_kinds(rows)
+    if not scores:
+        return rows
     if source != "eval":
         rows = select_source(rows, source)
     if group is not None:
@@ -59,9 +64,10 @@ def _example_rows(path: str, key: tuple, stamp: float, derived: float) -> pd.Dat
 
 def example_row(path: Path, example_id: int) -> pd.Series:
     """One example's row of `data.examples(path)`: read alone on a large run
-    (`paging.is_large`), whose table the pages do not hold; from the table otherwise."""
+    (`paging.is_large`), whose table the pages do not hold, without its scores; from the
+    table otherwise."""
     if paging.is_large(path):
-        return example_rows(path, [example_id]).iloc[0]
+        return example_rows(path, [example_id], scores=False).iloc[0]
     return examples(path).iloc[int(example_id)]
 
 
