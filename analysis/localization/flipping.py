@@ -20,94 +20,43 @@ Two implementations with identical results:
   applied to the weight layers' outputs. A unit's pre-activation z is linear
   in its weights, so sum_w w * dObj/dw = sum over rows (and positions) of
   z * dObj/dz: one backward pass to the layer outputs gives every example's
-  importances.
+  importances. The rows are independent (eval mode), so the importance splits
+  into the example's own row and the others' rows, and the others' rows
+  depend only on the mask, not on the example: at each step the others'
+  batch runs once per distinct mask among the examples (at step 0 every mask
+  is empty: one pass serves them all), and only examples that did not flip
+  at this step need it. Each example's own row runs with its own mask.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memdash.analysis.record.models import layer_names, unit_module
+from memdash.analysis.localization.unit_masks import (
+    FlipResult,
+    UnitMasks,
+    _n_units,
+    masked_correct,
+    n_units,
+    units,
+)
 from memdash.analysis.record.tied_dropout import example_ids
 
-
-@dataclass
-class FlipResult:
-    """What flipping did to each of M examples (in the order given).
-
-    Attributes
-    ----------
-    layers : the layers whose units could be zeroed, in forward order
-    per_layer : int64, shape (M, L), units zeroed per layer
-    flipped : bool, shape (M,), the prediction left the given label
-    masks : layer -> bool tensor (M, units), False where a unit was zeroed
-    """
-
-    layers: list[str]
-    per_layer: np.ndarray
-    flipped: np.ndarray
-    masks: dict[str, torch.Tensor]
-
-    @property
-    def neurons_zeroed(self) -> np.ndarray:
-        return self.per_layer.sum(axis=1)
-
-
-def units(model: nn.Module, layers: list[str] | None = None) -> dict[str, nn.Module]:
-    """Each layer's weight layer, whose output units flipping may zero (all layers by default)."""
-    names = layer_names(model)
-    unknown = sorted(set(layers or []) - set(names))
-    if unknown:
-        raise ValueError(f"unknown layer(s) {unknown}; the model's layers: {', '.join(names)}")
-    return {name: unit_module(model, name) for name in names if layers is None or name in layers}
-
-
-def _n_units(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
-
-
-def n_units(model: nn.Module, layers: list[str] | None = None) -> int:
-    """How many units (neurons and channels) the layers hold together."""
-    return sum(_n_units(m) for m in units(model, layers).values())
-
-
-class UnitMasks:
-    """Forward hooks that multiply each weight layer's output by a per-row unit mask.
-
-    Inside `applied(masks, group)`, row r of a batch is masked by
-    ``masks[layer][group[r]]``; the masked outputs are kept in `outputs`.
-    """
-
-    def __init__(self, modules: dict[str, nn.Module]) -> None:
-        self.modules = modules
-        self.outputs: dict[str, torch.Tensor] = {}
-
-    @contextmanager
-    def applied(self, masks: dict[str, torch.Tensor], group: torch.Tensor) -> Iterator[None]:
-        def hook(name: str):
-            def apply(_module, _inputs, out: torch.Tensor) -> torch.Tensor:
-                mask = masks[name][group].to(out.dtype)
-                out = out * mask.view(*mask.shape, *(1,) * (out.dim() - 2))
-                self.outputs[name] = out
-                return out
-
-            return apply
-
-        handles = [m.register_forward_hook(hook(name)) for name, m in self.modules.items()]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-            self.outputs = {}
+__all__ = [
+    "FlipResult",
+    "UnitMasks",
+    "flip_batched",
+    "flip_one",
+    "masked_correct",
+    "n_units",
+    "units",
+]
 
 
 def _check(
@@ -146,91 +95,127 @@ def flip_batched(
     own_weight : B, the weight of the example's own loss
     max_units : the cap on zeroed units per example
     layers : the layers whose units may be zeroed (default: all)
-    max_rows : rows per forward pass (examples are processed in chunks)
+    max_rows : rows per forward pass (larger batches run in chunks)
     """
     modules = _check(model, examples, max_units, layers)
-    chunk = max(1, max_rows // (1 + len(others)))
-    parts = [
-        _flip_chunk(model, modules, inputs, labels, ids, others, own_weight, max_units)
-        for ids in torch.split(examples, chunk)
-    ]
-    return FlipResult(
-        layers=list(modules),
-        per_layer=np.concatenate([p.per_layer for p in parts]),
-        flipped=np.concatenate([p.flipped for p in parts]),
-        masks={name: torch.cat([p.masks[name] for p in parts]) for name in modules},
-    )
-
-
-def _flip_chunk(model, modules, inputs, labels, examples, others, own_weight, max_units):
     was_training = model.training
     model.eval()
-    device = inputs.device
-    m, k = len(examples), len(others)
-    layers = list(modules)
-    sizes = torch.tensor([_n_units(modules[name]) for name in layers])
-    starts = torch.cumsum(sizes, 0) - sizes
-    masks = {
-        name: torch.ones(m, int(n), dtype=torch.bool, device=device)
-        for name, n in zip(layers, sizes, strict=True)
-    }
-    per_layer = np.zeros((m, len(layers)), np.int64)
-    flipped = np.zeros(m, bool)
-    done = torch.zeros(m, dtype=torch.bool, device=device)
-    hooks = UnitMasks(modules)
     try:
+        flip = _Flipper(model, modules, inputs, labels, others, own_weight, max_rows)
+        return flip.run(examples, max_units)
+    finally:
+        model.train(was_training)
+
+
+class _Flipper:
+    """The batched search; every layer's units side by side in one row of `alive`."""
+
+    def __init__(self, model, modules, inputs, labels, others, own_weight, max_rows) -> None:
+        self.model, self.inputs, self.labels = model, inputs, labels
+        self.others, self.own_weight, self.max_rows = others, own_weight, max_rows
+        self.layers = list(modules)
+        self.bounds = np.cumsum([0, *(_n_units(modules[n]) for n in self.layers)])
+        self.slices = {
+            n: slice(int(lo), int(hi))
+            for n, lo, hi in zip(self.layers, self.bounds[:-1], self.bounds[1:], strict=True)
+        }
+        self.hooks = UnitMasks(modules)
+
+    def run(self, examples: torch.Tensor, max_units: int) -> FlipResult:
+        device = self.inputs.device
+        m = len(examples)
+        alive = torch.ones(m, int(self.bounds[-1]), dtype=torch.bool, device=device)
+        order = np.full((m, max_units), -1, np.int64)
+        flipped = np.zeros(m, bool)
+        active = torch.arange(m, device=device)
         for step in range(max_units + 1):
-            active = torch.nonzero(~done).flatten()
             if not len(active):
                 break
             ex = examples[active]
-            rows = torch.cat([ex[:, None], others[None, :].expand(len(ex), k)], 1).flatten()
-            group = torch.arange(len(ex), device=device).repeat_interleave(1 + k)
-            with (
-                hooks.applied({n: masks[n][active] for n in layers}, group),
-                example_ids(model, rows),
-            ):
-                logits = model(inputs[rows])
-                outputs = [hooks.outputs[n] for n in layers]
-            own = logits.view(len(ex), 1 + k, -1)[:, 0]
-            now = own.argmax(1) != labels[ex]
+            logits, own = self._own(ex, alive[active], step < max_units)
+            now = logits.argmax(1) != self.labels[ex]
             flipped[active[now].cpu().numpy()] = True
-            done[active[now]] = True
             if step == max_units:
                 break
-            go = torch.nonzero(~now).flatten()
-            if not len(go):
+            active, own = active[~now], own[~now]
+            if not len(active):
+                break
+            zeroed = order[active.cpu().numpy(), :step]
+            scores = own + self._others(examples[active], alive[active], zeroed)
+            best = scores.masked_fill(~alive[active], -torch.inf).argmax(1)
+            alive[active, best] = False
+            order[active.cpu().numpy(), step] = best.cpu().numpy()
+        layer_of = np.searchsorted(self.bounds, order, side="right") - 1
+        per_layer = np.stack([(layer_of == li).sum(1) for li in range(len(self.layers))], 1)
+        masks = {n: alive[:, cols].cpu().contiguous() for n, cols in self.slices.items()}
+        return FlipResult(self.layers, per_layer.astype(np.int64), flipped, masks, order)
+
+    def _own(self, ex: torch.Tensor, alive: torch.Tensor, grad: bool):
+        """Each example's prediction with its own mask, and its own row's importances
+        (-B * z * dloss/dz per unit; float64)."""
+        group = torch.arange(len(ex), device=ex.device)
+        parts = list(self._products(ex, alive, group, -self.own_weight, self.max_rows, grad))
+        logits = torch.cat([p[1] for p in parts])
+        return logits, (torch.cat([p[2] for p in parts]) if grad else None)
+
+    def _others(self, ex: torch.Tensor, alive: torch.Tensor, zeroed: np.ndarray) -> torch.Tensor:
+        """The others' mean importances under each example's mask (float64, (A, units)),
+        one pass of the others' batch per distinct mask."""
+        k, device = len(self.others), ex.device
+        if not k:
+            return torch.zeros(alive.shape, dtype=torch.float64, device=device)
+        first, inv = _distinct(zeroed)
+        first_t, inv_t = torch.from_numpy(first).to(device), torch.from_numpy(inv).to(device)
+        n_masks = len(first)
+        rows = self.others.repeat(n_masks)
+        group = torch.arange(n_masks, device=device).repeat_interleave(k)
+        # an example among the others is left out of its own mean: subtract its row
+        is_self = self.others[None, :] == ex[:, None]
+        n_others = (~is_self).sum(1, keepdim=True).clamp(min=1)
+        who, pos = torch.nonzero(is_self, as_tuple=True)
+        self_rows = inv_t[who] * k + pos
+        sums = torch.zeros(n_masks, alive.shape[1], dtype=torch.float64, device=device)
+        own_rows = torch.zeros(alive.shape, dtype=torch.float64, device=device)
+        chunk = max(1, self.max_rows // k) * k
+        for lo, _, prod in self._products(rows, alive[first_t], group, 1.0, chunk, True):
+            sums[lo // k : (lo + len(prod)) // k] = prod.view(-1, k, prod.shape[1]).sum(1)
+            take = (self_rows >= lo) & (self_rows < lo + len(prod))
+            own_rows.index_add_(0, who[take], prod[self_rows[take] - lo])
+        return (sums[inv_t] - own_rows) / n_others
+
+    def _products(self, rows, bank, group, weight, chunk, grad) -> Iterator[tuple]:
+        """Per chunk of rows (example ids, each masked by ``bank[group[r]]``): its start,
+        its logits, and (if `grad`) z * d(weight * loss)/dz per row and unit, in float64."""
+        bank = {n: bank[:, cols] for n, cols in self.slices.items()}
+        for lo in range(0, len(rows), chunk):
+            ids = rows[lo : lo + chunk]
+            with (
+                torch.set_grad_enabled(grad),
+                self.hooks.applied(bank, group[lo : lo + chunk]),
+                example_ids(self.model, ids),
+            ):
+                logits = self.model(self.inputs[ids])
+                outputs = [self.hooks.outputs[n] for n in self.layers]
+            if not grad:
+                yield lo, logits, None
                 continue
-            weight = _row_weights(ex, others, own_weight)
-            objective = (weight * F.cross_entropy(logits, labels[rows], reduction="none")).sum()
-            grads = torch.autograd.grad(objective, outputs)
-            scores = []
-            for name, z, g in zip(layers, outputs, grads, strict=True):
-                prod = (z * g).flatten(2).sum(2) if z.dim() > 2 else z * g
-                per_ex = torch.zeros(len(ex), prod.shape[1], dtype=prod.dtype, device=device)
-                per_ex.index_add_(0, group, prod.detach())
-                scores.append(per_ex.masked_fill(~masks[name][active], -torch.inf))
-            best = torch.cat(scores, 1)[go].argmax(1).cpu()
-            layer_of = torch.searchsorted(starts, best, right=True) - 1
-            for li, name in enumerate(layers):
-                pick = layer_of == li
-                if pick.any():
-                    who = active[go[pick.to(go.device)]]
-                    masks[name][who, (best[pick] - starts[li]).to(device)] = False
-                    per_layer[who.cpu().numpy(), li] += 1
-    finally:
-        model.train(was_training)
-    return FlipResult(layers, per_layer, flipped, {n: masks[n].cpu() for n in layers})
+            loss = weight * F.cross_entropy(logits, self.labels[ids], reduction="sum")
+            grads = torch.autograd.grad(loss, outputs)
+            with torch.no_grad():
+                prod = [
+                    (z * g).flatten(2).sum(2) if z.dim() > 2 else z * g
+                    for z, g in zip(outputs, grads, strict=True)
+                ]
+            yield lo, logits.detach(), torch.cat(prod, 1).double()
 
 
-def _row_weights(examples: torch.Tensor, others: torch.Tensor, own_weight: float) -> torch.Tensor:
-    """Per row of the (example, others...) groups: -B for the example, 1/#others for the
-    others, 0 for an other that is the example itself."""
-    is_self = others[None, :] == examples[:, None]
-    n_others = (~is_self).sum(1, keepdim=True).clamp(min=1)
-    other_w = (~is_self).to(torch.float32) / n_others
-    own_w = torch.full((len(examples), 1), -own_weight, device=examples.device)
-    return torch.cat([own_w, other_w], 1).flatten()
+def _distinct(zeroed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct sets among rows of zeroed units (A, step): each set's first row, and each
+    row's set."""
+    if not zeroed.shape[1]:
+        return np.zeros(1, np.int64), np.zeros(len(zeroed), np.int64)
+    _, first, inv = np.unique(np.sort(zeroed, 1), axis=0, return_index=True, return_inverse=True)
+    return first.astype(np.int64), inv.reshape(-1).astype(np.int64)
 
 
 def flip_one(
@@ -285,45 +270,3 @@ def flip_one(
                 break
             best -= len(score)
     raise AssertionError("unreachable")
-
-
-def masked_correct(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    masks: dict[str, torch.Tensor],
-    eval_ids: torch.Tensor,
-    *,
-    max_rows: int = 65_536,
-) -> torch.Tensor:
-    """Whether each of G masked networks predicts each evaluated example's given label.
-
-    Parameters
-    ----------
-    masks : layer -> bool (G, units), as `FlipResult.masks`
-    eval_ids : int64 (E,), the examples to evaluate
-
-    Returns
-    -------
-    bool, shape (G, E)
-    """
-    modules = units(model, list(masks))
-    was_training = model.training
-    model.eval()
-    n_masks = len(next(iter(masks.values())))
-    chunk = max(1, max_rows // len(eval_ids))
-    hooks = UnitMasks(modules)
-    out = []
-    try:
-        with torch.no_grad():
-            for lo in range(0, n_masks, chunk):
-                part = {n: mk[lo : lo + chunk].to(inputs.device) for n, mk in masks.items()}
-                g = len(next(iter(part.values())))
-                rows = eval_ids.repeat(g)
-                group = torch.arange(g, device=inputs.device).repeat_interleave(len(eval_ids))
-                with hooks.applied(part, group), example_ids(model, rows):
-                    pred = model(inputs[rows]).argmax(1)
-                out.append((pred == labels[rows]).view(g, len(eval_ids)))
-    finally:
-        model.train(was_training)
-    return torch.cat(out).cpu()
