@@ -10,9 +10,11 @@ k-NN           all-against-all k=30 neighbours of N=50,000 points in D=256
                scikit-learn's brute-force NearestNeighbors, and against the
                machine's limit, 2*N*N*D flops at the matrix-multiply rate
                measured here for FAISS's block shape (4096 x D times D x 1024),
-               both interleaved over 3 rounds (medians). Goal: within 1.3 x of
-               the limit. The same with PCA to 64
-               dimensions, and L1 (no GEMM form) on N=10,000 against sklearn.
+               and against FAISS's flat index (the search before issue 28, its
+               neighbours compared), all interleaved over 3 rounds (medians).
+               Goal: within 1.3 x of the limit. The same with PCA to 64
+               dimensions (issue 28's goal: within 1.5 x), and L1 (no GEMM form,
+               so no GEMM limit) on N=10,000 against sklearn.
 UMAP           projecting 10,000 MNIST-1D points, each way in new processes: the
                time from the start of the process to the first projection
                (imports included) against a second projection in the same
@@ -22,7 +24,7 @@ UMAP           projecting 10,000 MNIST-1D points, each way in new processes: the
                on-disk cache) against plain umap-learn, with trustworthiness.
                Goal: fresh process <= 2 x warm, at equal trustworthiness (0.01).
 
-Run: .venv/bin/python benchmarks/analytics.py [--quick]   (about 10 minutes; --quick: 2)
+Run: .venv/bin/python benchmarks/analytics.py [--quick] [--only knn]  (10 minutes; --quick: 2)
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from memdash.analysis.measures.dynamics import trace_scores
-from memdash.analysis.measures.neighbors import FaissKNN
+from memdash.analysis.measures.neighbors import FaissKNN, _drop_self
 
 
 def timed(fn, repeats: int = 5) -> float:
@@ -142,20 +144,29 @@ def bench_knn(n: int, d: int, k: int, n_l1: int) -> None:
     from sklearn.neighbors import NearestNeighbors
 
     X = np.random.default_rng(2).standard_normal((n, d), dtype=np.float32)
-    for label, components in (("raw", None), ("PCA-64", 64)):
+    for label, components, goal in (("raw", None, 1.3), ("PCA-64", 64, 1.5)):
         dim = d if components is None else components
 
         def ours(components=components):
             return FaissKNN(k, n_components=components).fit(X).kneighbors()
 
+        def flat_index(components=components):
+            """The search before issue 28: FAISS's IndexFlatL2, a heap per query."""
+            knn = FaissKNN(k, n_components=components).fit(X)
+            raw, ind = _drop_self(*knn.index_.search(knn._points, k + 1))
+            return knn._distances(raw), ind
+
         # this VM's speed drifts by 20% from minute to minute: interleave and take medians
-        rates, t_runs = [], []
+        rates, t_runs, t_flat = [], [], []
         for _ in range(3):
             rates.append(gemm_rate(dim))
             start = time.perf_counter()
-            ours()
+            got = ours()
             t_runs.append(time.perf_counter() - start)
-        rate, t_ours = statistics.median(rates), statistics.median(t_runs)
+            start = time.perf_counter()
+            before = flat_index()
+            t_flat.append(time.perf_counter() - start)
+        rate, t_ours, t_before = (statistics.median(v) for v in (rates, t_runs, t_flat))
         limit = 2 * n * n * dim / rate
 
         def theirs(components=components):
@@ -165,13 +176,19 @@ def bench_knn(n: int, d: int, k: int, n_l1: int) -> None:
         start = time.perf_counter()
         theirs()
         t_sklearn = time.perf_counter() - start
-        print(f"k-NN L2 {label}, N={n:,} D={d} k={k}: FAISS {t_ours:.1f} s")
+        print(f"k-NN L2 {label}, N={n:,} D={d} k={k} (leave-one-out): memdash {t_ours:.1f} s")
         print(
             f"  vs scikit-learn brute force ({t_sklearn:.1f} s): {t_sklearn / t_ours:.1f} x faster"
         )
         print(
             f"  vs the GEMM limit ({limit:.1f} s at {rate / 1e9:.0f} GFLOP/s): "
-            f"{t_ours / limit:.2f} x the limit  (goal <= 1.3)"
+            f"{t_ours / limit:.2f} x the limit  (goal <= {goal})"
+        )
+        same = float(np.mean(got[1] == before[1]))
+        print(
+            f"  vs FAISS's flat index, the search before #28 ({t_before:.1f} s, "
+            f"{t_before / limit:.2f} x the limit): {t_before / t_ours:.2f} x faster; "
+            f"neighbours equal {same:.6f}, distances within {np.abs(got[0] - before[0]).max():.1e}"
         )
     Y = X[:n_l1]
     t_ours = timed(lambda: FaissKNN(k, metric="l1").fit(Y).kneighbors(), repeats=1)
@@ -180,7 +197,8 @@ def bench_knn(n: int, d: int, k: int, n_l1: int) -> None:
     t_sklearn = time.perf_counter() - start
     print(
         f"k-NN L1, N={n_l1:,} D={d}: FAISS {t_ours:.1f} s, scikit-learn {t_sklearn:.1f} s: "
-        f"{t_sklearn / t_ours:.1f} x faster"
+        f"{t_sklearn / t_ours:.1f} x faster  (L1 has no GEMM form: FAISS compares every pair "
+        "directly, and the GEMM limit does not bound it)"
     )
 
 
@@ -242,16 +260,21 @@ def bench_umap(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
+    parser.add_argument(
+        "--only", choices=("trace", "knn", "umap"), help="one of the three benchmarks"
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU cores")
-    if args.quick:
-        bench_trace_scores(10_000, 50)
-        bench_knn(5_000, 256, 30, 2_000)
-        bench_umap(3_000)
-    else:
-        bench_trace_scores(100_000, 100)
-        bench_knn(50_000, 256, 30, 10_000)
-        bench_umap(10_000)
+    runs = {
+        "trace": lambda: bench_trace_scores(*((10_000, 50) if args.quick else (100_000, 100))),
+        "knn": lambda: bench_knn(
+            *((5_000, 256, 30, 2_000) if args.quick else (50_000, 256, 30, 10_000))
+        ),
+        "umap": lambda: bench_umap(3_000 if args.quick else 10_000),
+    }
+    for name, run in runs.items():
+        if args.only in (None, name):
+            run()
 
 
 if __name__ == "__main__":
