@@ -31,7 +31,6 @@ Two implementations with identical results:
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -151,62 +150,67 @@ class _Flipper:
         return FlipResult(self.layers, per_layer.astype(np.int64), flipped, masks, order)
 
     def _own(self, ex: torch.Tensor, alive: torch.Tensor, grad: bool):
-        """Each example's prediction with its own mask, and its own row's importances
-        (-B * z * dloss/dz per unit; float64)."""
-        group = torch.arange(len(ex), device=ex.device)
-        parts = list(self._products(ex, alive, group, -self.own_weight, self.max_rows, grad))
-        logits = torch.cat([p[1] for p in parts])
-        return logits, (torch.cat([p[2] for p in parts]) if grad else None)
+        """Each example's logits with its own mask, and (if `grad`) its own row's
+        importances, -B * z * dloss/dz per unit (A, units)."""
+        logits, scores = [], []
+        for lo in range(0, len(ex), self.max_rows):
+            part = alive[lo : lo + self.max_rows]
+            group = torch.arange(len(part), device=ex.device)
+            out, prods = self._pass(
+                ex[lo : lo + self.max_rows], part, group, -self.own_weight, grad
+            )
+            logits.append(out)
+            scores.append(torch.cat(prods, 1) if grad else None)
+        return torch.cat(logits), (torch.cat(scores) if grad else None)
 
     def _others(self, ex: torch.Tensor, alive: torch.Tensor, zeroed: np.ndarray) -> torch.Tensor:
-        """The others' mean importances under each example's mask (float64, (A, units)),
-        one pass of the others' batch per distinct mask."""
+        """The others' mean importances under each example's mask (A, units), one pass of
+        the others' batch per distinct mask."""
         k, device = len(self.others), ex.device
         if not k:
-            return torch.zeros(alive.shape, dtype=torch.float64, device=device)
+            return torch.zeros(alive.shape, device=device)
         first, inv = _distinct(zeroed)
-        first_t, inv_t = torch.from_numpy(first).to(device), torch.from_numpy(inv).to(device)
-        n_masks = len(first)
-        rows = self.others.repeat(n_masks)
-        group = torch.arange(n_masks, device=device).repeat_interleave(k)
+        bank, inv = alive[torch.from_numpy(first).to(device)], torch.from_numpy(inv).to(device)
         # an example among the others is left out of its own mean: subtract its row
         is_self = self.others[None, :] == ex[:, None]
         n_others = (~is_self).sum(1, keepdim=True).clamp(min=1)
         who, pos = torch.nonzero(is_self, as_tuple=True)
-        self_rows = inv_t[who] * k + pos
-        sums = torch.zeros(n_masks, alive.shape[1], dtype=torch.float64, device=device)
-        own_rows = torch.zeros(alive.shape, dtype=torch.float64, device=device)
-        chunk = max(1, self.max_rows // k) * k
-        for lo, _, prod in self._products(rows, alive[first_t], group, 1.0, chunk, True):
-            sums[lo // k : (lo + len(prod)) // k] = prod.view(-1, k, prod.shape[1]).sum(1)
-            take = (self_rows >= lo) & (self_rows < lo + len(prod))
-            own_rows.index_add_(0, who[take], prod[self_rows[take] - lo])
-        return (sums[inv_t] - own_rows) / n_others
+        self_rows = inv[who] * k + pos
+        sums = torch.zeros(len(bank), alive.shape[1], device=device)
+        own_rows = torch.zeros(alive.shape, device=device)
+        per = max(1, self.max_rows // k)  # masks per pass
+        for lo in range(0, len(bank), per):
+            part = bank[lo : lo + per]
+            _, prods = self._pass(self.others.repeat(len(part)), part, None, 1.0, True)
+            for name, prod in zip(self.layers, prods, strict=True):
+                sums[lo : lo + len(part), self.slices[name]] = prod.view(len(part), k, -1).sum(1)
+            rows = self_rows - lo * k
+            take = (rows >= 0) & (rows < len(part) * k)
+            if take.any():
+                own_rows.index_add_(0, who[take], torch.cat([p[rows[take]] for p in prods], 1))
+        return (sums[inv] - own_rows) / n_others
 
-    def _products(self, rows, bank, group, weight, chunk, grad) -> Iterator[tuple]:
-        """Per chunk of rows (example ids, each masked by ``bank[group[r]]``): its start,
-        its logits, and (if `grad`) z * d(weight * loss)/dz per row and unit, in float64."""
-        bank = {n: bank[:, cols] for n, cols in self.slices.items()}
-        for lo in range(0, len(rows), chunk):
-            ids = rows[lo : lo + chunk]
-            with (
-                torch.set_grad_enabled(grad),
-                self.hooks.applied(bank, group[lo : lo + chunk]),
-                example_ids(self.model, ids),
-            ):
-                logits = self.model(self.inputs[ids])
-                outputs = [self.hooks.outputs[n] for n in self.layers]
-            if not grad:
-                yield lo, logits, None
-                continue
-            loss = weight * F.cross_entropy(logits, self.labels[ids], reduction="sum")
-            grads = torch.autograd.grad(loss, outputs)
-            with torch.no_grad():
-                prod = [
-                    (z * g).flatten(2).sum(2) if z.dim() > 2 else z * g
-                    for z, g in zip(outputs, grads, strict=True)
-                ]
-            yield lo, logits.detach(), torch.cat(prod, 1).double()
+    def _pass(self, ids, bank, group, weight, grad) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One forward pass of the examples `ids`, row r masked by ``bank[group[r]]`` (group
+        None: equal consecutive blocks of rows, one per mask), and (if `grad`) per layer
+        z * d(weight * loss)/dz per row and unit."""
+        with (
+            torch.set_grad_enabled(grad),
+            self.hooks.applied({n: bank[:, cols] for n, cols in self.slices.items()}, group),
+            example_ids(self.model, ids),
+        ):
+            logits = self.model(self.inputs[ids])
+            outputs = [self.hooks.outputs[n] for n in self.layers]
+        if not grad:
+            return logits, []
+        loss = weight * F.cross_entropy(logits, self.labels[ids], reduction="sum")
+        grads = torch.autograd.grad(loss, outputs)
+        with torch.no_grad():
+            prods = [
+                (z * g).flatten(2).sum(2) if z.dim() > 2 else z * g
+                for z, g in zip(outputs, grads, strict=True)
+            ]
+        return logits.detach(), prods
 
 
 def _distinct(zeroed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,9 @@ class UnitMasks:
     """Forward hooks that multiply each weight layer's output by a per-row unit mask.
 
     Inside `applied(masks, group)`, row r of a batch is masked by
-    ``masks[layer][group[r]]``; the masked outputs are kept in `outputs`.
+    ``masks[layer][group[r]]``, or with ``group=None`` the rows come in G equal
+    consecutive blocks, block g masked by ``masks[layer][g]`` (no per-row copy of
+    the masks); the masked outputs are kept in `outputs`.
     """
 
     def __init__(self, modules: dict[str, nn.Module]) -> None:
@@ -87,11 +89,15 @@ class UnitMasks:
         self.outputs: dict[str, torch.Tensor] = {}
 
     @contextmanager
-    def applied(self, masks: dict[str, torch.Tensor], group: torch.Tensor) -> Iterator[None]:
+    def applied(self, masks: dict[str, torch.Tensor], group: torch.Tensor | None) -> Iterator[None]:
         def hook(name: str):
             def apply(_module, _inputs, out: torch.Tensor) -> torch.Tensor:
-                mask = masks[name][group].to(out.dtype)
-                out = out * mask.view(*mask.shape, *(1,) * (out.dim() - 2))
+                mask = masks[name] if group is None else masks[name][group]
+                mask = mask.to(out.dtype).view(*mask.shape, *(1,) * (out.dim() - 2))
+                if group is None:  # (G, units, 1...) against (G, rows per block, units, ...)
+                    out = (out.view(len(mask), -1, *out.shape[1:]) * mask[:, None]).view(out.shape)
+                else:
+                    out = out * mask
                 self.outputs[name] = out
                 return out
 
