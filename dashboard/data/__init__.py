@@ -8,6 +8,8 @@ Pages call ``data.NAME``; the names live by what they read:
   derived tables, layers, embeddings, layer gradients, an estimate's models).
 - `memdash.dashboard.data.studies`: reads across runs (findings, roles, seed groups,
   studies, similarity, easiness).
+- `memdash.dashboard.data.paging`: a large run's example table a page at a time, and
+  `memdash.dashboard.data.one_example`: one example's rows for its detail, each read alone.
 - `memdash.dashboard.data.steps`: running analysis steps on a run.
 - `memdash.dashboard.data.stamps`: what the caches key on.
 

@@ -1,8 +1,9 @@
 """A large run's reads: above `LARGE_RUN` examples the Examples page queries its table with
 DuckDB over the run's Parquet files a page at a time (`memdash.analysis.tables.example_query`)
 and a trajectory is one example's rows read by predicate pushdown
-(`memdash.analysis.store.trace.example_trace`); below it the pages hold the example table in
-memory (`run.examples`) and every trajectory as (E, N) grids, as before.
+(`memdash.analysis.store.trace.example_trace`), as is the open example's row of the table
+(`memdash.dashboard.data.one_example`); below it the pages hold the example table in memory
+(`run.examples`) and every trajectory as (E, N) grids, as before.
 
 Each answer is cached on the run's stamps; the page's rows are small (a page, a gallery),
 the whole table never reaches the server's memory. The extra columns of a seed group
