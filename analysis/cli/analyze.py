@@ -12,9 +12,12 @@ import typer
 
 from memdash.analysis.cli._common import config_from, console, errors_reported
 from memdash.analysis.cli.options import (
+    BACKEND,
     DEVICE,
     KNN_METRIC,
     KNN_PCA,
+    TEXT,
+    WORKERS,
     OneOf,
     field,
     option,
@@ -69,11 +72,20 @@ def analyze(
         " rest with the fitted model's transform (0: fit every example).",
     ),
     seed: int = option(0, field("analysis.seed"), "UMAP: random_state."),
+    backend: str = option(
+        "local",
+        BACKEND,
+        "local (here, one step part after another) or ray (each layer and epoch's k-NN and"
+        " each layer's UMAP as Ray tasks; the same results byte for byte).",
+    ),
+    address: str = option(None, TEXT, "ray: the address of an existing cluster."),
+    workers: int = option(None, WORKERS, "ray: a local cluster's CPUs (default: all cores)."),
 ) -> None:
     """Compute the run's missing or stale derived results into RUN/derived/."""
     from memdash.analysis.steps.pipeline import STEPS
 
-    _run_steps(STEPS, AnalysisConfig, locals(), knn_pca=knn_pca or None)
+    where = {"backend": backend, "address": address, "workers": workers}
+    _run_steps(STEPS, AnalysisConfig, locals(), where, knn_pca=knn_pca or None)
 
 
 def localize(
@@ -107,11 +119,15 @@ def localize(
     (Maini et al. 2023), cached in RUN/derived/."""
     from memdash.analysis.steps.pipeline import LOCALIZE_STEPS
 
-    _run_steps(LOCALIZE_STEPS, LocalizeConfig, locals())
+    _run_steps(LOCALIZE_STEPS, LocalizeConfig, locals(), {})
 
 
 def _run_steps(
-    steps: Mapping[str, Step], config: type, options: Mapping[str, Any], **parsed: Any
+    steps: Mapping[str, Step],
+    config: type,
+    options: Mapping[str, Any],
+    where: Mapping[str, Any],
+    **parsed: Any,
 ) -> None:
     """Run the pipeline `steps` on a run with a status line and a line per finished step.
 
@@ -123,6 +139,9 @@ def _run_steps(
         The config class of the steps, filled from `options` and `parsed` (see `config_from`).
     options
         The command's options by name: ``run``, ``only``, ``force`` and the config's fields.
+    where
+        Where the steps' parts run: `memdash.analysis.steps.pipeline.analyze`'s ``backend``,
+        ``address`` and ``workers`` (empty: here).
     **parsed
         Config fields whose value is not the option's own.
     """
@@ -150,4 +169,5 @@ def _run_steps(
                 config=filled,
                 progress=report,
                 steps=steps,
+                **where,
             )

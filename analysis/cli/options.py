@@ -290,7 +290,7 @@ BUDGET = Numbers(ints(1, 1_000_000, items=(0, 64)))  # reference-model counts of
 
 
 def _backends() -> tuple[str, ...]:
-    from memdash.analysis.ensemble.estimate import BACKENDS
+    from memdash.analysis.record.cluster import BACKENDS
 
     return BACKENDS
 

@@ -46,11 +46,11 @@ from memdash.analysis.ensemble.text_estimate import derive_text, text_completed,
 from memdash.analysis.measures.audit import privacy_audit
 from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
+from memdash.analysis.record.cluster import check_backend, ray_completed, ray_session
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.privacy import DPConfig
 from memdash.analysis.store import Run, RunFormatError, write_json, write_lock, write_npy
 
-BACKENDS = ("local", "ray")
 _BATCH = re.compile(r"^r(\d+)_b(\d{4,})\.correct\.npy$")
 
 
@@ -188,26 +188,9 @@ def _local(jobs: list[tuple], workers: int, done: Callable[[], None]) -> None:
 
 
 def _ray(jobs: list[tuple], address: str | None, workers: int, done: Callable[[], None]) -> None:
-    try:
-        import ray
-    except ImportError as err:
-        raise ValueError("--backend ray needs Ray: pip install 'memdash[ray]'") from err
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    try:
-        task = ray.remote(num_cpus=1)(run_batch)
-        pending = [task.remote(*job) for job in jobs]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            ray.get(ready)
+    with ray_session(address, workers) as ray:
+        for _ in ray_completed(ray, run_batch, jobs):
             done()
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def estimate(
@@ -232,8 +215,7 @@ def estimate(
     -------
     the derived tables (``heldout.parquet``, ``influence.parquet``)
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    check_backend(backend)
     run = Run.open(path)
     run.check_parts()  # a missing, damaged or linked-out part is named before any training
     with write_lock(path, "memdash estimate"):

@@ -3,7 +3,9 @@
 McInnes, Healy and Melville 2018, "UMAP: Uniform Manifold Approximation and
 Projection". Each epoch is projected on its own from exact FAISS neighbours
 passed through umap-learn's ``precomputed_knn`` (Euclidean distances, not
-squared, each point its own first neighbour), which skips pynndescent.
+squared, each point its own first neighbour), which skips pynndescent. The
+distances are computed again exactly (`exact_distances`), so a layout does not
+change with the number of threads FAISS's BLAS ran on.
 Alignment across epochs works backwards from the last epoch (spectral
 initialization): each earlier epoch's optimization starts from the next
 later epoch's layout, and its result is then moved onto that layout by the
@@ -80,6 +82,42 @@ def sample_rows(n: int, size: int, *, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False)).astype(np.int64)
 
 
+def exact_distances(
+    X: np.ndarray, Y: np.ndarray, ind: np.ndarray, *, chunk: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of X's neighbours among Y's rows with their Euclidean distances computed
+    again, exactly, and in a fixed order: the same on any machine and thread count.
+
+    FAISS computes Euclidean distances as ||x||^2 + ||y||^2 - 2 x.y with BLAS, whose last
+    bits change with the number of threads (a Ray worker has one); UMAP's layout is chaotic
+    in them. Here each distance is the square root of a float64 sum of squared differences,
+    and each row is sorted by (distance, index).
+
+    Parameters
+    ----------
+    X : shape (N, D), the queries
+    Y : shape (M, D), the points searched
+    ind : int, shape (N, k), each query's neighbours, rows of Y
+    chunk : at most this many floats of differences at once
+
+    Returns
+    -------
+    indices : int64, shape (N, k), by ascending distance, ties by index
+    distances : float32, shape (N, k), ascending
+    """
+    ind = np.asarray(ind, dtype=np.int64)
+    n, k = ind.shape
+    dist = np.empty((n, k), np.float64)
+    step = max(1, chunk // max(1, k * X.shape[1]))
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        diff = Y[ind[lo:hi]].astype(np.float64) - X[lo:hi, None, :].astype(np.float64)
+        dist[lo:hi] = np.sqrt(np.square(diff).sum(axis=2))
+    order = np.lexsort((ind, dist), axis=1) if n else np.empty((0, k), np.int64)
+    rows = np.arange(n)[:, None]
+    return ind[rows, order], dist[rows, order].astype(np.float32)
+
+
 class SearchIndex:
     """FAISS search standing in for pynndescent's NNDescent in umap-learn's ``transform``.
 
@@ -101,6 +139,7 @@ class SearchIndex:
     _angular_trees = False  # umap-learn picks NNDescent's epsilon by it
 
     def __init__(self, X: np.ndarray, *, random_state: int = 0) -> None:
+        self.X = np.asarray(X)
         self.knn_ = FaissKNN(1, metric="l2", method="auto", random_state=random_state).fit(X)
 
     def query(
@@ -109,7 +148,7 @@ class SearchIndex:
         """Each row of X's `k` nearest fitted points: int64 indices and float32 Euclidean
         distances, both shape (len(X), k), nearest first."""
         dist, ind = self.knn_.kneighbors(X, k)
-        return ind, dist
+        return exact_distances(X, self.X, ind)
 
 
 def umap_2d(
@@ -169,6 +208,7 @@ def _reducer(
     import umap
 
     ind, dist = knn_graph(X, n_neighbors, metric="l2")
+    ind[:, 1:], dist[:, 1:] = exact_distances(X, X, ind[:, 1:])  # each point first, itself
     return umap.UMAP(
         n_neighbors=n_neighbors,
         n_components=2,

@@ -22,6 +22,7 @@ from memdash.analysis.measures.knn_recall import sample_recall
 from memdash.analysis.measures.neighbors import agreement, knn_predict
 from memdash.analysis.record.config import AnalysisConfig
 from memdash.analysis.steps._common import Progress, _quiet
+from memdash.analysis.steps.jobs import Jobs, LocalJobs
 from memdash.analysis.store import Run
 
 KNN_COLUMNS = (
@@ -50,9 +51,12 @@ def _network_predictions(run: Run, epochs: list[int]) -> dict[int, np.ndarray]:
 
 
 def compute_knn(
-    run: Run, config: AnalysisConfig, progress: Progress = _quiet
+    run: Run, config: AnalysisConfig, progress: Progress = _quiet, *, jobs: Jobs | None = None
 ) -> dict[str, pd.DataFrame]:
     """k-NN versus the network (Cohen et al. 2018) at every recorded layer and epoch.
+
+    Each layer and epoch's search is a part of `jobs` (default: one after the other here;
+    `memdash analyze --backend ray`: Ray tasks), assembled in order.
 
     Returns
     -------
@@ -76,9 +80,6 @@ def compute_knn(
     splits = {s: (examples["split"] == s).to_numpy() for s in examples["split"].unique()}
     subsets = subset_masks(examples)
     predictions = _network_predictions(run, list(index))
-    rows, per_example = [], []
-    neighbors = pd.DataFrame(columns=NEIGHBOR_COLUMNS)
-    last_epoch = max(index, default=None)
     method, lists, probes = resolve_search(
         config.knn_method,
         n_points=int(train.sum()),
@@ -86,57 +87,44 @@ def compute_knn(
         n_lists=config.knn_lists,
         n_probes=config.knn_probes,
     )
-    search = {"method": method, "n_lists": lists, "n_probes": probes, "recall": 1.0}
-    for epoch, recorded in index.items():
-        layers = run.in_layer_order(recorded)
-        for layer in layers:
-            progress(f"epoch {epoch} {layer}")
-            X = run.embedding(epoch, layer, mmap=False)
-            knn, ids, dist = knn_predict(
-                X,
-                train,
-                labels,
-                run.n_classes,
-                n_neighbors=config.knn_k,
-                metric=config.knn_metric,
-                n_components=config.knn_pca,
-                leave_one_out=config.knn_leave_one_out,
-                method=method,
-                n_lists=lists or None,
-                n_probes=probes or config.knn_probes,
-                random_state=IVF_SEED,
-            )
-            if method == "ivf":
-                progress(f"epoch {epoch} {layer}: recall on a sample")
-                search["recall"] = sample_recall(
-                    X,
-                    train,
-                    ids,
-                    metric=config.knn_metric,
-                    n_components=config.knn_pca,
-                    leave_one_out=config.knn_leave_one_out,
-                    seed=IVF_SEED,
-                )
-            dnn = predictions[epoch]
-            seen = dnn >= 0
-            for split, in_split in splits.items():
-                for subset, in_subset in subsets.items():
-                    sel = in_split & in_subset & seen
-                    if sel.any():
-                        rows.append(
-                            {"epoch": epoch, "layer": layer, "split": split, "subset": subset}
-                            | {"n": int(sel.sum())}
-                            | agreement(knn[sel], dnn[sel], labels[sel])
-                            | {
-                                "knn_true_accuracy": float(np.mean(knn[sel] == true[sel])),
-                                "dnn_true_accuracy": float(np.mean(dnn[sel] == true[sel])),
-                            }
-                            | search
-                        )
-            if epoch == last_epoch:
-                per_example.append(_example_rows(epoch, layer, knn, dnn, labels, true))
-                if layer == layers[-1]:
-                    neighbors = _neighbor_rows(epoch, layer, ids, dist)
+    search = {"method": method, "n_lists": lists, "n_probes": probes}
+    last_epoch = max(index, default=None)
+    cells = [
+        (epoch, layer, run.in_layer_order(recorded)[-1] == layer and epoch == last_epoch)
+        for epoch, recorded in index.items()
+        for layer in run.in_layer_order(recorded)
+    ]
+    found = (jobs or LocalJobs()).map(
+        knn_part,
+        run,
+        [(epoch, layer, config, search, keep) for epoch, layer, keep in cells],
+        labels=[f"epoch {epoch} {layer}" for epoch, layer, _ in cells],
+        progress=progress,
+    )
+    rows, per_example = [], []
+    neighbors = pd.DataFrame(columns=NEIGHBOR_COLUMNS)
+    for (epoch, layer, keep), (knn, recall, ids, dist) in zip(cells, found, strict=True):
+        dnn = predictions[epoch]
+        seen = dnn >= 0
+        for split, in_split in splits.items():
+            for subset, in_subset in subsets.items():
+                sel = in_split & in_subset & seen
+                if sel.any():
+                    rows.append(
+                        {"epoch": epoch, "layer": layer, "split": split, "subset": subset}
+                        | {"n": int(sel.sum())}
+                        | agreement(knn[sel], dnn[sel], labels[sel])
+                        | {
+                            "knn_true_accuracy": float(np.mean(knn[sel] == true[sel])),
+                            "dnn_true_accuracy": float(np.mean(dnn[sel] == true[sel])),
+                        }
+                        | search
+                        | {"recall": recall}
+                    )
+        if epoch == last_epoch:
+            per_example.append(_example_rows(epoch, layer, knn, dnn, labels, true))
+        if keep:
+            neighbors = _neighbor_rows(epoch, layer, ids, dist)
     knn_table = pd.DataFrame(rows, columns=KNN_COLUMNS)
     examples_table = (
         pd.concat(per_example, ignore_index=True)
@@ -148,6 +136,57 @@ def compute_knn(
         "knn_examples.parquet": examples_table,
         "neighbors.parquet": neighbors,
     }
+
+
+def knn_part(
+    run: Run,
+    epoch: int,
+    layer: str,
+    config: AnalysisConfig,
+    search: dict,
+    keep: bool,
+    *,
+    progress: Progress = _quiet,
+) -> tuple[np.ndarray, float, np.ndarray | None, np.ndarray | None]:
+    """One layer and epoch's k-NN prediction of every example (a part of `compute_knn`).
+
+    Returns
+    -------
+    prediction : int64, shape (N,), `knn_predict`'s
+    recall : IVF's sampled recall@k (`sample_recall`), 1.0 for an exact search
+    neighbors, distances : shape (N, k), only if `keep` (the last layer of the last epoch,
+        for neighbors.parquet), else None
+    """
+    examples = run.examples(columns=["split", "label"])
+    train = (examples["split"] == "train").to_numpy()
+    X = run.embedding(epoch, layer, mmap=False)
+    knn, ids, dist = knn_predict(
+        X,
+        train,
+        examples["label"].to_numpy(np.int64),
+        run.n_classes,
+        n_neighbors=config.knn_k,
+        metric=config.knn_metric,
+        n_components=config.knn_pca,
+        leave_one_out=config.knn_leave_one_out,
+        method=search["method"],
+        n_lists=search["n_lists"] or None,
+        n_probes=search["n_probes"] or config.knn_probes,
+        random_state=IVF_SEED,
+    )
+    recall = 1.0
+    if search["method"] == "ivf":
+        progress("recall on a sample")
+        recall = sample_recall(
+            X,
+            train,
+            ids,
+            metric=config.knn_metric,
+            n_components=config.knn_pca,
+            leave_one_out=config.knn_leave_one_out,
+            seed=IVF_SEED,
+        )
+    return knn, recall, (ids if keep else None), (dist if keep else None)
 
 
 def _example_rows(

@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
 from memdash.analysis.steps.exposure import compute_exposure
 from memdash.analysis.steps.extraction import compute_extraction
 from memdash.analysis.steps.flipping import compute_flipping
+from memdash.analysis.steps.jobs import Jobs, jobs_for
 from memdash.analysis.steps.knn import compute_knn
 from memdash.analysis.steps.retraining import compute_retraining
 from memdash.analysis.steps.rewinding import compute_rewinding
@@ -48,6 +50,7 @@ class Step:
     version: int  # bump when the step's output changes meaning
     kinds: tuple[str, ...] = KINDS  # the kinds of run it applies to (`run_kind`)
     text_version: int | None = None  # on text runs, its own version (a text code path)
+    parts: bool = False  # runs independent parts through `jobs` (local or Ray; `jobs_for`)
 
 
 def run_kind(run: Run) -> str:
@@ -79,8 +82,11 @@ STEPS: dict[str, Step] = {
         ),
         1,
         kinds=("classifier",),
+        parts=True,
     ),
-    "umap": Step(compute_umap, ("umap_neighbors", "umap_min_dist", "seed", "umap_sample"), 1),
+    "umap": Step(
+        compute_umap, ("umap_neighbors", "umap_min_dist", "seed", "umap_sample"), 2, parts=True
+    ),
     "exposure": Step(_exposure, (), 4, text_version=1),
     "extraction": Step(compute_extraction, (), 1, kinds=("text",)),
 }
@@ -160,6 +166,9 @@ def analyze(
     config: Config | None = None,
     progress: Callable[[str, str], None] | None = None,
     steps: dict[str, Step] = STEPS,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, str]:
     """Compute the missing or stale derived results of a run.
 
@@ -170,6 +179,10 @@ def analyze(
     config : the parameters (AnalysisConfig for STEPS, LocalizeConfig for LOCALIZE_STEPS)
     progress : called with (step, what it is doing)
     steps : STEPS (`memdash analyze`) or LOCALIZE_STEPS (`memdash localize`)
+    backend, address, workers : where the independent parts of the steps that have them
+        (each layer and epoch's k-NN, each layer's UMAP) run: ``local`` (here, one after the
+        other) or ``ray`` (Ray tasks on the cluster at `address`, or on a local one of
+        `workers` CPUs started when first needed; the same results byte for byte)
 
     Returns
     -------
@@ -181,25 +194,40 @@ def analyze(
     unknown = [n for n in names if n not in steps]
     if unknown:
         raise ValueError(f"unknown step(s) {unknown}; valid: {', '.join(steps)}")
+    jobs = jobs_for(backend, address, workers)
     run = Run.open(path)
     run.check_parts()  # a missing or damaged part is named here, not deep inside a step
     report = progress or (lambda step, state: None)
     done: dict[str, str] = {}
     with write_lock(run.path, "memdash analyze", on_wait=lambda text: report(names[0], text)):
-        for name in names:
-            if not applies(name, run):
-                done[name] = f"not for {'text runs' if run.is_text else 'classifiers'}"
-            elif is_fresh(run, name, config) and not force:
-                done[name] = "up to date"
-            else:
-                report(name, "computing")
-                start = time.perf_counter()
-                tables = steps[name].compute(
-                    run, config, lambda what, name=name: report(name, what)
-                )
-                entry = {"key": step_key(run, name, config), "params": step_params(name, config)}
-                entry["seconds"] = round(time.perf_counter() - start, 3)  # the proxies' cost
-                run.replace_derived(name, tables, entry)
-                done[name] = "computed"
-            report(name, done[name])
+        try:
+            for name in names:
+                done[name] = _run_step(run, name, steps[name], config, force, report, jobs)
+                report(name, done[name])
+        finally:
+            jobs.close()
     return done
+
+
+def _run_step(
+    run: Run,
+    name: str,
+    step: Step,
+    config: Config,
+    force: bool,
+    report: Callable[[str, str], None],
+    jobs: Jobs,
+) -> str:
+    """Compute one step of `analyze` if it applies and is not up to date; what became of it."""
+    if not applies(name, run):
+        return f"not for {'text runs' if run.is_text else 'classifiers'}"
+    if is_fresh(run, name, config) and not force:
+        return "up to date"
+    report(name, "computing")
+    start = time.perf_counter()
+    extra = {"jobs": jobs} if step.parts else {}
+    tables = step.compute(run, config, partial(report, name), **extra)
+    entry = {"key": step_key(run, name, config), "params": step_params(name, config)}
+    entry["seconds"] = round(time.perf_counter() - start, 3)  # the proxies' cost
+    run.replace_derived(name, tables, entry)
+    return "computed"

@@ -8,11 +8,12 @@ import pandas as pd
 from memdash.analysis.measures.projection import aligned_projections
 from memdash.analysis.record.config import AnalysisConfig
 from memdash.analysis.steps._common import Progress, _quiet
+from memdash.analysis.steps.jobs import Jobs, LocalJobs
 from memdash.analysis.store import Run
 
 
 def compute_umap(
-    run: Run, config: AnalysisConfig, progress: Progress = _quiet
+    run: Run, config: AnalysisConfig, progress: Progress = _quiet, *, jobs: Jobs | None = None
 ) -> dict[str, pd.DataFrame]:
     """derived/umap/LAYER.parquet: every example's 2-D place at each recorded epoch.
 
@@ -21,28 +22,38 @@ def compute_umap(
     A run of more than ``config.umap_sample`` examples (0: never) is fitted on
     ``projection.sample_rows(N, umap_sample, seed=config.seed)``, the same rows at
     every layer and epoch, and its other examples placed by the fitted model's transform.
+    Each layer is a part of `jobs` (default: one after the other here; `memdash analyze
+    --backend ray`: Ray tasks); its epochs are fitted in turn, each aligned to the next.
     """
     index = run.embedding_index()
     recorded = sorted({layer for layers in index.values() for layer in layers})
-    out = {}
-    for layer in run.in_layer_order(recorded):
-        epochs = [e for e, layers in index.items() if layer in layers]
-        embeddings = {e: run.embedding(e, layer, mmap=False) for e in epochs}
-        projections = aligned_projections(
-            embeddings,
-            n_neighbors=config.umap_neighbors,
-            min_dist=config.umap_min_dist,
-            random_state=config.seed,
-            sample=config.umap_sample,
-            progress=lambda epoch, layer=layer: progress(f"{layer} epoch {epoch}"),
-        )
-        n = run.n_examples()
-        out[f"umap/{layer}.parquet"] = pd.DataFrame(
-            {
-                "epoch": np.repeat(np.array(epochs, np.int32), n),
-                "example_id": np.tile(np.arange(n, dtype=np.int64), len(epochs)),
-                "x": np.concatenate([projections[e][:, 0] for e in epochs]),
-                "y": np.concatenate([projections[e][:, 1] for e in epochs]),
-            }
-        )
-    return out
+    layers = run.in_layer_order(recorded)
+    tables = (jobs or LocalJobs()).map(
+        umap_part, run, [(layer, config) for layer in layers], labels=layers, progress=progress
+    )
+    return {f"umap/{layer}.parquet": table for layer, table in zip(layers, tables, strict=True)}
+
+
+def umap_part(
+    run: Run, layer: str, config: AnalysisConfig, *, progress: Progress = _quiet
+) -> pd.DataFrame:
+    """One layer's aligned UMAP at every epoch it was recorded (a part of `compute_umap`)."""
+    epochs = [e for e, layers in run.embedding_index().items() if layer in layers]
+    embeddings = {e: run.embedding(e, layer, mmap=False) for e in epochs}
+    projections = aligned_projections(
+        embeddings,
+        n_neighbors=config.umap_neighbors,
+        min_dist=config.umap_min_dist,
+        random_state=config.seed,
+        sample=config.umap_sample,
+        progress=lambda epoch: progress(f"epoch {epoch}"),
+    )
+    n = run.n_examples()
+    return pd.DataFrame(
+        {
+            "epoch": np.repeat(np.array(epochs, np.int32), n),
+            "example_id": np.tile(np.arange(n, dtype=np.int64), len(epochs)),
+            "x": np.concatenate([projections[e][:, 0] for e in epochs]),
+            "y": np.concatenate([projections[e][:, 1] for e in epochs]),
+        }
+    )
