@@ -264,3 +264,25 @@ def test_a_large_runs_detail_shows_the_same_without_its_table(tiny, tmp_path, mo
     assert knn["layer"] == ["fc1", "out"] and len(headings) == 2 and charts == 2
     near = tiny.read_derived("neighbors.parquet").query("example_id == 57").sort_values("rank")
     assert [int(c[1:].split(":")[0]) for c in captions] == near["neighbor_id"].tolist()[:12]
+
+
+def test_a_large_text_runs_sequence_shows_the_same_without_its_table(monkeypatch):
+    """The sample text run's sequence 5 (its facts, tokens and nearest sequences), its
+    table in memory against its row read alone."""
+    from memdash.dashboard.data import paging
+
+    monkeypatch.setenv("MEMDASH_ROOTS", str(SAMPLES))
+    shown = {}
+    for large in (False, True):
+        monkeypatch.setattr(paging, "LARGE_RUN", 100 if large else 100_000)
+        at = AppTest.from_function(_examples_page, default_timeout=60)
+        at.session_state["run"] = "text_gpt_canaries"
+        at.session_state["example"] = 5
+        at.run()
+        assert not at.exception, at.exception
+        opens = [b.key for b in at.button if b.key.startswith("examples_neighbour_")]
+        markdown = [m.value for m in at.markdown if "Nearest training sequences" in m.value]
+        shown[large] = ([t.value.to_dict("list") for t in at.table], markdown, opens)
+    assert shown[True] == shown[False]
+    facts, markdown, opens = shown[True]
+    assert facts[0]["fact"][0] == "kind" and len(markdown) == 1 and len(opens) == 6
