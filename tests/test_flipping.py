@@ -2,7 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from memdash.analysis.localization.flipping import flip_batched, flip_one, masked_correct
+from memdash.analysis.localization.flipping import (
+    UnitMasks,
+    flip_batched,
+    flip_one,
+    masked_correct,
+    units,
+)
 from memdash.analysis.record.models import Classifier, Dense, cnn, mlp
 
 
@@ -30,6 +36,7 @@ def test_flipping_a_hand_made_network_zeroes_the_unit_the_example_rests_on():
     assert result.layers == ["fc1"]
     assert result.masks["fc1"][0].tolist() == [True, False]
     assert result.flipped.tolist() == [True] and result.per_layer.tolist() == [[1]]
+    assert result.order.tolist() == [[1]] and result.zeroed(0) == [("fc1", 1)]
     assert flip_one(net, inputs, labels, 0, torch.tensor([1]), max_units=1, layers=["fc1"]) == (
         [("fc1", 1)],
         True,
@@ -58,6 +65,8 @@ def test_batched_flipping_equals_the_one_example_definition(kind):
         order, flipped = flip_one(model, x, y, i, others, max_units=12)
         zeroed = {(n, int(u)) for n in result.layers for u in torch.nonzero(~result.masks[n][i])}
         assert set(order) == zeroed and len(order) == result.neurons_zeroed[i]
+        assert result.zeroed(i) == order  # the same units in the same order
+        assert (result.order[i] >= 0).sum() == len(order)
         assert flipped == result.flipped[i]
         assert [sum(n == layer for n, _ in order) for layer in result.layers] == list(
             result.per_layer[i]
@@ -86,3 +95,59 @@ def test_masked_correct_equals_zeroing_the_weights():
         model.fc2.linear.bias[[0, 3, 5]] = 0
         expect = model(x).argmax(1) == y
     assert torch.equal(got[1], expect) and not expect.all()
+
+
+def _rows_per_pass(model: nn.Module) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    rows: list[int] = []
+    handle = model.register_forward_hook(lambda _m, inputs, _out: rows.append(len(inputs[0])))
+    return rows, handle
+
+
+def test_examples_with_one_mask_share_the_others_pass():
+    # the same example three times: its three masks stay identical, so each step runs
+    # the three own rows, then the one other once (not once per example):
+    # step 0: 3 own rows, 1 other row; step 1: 3 own rows, all flipped
+    net = _hand_network()
+    inputs, labels = torch.tensor([[0.2, 1.0], [1.0, 0.1]]), torch.tensor([1, 0])
+    rows, handle = _rows_per_pass(net)
+    result = flip_batched(
+        net, inputs, labels, torch.tensor([0, 0, 0]), torch.tensor([1]), max_units=1, layers=["fc1"]
+    )
+    handle.remove()
+    assert rows == [3, 1, 3]
+    assert result.order.tolist() == [[1]] * 3 and result.flipped.tolist() == [True] * 3
+
+
+def test_at_step_0_every_mask_is_empty_and_one_others_pass_serves_all():
+    model, x, y = _random("mlp")
+    rows, handle = _rows_per_pass(model)
+    flip_batched(model, x, y, torch.arange(4), torch.arange(10, 30), max_units=1)
+    handle.remove()
+    # step 0: the 4 own rows, then the 20 others once; step 1: the 4 own rows (cap)
+    assert rows == [4, 20, 4]
+
+
+def test_unit_masks_by_block_equal_masks_by_row():
+    model, x, _ = _random("cnn")
+    modules = units(model)
+    masks = {
+        n: torch.rand(3, m.out_channels if hasattr(m, "out_channels") else m.out_features) > 0.3
+        for n, m in modules.items()
+    }
+    hooks = UnitMasks(modules)
+    with torch.no_grad():
+        with hooks.applied(masks, None):
+            by_block = model(x[:12])
+        with hooks.applied(masks, torch.arange(3).repeat_interleave(4)):
+            by_row = model(x[:12])
+    assert torch.equal(by_block, by_row)
+
+
+def test_examples_must_be_one_dimensional():
+    model, x, y = _random("mlp")
+    with pytest.raises(
+        ValueError, match=r"examples must be a 1-D tensor of ids, got shape \(2, 2\)"
+    ):
+        flip_batched(
+            model, x, y, torch.zeros(2, 2, dtype=torch.long), torch.arange(10, 20), max_units=5
+        )
