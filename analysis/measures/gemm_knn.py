@@ -53,7 +53,8 @@ def gemm_knn(
     queries : float32, shape (Q, D)
     points : float32, shape (N, D), fewer than 2**24 rows
     k : neighbours per query, 1 <= k <= N
-    workers : threads over blocks of 256 queries; None: the CPUs this process may use
+    workers : threads over blocks of 256 queries; None: the CPUs this process may use.
+        While it runs, every BLAS of the process is held to one thread (threadpoolctl)
 
     Returns
     -------
@@ -82,17 +83,26 @@ def gemm_knn(
         stop = min(start + BLOCK, len(queries))
         values[start:stop], ids[start:stop] = _search_block(lhs[start:stop], rhs, k)
 
-    starts = range(0, len(queries), BLOCK)
-    threads = min(len(starts), workers or len(os.sched_getaffinity(0)))
-    if threads <= 1:
-        for start in starts:
-            run(start)
-    else:
-        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
 
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, starts))  # list(): a worker's exception is raised here
+    starts = range(0, len(queries), BLOCK)
+    threads = min(len(starts), workers or _usable_cpus())
+    # one BLAS thread per worker: a threaded BLAS on these thin products runs 3-6 x slower
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads == 1:
+            for start in starts:
+                run(start)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, starts))  # list(): a worker's exception is raised here
     return values, ids
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (all of them where the OS does not say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _augment(queries: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
