@@ -130,6 +130,30 @@ def test_faiss_knn_uses_gemm_where_faiss_multiplies_matrices_and_keeps_the_rest(
 
 
 @pytest.mark.parametrize(
+    ("products", "k", "expect"),
+    [
+        # FAISS clamps a negative squared distance (roundoff, near duplicates) to 0: every
+        # point below 0 ties at 0 and the smaller id wins, in the first tile or a later one
+        ({0: -1.0, 1: -3.0, 2: 0.5}, 1, [0]),
+        ({0: -1.0, 1: -3.0, 2: 0.5}, 2, [0, 1]),
+        ({600: -1.0, 550: -2.0}, 1, [550]),
+        ({3: -5.0, 600: -7.0}, 1, [3]),
+        ({3: -5.0, 600: -7.0, 700: 0.0, 20: 0.25}, 3, [3, 600, 700]),
+    ],
+)
+def test_values_below_zero_tie_at_zero(products, k, expect):
+    """A block searched with given products (1 x 1 times 1 x 800), 1 elsewhere."""
+    rhs = np.ones((1, FIRST_TILE + 288), np.float32)
+    for point, value in products.items():
+        rhs[0, point] = value
+    squared, ind = gemm_module._search_block(np.ones((1, 1), np.float32), rhs, k)
+    np.testing.assert_array_equal(ind[0], expect)
+    np.testing.assert_array_equal(
+        squared[0], [products[i] if products[i] > 0 else 0 for i in expect]
+    )
+
+
+@pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
         ((SQUARE, SQUARE, 0), {}, r"k=0 must be between 1 and 5"),

@@ -127,6 +127,8 @@ def _search_block(lhs: np.ndarray, rhs: np.ndarray, k: int) -> tuple[np.ndarray,
     it (an equal distance loses: its point id is larger than every id kept so far), and the
     k smallest of the row's kept values lower it. Every kept entry is a candidate; the k best
     of those by (distance, id) are the answer (any other point has k candidates before it).
+    Thresholds are on the products; FAISS's clamp at 0 (a tie among all values below 0) is
+    applied where it changes the answer: to the first tile's threshold and to the candidates.
     """
     rows, n = len(lhs), rhs.shape[1]
     buffer = np.empty(rows * max(FIRST_TILE, k, TILE), np.float32)
@@ -137,10 +139,10 @@ def _search_block(lhs: np.ndarray, rhs: np.ndarray, k: int) -> tuple[np.ndarray,
         width = min(width, n - start)
         tile = buffer[: rows * width].reshape(rows, width)
         np.matmul(lhs, rhs[:, start : start + width], out=tile)
-        if best is None:
+        if best is None:  # every value up to the k-th, clamped: below 0 all tie at 0
             best = np.partition(tile, k - 1, axis=1)[:, :k]
             threshold = best[:, k - 1 :]
-            flat = np.flatnonzero(tile <= threshold)
+            flat = np.flatnonzero(tile <= np.maximum(threshold, 0))
         else:
             flat = np.flatnonzero(tile < threshold)
         row, value = flat // width, tile.ravel()[flat]
