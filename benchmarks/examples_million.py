@@ -40,6 +40,11 @@ detail         what opening one example's detail reads, in one process with duck
                the process held before it (VmHWM reset between them); then a second example
                opened in the same process (the whole-table path filters the frames it
                holds). The trajectory, the same read on both paths, is "trajectory" above.
+               "detail, files in row groups": the pushdown on a copy of the run whose
+               examples.parquet and per-example derived files are rewritten in the trace
+               parts' row groups (ceil(rows / 64), `store.trace.trace_row_group_size`):
+               what the store would gain by writing them so (it writes one row group of
+               up to 1,048,576 rows, pyarrow's default, so a row's read decodes the file).
                "page + detail (AppTest)": the Examples page rendered with an example open
                (a deep link's ?example=ID), beside "page (AppTest)" without. These three
                are run --repeat times (3) in turn, each in a fresh process, the fastest
@@ -66,7 +71,10 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache" / "examples_million"
 EPOCHS = 3
 STEPS = ("first page", "page (AppTest)", "pandas table", "sorted page", "trajectory")
-STEPS += ("trajectory (one group)", "trajectory (grids)", "detail", "page + detail (AppTest)")
+STEPS += ("trajectory (one group)", "trajectory (grids)")
+STEPS += ("detail", "detail, files in row groups", "page + detail (AppTest)")
+PER_EXAMPLE_FILES = ("examples.parquet", "derived/scores.parquet", "derived/heldout.parquet")
+PER_EXAMPLE_FILES += ("derived/knn_examples.parquet", "derived/neighbors.parquet")
 GOAL_FIRST_PAGE_S = 2.0
 GOAL_DETAIL_S = 1.0  # opening one example: "well under 1 s"
 NEIGHBOURS_K = 30  # neighbours per example in neighbors.parquet (the k-NN step's default k)
@@ -203,6 +211,39 @@ def knn_tables(rng, label, true, train_ids) -> dict:
     return {"knn_examples.parquet": examples, "neighbors.parquet": neighbors}
 
 
+def grouped_copy(path: Path) -> Path:
+    """The run with its per-example files (`PER_EXAMPLE_FILES`) rewritten in the trace parts'
+    row groups and the manifest's hashes of them updated, under a sibling folder (hard links
+    to the rest; every file written anew, never in place): returns that folder."""
+    import pyarrow.parquet as pq
+
+    from memdash.analysis.store.derived import file_digest
+    from memdash.analysis.store.trace import trace_row_group_size
+
+    out = _grouped(path)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(path, out, copy_function=os.link)
+    for name in PER_EXAMPLE_FILES:
+        table = pq.read_table(out / name)
+        size = trace_row_group_size(table.num_rows)
+        pq.write_table(table, out / f"{name}.tmp", compression="zstd", row_group_size=size)
+        os.replace(out / f"{name}.tmp", out / name)
+    file = out / "derived" / "manifest.json"
+    manifest = json.loads(file.read_text())
+    for entry in manifest.values():
+        for name in entry.get("hashes", {}):
+            entry["hashes"][name] = file_digest(out / "derived" / name)
+    (out / "manifest.tmp").write_text(json.dumps(manifest))
+    os.replace(out / "manifest.tmp", file)
+    return out
+
+
+def _grouped(path: Path) -> Path:
+    """Where `grouped_copy` puts its copy: beside the run's folder, outside its run root."""
+    return path.parent.parent / f"{path.parent.name}_grouped" / path.name
+
+
 def one_group_copy(path: Path) -> Path:
     """The run's eval parts rewritten in one row group each (a run written before), under
     a sibling folder: returns that folder."""
@@ -236,6 +277,8 @@ def run_step(step: str, path: Path) -> dict:
         from memdash.dashboard.app_pages import examples  # noqa: F401
     if step == "detail":
         return detail_step(path)
+    if step == "detail, files in row groups":
+        return detail_step(_grouped(path), whole=False)
     run = Run.open(path)
     example = run.n_examples() // 2 + 7
     columns = ["prob_label", "loss", "correct"]
@@ -291,8 +334,9 @@ def run_step(step: str, path: Path) -> dict:
     return {"seconds": seconds, "peak_mib": _memory_mib("VmHWM"), "base_mib": base, **extra}
 
 
-def detail_step(path: Path) -> dict:
-    """One example's detail read both ways in this process (see the module docstring)."""
+def detail_step(path: Path, *, whole: bool = True) -> dict:
+    """One example's detail read both ways in this process (see the module docstring); by
+    pushdown alone unless `whole`."""
     import duckdb  # noqa: F401  (the large run's Examples page has imported it)
 
     from memdash.analysis.store import Run
@@ -304,7 +348,8 @@ def detail_step(path: Path) -> dict:
     start = time.perf_counter()
     run.derived_manifest()  # the derived files' hashes, checked once a process
     out = {"manifest_s": time.perf_counter() - start}
-    for name, read in (("pushdown", _detail_pushdown), ("whole table", _detail_whole)):
+    paths = (("pushdown", _detail_pushdown), ("whole table", _detail_whole))
+    for name, read in paths if whole else paths[:1]:
         _reset_peak()
         base = _memory_mib("VmRSS")
         start = time.perf_counter()
@@ -315,6 +360,8 @@ def detail_step(path: Path) -> dict:
         second = again(int(first[2]["neighbor_id"].iloc[0]))  # its nearest neighbour opened
         out[f"{name}_again_s"] = time.perf_counter() - start
         out[name] = (first, second)
+    if not whole:
+        return {k: v for k, v in out.items() if k != "pushdown"}
     same = all(
         _same(a, b)
         for mine, theirs in zip(out.pop("pushdown"), out.pop("whole table"), strict=True)
@@ -419,7 +466,7 @@ def _best_of(steps: tuple[str, ...], path: Path, repeat: int) -> dict:
     for _ in range(max(1, repeat)):
         for step in steps:
             runs[step].append(_child(step, path))
-    timed = {"detail": lambda r: r["pushdown_s"]}
+    timed = {s: (lambda r: r["pushdown_s"]) for s in ("detail", "detail, files in row groups")}
     return {
         step: min(got, key=timed.get(step, lambda r: r["seconds"])) for step, got in runs.items()
     }
@@ -445,13 +492,15 @@ def main() -> None:
         make_run(path, n)
         print(f"made {path.name} in {time.perf_counter() - start:.0f} s")
     one_group_copy(path)
+    grouped_copy(path)
     print(
         f"{n:,} examples x {EPOCHS} epochs (fresh process per figure; peak = VmHWM; the "
         f"AppTest pages and the detail: fastest of {args.repeat}); load {_load()}"
     )
-    got = {step: _child(step, path) for step in STEPS[:-2] if step != "page (AppTest)"}
-    got |= _best_of(("page (AppTest)", "page + detail (AppTest)", "detail"), path, args.repeat)
-    for step in STEPS[:-2]:  # in their order
+    got = {step: _child(step, path) for step in STEPS[:-3] if step != "page (AppTest)"}
+    paired = ("page (AppTest)", "page + detail (AppTest)", "detail", "detail, files in row groups")
+    got |= _best_of(paired, path, args.repeat)
+    for step in STEPS[:-3]:  # in their order
         r = got[step]
         note = {k: v for k, v in r.items() if k not in ("seconds", "peak_mib", "base_mib")}
         print(
@@ -492,6 +541,12 @@ def detail_figures(got: dict) -> None:
             f"    {name:12s} {d[f'{name}_s']:7.3f} s, peak {d[f'{name}_mib']:+6.0f} MiB; "
             f"a second example {d[f'{name}_again_s']:.3f} s"
         )
+    g = got["detail, files in row groups"]
+    print(
+        f"    {'pushdown, files in row groups':12s} {g['pushdown_s']:7.3f} s, peak "
+        f"{g['pushdown_mib']:+6.0f} MiB; a second example {g['pushdown_again_s']:.3f} s "
+        f"(hashes {g['manifest_s']:.2f} s)"
+    )
     push, whole = d["pushdown_s"], d["whole table_s"]
     met = "met" if push < GOAL_DETAIL_S else "MISSED"
     print(
