@@ -107,6 +107,16 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def normal_buffers(model: nn.Module) -> None:
+    """Replace any buffer that a forward pass under ``torch.inference_mode`` created (a
+    lazily built cache, say) by a normal copy, so that training can use it afterwards
+    (autograd refuses inference tensors)."""
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.is_inference():
+                module._buffers[name] = buffer.clone()
+
+
 def eval_logits(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -127,7 +137,9 @@ def eval_logits(
     batch_size : examples per forward pass
     gradients : also each example's input gradient grad_x L(x) of its cross-entropy, from
         the same forward pass plus one backward a batch (the parameters require no gradient
-        meanwhile): loss sensitivity's (Arpit et al.) and curvature's (Garg, Roy et al.)
+        meanwhile): loss sensitivity's (Arpit et al.) and curvature's (Garg, Roy et al.).
+        Without them the pass runs under ``torch.inference_mode`` (the logits returned are
+        inference tensors: read them, never modify them in place or back-propagate)
     clock, part : times the backward passes as `part` (inside the clock's eval pass)
 
     Returns
@@ -140,8 +152,10 @@ def eval_logits(
         strict=True,
     )
     if not gradients:
-        with torch.no_grad():
-            return torch.cat([forward_with_ids(model, x, ids) for x, ids in chunks]), None
+        with torch.inference_mode():  # no autograd bookkeeping: nothing here escapes into it
+            logits = torch.cat([forward_with_ids(model, x, ids) for x, ids in chunks])
+        normal_buffers(model)
+        return logits, None
     clock = clock or Clock()
     logits, grads = [], []
     with frozen_parameters(model), torch.enable_grad():  # gradients reach the inputs only

@@ -13,7 +13,9 @@ The callback records, like `memdash train`:
 
 - the statistics of every training minibatch (train mode, before the update),
   kept on the device and reduced once an epoch (the ``train`` source);
-- an eval pass over every example at each epoch's end (the ``eval`` source);
+- an eval pass over every example at each epoch's end (the ``eval`` source), in eval
+  mode under ``torch.inference_mode``, in the largest batches that fit, its files written
+  by a background thread while the next epoch trains;
 - embeddings of named layers at chosen epochs, and checkpoints (safetensors) at
   chosen epochs, 0 being the model before training;
 - resume: ``trainer.fit(model, ckpt_path=...)`` goes on recording after the
@@ -85,7 +87,9 @@ class TraceCallback(Callback):
     embed_layers, embed_epochs : layers of the network whose outputs are stored, and when
     checkpoint_epochs : epochs whose weights are stored as safetensors (0 = initialization)
     record_train : keep the statistics of the training minibatches
-    eval_batch_size : examples per forward pass of the eval pass
+    eval_batch_size : examples per forward pass of the eval pass (None, the default: the
+        largest that fits the device's memory, whatever the training batch size; see
+        `memdash.integrations.eval_batch`)
     config : stored in run.json (for example the hyper-parameters)
     overwrite : replace a run already at `path` when training starts from scratch
     """
@@ -102,7 +106,7 @@ class TraceCallback(Callback):
         embed_epochs: Iterable[int] = (),
         checkpoint_epochs: Iterable[int] = (0,),
         record_train: bool = True,
-        eval_batch_size: int = 512,
+        eval_batch_size: int | None = None,
         embed_dtype: str = "float16",
         config: dict[str, Any] | None = None,
         overwrite: bool = False,

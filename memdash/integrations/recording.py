@@ -17,6 +17,7 @@ from torch import nn
 
 from memdash.analysis.record.recorder import TraceRecorder
 from memdash.analysis.store import Run
+from memdash.integrations.eval_batch import eval_batch_size
 
 __all__ = ["CallbackRecording", "logits_of"]
 
@@ -49,7 +50,10 @@ class CallbackRecording:
     config : stored in run.json beside the recording options
     overwrite : replace a run already at `path` when training starts from scratch
     record : `TraceRecorder` options (``record_train``, ``embed_layers``,
-        ``embed_epochs``, ``checkpoint_epochs``, ``embed_dtype``, ``eval_batch_size``)
+        ``embed_epochs``, ``checkpoint_epochs``, ``embed_dtype``, ``eval_batch_size``);
+        an ``eval_batch_size`` of None (the default) is chosen when training starts, the
+        largest that fits the device's memory budget (`eval_batch.eval_batch_size`), and
+        stored in run.json's ``config.record``
     """
 
     def __init__(
@@ -71,7 +75,15 @@ class CallbackRecording:
         self.true_labels = true_labels
         self.config = dict(config or {})
         self.overwrite = overwrite
-        self.record = {"grad_accounting": False, **record}
+        batch = record.get("eval_batch_size")
+        if batch is not None and (
+            isinstance(batch, bool) or not isinstance(batch, int) or batch < 1
+        ):
+            raise ValueError(
+                f"eval_batch_size must be a positive number of examples, or None to choose "
+                f"the largest that fits; got {batch!r}"
+            )
+        self.record = {"grad_accounting": False, **record, "eval_batch_size": batch}
         self.recorder: TraceRecorder | None = None
         self._ids: torch.Tensor | None = None
         self._hook: torch.utils.hooks.RemovableHandle | None = None
@@ -85,6 +97,8 @@ class CallbackRecording:
     def begin(self, model: nn.Module, device: torch.device, done: int, planned: int) -> None:
         """Start recording `model` with `done` epochs already trained (0: create the run
         and record epoch 0; otherwise reopen it after epoch `done`)."""
+        if self.record["eval_batch_size"] is None:
+            self.record["eval_batch_size"] = eval_batch_size(model, self.inputs, device=device)
         config = {
             **self.config,
             "train": {**self.config.get("train", {}), "epochs": int(planned)},
@@ -93,6 +107,7 @@ class CallbackRecording:
                 "embed_layers": list(self.record.get("embed_layers", ())),
                 "embed_epochs": sorted(self.record.get("embed_epochs", ())),
                 "checkpoint_epochs": sorted(self.record.get("checkpoint_epochs", (0,))),
+                "eval_batch_size": self.record["eval_batch_size"],
             },
         }
         if done == 0:

@@ -19,7 +19,8 @@ call before the model sees it (a forward pre-hook), and records like
   pass (train mode, before the update; each micro-batch under gradient
   accumulation);
 - an eval pass over every example at each epoch's end, the attention mask
-  being ``input_ids != pad_token_id``;
+  being ``input_ids != pad_token_id`` (eval mode, ``torch.inference_mode``, the largest
+  batches that fit, written while the next epoch trains);
 - embeddings of named layers (the model's top-level children: for BERT
   ``bert`` stores its pooled output), and checkpoints as safetensors;
 - resume: ``trainer.train(resume_from_checkpoint=...)`` goes on after the
@@ -145,7 +146,9 @@ class TraceCallback(TrainerCallback):
     checkpoint_epochs : epochs whose weights are stored as safetensors (0 = initialization)
     record_train : keep the statistics of the training minibatches (needs `WithIds` and
         ``remove_unused_columns=False``)
-    eval_batch_size : examples per forward pass of the eval pass (default 256; causal_lm 16)
+    eval_batch_size : examples per forward pass of the eval pass (classification: None, the
+        default, takes the largest that fits the device's memory, see
+        `memdash.integrations.eval_batch`; causal_lm: default 16)
     config : stored in run.json (causal_lm: merged into memdash's config sections)
     overwrite : replace a run already at `path` when training starts from scratch
     """
@@ -224,7 +227,7 @@ class TraceCallback(TrainerCallback):
             true_labels=true_labels,
             config={"trainer": "transformers", **(config or {})},
             overwrite=overwrite,
-            eval_batch_size=eval_batch_size or 256,
+            eval_batch_size=eval_batch_size,
             **record,
         )
 
