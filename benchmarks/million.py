@@ -19,8 +19,10 @@ The run (written once under benchmarks/.cache/million/, reused while complete):
   its given label's cluster and one it has not in its true label's. The layer is named
   ``out`` because `pages_million.server_times` reads derived/umap/out.parquet.
 
-Each figure in a fresh process (wall seconds; peak resident memory VmHWM, memory-mapped
-files included, and its increase over the process's memory after its imports):
+Each figure in a fresh process: wall seconds; CPU seconds (every thread, user and system:
+what the machine's load does not change; of the two pages, their first draw, warm rerun,
+lasso and box together); peak resident memory VmHWM, memory-mapped files included, and its
+increase over the process's memory after its imports (`PRELOAD`):
 info          `memdash info RUN`: the run validated (every trace part read)
 scores        `memdash analyze RUN --only scores --force`
 knn           `memdash analyze RUN --only knn --force` (--knn auto: IVF at this size)
@@ -41,9 +43,16 @@ sql           `memdash sql` of one query joining the eval trace (N x (E+1) rows)
 The machine is shared (2 cores): `uptime` is printed at the start and the end, and the
 load average beside every figure.
 
+Measured here (docs/scale.md, "1,000,000 x 20, measured"; 2 shared cores at a load of 9-13):
+the run written in 86 s (3.6 GiB: thumbnails 2.9, trace 0.4, embeddings 0.2); info 10.5 s;
+scores 18 s, peak 1.9 GiB; knn (IVF) 976 s, peak 3.05 GiB; umap 1,280 s, peak 2.4 GiB;
+analyze 37.9 min (goal 30: missed at this load), 3.05 GiB (goal 12: met); the Examples
+page's first page 2.9-3.0 s (1.0 CPU s; goal 2); the Embeddings page's first draw 6.1 s
+(goal 5), its lasso's list 0.9-1.3 s (goal 2: met).
+
 Run: .venv/bin/python benchmarks/million.py [--n 1000000] [--epochs 20] [--steps a,b,...]
-     [--rebuild]   (at the defaults about 40 minutes on the shared 2-core machine, the first
-     time 10 more to write the run; --n 20000 takes about 2 minutes)
+     [--rebuild]   (at the defaults about 41 minutes at that load, 1.5 of them writing the
+     run the first time; --n 20000 takes about 2.5 minutes)
 """
 
 from __future__ import annotations
@@ -265,40 +274,65 @@ def _command(args: list[str]) -> dict:
             "exit": code}  # fmt: skip
 
 
+# what each step imports, loaded before its clocks start (imports are not the step's)
+PRELOAD = {
+    "info": ("memdash.analysis.store",),
+    **dict.fromkeys(ANALYSIS, ("faiss", "umap", "memdash.analysis.steps.pipeline")),
+    "sql": ("duckdb", "memdash.analysis.tables.sql"),
+    "curves": ("pyarrow.dataset", "memdash.analysis.steps.pipeline", "memdash.analysis.tables"),
+    **dict.fromkeys(
+        ("trajectory", "first page", "page (AppTest)"),
+        ("streamlit.testing.v1", "memdash.dashboard.app_pages.examples", "memdash.dashboard.data"),
+    ),
+    **dict.fromkeys(
+        ("embeddings", "data map"),
+        (
+            "streamlit.testing.v1",
+            "memdash.dashboard.app_pages.embeddings",
+            "memdash.dashboard.app_pages.forgetting",
+        ),
+    ),  # fmt: skip
+}
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process so far, every thread, user and system."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_step(step: str, path: Path) -> dict:
-    """One step in this (fresh) process: its seconds and the process's peak memory."""
+    """One step in this (fresh) process: its wall and CPU seconds and the process's peak
+    memory. CPU seconds do not depend on the machine's load as wall seconds do."""
+    import importlib
+
+    if step not in STEPS:
+        raise SystemExit(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    for module in PRELOAD[step]:
+        importlib.import_module(module)
+    cpu = _cpu_s()
+    out = _measure(step, path)
+    return {**out, "cpu_s": _cpu_s() - cpu}
+
+
+def _measure(step: str, path: Path) -> dict:
     if step == "info":
-        import memdash.analysis.store
-
         return _command(["info", str(path)])
-    if step in ANALYSIS:  # the step's libraries imported before its baseline
-        import faiss  # noqa: F401
-        import umap  # noqa: F401
-
-        import memdash.analysis.steps.pipeline
-
+    if step in ANALYSIS:
         return _command(["analyze", str(path), "--only", step, "--force"])
     if step == "sql":
-        import duckdb  # noqa: F401
-
-        import memdash.analysis.tables.sql  # noqa: F401
-
         return _command(["sql", SQL, str(path.parent), "--max-rows", "100"])
     if step == "curves":
         return scale.run_step("curves", path)
     if step in ("trajectory", "first page", "page (AppTest)"):
         return examples_million.run_step(step, path)
-    if step in ("embeddings", "data map"):
-        from streamlit.testing.v1 import AppTest  # noqa: F401
-
-        from memdash.dashboard.app_pages import embeddings, forgetting  # noqa: F401
-
-        base = scale._memory_mib("VmRSS")
-        page = "embeddings" if step == "embeddings" else "forgetting"
-        out = pages_million.server_times(str(path), page)
-        return {**out, "seconds": out["first draw (cold)"], "base_mib": base,
-                "peak_mib": scale._memory_mib("VmHWM")}  # fmt: skip
-    raise SystemExit(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    base = scale._memory_mib("VmRSS")  # the Embeddings page or the data map
+    page = "embeddings" if step == "embeddings" else "forgetting"
+    out = pages_million.server_times(str(path), page)
+    return {**out, "seconds": out["first draw (cold)"], "base_mib": base,
+            "peak_mib": scale._memory_mib("VmHWM")}  # fmt: skip
 
 
 def child(step: str, path: Path) -> tuple[dict | None, str]:
@@ -327,8 +361,9 @@ def report(step: str, r: dict, output: str, n: int) -> None:
     if step == "embeddings":
         goal = GOALS["first draw (cold)"]
     print(
-        f"  {step:15s} {r['seconds']:8.2f} s  peak {r['peak_mib']:7,.0f} MiB "
-        f"(+{grew:6,.0f})  load {r['load']:14s} {_against(r['seconds'], goal)}",
+        f"  {step:15s} {r['seconds']:8.2f} s ({r['cpu_s']:7.1f} CPU s)  peak "
+        f"{r['peak_mib']:7,.0f} MiB (+{grew:6,.0f})  load {r['load']:14s} "
+        f"{_against(r['seconds'], goal)}",
         flush=True,
     )
     if "exit" in r and r["exit"]:
@@ -390,9 +425,11 @@ def main() -> None:
     done = [s for s in ANALYSIS if s in got]
     if done:
         seconds = sum(got[s]["seconds"] for s in done)
+        cpu = sum(got[s]["cpu_s"] for s in done)
         peak = max(got[s]["peak_mib"] for s in done)
         print(
             f"memdash analyze ({' + '.join(done)}, one process each): {seconds / 60:.1f} min "
+            f"({cpu / 60:.1f} CPU min) "
             f"{_against(seconds / 60, GOALS['analyze_s'] / 60, 'min')}, largest peak "
             f"{peak / GIB:.2f} GiB {_against(peak / GIB, GOALS['analyze_mib'] / GIB, 'GiB')}"
         )
