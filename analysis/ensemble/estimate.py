@@ -38,18 +38,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from memdash.analysis.ensemble.batched import ensemble_outputs, model_seed, subset_mask
-from memdash.analysis.ensemble.dp_batched import dp_params, fit_ensemble, run_estimate_dp
-from memdash.analysis.ensemble.text_estimate import derive_text, text_completed, train_text_batch
-from memdash.analysis.measures.audit import privacy_audit
 from memdash.analysis.measures.dp_audit import DELTA
 from memdash.analysis.measures.heldout import c_scores, influence, mem_scores, top_influences
 from memdash.analysis.record.cluster import check_backend, ray_completed, ray_session
 from memdash.analysis.record.config import RunConfig
 from memdash.analysis.record.privacy import DPConfig
 from memdash.analysis.store import Run, RunFormatError, write_json, write_lock, write_npy
+
+# torch, the ensembles' training and the privacy audit (scipy.stats) are imported in the
+# functions that train or derive: reading a stored estimate (`stored_spec`, `load_batches`,
+# `load_confidences`, the dashboard's example detail) needs none of them
 
 _BATCH = re.compile(r"^r(\d+)_b(\d{4,})\.correct\.npy$")
 
@@ -101,6 +100,8 @@ def _training_key(run: Run) -> str:
 
 def prepare_spec(run: Run, spec: EstimateSpec) -> dict[str, Any]:
     """Store the spec, or check it against the stored one (only `models` may change)."""
+    from memdash.analysis.ensemble.dp_batched import run_estimate_dp
+
     file = _folder(run) / "spec.json"
     dp = run_estimate_dp(run, spec.ratios[0], spec.dp)  # None: a plain estimate
     wanted = spec.fixed() | {"training": _training_key(run), "dp": dp}
@@ -133,6 +134,10 @@ def completed(run: Run) -> set[tuple[int, int]]:
 
 def run_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> None:
     """Train one batch of models and write its files (the job every backend runs)."""
+    import torch
+
+    from memdash.analysis.ensemble.text_estimate import train_text_batch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic on every backend and worker count
     try:
@@ -143,6 +148,11 @@ def run_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> 
 
 
 def _train_batch(path: str, ratio_index: int, batch: int, first: int, end: int) -> None:
+    import torch
+
+    from memdash.analysis.ensemble.batched import ensemble_outputs, model_seed, subset_mask
+    from memdash.analysis.ensemble.dp_batched import fit_ensemble
+
     run = Run.open(path)
     spec = json.loads((_folder(run) / "spec.json").read_text())
     config = RunConfig.from_dict(run.config)
@@ -231,6 +241,9 @@ def _estimate(
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, pd.DataFrame]:
     """`estimate` under the run's write lock."""
+    from memdash.analysis.ensemble.dp_batched import dp_params
+    from memdash.analysis.ensemble.text_estimate import derive_text, text_completed
+
     stored = prepare_spec(run, spec)
     have = text_completed(run) if run.is_text else completed(run)
     jobs = [
@@ -327,6 +340,8 @@ def derive(run: Run, spec: EstimateSpec) -> tuple[dict[str, pd.DataFrame], dict]
     membership_roc.parquet (per attack) and membership_budget.parquet (power against the
     number of reference models), all from the first ratio's models; plus the attacks'
     summary (AUC, TPR at low FPR, empirical epsilon, the Gaussian check's shares)."""
+    from memdash.analysis.measures.audit import privacy_audit
+
     examples = run.examples(["split"])
     split = examples["split"].to_numpy()
     heldout_by_ratio = {}

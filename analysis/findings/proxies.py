@@ -10,7 +10,6 @@ direction dictionary so that higher = its flagged end, and the held-out memoriza
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from memdash.analysis.findings.needs import GroupStep, Step
 from memdash.analysis.findings.registry import Check, Measured, Missing, register
@@ -38,6 +37,8 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     both = np.isfinite(x) & np.isfinite(y)
     if both.sum() < 3 or np.ptp(x[both]) == 0 or np.ptp(y[both]) == 0:
         return float("nan")
+    from scipy.stats import spearmanr  # scipy.stats takes a second to import: only here
+
     return float(spearmanr(x[both], y[both]).statistic)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from memdash.analysis.findings.needs import Step
 from memdash.analysis.findings.registry import Check, Measured, Missing, register
@@ -143,6 +142,8 @@ def _duplicates(runs: dict[str, Run], source: str) -> Measured:
         raise Missing("the text run has no duplicated sequences: --duplicate-sequences M")
     last = dup[dup["epoch"] == dup["epoch"].max()].sort_values("copies")
     copies, rate = last["copies"].to_numpy(float), last["extracted_share"].to_numpy(float)
+    from scipy import stats  # scipy.stats takes a second to import: only where it is used
+
     rho = stats.spearmanr(copies, rate).statistic if np.ptp(rate) > 0 else 0.0
     slope = float(np.polyfit(np.log2(copies), rate, 1)[0])
     values = {"spearman": float(rho), "slope": slope, "epoch": float(last["epoch"].iloc[0])}
@@ -286,6 +287,8 @@ def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
     """Spearman's rho and its two-sided p-value; (0, 1) when `y` does not vary."""
     if np.ptp(y.to_numpy(float)) == 0:
         return 0.0, 1.0
+    from scipy import stats
+
     result = stats.spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
 

@@ -37,7 +37,6 @@ Read the bound as a diagnostic next to the accountant's epsilon, not a certifica
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import beta
 
 from memdash.analysis.measures.roc import roc
 
@@ -59,6 +58,8 @@ def clopper_pearson(successes: np.ndarray, trials: int, *, level: float, upper: 
     -------
     (T,) float in [0, 1]
     """
+    from scipy.stats import beta  # a second to import: only where it is used
+
     k = np.asarray(successes, dtype=np.float64)
     if upper:
         with np.errstate(invalid="ignore"):

@@ -44,16 +44,18 @@ mean and both tails).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy.special import log_ndtr
 
 from memdash.analysis.measures.dp_audit import split_epsilon
 from memdash.analysis.measures.rmia import rmia_attack_scores
 from memdash.analysis.measures.roc import auc as auc  # re-exported: callers import it here
 from memdash.analysis.measures.roc import log_grid, roc, roc_area, threshold_at, tpr_at
+
+if TYPE_CHECKING:  # torch and scipy are imported where they are used: the pages importing
+    import torch  # this module (Privacy) start without them
 
 ATTACKS = ("online", "offline", "global")  # LiRA's, `membership_tables`' default
 RMIA_ATTACKS = ("rmia", "rmia_offline")  # Zarifzadeh et al.'s (`measures.rmia`)
@@ -75,6 +77,8 @@ def logit_confidence(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     -------
     (..., N) float: z_y - logsumexp of the other logits; higher = more confident.
     """
+    import torch
+
     index = labels.expand(logits.shape[:-1]).unsqueeze(-1)
     z_y = logits.gather(-1, index).squeeze(-1)
     others = logits.scatter(-1, index, float("-inf"))
@@ -157,6 +161,8 @@ def attack_scores(phi: np.ndarray, fits: Shadows, *, min_shadows: int = 2) -> di
     Examples without `min_shadows` shadow models on each side get NaN for the LiRA attacks
     (`measures.attack_budget` fills a missing side's mean itself and passes 0).
     """
+    from scipy.special import log_ndtr
+
     phi = np.asarray(phi, dtype=np.float64)
     v_in = np.maximum(fits.var_in, VAR_FLOOR)
     v_out = np.maximum(fits.var_out, VAR_FLOOR)

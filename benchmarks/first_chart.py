@@ -1,0 +1,291 @@
+"""The first chart, cold (issue #28): memdash's first charts against a minimal Streamlit app's.
+
+Each measurement starts a fresh server process and opens a fresh Chromium context, and
+times the seconds from starting the server to the first Plotly chart drawn in the page
+(polling `/_stcore/health`, then opening the page). The targets alternate, repetition by
+repetition, so that the machine's load falls on all of them alike:
+
+- the minimal app: one Plotly chart of three points, `python -m streamlit run` with the
+  same server options as `memdash dashboard`;
+- memdash's Runs page on sample_runs/ (`memdash dashboard sample_runs`, then `/runs`);
+- a deep link to one example, `/examples?run=digits_mlp_noise20&example=5`, until that
+  example's detail chart is drawn;
+- the Embeddings page of the 100,000-example synthetic run that benchmarks/dashboard.py
+  makes under benchmarks/.cache/big/ (made here too when it is missing).
+
+Medians are printed with their ratio to the minimal app's median, beside the goals:
+at most 1.25x for the Runs page and the deep link, at most 1.5x for the Embeddings page.
+
+`--umap` measures instead what `make install`'s compilation of umap-learn's numba code costs
+and saves, each step a fresh process with its own numba cache folder: the Makefile's
+WARM_UMAP (a tiny projection) on an empty cache, then the same on the cache it filled, and
+`aligned_projections` of 10,000 points over 2 epochs (fitted on 5,000, the rest placed by
+transform) in a fresh process against a second call in that process (warm), once on an
+empty cache and once on the cache WARM_UMAP filled. Wall and CPU seconds are printed: on a
+machine shared with other work the CPU seconds are the steadier figure.
+
+Run: .venv/bin/python benchmarks/first_chart.py [--repeats 3] [--skip-big] [--umap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[0] = str(REPO)  # `dashboard` is the app package, not this script
+
+from tests.test_browser import CHROMIUM, FLAGS, dashboard_command  # noqa: E402
+
+CACHE = REPO / "benchmarks" / ".cache"
+SAMPLES = REPO / "sample_runs"
+WAIT_MS = 300_000  # the longest a chart may take before the measurement is called failed
+MINIMAL_APP = """\
+import plotly.graph_objects as go
+import streamlit as st
+
+st.title("minimal")
+st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])))
+"""
+# the server options `memdash dashboard` passes to Streamlit (analysis/cli/dashboard.py)
+SERVER_OPTIONS = [
+    "--server.headless",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--client.toolbarMode",
+    "viewer",
+]
+PLOT = ".js-plotly-plot .scatterlayer"
+DENSITY = ".js-plotly-plot .imagelayer image, .js-plotly-plot .gl-container canvas"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to time: the server's command (given a port), the page's path and the
+    selector that is there once its first chart is drawn."""
+
+    name: str
+    command: Callable[[int], list[str]]
+    path: str
+    selector: str
+    goal: float | None  # the largest ratio to the minimal app's median allowed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def minimal_command(port: int) -> list[str]:
+    app = CACHE / "minimal_app.py"
+    app.parent.mkdir(parents=True, exist_ok=True)
+    if not app.is_file() or app.read_text() != MINIMAL_APP:
+        app.write_text(MINIMAL_APP)
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        *SERVER_OPTIONS,
+    ]
+
+
+def measure(browser, target: Target) -> tuple[float, float, float]:
+    """Seconds from starting the server to the chart drawn, from opening the page to the
+    chart drawn, and from starting the server to its answering (the page is opened then)."""
+    port = _free_port()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        target.command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(
+                        f"{target.name}: the server exited ({server.returncode})"
+                    ) from None
+                time.sleep(0.02)
+        opened = time.perf_counter()
+        page.goto(f"{url}/{target.path}")
+        page.wait_for_selector(target.selector, timeout=WAIT_MS)
+        drawn = time.perf_counter()
+        return drawn - start, drawn - opened, opened - start
+    finally:
+        context.close()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def big_root() -> Path:
+    """benchmarks/dashboard.py's 100,000-example run (made and analyzed once)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_dashboard", REPO / "benchmarks/dashboard.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.big_run()
+
+
+def targets(*, big: bool) -> list[Target]:
+    found = [
+        Target("minimal app (one Plotly chart)", minimal_command, "", PLOT, None),
+        Target(
+            "memdash Runs page (sample_runs)",
+            lambda port: dashboard_command(SAMPLES, port),
+            "runs",
+            PLOT,
+            1.25,
+        ),
+        Target(
+            "memdash deep link to an example",
+            lambda port: dashboard_command(SAMPLES, port),
+            "examples?run=digits_mlp_noise20&example=5",
+            ".js-plotly-plot .gtitle:has-text('example 5')",
+            1.25,
+        ),
+    ]
+    if big:
+        root = big_root()
+        found.append(
+            Target(
+                "memdash Embeddings page, 100,000 examples",
+                lambda port: dashboard_command(root, port),
+                "embeddings?run=synthetic_100k",
+                DENSITY,
+                1.5,
+            )
+        )
+    return found
+
+
+UMAP_CHILD = r"""
+import json, sys, time
+import numpy as np
+from memdash.analysis.measures.projection import aligned_projections
+start = time.perf_counter()
+x = np.random.default_rng(0).normal(size=(10_000, 32)).astype(np.float32)
+embeddings = {0: x, 1: 2 * x + 1}
+aligned_projections(embeddings, sample=5_000)
+fresh = time.perf_counter() - start
+start = time.perf_counter()
+aligned_projections(embeddings, sample=5_000)
+print(json.dumps({"fresh": fresh, "warm": time.perf_counter() - start}))
+"""
+
+
+def warm_umap_code() -> str:
+    """The Makefile's WARM_UMAP: the Python that `make install` runs once."""
+    text = (REPO / "Makefile").read_text().replace("\\\n\t", " ")
+    line = next(x for x in text.splitlines() if x.startswith("WARM_UMAP :="))
+    return line.split(":=", 1)[1].strip()
+
+
+def child(code: str, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds of `python -c code` in a fresh process, and its last line."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, (done.stdout.strip().splitlines() or [""])[-1]
+
+
+def bench_umap() -> None:
+    import json
+    import tempfile
+
+    code = warm_umap_code()
+    with tempfile.TemporaryDirectory() as tmp:
+        caches = {name: Path(tmp) / name for name in ("warmed", "empty")}
+        envs = {name: dict(os.environ, NUMBA_CACHE_DIR=str(path)) for name, path in caches.items()}
+        for path in caches.values():
+            path.mkdir()
+        wall, cpu, _ = child(code, envs["warmed"])
+        print(f"  make install's WARM_UMAP, empty numba cache: {wall:.1f} s ({cpu:.1f} s CPU)")
+        again, again_cpu, _ = child(code, envs["warmed"])
+        print(f"  the same again, on the cache it filled: {again:.1f} s ({again_cpu:.1f} s CPU)")
+        for name, said in (("empty", "empty cache"), ("warmed", "cache filled by WARM_UMAP")):
+            wall, cpu, line = child(UMAP_CHILD, envs[name])
+            times = json.loads(line)
+            print(
+                f"  10,000 points x 2 epochs, fresh process, {said}: {times['fresh']:.1f} s "
+                f"against {times['warm']:.1f} s warm: {times['fresh'] / times['warm']:.2f}x "
+                f"(the process: {wall:.1f} s, {cpu:.1f} s CPU)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each target")
+    parser.add_argument("--skip-big", action="store_true", help="leave out the 100,000 run")
+    parser.add_argument("--umap", action="store_true", help="only the numba cache of UMAP")
+    args = parser.parse_args()
+    if args.umap:
+        print(f"UMAP's numba cache ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
+        bench_umap()
+        return
+    from playwright.sync_api import sync_playwright
+
+    chosen = targets(big=not args.skip_big)
+    times: dict[str, list[tuple[float, float, float]]] = {t.name: [] for t in chosen}
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            for round_ in range(args.repeats):
+                for target in chosen:
+                    total, after_open, up = measure(browser, target)
+                    times[target.name].append((total, after_open, up))
+                    print(
+                        f"  round {round_ + 1} {target.name}: {total:.2f} s "
+                        f"(server up {up:.2f} s, {after_open:.2f} s after opening the page)",
+                        flush=True,
+                    )
+        finally:
+            browser.close()
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    base = statistics.median(t for t, _, _ in times[chosen[0].name])
+    print("Medians, seconds from starting the server to the first chart drawn:")
+    for target in chosen:
+        columns = zip(*times[target.name], strict=True)
+        total, opened, up = (statistics.median(column) for column in columns)
+        ratio = total / base
+        goal = "" if target.goal is None else f"  (goal <= {target.goal:.2f}x)"
+        verdict = "" if target.goal is None else ("  met" if ratio <= target.goal else "  NOT met")
+        print(
+            f"  {target.name:44s} {total:5.2f} s (up {up:4.2f} s, {opened:5.2f} s after opening) "
+            f"{ratio:5.2f}x{goal}{verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
