@@ -1,7 +1,7 @@
 """One example read alone (analysis/tables/example_row.py, dashboard/data/one_example.py): the
 example table's rows of a few ids by predicate pushdown against the whole table's rows (all
 columns, values and dtypes, a file that lacks some example widening its columns as the
-left join does) on a hand-made five-example run, the tiny run and the sample runs; an
+left join does) on a hand-made five-example run and the sample runs; an
 example's rows of the derived per-example files; bad ids and damaged files named in one
 line; the Examples page of a large run showing the same detail without reading its table."""
 
@@ -22,6 +22,7 @@ from memdash.analysis.tables.examples import example_table
 
 NAN = np.nan
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
+NOISE20 = SAMPLES / "digits_mlp_noise20"
 # five examples: 0 clean, 1 flipped, 2 clean, 3 test, 4 canary
 FIVE = pd.DataFrame(
     {
@@ -158,30 +159,19 @@ def test_bad_ids_and_unreadable_files_are_named(five, tmp_path):
         example_rows(Run.open(damaged), [0])
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_run, tmp_path_factory):
-    """The tiny run analysed: scores of both traces and k-NN at two layers."""
-    from memdash.analysis.steps.pipeline import analyze
-
-    path = tmp_path_factory.mktemp("rows") / "tiny"
-    shutil.copytree(tiny_run, path)
-    analyze(path, only=["scores", "knn"])
-    return Run.open(path)
-
-
-def test_the_tiny_and_sample_runs_rows_equal_their_tables(tiny):
-    runs = [tiny] + [
-        Run.open(SAMPLES / name)
-        for name in ("digits_mlp_noise20", "mnist1d_cnn_noise10_canaries", "text_gpt_canaries")
-    ]
-    for run in runs:  # digits_mlp_noise20: its flipped examples' neurons_zeroed (widened)
+def test_the_sample_runs_rows_equal_their_tables():
+    """Scores of both traces, an estimate with LiRA, k-NN at three layers, the neurons zeroed
+    to flip some examples (widened), a CNN's canaries, a text run."""
+    names = ("digits_mlp_noise20", "mnist1d_cnn_noise10_canaries", "text_gpt_canaries")
+    for run in (Run.open(SAMPLES / name) for name in names):
         table = example_table(run)
         n = len(table)
         for ids in ([0], [n - 1], [n // 2, 7, 1]):
             pd.testing.assert_frame_equal(example_rows(run, ids), table.iloc[ids])
-    for example in (0, 57, 199):
-        whole = tiny.read_derived("neighbors.parquet")
-        mine = derived_rows(tiny, "neighbors.parquet", [example])
+    run = Run.open(NOISE20)
+    whole = run.read_derived("neighbors.parquet")
+    for example in (0, 57, 2326):
+        mine = derived_rows(run, "neighbors.parquet", [example])
         theirs = whole[whole["example_id"] == example].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, theirs)
 
@@ -228,12 +218,13 @@ def _detail(at: AppTest) -> tuple:
     )
 
 
-def test_a_large_runs_detail_shows_the_same_without_its_table(tiny, tmp_path, monkeypatch):
+def test_a_large_runs_detail_shows_the_same_without_its_table(monkeypatch):
+    """The sample run's example 57 on the Examples page, its table in memory against its
+    rows read alone (the page then never reads the whole table)."""
     from memdash.dashboard.data import paging
     from memdash.dashboard.data import run as run_data
 
-    shutil.copytree(tiny.path, tmp_path / "tiny")
-    monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
+    monkeypatch.setenv("MEMDASH_ROOTS", str(SAMPLES))
     shown = {}
     for large in (False, True):
         monkeypatch.setattr(paging, "LARGE_RUN", 100 if large else 100_000)
@@ -244,6 +235,7 @@ def test_a_large_runs_detail_shows_the_same_without_its_table(tiny, tmp_path, mo
 
             monkeypatch.setattr(run_data, "_examples", whole_table)
         at = AppTest.from_function(_examples_page, default_timeout=60)
+        at.session_state["run"] = NOISE20.name
         at.session_state["example"] = 57  # a deep link's example (?example=57)
         at.run()
         assert not at.exception, at.exception
@@ -255,14 +247,16 @@ def test_a_large_runs_detail_shows_the_same_without_its_table(tiny, tmp_path, mo
         assert at.session_state["example"] == int(neighbour.key.rsplit("_", 1)[1]) != 57
     assert shown[True] == shown[False]
     facts, knn, headings, captions, charts = shown[True]
-    table = example_table(tiny)
+    table = example_table(Run.open(NOISE20))
     assert facts[0]["fact"][:3] == ["kind", "given label", "true label"]
     assert facts[0]["value"][:3] == [
         table["kind"][57],
         *map(str, table.loc[57, ["label", "true_label"]]),
     ]
-    assert knn["layer"] == ["fc1", "out"] and len(headings) == 2 and charts == 2
-    near = tiny.read_derived("neighbors.parquet").query("example_id == 57").sort_values("rank")
+    assert knn["layer"] == ["fc1", "fc2", "out"] and len(headings) == 2
+    assert charts == 3  # its input, trajectory and confidences under the estimate's models
+    near = Run.open(NOISE20).read_derived("neighbors.parquet").query("example_id == 57")
+    near = near.sort_values("rank")
     assert [int(c[1:].split(":")[0]) for c in captions] == near["neighbor_id"].tolist()[:12]
 
 
