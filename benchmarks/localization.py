@@ -17,7 +17,7 @@ deduplication saves: the others' batch runs once per distinct mask, not once
 per example), and each one's rate in floating-point operations against the
 matrix-multiply rate measured in the same process (what bounds the ratio).
 
-Run: .venv/bin/python benchmarks/localization.py [--examples 400] [--rounds 1]
+Run: .venv/bin/python benchmarks/localization.py [--examples 400] [--rounds 1] [--threads N]
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def main() -> None:
         "--examples", type=int, default=400, help="examples per round (half flipped)"
     )
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = LocalizeConfig(flip_examples=args.examples // 2)
     run = Run.open(RUN)
     data = load(run)
