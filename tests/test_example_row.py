@@ -151,6 +151,9 @@ def test_bad_ids_and_unreadable_files_are_named(five, tmp_path):
         derived_rows(five, "umap.parquet", [0])
     damaged = tmp_path / "five"
     shutil.copytree(five.path, damaged)
+    FIVE.assign(example_id=[0, 1, 2, 3, 7]).to_parquet(damaged / "examples.parquet")
+    with pytest.raises(RunFormatError, match="examples.parquet: example_id must be 0..N-1"):
+        example_rows(Run.open(damaged), [2, 4])  # example 4 listed as 7
     (damaged / "derived" / "neighbors.parquet").write_bytes(b"PAR1 not parquet")
     with pytest.raises(RunFormatError, match="neighbors.parquet: not a readable Parquet file"):
         derived_rows(Run.open(damaged), "neighbors.parquet", [0])

@@ -94,6 +94,8 @@ class RowReader(TableReader):
         file = self.run.path / "examples.parquet"
         check_part(self.run.path, file, EXAMPLES_COLUMNS, None)
         frame = _file_rows(self.run, self.query, file, self.ids, None)
+        if len(frame) != len(self.ids):  # the run store's contract: row i is example i
+            raise RunFormatError(self.run.path, "examples.parquet", "example_id must be 0..N-1")
         order = {example: i for i, example in enumerate(self.ids)}
         position = frame["example_id"].map(order).to_numpy()
         return frame.iloc[np.argsort(position, kind="stable")].reset_index(drop=True)
