@@ -27,6 +27,7 @@ from memdash.analysis.store.atomic import write_json, write_parquet
 from memdash.analysis.store.errors import RunFormatError
 from memdash.analysis.store.files import load_npy
 from memdash.analysis.store.layout import DERIVED_NAME, PLAIN_NAME
+from memdash.analysis.store.trace import trace_row_group_size
 
 MANIFEST = "derived/manifest.json"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -73,7 +74,9 @@ def write_derived(run: Path, name: str, frame: pd.DataFrame) -> None:
 def _write_table(run: Path, name: str, frame: pd.DataFrame) -> None:
     file = derived_path(run, name)
     file.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(file, frame)
+    # in row groups, as the trace parts: one example's rows of a per-example table (the
+    # detail of an example) skip the other groups by their statistics
+    write_parquet(file, frame, row_group_size=trace_row_group_size(len(frame)))
 
 
 def load_manifest(run: Path) -> tuple[dict[str, Any], str | None]:

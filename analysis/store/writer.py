@@ -141,7 +141,10 @@ class RunWriter:
         path.mkdir(parents=True, exist_ok=True)
         writer = cls(path, meta)
         write_json(path / "run.json", meta)
-        write_parquet(path / "examples.parquet", table)
+        # row groups as the trace parts': one example's row read alone skips the others
+        write_parquet(
+            path / "examples.parquet", table, row_group_size=trace_row_group_size(table.num_rows)
+        )
         if form == "path":
             write_parquet(path / FILES[form], stored)
         else:
