@@ -131,25 +131,35 @@ def _search_block(lhs: np.ndarray, rhs: np.ndarray, k: int) -> tuple[np.ndarray,
     applied where it changes the answer: to the first tile's threshold and to the candidates.
     """
     rows, n = len(lhs), rhs.shape[1]
-    buffer = np.empty(rows * max(FIRST_TILE, k, TILE), np.float32)
+    size = rows * max(FIRST_TILE, k, TILE)
+    buffer, below = np.empty(size, np.float32), np.empty(size, bool)  # reused: no page faults
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, id, raw value)
     best = threshold = None  # the row's k smallest raw values so far, and the largest of them
+    pending: list[tuple[np.ndarray, np.ndarray]] = []  # (row, value) not yet in `best`
     start, width = 0, min(n, max(FIRST_TILE, k))
     while start < n:
         width = min(width, n - start)
         tile = buffer[: rows * width].reshape(rows, width)
+        mask = below[: rows * width].reshape(rows, width)
         np.matmul(lhs, rhs[:, start : start + width], out=tile)
         if best is None:  # every value up to the k-th, clamped: below 0 all tie at 0
             best = np.partition(tile, k - 1, axis=1)[:, :k]
-            threshold = best[:, k - 1 :]
-            flat = np.flatnonzero(tile <= np.maximum(threshold, 0))
+            threshold = best.max(axis=1, keepdims=True)
+            np.less_equal(tile, np.maximum(threshold, 0), out=mask)
         else:
-            flat = np.flatnonzero(tile < threshold)
+            np.less(tile, threshold, out=mask)
+        flat = np.flatnonzero(mask)
         row, value = flat // width, tile.ravel()[flat]
         found.append((row, flat % width + start, value))
-        if len(flat) and start:
-            best = _lower(best, row, value)
-            threshold = best.max(axis=1, keepdims=True)
+        if start:  # lower the thresholds once the tiles since the last time found k/2 a row
+            pending.append((row, value))
+            if sum(len(r) for r, _ in pending) >= max(1, rows * k // 2):
+                _lower(
+                    best,
+                    threshold,
+                    *(np.concatenate(parts) for parts in zip(*pending, strict=True)),
+                )
+                pending = []
         start, width = start + width, min(TILE, 2 * (start + width))
     row, ids, value = (np.concatenate(parts) for parts in zip(*found, strict=True))
     value = np.maximum(value, 0) + np.float32(0)  # FAISS's clamp ("roundoff"); -0.0 -> 0.0
@@ -160,14 +170,21 @@ def _search_block(lhs: np.ndarray, rhs: np.ndarray, k: int) -> tuple[np.ndarray,
     return values.reshape(rows, k), ids.reshape(rows, k)
 
 
-def _lower(best: np.ndarray, row: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Each row's k smallest of its `best` (rows, k) and its new values (`row` ascending)."""
-    rows, k = best.shape
-    counts = np.bincount(row, minlength=rows)
-    pooled = np.full((rows, k + counts.max()), np.inf, np.float32)
-    pooled[:, :k] = best
-    pooled[row, k + np.arange(len(row)) - (np.cumsum(counts) - counts)[row]] = value
-    return np.partition(pooled, k - 1, axis=1)[:, :k]
+def _lower(best: np.ndarray, threshold: np.ndarray, row: np.ndarray, value: np.ndarray) -> None:
+    """In place, each row's k smallest of its `best` (rows, k) and its new values, and their
+    largest, `threshold` (rows, 1): only the rows with new values."""
+    k = best.shape[1]
+    order = np.argsort(row.astype(np.int16), kind="stable")  # a radix sort
+    row, value = row[order], value[order]
+    new_row = np.empty(len(row), bool)
+    new_row[0], new_row[1:] = True, row[1:] != row[:-1]
+    hit, slot = row[new_row], np.cumsum(new_row) - 1
+    counts = np.bincount(slot)
+    pooled = np.full((len(hit), k + counts.max()), np.inf, np.float32)
+    pooled[:, :k] = best[hit]
+    pooled[slot, k + np.arange(len(row)) - (np.cumsum(counts) - counts)[slot]] = value
+    best[hit] = np.partition(pooled, k - 1, axis=1)[:, :k]
+    threshold[hit, 0] = best[hit].max(axis=1)
 
 
 def _pack(values: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
