@@ -415,3 +415,50 @@ def test_transformers_readme_example_runs_as_written(tmp_path):
     last = run.trace("eval", epochs=[3]).merge(run.examples(), on="example_id")
     assert last[last.split == "test"]["correct"].mean() > 0.9
     _validates_and_analyzes(tmp_path / "runs" / "bert")
+
+
+class LitDropoutMLP(LitMLP):
+    """`LitMLP` with dropout: its eval pass differs from its training forward."""
+
+    def forward(self, x):
+        return self.out(F.dropout(torch.relu(self.fc1(x)), 0.5, self.training))
+
+
+@pytest.mark.slow
+def test_lightning_eval_trace_is_the_eval_mode_forward_of_each_checkpoint(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from memdash.integrations.lightning import TraceCallback
+
+    x_tr, y_tr, x_te, y_te = _digits(60, 20)
+    torch.manual_seed(0)
+    module = LitDropoutMLP()
+    loader = DataLoader(WithIds(TensorDataset(x_tr, y_tr)), batch_size=16, shuffle=True)
+    cb = TraceCallback(
+        tmp_path / "lit",
+        TensorDataset(x_tr, y_tr),
+        TensorDataset(x_te, y_te),
+        checkpoint_epochs=[0, 1, 2],
+    )
+    _lit_fit(module, loader, [cb], epochs=2)
+    run = Run.open(tmp_path / "lit")
+    # the automatic eval batch: this MLP's 4 x (64 + 32 + 10) bytes an example fit
+    # any budget, so every one of the 80 examples goes in one batch
+    assert run.config["record"]["eval_batch_size"] == 80
+    x, y = torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te])
+    for epoch in (0, 1, 2):
+        net = LitDropoutMLP()
+        net.load_state_dict(run.checkpoint(epoch))
+        logits = net.eval()(x).detach()
+        p = logits.softmax(1)
+        others = logits.scatter(1, y[:, None], float("-inf"))
+        trace = run.trace("eval", epochs=[epoch]).sort_values("example_id")
+        np.testing.assert_array_equal(trace["example_id"], np.arange(80))
+        np.testing.assert_allclose(
+            trace["loss"], F.cross_entropy(logits, y, reduction="none"), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(trace["prob_label"], p[torch.arange(80), y], rtol=1e-5)
+        np.testing.assert_allclose(
+            trace["margin"], logits[torch.arange(80), y] - others.amax(1), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_array_equal(trace["pred"], logits.argmax(1))

@@ -7,7 +7,7 @@ two sources:
 
 ``eval``
     an end-of-epoch pass over every example with the model in eval mode,
-    ``torch.no_grad`` and large batches (the default);
+    ``torch.inference_mode`` and large batches (the default);
 ``train``
     the logits of the training minibatches themselves, in train mode, before
     the update: the source used by Toneva et al. (2019, forgetting events) and
