@@ -7,7 +7,7 @@ EXTRAS_STAMP := $(VENV)/.memdash-extras-installed
 PORT ?= 8501
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench sample-run sample-runs clean chromium
+.PHONY: help install umap-cache demo test lint format bench sample-run sample-runs clean chromium
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,9 +20,25 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q analysis dashboard memdash  # the first dashboard compiles none
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv if missing and install memdash with its test tools
+# umap-learn's numba code compiled once into numba's on-disk cache (about 25 s of CPU), so
+# that the first UMAP of a new process loads it instead of compiling it: a tiny projection
+# through memdash's own path (fit, fit from a later epoch's layout, transform of the rest)
+UMAP_STAMP := $(VENV)/.memdash-umap-compiled
+WARM_UMAP := import numpy as np; from memdash.analysis.measures.projection import \
+	aligned_projections as a; x = np.random.default_rng(0).normal(size=(300, 8)).astype(\
+	np.float32); a({0: x, 1: 2 * x}, sample=200)
+$(UMAP_STAMP): $(STAMP)
+	@echo "compiling umap-learn's numba code once (numba's cache)"
+	$(BIN)/python -c "$(WARM_UMAP)"
+	touch $(UMAP_STAMP)
+
+install: $(STAMP) $(UMAP_STAMP) ## Create .venv if missing and install memdash with its test tools (and compile UMAP's numba code)
+
+umap-cache: $(STAMP) ## Compile umap-learn's numba code into numba's cache (install does it once)
+	$(BIN)/python -c "$(WARM_UMAP)"
 
 # The optional extras the tests cover: Ray (`memdash estimate --backend ray`), the trainer
 # callbacks for Lightning and the Hugging Face Trainer, language models (text), and

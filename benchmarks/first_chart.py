@@ -80,6 +80,7 @@ class Target:
     path: str
     selector: str
     goal: float | None  # the largest ratio to the minimal app's median allowed
+    env: tuple[tuple[str, str], ...] = ()  # set for the server besides this environment
 
 
 def _free_port() -> int:
@@ -114,8 +115,12 @@ def measure(browser, target: Target) -> tuple[float, float, float]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     start = time.perf_counter()
+    log = (CACHE / "server.log").open("w")  # what the server said, for a failed start
     server = subprocess.Popen(
-        target.command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        target.command(port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, **dict(target.env)),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -125,8 +130,9 @@ def measure(browser, target: Target) -> tuple[float, float, float]:
                 break
             except OSError:
                 if server.poll() is not None:
+                    said = (CACHE / "server.log").read_text()[-2000:]
                     raise RuntimeError(
-                        f"{target.name}: the server exited ({server.returncode})"
+                        f"{target.name}: the server exited ({server.returncode}): {said}"
                     ) from None
                 time.sleep(0.02)
         opened = time.perf_counter()
@@ -138,6 +144,7 @@ def measure(browser, target: Target) -> tuple[float, float, float]:
         context.close()
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 def big_root() -> Path:
@@ -150,7 +157,15 @@ def big_root() -> Path:
     return module.big_run()
 
 
-def targets(*, big: bool) -> list[Target]:
+def plain_streamlit_command(port: int) -> list[str]:
+    """memdash's app under `python -m streamlit run`, as `memdash dashboard` ran it before
+    #28: without memdash.dashboard.serve's warming thread (the roots in MEMDASH_ROOTS)."""
+    command = minimal_command(port)
+    command[command.index("run") + 1] = str(REPO / "dashboard" / "app.py")
+    return command
+
+
+def targets(*, big: bool, plain: bool) -> list[Target]:
     found = [
         Target("minimal app (one Plotly chart)", minimal_command, "", PLOT, None),
         Target(
@@ -168,6 +183,21 @@ def targets(*, big: bool) -> list[Target]:
             1.25,
         ),
     ]
+    if plain:
+        env = (("MEMDASH_ROOTS", str(SAMPLES)),)
+        found += [
+            Target(
+                "  Runs page, plain streamlit run", plain_streamlit_command, "runs", PLOT, None, env
+            ),
+            Target(
+                "  deep link, plain streamlit run",
+                plain_streamlit_command,
+                "examples?run=digits_mlp_noise20&example=5",
+                ".js-plotly-plot .gtitle:has-text('example 5')",
+                None,
+                env,
+            ),
+        ]
     if big:
         root = big_root()
         found.append(
@@ -186,14 +216,15 @@ UMAP_CHILD = r"""
 import json, sys, time
 import numpy as np
 from memdash.analysis.measures.projection import aligned_projections
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 x = np.random.default_rng(0).normal(size=(10_000, 32)).astype(np.float32)
 embeddings = {0: x, 1: 2 * x + 1}
 aligned_projections(embeddings, sample=5_000)
-fresh = time.perf_counter() - start
-start = time.perf_counter()
+fresh, fresh_cpu = time.perf_counter() - start, time.process_time() - cpu
+start, cpu = time.perf_counter(), time.process_time()
 aligned_projections(embeddings, sample=5_000)
-print(json.dumps({"fresh": fresh, "warm": time.perf_counter() - start}))
+warm, warm_cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"fresh": fresh, "warm": warm, "fresh_cpu": fresh_cpu, "warm_cpu": warm_cpu}))
 """
 
 
@@ -238,8 +269,10 @@ def bench_umap() -> None:
             times = json.loads(line)
             print(
                 f"  10,000 points x 2 epochs, fresh process, {said}: {times['fresh']:.1f} s "
-                f"against {times['warm']:.1f} s warm: {times['fresh'] / times['warm']:.2f}x "
-                f"(the process: {wall:.1f} s, {cpu:.1f} s CPU)"
+                f"against {times['warm']:.1f} s warm: {times['fresh'] / times['warm']:.2f}x; "
+                f"CPU {times['fresh_cpu']:.1f} s against {times['warm_cpu']:.1f} s: "
+                f"{times['fresh_cpu'] / times['warm_cpu']:.2f}x (goal: after make install, "
+                f"a filled cache's figure; the process: {wall:.1f} s, {cpu:.1f} s CPU)"
             )
 
 
@@ -248,6 +281,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each target")
     parser.add_argument("--skip-big", action="store_true", help="leave out the 100,000 run")
     parser.add_argument("--umap", action="store_true", help="only the numba cache of UMAP")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also the Runs page and the deep link under plain `streamlit run` (no warming)",
+    )
     args = parser.parse_args()
     if args.umap:
         print(f"UMAP's numba cache ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})")
@@ -255,7 +293,7 @@ def main() -> None:
         return
     from playwright.sync_api import sync_playwright
 
-    chosen = targets(big=not args.skip_big)
+    chosen = targets(big=not args.skip_big, plain=args.plain)
     times: dict[str, list[tuple[float, float, float]]] = {t.name: [] for t in chosen}
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     with sync_playwright() as p:
