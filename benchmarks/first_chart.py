@@ -15,6 +15,9 @@ repetition, so that the machine's load falls on all of them alike:
 
 Medians are printed with their ratio to the minimal app's median, beside the goals:
 at most 1.25x for the Runs page and the deep link, at most 1.5x for the Embeddings page.
+`--plain` adds the Runs page and the deep link under plain `python -m streamlit run` of the
+app (MEMDASH_ROOTS set), to the same alternation: the difference is `memdash dashboard`'s own
+start (an interpreter importing its command line, then exec'ing Streamlit's).
 
 `--umap` measures instead what `make install`'s compilation of umap-learn's numba code costs
 and saves, each step a fresh process with its own numba cache folder: the Makefile's
@@ -24,7 +27,7 @@ transform) in a fresh process against a second call in that process (warm), once
 empty cache and once on the cache WARM_UMAP filled. Wall and CPU seconds are printed: on a
 machine shared with other work the CPU seconds are the steadier figure.
 
-Run: .venv/bin/python benchmarks/first_chart.py [--repeats 3] [--skip-big] [--umap]
+Run: .venv/bin/python benchmarks/first_chart.py [--repeats 3] [--skip-big] [--plain] [--umap]
 """
 
 from __future__ import annotations
