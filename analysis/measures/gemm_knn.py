@@ -17,12 +17,12 @@ later). Only a distance's last bits, which depend on the BLAS that sums the prod
 differ from FAISS's own (it links another BLAS). Cosine stays with FAISS: its min-heap keeps
 a tie's larger ids when a nearer point evicts one, an order no sort reproduces.
 
-Measured (benchmarks/analytics.py --only knn; 50,000 points, k=30, leave-one-out, a shared
-2-core VM): after PCA to 64, 1.38-1.69 x the GEMM limit in three runs (FAISS's flat index
-2.68-3.28 x; 1.9-2.1 x faster); raw 256-D, 1.06-1.20 x (FAISS 1.32-1.42 x). On one thread
-a block costs 1.33-1.37 x its GEMMs alone: the comparison (0.3 ns an entry) and the
-flatnonzero (0.2 ns) against the product's 1.8 ns at D=64, where the extra pass over the
-tile weighs most.
+Measured (benchmarks/analytics.py --only knn; 50,000 points, k=30, leave-one-out, on a
+2-core VM shared with other work): after PCA to 64, 1.52 and 1.89 x the GEMM limit in two
+runs (goal 1.5, not reliably met; FAISS's flat index 3.22 and 3.09 x, so 2.1 and 1.6 x
+faster); raw 256-D, 1.20 and 1.16 x (FAISS 1.32 and 1.64 x). What bounds it, on one
+thread: a block costs 1.33-1.37 x its GEMMs alone, the comparison (0.3 ns an entry) and the
+flatnonzero (0.2 ns) against the product's 1.8 ns at D=64; the PCA adds 0.07-0.18 x.
 
 References
 ----------
