@@ -6,11 +6,13 @@ whatever the training batch size.
 the example's input (`bytes_per_example`: an upper bound on what an inference pass keeps
 alive at once, since it frees each output once the next module has read it), and takes the
 largest power of two whose batch of those bytes fits the budget (`memory_budget`): a
-quarter of the free memory of a CUDA device, or `CPU_BUDGET` on the CPU, where larger
-batches measured no faster (memdash's CNN on 16x16 images, 131 kB an example by this count,
-so batch 2048: its inference-mode pass took 0.74x the time of batch 512 under no_grad,
-batch 8192 0.78x); then at least `MIN_BATCH`, at most `MAX_BATCH` and at most the number of
-examples.
+quarter of the free memory of a CUDA device, or `CPU_BUDGET` on the CPU, where a batch
+larger than the caches is slower, not faster (on a quiet 2-core machine, inference-mode
+passes against no_grad at batch 512: memdash's CNN on 16x16 images, 131 kB an example by
+this count, 0.88x at batch 256, 0.92x at 512, 1.11x at 1024, 1.37x at 2048; the benchmark's
+two-layer BERT on 32 tokens, 249 kB, against no_grad at 256: 1.07x at 128, 0.95x at 256,
+1.08x at 512, 1.51x at 2048); then at least `MIN_BATCH`, at most `MAX_BATCH` and at most
+the number of examples.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from memdash.analysis.record.eval_pass import forward_with_ids, normal_buffers
 __all__ = ["CPU_BUDGET", "MAX_BATCH", "MIN_BATCH", "PROBE", "bytes_per_example", "eval_batch_size"]
 
 PROBE = 4  # examples in the probe's forward pass
-CPU_BUDGET = 512 * 2**20  # bytes: batch 2048 of memdash's CNN on 16x16 images
+CPU_BUDGET = 64 * 2**20  # bytes: batch 256 of memdash's CNN and of the benchmark's BERT
 MIN_BATCH, MAX_BATCH = 16, 4096
 
 
