@@ -48,7 +48,10 @@ the run written in 86 s (3.6 GiB: thumbnails 2.9, trace 0.4, embeddings 0.2); in
 scores 18 s, peak 1.9 GiB; knn (IVF) 976 s, peak 3.05 GiB; umap 1,280 s, peak 2.4 GiB;
 analyze 37.9 min (goal 30: missed at this load), 3.05 GiB (goal 12: met); the Examples
 page's first page 2.9-3.0 s (1.0 CPU s; goal 2); the Embeddings page's first draw 6.1 s
-(goal 5), its lasso's list 0.9-1.3 s (goal 2: met).
+(goal 5), its lasso's list 0.9-1.3 s (goal 2: met). Again at a load of 1-6: scores 9.1 s,
+knn 497 s, umap 399 s: analyze 15.1 min (goal 30: met), 3.05 GiB; the Examples page's first
+page 1.09 s (goal 2: met); the Embeddings page's first draw 2.14 s (goal 5: met), a lasso's
+list 0.31 s.
 
 Run: .venv/bin/python benchmarks/million.py [--n 1000000] [--epochs 20] [--steps a,b,...]
      [--rebuild]   (at the defaults about 41 minutes at that load, 1.5 of them writing the
