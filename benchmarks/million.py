@@ -165,21 +165,10 @@ def make_run(path: Path, n: int, epochs: int) -> None:
     from memdash.analysis.store.derived import replace_derived
 
     rng = np.random.default_rng(0)
+    examples = scale.synthetic_examples(n, rng)  # the same draws as before, in order
     n_test = n // 6
-    split = np.where(np.arange(n) < n - n_test, "train", "test").astype(object)
-    true = rng.integers(0, 10, n)
-    noisy = (split == "train") & (rng.random(n) < 0.1)
-    label = np.where(noisy, (true + 1 + rng.integers(0, 9, n)) % 10, true)
-    examples = pd.DataFrame(
-        {
-            "example_id": np.arange(n, dtype=np.int64),
-            "split": split,
-            "label": label,
-            "true_label": true,
-            "is_noisy": noisy,
-            "is_canary": np.zeros(n, bool),
-        }
-    )
+    split, noisy = examples["split"].to_numpy(), examples["is_noisy"].to_numpy()
+    label, true = examples["label"].to_numpy(), examples["true_label"].to_numpy()
     config = {
         "data": {"dataset": "synthetic", "n_examples": n, "shape": list(IMAGE)},
         "train": {"epochs": epochs},

@@ -103,20 +103,18 @@ def _epoch_tables(rng, epoch: int, n: int, learned, labels, train_ids):
     return table("eval", np.arange(n)), (table("train", train_ids) if epoch else None)
 
 
-def make_run(path: Path, n: int, epochs: int) -> float:
-    """Write the synthetic run; returns the median seconds to write and commit one epoch."""
+def synthetic_examples(n: int, rng):
+    """The example table of the synthetic runs: 10 classes, the last sixth held out, 10% of
+    the training labels flipped to another class (drawn from `rng`, in this order)."""
     import numpy as np
     import pandas as pd
 
-    from memdash.analysis.store import RunWriter
-
-    rng = np.random.default_rng(0)
     n_test = n // 6
     split = np.where(np.arange(n) < n - n_test, "train", "test").astype(object)
     true = rng.integers(0, 10, n)
     noisy = (split == "train") & (rng.random(n) < 0.1)
     label = np.where(noisy, (true + 1 + rng.integers(0, 9, n)) % 10, true)
-    examples = pd.DataFrame(
+    return pd.DataFrame(
         {
             "example_id": np.arange(n, dtype=np.int64),
             "split": split,
@@ -126,6 +124,19 @@ def make_run(path: Path, n: int, epochs: int) -> float:
             "is_canary": np.zeros(n, bool),
         }
     )
+
+
+def make_run(path: Path, n: int, epochs: int) -> float:
+    """Write the synthetic run; returns the median seconds to write and commit one epoch."""
+    import numpy as np
+
+    from memdash.analysis.store import RunWriter
+
+    rng = np.random.default_rng(0)
+    examples = synthetic_examples(n, rng)
+    n_test = n // 6
+    split, noisy = examples["split"].to_numpy(), examples["is_noisy"].to_numpy()
+    label = examples["label"].to_numpy()
     inputs = rng.random((n, 3, 32, 32), dtype=np.float32)
     config = {
         "data": {"dataset": "synthetic", "n_examples": n, "shape": [3, 32, 32]},
