@@ -48,6 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)  # `dashboard` is the app package, not this script
 
+from memdash.analysis.cli.dashboard import streamlit_command  # noqa: E402
 from tests.test_browser import CHROMIUM, FLAGS, dashboard_command  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache"
@@ -60,15 +61,6 @@ import streamlit as st
 st.title("minimal")
 st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])))
 """
-# the server options `memdash dashboard` passes to Streamlit (analysis/cli/dashboard.py)
-SERVER_OPTIONS = [
-    "--server.headless",
-    "true",
-    "--browser.gatherUsageStats",
-    "false",
-    "--client.toolbarMode",
-    "viewer",
-]
 PLOT = ".js-plotly-plot .scatterlayer"
 DENSITY = ".js-plotly-plot .imagelayer image, .js-plotly-plot .gl-container canvas"
 
@@ -97,18 +89,7 @@ def minimal_command(port: int) -> list[str]:
     app.parent.mkdir(parents=True, exist_ok=True)
     if not app.is_file() or app.read_text() != MINIMAL_APP:
         app.write_text(MINIMAL_APP)
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        *SERVER_OPTIONS,
-    ]
+    return streamlit_command(app, port=port, host="127.0.0.1")
 
 
 def measure(browser, target: Target) -> tuple[float, float, float]:
@@ -161,11 +142,9 @@ def big_root() -> Path:
 
 
 def plain_streamlit_command(port: int) -> list[str]:
-    """memdash's app under `python -m streamlit run`, as `memdash dashboard` ran it before
-    #28: without memdash.dashboard.serve's warming thread (the roots in MEMDASH_ROOTS)."""
-    command = minimal_command(port)
-    command[command.index("run") + 1] = str(REPO / "dashboard" / "app.py")
-    return command
+    """memdash's app under `python -m streamlit run`, as `memdash dashboard` serves it but
+    without its command line in front (the roots in MEMDASH_ROOTS)."""
+    return streamlit_command(REPO / "dashboard" / "app.py", port=port, host="127.0.0.1")
 
 
 def targets(*, big: bool, plain: bool) -> list[Target]:

@@ -28,12 +28,24 @@ def dashboard(
         fail(f"no such run root(s): {', '.join(missing)}")
     # the app's file, found by its module name (the dashboard layer is above this one)
     app_file = Path(importlib.util.find_spec("memdash.dashboard.app").origin)
-    command = [
+    command = streamlit_command(app_file, port=port, host=host)
+    env = dict(os.environ, MEMDASH_ROOTS=os.pathsep.join(str(r.resolve()) for r in roots))
+    console.print(
+        f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
+    )
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)  # Streamlit replaces this process: signals reach it
+
+
+def streamlit_command(app: Path, *, port: int, host: str) -> list[str]:
+    """The command that serves the Streamlit script `app` as `memdash dashboard` does:
+    headless, no usage statistics, the viewer's toolbar."""
+    return [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(app_file),
+        str(app),
         "--server.port",
         str(port),
         "--server.address",
@@ -45,9 +57,3 @@ def dashboard(
         "--client.toolbarMode",
         "viewer",
     ]
-    env = dict(os.environ, MEMDASH_ROOTS=os.pathsep.join(str(r.resolve()) for r in roots))
-    console.print(
-        f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
-    )
-    sys.stdout.flush()
-    os.execve(sys.executable, command, env)  # Streamlit replaces this process: signals reach it
