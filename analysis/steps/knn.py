@@ -89,11 +89,10 @@ def compute_knn(
     )
     search = {"method": method, "n_lists": lists, "n_probes": probes}
     last_epoch = max(index, default=None)
-    cells = [
-        (epoch, layer, run.in_layer_order(recorded)[-1] == layer and epoch == last_epoch)
-        for epoch, recorded in index.items()
-        for layer in run.in_layer_order(recorded)
-    ]
+    cells = []  # (epoch, layer, whether its neighbours are kept: the last layer of the last epoch)
+    for epoch, recorded in index.items():
+        layers = run.in_layer_order(recorded)
+        cells += [(epoch, layer, epoch == last_epoch and layer == layers[-1]) for layer in layers]
     found = (jobs or LocalJobs()).map(
         knn_part,
         run,

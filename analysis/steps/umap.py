@@ -28,17 +28,17 @@ def compute_umap(
     index = run.embedding_index()
     recorded = sorted({layer for layers in index.values() for layer in layers})
     layers = run.in_layer_order(recorded)
-    tables = (jobs or LocalJobs()).map(
-        umap_part, run, [(layer, config) for layer in layers], labels=layers, progress=progress
-    )
+    parts = [
+        (layer, [e for e, names in index.items() if layer in names], config) for layer in layers
+    ]
+    tables = (jobs or LocalJobs()).map(umap_part, run, parts, labels=layers, progress=progress)
     return {f"umap/{layer}.parquet": table for layer, table in zip(layers, tables, strict=True)}
 
 
 def umap_part(
-    run: Run, layer: str, config: AnalysisConfig, *, progress: Progress = _quiet
+    run: Run, layer: str, epochs: list[int], config: AnalysisConfig, *, progress: Progress = _quiet
 ) -> pd.DataFrame:
-    """One layer's aligned UMAP at every epoch it was recorded (a part of `compute_umap`)."""
-    epochs = [e for e, layers in run.embedding_index().items() if layer in layers]
+    """One layer's aligned UMAP at the `epochs` it was recorded (a part of `compute_umap`)."""
     embeddings = {e: run.embedding(e, layer, mmap=False) for e in epochs}
     projections = aligned_projections(
         embeddings,
