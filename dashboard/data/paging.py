@@ -81,22 +81,7 @@ def page(
 ) -> tuple[pd.DataFrame, int]:
     """One page of the rows passing `where` and how many pass (`example_query.example_page`)."""
     key = (where, source, group, sort, descending, offset, limit)
-    return _page(str(path), key, *_stamps(path))
-
-
-@st.cache_data(show_spinner="querying the examples…", max_entries=256)
-def _page(path: str, key: tuple, stamp: float, derived: float) -> tuple[pd.DataFrame, int]:
-    where, source, group, sort, descending, offset, limit = key
-    return example_query.example_page(
-        Run.open(path),
-        where,
-        source=source,
-        sort=sort,
-        descending=descending,
-        offset=offset,
-        limit=limit,
-        extra=_extra(group),
-    )
+    return _query(str(path), key, True, *_stamps(path))
 
 
 def top(
@@ -110,22 +95,22 @@ def top(
     limit: int,
 ) -> pd.DataFrame:
     """The first `limit` rows passing `where` by `sort`, uncounted (a gallery)."""
-    key = (where, source, group, sort, descending, limit)
-    return _top(str(path), key, *_stamps(path))
+    key = (where, source, group, sort, descending, 0, limit)
+    return _query(str(path), key, False, *_stamps(path))[0]
 
 
 @st.cache_data(show_spinner="querying the examples…", max_entries=256)
-def _top(path: str, key: tuple, stamp: float, derived: float) -> pd.DataFrame:
-    where, source, group, sort, descending, limit = key
-    return example_query.example_top(
-        Run.open(path),
-        where,
-        source=source,
-        sort=sort,
-        descending=descending,
-        limit=limit,
-        extra=_extra(group),
-    )
+def _query(
+    path: str, key: tuple, counted: bool, stamp: float, derived: float
+) -> tuple[pd.DataFrame, int | None]:
+    """`page`'s rows and count (`example_query.example_page`), or `top`'s rows alone
+    (`example_query.example_top`, count None)."""
+    where, source, group, sort, descending, offset, limit = key
+    options = {"source": source, "sort": sort, "descending": descending, "offset": offset}
+    options |= {"limit": limit, "extra": _extra(group)}
+    if counted:
+        return example_query.example_page(Run.open(path), where, **options)
+    return example_query.example_top(Run.open(path), where, **options), None
 
 
 def rows(
