@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from memdash.analysis.record.config import (
@@ -16,6 +18,17 @@ from memdash.analysis.record.config import (
 from memdash.analysis.record.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
+# five examples (the example tables' tests): 0 clean, 1 flipped, 2 clean, 3 test, 4 canary
+FIVE = pd.DataFrame(
+    {
+        "example_id": np.arange(5),
+        "split": ["train", "train", "train", "test", "train"],
+        "label": [0, 1, 1, 0, 2],
+        "true_label": [0, 0, 1, 0, 2],
+        "is_noisy": [False, True, False, False, False],
+        "is_canary": [False, False, False, False, True],
+    }
+)
 
 
 def naive_clipped_sum(model, x, y, clip):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIVE
 from streamlit.testing.v1 import AppTest
 
 from memdash.analysis.store import Run, RunFormatError, RunWriter
@@ -23,17 +24,6 @@ from memdash.analysis.tables.examples import example_table
 NAN = np.nan
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_runs"
 NOISE20 = SAMPLES / "digits_mlp_noise20"
-# five examples: 0 clean, 1 flipped, 2 clean, 3 test, 4 canary
-FIVE = pd.DataFrame(
-    {
-        "example_id": np.arange(5),
-        "split": ["train", "train", "train", "test", "train"],
-        "label": [0, 1, 1, 0, 2],
-        "true_label": [0, 0, 1, 0, 2],
-        "is_noisy": [False, True, False, False, False],
-        "is_canary": [False, False, False, False, True],
-    }
-)
 # k-NN at two layers; the last ("out") lacks example 4, so the whole table's knn_pred is a
 # float and its knn_agrees an object with NaN there
 KNN = pd.DataFrame(

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import FIVE
 from streamlit.testing.v1 import AppTest
 
 from memdash.analysis.store import Run, RunFormatError, RunWriter
@@ -33,17 +34,6 @@ from memdash.analysis.tables.example_query import (
 from memdash.analysis.tables.examples import example_table
 
 NAN = np.nan
-# five examples: 0 clean, 1 flipped, 2 clean, 3 test, 4 canary
-FIVE = pd.DataFrame(
-    {
-        "example_id": np.arange(5),
-        "split": ["train", "train", "train", "test", "train"],
-        "label": [0, 1, 1, 0, 2],
-        "true_label": [0, 0, 1, 0, 2],
-        "is_noisy": [False, True, False, False, False],
-        "is_canary": [False, False, False, False, True],
-    }
-)
 CONFIDENCE = [0.9, 0.2, NAN, 0.5, 0.7]
 MEM_SCORE = [0.1, 0.8, 0.3, NAN, 0.95]
 LOSS = np.array([[1.0, 2.0, 3.0, 4.0, 5.0], [0.5, 1.5, 2.5, 3.5, 4.5], [0.1, 0.2, 0.3, 0.4, 0.5]])
