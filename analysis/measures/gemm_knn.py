@@ -43,7 +43,6 @@ POINT_BITS = 24  # a point's id fills the key's low 24 bits
 MAX_POINTS = 1 << POINT_BITS  # 16,777,216 points at most
 FIRST_TILE = 512  # points of the first tile: its k-th distance starts the threshold
 TILE = 4096  # points per later tile at most (doubling from the first; FAISS: 1,024)
-_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 def gemm_knn(
@@ -130,90 +129,41 @@ def _augment(queries: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.nd
 def _search_block(lhs: np.ndarray, rhs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """One block of at most 256 queries against every point: (values, ids), shape (B, k).
 
-    The first tile's k-th value per row starts a threshold; a later tile keeps what is below
-    it (an equal distance loses: its point id is larger than every id kept so far), and the
-    k smallest of the row's kept values lower it. Every kept entry is a candidate; the k best
-    of those by (distance, id) are the answer (any other point has k candidates before it).
-    Thresholds are on the products; FAISS's clamp at 0 (a tie among all values below 0) is
-    applied where it changes the answer: to the first tile's threshold and to the candidates.
+    Tile by tile, `_knn_kernel.scan_tile` keeps a row's first k entries and then those below
+    its running k-th smallest value (a max-heap per row; an equal distance loses: its point id
+    is larger than those of the k kept before it), as sort keys (row, clamped distance, id).
+    Every kept entry is a candidate; the k best of those by (distance, id) are the answer
+    (any other point has k candidates before it). The threshold is on the raw products, so a
+    value below 0 (FAISS clamps it to 0, a tie) is kept only if no k earlier points are at
+    most it: those k tie with it or beat it and have smaller ids.
     """
+    from memdash.analysis.measures._knn_kernel import scan_tile  # numba: loaded on first use
+
     rows, n = len(lhs), rhs.shape[1]
-    size = rows * max(FIRST_TILE, k, TILE)
-    buffer, below = np.empty(size, np.float32), np.empty(size, bool)  # reused: no page faults
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, id, raw value)
-    best = threshold = None  # the row's k smallest raw values so far, and the largest of them
-    pending: list[tuple[np.ndarray, np.ndarray]] = []  # (row, value) not yet in `best`
-    start, width = 0, min(n, max(FIRST_TILE, k))
+    widest = min(n, TILE)
+    buffer = np.empty(rows * max(FIRST_TILE, widest), np.float32)  # reused: no page faults
+    heap = np.empty((rows, k), np.float32)  # each row's k smallest raw values, a max-heap
+    filled = np.zeros(rows, np.int64)
+    keys = np.empty(rows * (widest + 8 * k), np.uint64)
+    count, start, width = 0, 0, min(n, FIRST_TILE)
     while start < n:
         width = min(width, n - start)
+        if len(keys) < count + rows * width:
+            keys = np.concatenate([keys[:count], np.empty(count + 2 * rows * width, np.uint64)])
         tile = buffer[: rows * width].reshape(rows, width)
-        mask = below[: rows * width].reshape(rows, width)
         np.matmul(lhs, rhs[:, start : start + width], out=tile)
-        if best is None:  # every value up to the k-th, clamped: below 0 all tie at 0
-            best = np.partition(tile, k - 1, axis=1)[:, :k]
-            threshold = best.max(axis=1, keepdims=True)
-            np.less_equal(tile, np.maximum(threshold, 0), out=mask)
-        else:
-            np.less(tile, threshold, out=mask)
-        flat = np.flatnonzero(mask)
-        row, value = flat // width, tile.ravel()[flat]
-        found.append((row, flat % width + start, value))
-        if start:  # lower the thresholds once the tiles since the last time found k/2 a row
-            pending.append((row, value))
-            if sum(len(r) for r, _ in pending) >= max(1, rows * k // 2):
-                _lower(
-                    best,
-                    threshold,
-                    *(np.concatenate(parts) for parts in zip(*pending, strict=True)),
-                )
-                pending = []
+        count = scan_tile(tile, tile.view(np.uint32), start, heap, filled, keys, count)
         start, width = start + width, min(TILE, 2 * (start + width))
-    row, ids, value = (np.concatenate(parts) for parts in zip(*found, strict=True))
-    value = np.maximum(value, 0) + np.float32(0)  # FAISS's clamp ("roundoff"); -0.0 -> 0.0
-    keep = value <= np.maximum(threshold[row, 0], 0)
-    keys = _pack(value[keep], row[keep], ids[keep])
+    keys = keys[:count]
     keys.sort()
     values, ids = _unpack(_first_k(keys, rows, k))
     return values.reshape(rows, k), ids.reshape(rows, k)
 
 
-def _lower(best: np.ndarray, threshold: np.ndarray, row: np.ndarray, value: np.ndarray) -> None:
-    """In place, each row's k smallest of its `best` (rows, k) and its new values, and their
-    largest, `threshold` (rows, 1): only the rows with new values."""
-    k = best.shape[1]
-    order = np.argsort(row.astype(np.int16), kind="stable")  # a radix sort
-    row, value = row[order], value[order]
-    new_row = np.empty(len(row), bool)
-    new_row[0], new_row[1:] = True, row[1:] != row[:-1]
-    hit, slot = row[new_row], np.cumsum(new_row) - 1
-    counts = np.bincount(slot)
-    pooled = np.full((len(hit), k + counts.max()), np.inf, np.float32)
-    pooled[:, :k] = best[hit]
-    pooled[slot, k + np.arange(len(row)) - (np.cumsum(counts) - counts)[slot]] = value
-    best[hit] = np.partition(pooled, k - 1, axis=1)[:, :k]
-    threshold[hit, 0] = best[hit].max(axis=1)
-
-
-def _pack(values: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Keys that sort as (row, value, id): 8 bits of row, the value's 32 bits mapped to an
-    order-preserving unsigned integer, 24 bits of id."""
-    values = np.maximum(values, 0)  # FAISS: "negative values can occur ... due to roundoff"
-    values = values + np.float32(0)  # -0.0 becomes 0.0: equal distances, one key
-    bits = values.view(np.uint32).astype(np.uint64)
-    negative = bits >> np.uint64(31) == 1
-    ordered = np.where(negative, ~bits & _LOW32, bits | np.uint64(0x80000000))
-    return (
-        (rows.astype(np.uint64) << np.uint64(32 + POINT_BITS))
-        | (ordered << np.uint64(POINT_BITS))
-        | ids.astype(np.uint64)
-    )
-
-
 def _unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The float32 values and int64 ids of `_pack`'s keys."""
-    ordered = (keys >> np.uint64(POINT_BITS)) & _LOW32
-    positive = ordered >> np.uint64(31) == 1
-    bits = np.where(positive, ordered & np.uint64(0x7FFFFFFF), ~ordered & _LOW32)
+    """The float32 values and int64 ids of `_knn_kernel.scan_tile`'s keys: the value's bits
+    with the sign bit set (values are clamped at 0), the point's id in the low bits."""
+    bits = (keys >> np.uint64(POINT_BITS)) & np.uint64(0x7FFFFFFF)
     values = bits.astype(np.uint32).view(np.float32)
     ids = (keys & np.uint64(MAX_POINTS - 1)).astype(np.int64)
     return values, ids
