@@ -69,7 +69,7 @@ class TrainerTextRecorder(TextRecorder):
         width = min(logits.shape[1] - 1, self.inputs.shape[1] - skip)
         if not self.record_train or width < 1:
             return
-        with torch.no_grad():
+        with torch.inference_mode():  # statistics only: nothing here reaches autograd
             tokens = self.inputs[ids][:, skip : skip + width]
             per_token = token_statistics(logits[:, :width].detach().float(), tokens)
             stats = sequence_statistics(

@@ -184,7 +184,7 @@ class LSTMLM(CausalLM):
         self._check(ids, 2)
         return self._run(ids, [None] * self.n_layers)[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def prefix_state(self, prefix: torch.Tensor) -> tuple[Any, torch.Tensor]:
         self._check(prefix, 1)
         logits, states = self._run(prefix[None], [None] * self.n_layers)
@@ -284,7 +284,7 @@ class HFCausalLM(CausalLM):
         self._check(ids, 2)
         return self.wrapped(input_ids=ids, use_cache=False).logits
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def prefix_state(self, prefix: torch.Tensor) -> tuple[Any, torch.Tensor]:
         self._check(prefix, 1)
         cache = _transformers().DynamicCache(config=self.wrapped.config)

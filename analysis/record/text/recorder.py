@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from memdash.analysis.record.eval_pass import normal_buffers
 from memdash.analysis.record.recorder import TraceRecorder
 from memdash.analysis.record.stats import accuracies_by_group, stats_table
 from memdash.analysis.record.text.models import CausalLM
@@ -118,7 +119,7 @@ class TextRecorder(TraceRecorder):
         update), from its logits of shape (B, T, V) over the batch's first T tokens."""
         if not self.record_train:
             return
-        with torch.no_grad():
+        with torch.inference_mode():  # statistics only: nothing here reaches autograd
             tokens = self.inputs[ids][:, : logits.shape[1]]
             stats = sequence_statistics(
                 token_statistics(logits.detach(), tokens),
@@ -146,8 +147,8 @@ class TextRecorder(TraceRecorder):
     def evaluate(
         self, with_embeddings: bool = False
     ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
-        """Eval-mode pass over every sequence; returns (stats, {layer: (N, D) array}) and
-        keeps the per-token losses for `_epoch_extras`."""
+        """Eval-mode pass over every sequence under ``torch.inference_mode``; returns (stats,
+        {layer: (N, D) array}) and keeps the per-token losses for `_epoch_extras`."""
         was_training = self.model.training
         self.model.eval()
         n, length = self.inputs.shape
@@ -155,7 +156,7 @@ class TextRecorder(TraceRecorder):
         parts: list[dict[str, torch.Tensor]] = []
         pooled: dict[str, list[torch.Tensor]] = {name: [] for name in self.embed_layers}
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 for chunk in torch.split(
                     torch.arange(n, device=self.inputs.device), self.eval_batch_size
                 ):
@@ -177,6 +178,7 @@ class TextRecorder(TraceRecorder):
                             pooled[name].append(self._pool(states, mask))
         finally:
             self.model.train(was_training)
+            normal_buffers(self.model)  # a cache the pass built lazily stays trainable
         stats = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         stats["pred"] = torch.full((n,), -1, dtype=torch.long)
         self._token_losses = losses
