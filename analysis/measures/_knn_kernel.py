@@ -21,45 +21,61 @@ POSITIVE = 0x80000000  # a non-negative float's bits with the sign bit set sort 
 
 
 @numba.njit(cache=True, nogil=True)
-def scan_tile(tile, bits, start, heap, filled, keys, count):  # pragma: no cover - compiled
-    """Append the keys of the entries of `tile` that may be among their row's k nearest.
+def first_tile(tile, bits, bounds, keys):  # pragma: no cover - compiled
+    """Write the keys of the first tile's entries at most their row's bound.
 
     Parameters
     ----------
-    tile : float32, shape (B, W), C order: products, raw squared distances of the B queries
-        to points ``start .. start + W - 1`` (points in increasing order across calls)
+    tile : float32, shape (B, W), C order: raw squared distances of the B queries to
+        points ``0 .. W - 1``
     bits : uint32, shape (B, W): `tile`'s bits (``tile.view(np.uint32)``)
+    bounds : float32, shape (B,): the row's k-th smallest value of the tile, or 0 where that
+        is below 0 (FAISS clamps those to 0: they tie, and the smaller ids win)
+    keys : uint64, shape (at least B * W,)
+
+    Returns
+    -------
+    The keys written.
+    """
+    rows, width = tile.shape
+    count = 0
+    for r in range(rows):
+        row = tile[r]
+        bound = bounds[r]
+        prefix = np.uint64(r) << np.uint64(ROW_SHIFT)
+        for i in range(width):
+            if row[i] <= bound:
+                count = _keep(keys, count, prefix, row[i], bits[r, i], i)
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_tile(tile, bits, start, heap, keys, count):  # pragma: no cover - compiled
+    """Append the keys of a later tile's entries below their row's running k-th value.
+
+    Parameters
+    ----------
+    tile : float32, shape (B, W), C order: raw squared distances of the B queries to points
+        ``start .. start + W - 1`` (after `first_tile`, the points in increasing order)
+    bits : uint32, shape (B, W): `tile`'s bits
     start : the first point's id
-    heap : float32, shape (B, k): per row a max-heap of the k smallest raw values so far
-        (its first ``filled[row]`` entries), updated in place
-    filled : int64, shape (B,): how many of each row's heap are filled, updated in place
-    keys : uint64, shape (at least count + B * W,): the keys written from `count` on
+    heap : float32, shape (B, k): per row a max-heap of the k smallest raw values so far,
+        lowered in place by every entry kept
+    keys : uint64, shape (at least count + B * W,): written from `count` on
     count : keys already written
 
     Returns
     -------
-    The keys written in all, `count` included. A row's first k entries are all kept; after
-    that an entry is kept only if its value is below the row's k-th smallest so far (an
-    equal one loses to k points with smaller ids). A key sorts as (row, distance, point),
-    the distance clamped at 0 as FAISS clamps it (``|x|^2 + |y|^2 - 2 x.y`` below 0 is
-    roundoff): every value up to 0 has the bits of +0.0.
+    The keys written in all, `count` included. An entry is kept only if it is below the
+    row's k-th smallest value so far: an equal one loses to k points with smaller ids.
     """
     rows, width = tile.shape
-    k = heap.shape[1]
     for r in range(rows):
         row = tile[r]
         h = heap[r]
         prefix = np.uint64(r) << np.uint64(ROW_SHIFT)
-        j = 0
-        size = filled[r]
-        while size < k and j < width:  # the row's first k entries: all kept, heap filled
-            count = _keep(keys, count, prefix, row[j], bits[r, j], start + j)
-            _push(h, size, row[j])
-            size += 1
-            j += 1
-        filled[r] = size
         threshold = h[0]
-        while j < width:
+        for j in range(0, width, CHUNK):
             stop = min(j + CHUNK, width)
             chunk = row[j:stop]
             hits = 0
@@ -71,31 +87,35 @@ def scan_tile(tile, bits, start, heap, filled, keys, count):  # pragma: no cover
                         count = _keep(keys, count, prefix, row[i], bits[r, i], start + i)
                         _replace_top(h, row[i])
                         threshold = h[0]
-            j = stop
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def final_keys(keys, bounds):  # pragma: no cover - compiled
+    """Keep, in place and in order, the keys at most their row's bound (uint64, shape (B,):
+    the key of its final k-th value clamped at 0, with the largest point id): the only ones
+    that can be among its k nearest. Returns how many."""
+    count = 0
+    for i in range(len(keys)):
+        if keys[i] <= bounds[keys[i] >> np.uint64(ROW_SHIFT)]:
+            keys[count] = keys[i]
+            count += 1
     return count
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _keep(keys, count, prefix, value, bits, point):  # pragma: no cover - compiled
     """Write one key at `count`; return count + 1."""
-    clamped = np.uint64(bits) if value > 0 else np.uint64(0)  # -0.0 and below: +0.0
-    keys[count] = (
-        prefix | ((clamped | np.uint64(POSITIVE)) << np.uint64(VALUE_SHIFT)) | np.uint64(point)
-    )
+    keys[count] = _key(prefix, value, bits, point)
     return count + 1
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _push(heap, size, value):  # pragma: no cover - compiled
-    """Add `value` to the max-heap in ``heap[:size]`` (it becomes ``heap[:size + 1]``)."""
-    i = size
-    while i > 0:
-        parent = (i - 1) >> 1
-        if heap[parent] >= value:
-            break
-        heap[i] = heap[parent]
-        i = parent
-    heap[i] = value
+def _key(prefix, value, bits, point):  # pragma: no cover - compiled
+    """(row prefix, value clamped at 0, point) as one key: a value above 0 as its `bits`,
+    any other as +0.0's, with the sign bit set (non-negative floats sort as their bits)."""
+    clamped = np.uint64(bits) if value > 0 else np.uint64(0)
+    return prefix | ((clamped | np.uint64(POSITIVE)) << np.uint64(VALUE_SHIFT)) | np.uint64(point)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

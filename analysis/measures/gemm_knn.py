@@ -41,8 +41,8 @@ import numpy as np
 BLOCK = 256  # queries per block: a query's row fills the key's top 8 bits
 POINT_BITS = 24  # a point's id fills the key's low 24 bits
 MAX_POINTS = 1 << POINT_BITS  # 16,777,216 points at most
-FIRST_TILE = 512  # points of the first tile: its k-th distance starts the threshold
-TILE = 4096  # points per later tile at most (doubling from the first; FAISS: 1,024)
+FIRST_TILE = 512  # points of the first tile at least (k at least): its k-th starts the threshold
+TILE = 512  # points per later tile (FAISS: 1,024): 256 x 512 products stay in the L2 cache
 
 
 def gemm_knn(
@@ -129,32 +129,41 @@ def _augment(queries: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.nd
 def _search_block(lhs: np.ndarray, rhs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """One block of at most 256 queries against every point: (values, ids), shape (B, k).
 
-    Tile by tile, `_knn_kernel.scan_tile` keeps a row's first k entries and then those below
-    its running k-th smallest value (a max-heap per row; an equal distance loses: its point id
-    is larger than those of the k kept before it), as sort keys (row, clamped distance, id).
-    Every kept entry is a candidate; the k best of those by (distance, id) are the answer
-    (any other point has k candidates before it). The threshold is on the raw products, so a
-    value below 0 (FAISS clamps it to 0, a tie) is kept only if no k earlier points are at
-    most it: those k tie with it or beat it and have smaller ids.
+    The first tile's k-th value per row starts a threshold; a later tile keeps what is below
+    it (an equal distance loses: its point id is larger than every id kept so far) and each
+    entry kept lowers it at once (`_knn_kernel`: a max-heap per row). Every kept entry is a
+    candidate, written as a sort key (row, distance clamped at 0, point); the k best of those
+    are the answer (any other point has k candidates before it). Thresholds are on the
+    products; FAISS's clamp at 0 (a tie among all values below 0) is applied where it changes
+    the answer: to the first tile's threshold and to the candidates.
     """
-    from memdash.analysis.measures._knn_kernel import scan_tile  # numba: loaded on first use
+    from memdash.analysis.measures import _knn_kernel as kernel  # numba: loaded on first use
 
     rows, n = len(lhs), rhs.shape[1]
-    widest = min(n, TILE)
-    buffer = np.empty(rows * max(FIRST_TILE, widest), np.float32)  # reused: no page faults
+    first = min(n, max(FIRST_TILE, k))
+    buffer = np.empty(rows * max(first, min(n, TILE)), np.float32)  # reused: no page faults
     heap = np.empty((rows, k), np.float32)  # each row's k smallest raw values, a max-heap
-    filled = np.zeros(rows, np.int64)
-    keys = np.empty(rows * (widest + 8 * k), np.uint64)
-    count, start, width = 0, 0, min(n, FIRST_TILE)
+    keys = np.empty(rows * (len(buffer) // rows + 8 * k), np.uint64)
+    count, start, width = 0, 0, first
     while start < n:
         width = min(width, n - start)
         if len(keys) < count + rows * width:
             keys = np.concatenate([keys[:count], np.empty(count + 2 * rows * width, np.uint64)])
         tile = buffer[: rows * width].reshape(rows, width)
         np.matmul(lhs, rhs[:, start : start + width], out=tile)
-        count = scan_tile(tile, tile.view(np.uint32), start, heap, filled, keys, count)
-        start, width = start + width, min(TILE, 2 * (start + width))
-    keys = keys[:count]
+        if start:
+            count = kernel.scan_tile(tile, tile.view(np.uint32), start, heap, keys, count)
+        else:  # the k smallest, descending: a max-heap whose top is the k-th
+            heap[:] = np.sort(np.partition(tile, k - 1, axis=1)[:, :k], axis=1)[:, ::-1]
+            count = kernel.first_tile(tile, tile.view(np.uint32), np.maximum(heap[:, 0], 0), keys)
+        start, width = start + width, TILE
+    kth = (np.maximum(heap[:, 0], 0) + np.float32(0)).view(np.uint32).astype(np.uint64)
+    bounds = (
+        (np.arange(rows, dtype=np.uint64) << np.uint64(32 + POINT_BITS))
+        | ((kth | np.uint64(1 << 31)) << np.uint64(POINT_BITS))
+        | np.uint64(MAX_POINTS - 1)
+    )
+    keys = keys[: kernel.final_keys(keys[:count], bounds)]
     keys.sort()
     values, ids = _unpack(_first_k(keys, rows, k))
     return values.reshape(rows, k), ids.reshape(rows, k)
