@@ -8,7 +8,9 @@ gradient when asked (loss sensitivity, Arpit et al. 2017, is its L1 norm); `curv
 input-loss curvature of Garg, Roy et al. (2023) from it, of the training split's examples only
 (`train_rows`: the paper's, and the scoreboard's, examples); `critical_subset` and `critical_flags`
 find the critical samples of Arpit et al. (2017) among a seeded subset of the examples;
-`epoch_measures` runs the last two in their own passes after the eval pass.
+`epoch_measures` runs the last two in their own passes after the eval pass. Without gradients the
+pass runs under ``torch.inference_mode`` with its 2-D max pools in channels-last layout on the CPU
+(`channels_last_pools`: the same values, several times faster).
 """
 
 from __future__ import annotations
@@ -117,6 +119,50 @@ def normal_buffers(model: nn.Module) -> None:
                 module._buffers[name] = buffer.clone()
 
 
+@contextlib.contextmanager
+def channels_last_pools(model: nn.Module) -> Iterator[None]:
+    """Inside the block each `nn.MaxPool2d` of `model` (without ``return_indices``) pools a
+    contiguous 4-D CPU input in channels-last layout and hands on its output contiguous again.
+
+    PyTorch's CPU max pool is vectorized over the channels in channels-last layout only; in the
+    default layout it walks each plane alone (on the benchmark's CNN at batch 256 the two pools
+    took half of the eval pass's forward). A maximum is exact, so the values are the same bit for
+    bit, and the layers after the pool see the layout they always see. Inputs in any other
+    layout, on another device or of another rank are left as they are.
+    """
+    hooks = []
+    for module in model.modules():
+        if isinstance(module, nn.MaxPool2d) and not module.return_indices:
+            converted = [False]
+
+            def before(_m: nn.Module, args: tuple, converted: list[bool] = converted) -> Any:
+                x = args[0] if args else None
+                converted[0] = (
+                    isinstance(x, torch.Tensor)
+                    and x.dim() == 4
+                    and x.device.type == "cpu"
+                    and x.is_contiguous()
+                )
+                if converted[0]:
+                    return (x.contiguous(memory_format=torch.channels_last), *args[1:])
+                return None
+
+            def after(
+                _m: nn.Module, _args: tuple, out: Any, converted: list[bool] = converted
+            ) -> Any:
+                return out.contiguous() if converted[0] else None
+
+            hooks += [
+                module.register_forward_pre_hook(before),
+                module.register_forward_hook(after),
+            ]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def eval_logits(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -139,7 +185,8 @@ def eval_logits(
         the same forward pass plus one backward a batch (the parameters require no gradient
         meanwhile): loss sensitivity's (Arpit et al.) and curvature's (Garg, Roy et al.).
         Without them the pass runs under ``torch.inference_mode`` (the logits returned are
-        inference tensors: read them, never modify them in place or back-propagate)
+        inference tensors: read them, never modify them in place or back-propagate), its max
+        pools in channels-last layout (`channels_last_pools`)
     clock, part : times the backward passes as `part` (inside the clock's eval pass)
 
     Returns
@@ -152,7 +199,8 @@ def eval_logits(
         strict=True,
     )
     if not gradients:
-        with torch.inference_mode():  # no autograd bookkeeping: nothing here escapes into it
+        # no autograd bookkeeping: nothing here escapes into it
+        with torch.inference_mode(), channels_last_pools(model):
             logits = torch.cat([forward_with_ids(model, x, ids) for x, ids in chunks])
         normal_buffers(model)
         return logits, None
