@@ -28,7 +28,8 @@ def dashboard(
         fail(f"no such run root(s): {', '.join(missing)}")
     # the app's file, found by its module name (the dashboard layer is above this one)
     app_file = Path(importlib.util.find_spec("memdash.dashboard.app").origin)
-    command = streamlit_command(app_file, port=port, host=host)
+    # Streamlit's command line under memdash's launcher, which preloads the first page
+    command = streamlit_command(app_file, port=port, host=host, launcher="memdash.dashboard")
     env = dict(os.environ, MEMDASH_ROOTS=os.pathsep.join(str(r.resolve()) for r in roots))
     console.print(
         f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
@@ -37,13 +38,15 @@ def dashboard(
     os.execve(sys.executable, command, env)  # Streamlit replaces this process: signals reach it
 
 
-def streamlit_command(app: Path, *, port: int, host: str) -> list[str]:
-    """The command that serves the Streamlit script `app` as `memdash dashboard` does:
-    headless, no usage statistics, the viewer's toolbar."""
+def streamlit_command(app: Path, *, port: int, host: str, launcher: str = "streamlit") -> list[str]:
+    """The command that serves the Streamlit script `app` with `memdash dashboard`'s options
+    (headless, no usage statistics, the viewer's toolbar): `python -m LAUNCHER run APP ...`,
+    the launcher Streamlit's own command line or memdash's (`memdash.dashboard`, which
+    preloads the first page beside the server)."""
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        launcher,
         "run",
         str(app),
         "--server.port",

@@ -156,6 +156,16 @@ def guarded(render: Callable[[], None]) -> Callable[[], None]:
     return page
 
 
+def drawn_first(first: Callable[[], None], *, above: Callable[[], None]) -> None:
+    """Draw `above`'s elements above `first`'s, but run `first` first: what the page is
+    opened for (its chart, a linked example) reaches the browser before the tables above it
+    are computed and sent (benchmarks/first_chart.py; issue #28)."""
+    slot = st.container()
+    first()
+    with slot:
+        above()
+
+
 def choose_run(roots: tuple[str, ...]) -> Path | None:
     """The current run (the sidebar's, shared by every page and kept in the URL), named under
     the page title; None (with a message) when there is no readable run."""

@@ -28,6 +28,7 @@ from memdash.dashboard import data, state
 from memdash.dashboard.app_pages.common import (
     SCORES,
     choose_run,
+    drawn_first,
     easiness_chart,
     flagged_first,
     offer_analysis,
@@ -61,6 +62,16 @@ def render() -> None:
     table = state.with_source(data.examples(path))
     if group is not None:  # easiness across the seeds of its group, after epoch 1
         table = table.merge(data.easiness(group[1], 1), on="example_id", how="left")
+    drawn_first(
+        lambda: example_section(path, table, key="examples"),
+        above=lambda: _lists(path, group, table, text=text),
+    )
+
+
+def _lists(
+    path: Path, group: tuple[str, tuple[str, ...]] | None, table: pd.DataFrame, *, text: bool
+) -> None:
+    """A run's filter, table, gallery and easiness, its whole example table in memory."""
     scores = score_columns(table)
     if not scores:
         _offer_scores(path, text=text)
@@ -77,7 +88,6 @@ def render() -> None:
         )
     if group is not None or not text:  # a text run without seeds: nothing to say
         _easiness(shown, group, text=text)
-    example_section(path, table, key="examples")
 
 
 def _render_paged(path: Path, group: tuple[str, tuple[str, ...]] | None, *, text: bool) -> None:
@@ -89,6 +99,23 @@ def _render_paged(path: Path, group: tuple[str, tuple[str, ...]] | None, *, text
         traces = {"eval"} | ({"train"} if "forgetting_events_train" in raw else set())
         source = state.source_used(traces)
         st.caption(state.source_note(source))
+    # no table in memory: the open example's row is read alone, as the table would show it
+    drawn_first(
+        lambda: example_section(path, None, key="examples", source=source, group=paths),
+        above=lambda: _paged_lists(path, group, raw, source, text=text),
+    )
+
+
+def _paged_lists(
+    path: Path,
+    group: tuple[str, tuple[str, ...]] | None,
+    raw: list[str],
+    source: str,
+    *,
+    text: bool,
+) -> None:
+    """A large run's filter, table, gallery and easiness, each a query of one page."""
+    paths = None if group is None else tuple(group[1])
     facets = paging.facets(path, source, paths, tuple(c for c in SCORES if c in raw))
     scores = [c for c in SCORES if c in facets.ranges]
     if not scores:
@@ -120,8 +147,6 @@ def _render_paged(path: Path, group: tuple[str, tuple[str, ...]] | None, *, text
         if group is not None:
             shown = paging.rows(path, where, ("example_id", "kind"), source=source, group=paths)
         _easiness(shown, group, text=text)
-    # no table in memory: the open example's row is read alone, as the table would show it
-    example_section(path, None, key="examples", source=source, group=paths)
 
 
 def _offer_scores(path: Path, *, text: bool) -> None:

@@ -7,7 +7,12 @@ import streamlit as st
 
 from memdash.analysis.store import RunFormatError
 from memdash.dashboard import charts, data, state
-from memdash.dashboard.app_pages.common import chosen_curves, shell_path, show_command
+from memdash.dashboard.app_pages.common import (
+    chosen_curves,
+    drawn_first,
+    shell_path,
+    show_command,
+)
 from memdash.dashboard.data.roots import HIDDEN_COLUMNS
 from memdash.dashboard.labels import LABELS, TEXT_MEASURES, md_text, value_text
 
@@ -27,7 +32,14 @@ def render() -> None:
             "memdash dashboard runs"
         )
         return
-    _runs_table(summaries, data.seed_groups(roots))
+    drawn_first(
+        lambda: _chosen_curves(roots, summaries),
+        above=lambda: _runs_table(summaries, data.seed_groups(roots)),
+    )
+
+
+def _chosen_curves(roots: tuple[str, ...], summaries: pd.DataFrame) -> None:
+    """The runs to plot, chosen among the readable ones, and their training curves."""
     healthy = summaries.index[~summaries["status"].isin(data.UNREADABLE)].tolist()
     if not healthy:
         st.warning("No run here can be read; see the errors above.")

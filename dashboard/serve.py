@@ -1,0 +1,89 @@
+"""The process `memdash dashboard` runs: Streamlit's server, and beside it a preloading thread.
+
+Streamlit runs the app's script only when a browser connects, so a fresh server spends the
+browser's first second (loading Streamlit's own page) idle, and then the first script run
+imports pandas, pyarrow, Plotly and the pages, and checks every run's files, while the
+browser waits for a chart. Here a thread does that work as soon as the server listens:
+
+1. it imports what the app's script and its default page (Runs) import, in the script's
+   order;
+2. it reads the run summaries of the roots (`data.run_summaries`: every run's run.json and
+   the footers of its files), into the process-wide cache the pages read them from.
+
+The script then finds the modules imported and the summaries cached, or, where it comes
+first, waits for the module or the cache entry the thread is working on (Python's import
+locks, Streamlit's per-entry cache locks) rather than doing the work twice. The thread
+changes nothing a page shows: a failed preload is logged and the pages do the work
+themselves. Measured by benchmarks/first_chart.py (issue #28).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+# what the app's script imports, then its default page, in that order (dashboard/app.py)
+PRELOADED = (
+    "memdash.dashboard.data",
+    "memdash.dashboard.state",
+    "memdash.dashboard.app_pages.learn",
+    "memdash.dashboard.app_pages.common",
+    "memdash.dashboard.app_pages.runs",
+)
+STARTUP_S = 120.0  # the longest the thread waits for the server before it gives up
+
+_log = logging.getLogger(__name__)
+
+
+def server_started() -> bool | None:
+    """True once Streamlit's runtime has started (the server listens), None once it is
+    stopping or stopped, else False."""
+    from streamlit import runtime
+    from streamlit.runtime.runtime import RuntimeState
+
+    if not runtime.exists():
+        return False
+    state = runtime.get_instance().state
+    if state in (RuntimeState.STOPPING, RuntimeState.STOPPED):
+        return None
+    return state != RuntimeState.INITIAL
+
+
+def preload(
+    started: Callable[[], bool | None] = server_started,
+    *,
+    modules: Sequence[str] = PRELOADED,
+    poll_s: float = 0.01,
+    timeout_s: float = STARTUP_S,
+) -> bool:
+    """Once `started()` is true, import `modules` and read the run summaries of the roots
+    (`data.run_roots()`) into their cache. True if all of it was done; False if the server
+    never started (within `timeout_s`, or stopped) or the work failed (logged)."""
+    deadline = time.monotonic() + timeout_s
+    while not (state := started()):
+        if state is None or time.monotonic() > deadline:
+            return False
+        time.sleep(poll_s)
+    try:
+        for name in modules:
+            importlib.import_module(name)
+        from memdash.dashboard import data
+
+        data.run_summaries(data.run_roots())
+    except Exception:  # the pages do the same work and report what is wrong there
+        _log.warning("memdash: preloading the first page failed", exc_info=True)
+        return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`streamlit ARGS...` (`argv`, default this process's arguments) with the preloading
+    thread started beside the server."""
+    from streamlit.web import cli
+
+    threading.Thread(target=preload, name="memdash-preload", daemon=True).start()
+    cli.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="streamlit")
