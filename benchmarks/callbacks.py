@@ -12,11 +12,13 @@ plain        the trainer alone, its loader reading the bare dataset
 in-flight    + TraceCallback recording the minibatch statistics (WithIds in the
              loader, the forward hook, the once-per-epoch reduction and write)
 + eval pass  + the end-of-epoch eval pass over every example, written to disk
-             (the callback as shipped: torch.inference_mode, the automatic eval
-             batch of memdash.integrations.eval_batch, writes overlapped with the
-             next epoch by the recorder's background writer)
-eval, #28-   the eval pass as it was before issue 28, for comparison: torch.no_grad
-             and the old default batch (512 for Lightning, 256 for the Trainer)
+             (the callback as shipped: torch.inference_mode, max pools in
+             channels-last layout, the automatic eval batch of
+             memdash.integrations.eval_batch, writes overlapped with the next epoch
+             by the recorder's background writer)
+eval, #28-   the eval pass as it was before issue 28, for comparison: torch.no_grad,
+             the default layout and the old default batch (512 for Lightning, 256
+             for the Trainer)
 
 Settings: Lightning trains memdash's CNN (32, 64 channels, 256 hidden) on
 20,000 synthetic 16x16 images, batch 128 (the recording benchmark's largest
