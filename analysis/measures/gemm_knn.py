@@ -3,12 +3,15 @@
 FAISS's flat index multiplies blocks of queries by blocks of points, turns every product
 into a distance in one single-threaded pass and offers each distance to a heap per query.
 At small dimension (64 after PCA) those passes, not the product, take most of the time: the
-k-NN after PCA took 3.01 x its GEMM limit (issue #28). Here a block of queries multiplies
-a tile of the points in one GEMM with the squared norms folded in as two extra columns (the
-product *is* the squared distance), keeps the entries below each query's running k-th
-distance (one comparison and a ``flatnonzero`` over the tile) and sorts those few by
-(query, distance, point) packed into one 64-bit key. Blocks of queries run on worker
-threads, each with a one-thread BLAS.
+k-NN after PCA took 3.01 x its GEMM limit (issue #28). Here a block of 256 queries multiplies
+a tile of 512 points in one GEMM with the squared norms folded in as two extra columns (the
+product *is* the squared distance; 256 x 512 products stay in the L2 cache), and one numba
+pass over the tile (`memdash.analysis.measures._knn_kernel`) keeps the entries below each
+query's running k-th distance: 64 at a time counted in one vectorized loop, and only where
+some are below looked at one by one, each kept entry written as a 64-bit key (query,
+distance, point) and lowering its query's threshold at once (a max-heap of k per query).
+The keys still at most their query's final k-th are sorted. Blocks of queries run on worker
+threads, each with a one-thread BLAS; the kernel holds no GIL.
 
 The result is FAISS's: the k smallest squared distances by the same formula
 (``|x|^2 + |y|^2 - 2 x.y``, clamped at 0), ascending, a tie going to the smaller point id
@@ -17,12 +20,22 @@ later). Only a distance's last bits, which depend on the BLAS that sums the prod
 differ from FAISS's own (it links another BLAS). Cosine stays with FAISS: its min-heap keeps
 a tie's larger ids when a nearer point evicts one, an order no sort reproduces.
 
-Measured (benchmarks/analytics.py --only knn; 50,000 points, k=30, leave-one-out, on a
-2-core VM shared with other work): after PCA to 64, 1.52 and 1.89 x the GEMM limit in two
-runs (goal 1.5, not reliably met; FAISS's flat index 3.22 and 3.09 x, so 2.1 and 1.6 x
-faster); raw 256-D, 1.20 and 1.16 x (FAISS 1.32 and 1.64 x). What bounds it, on one
-thread: a block costs 1.33-1.37 x its GEMMs alone, the comparison (0.3 ns an entry) and the
-flatnonzero (0.2 ns) against the product's 1.8 ns at D=64; the PCA adds 0.07-0.18 x.
+Measured (benchmarks/analytics.py --only knn; 50,000 points, k=30, leave-one-out, on the
+2-core VM shared with other work, load average 4-7 throughout): after PCA to 64, 1.42, 1.49
+and 1.25 x the GEMM limit in three runs (goal 1.5; single rounds 1.21-1.64 x), of which the
+search 0.96-1.06 x and the fit 0.29-0.43 x: the PCA (`neighbors._pca`, a float64 covariance
+by a two-thread dgemm, 0.74-1.04 s under that load against 0.24 s on one thread) now bounds
+it; FAISS's flat index 3.19, 3.34 and 2.46 x. Raw 256-D: 0.97 x in the last run (FAISS 1.46
+x; the other two runs measured the GEMM rate at 180 and 31 GFLOP/s under changing load, so
+their 2.05 and 0.73 x say little). Side by side with the previous numpy passes, same inputs
+and outputs to the bit: one thread (process time, 1,024 queries) a block costs 1.08 x the
+GEMM limit at D=64 (the numpy passes 1.41 x) and 1.07 x at D=256 (1.24 x); two threads
+(8,192 queries) 0.96-1.01 x (1.26-1.41 x) and 1.01-1.03 x (1.23-1.41 x; a third round of
+ours, 2.63 x, was under a burst of load). What is left, one thread at D=64: the product 1.6
+ns an entry (66 columns, not 64), the kernel 0.25 ns an entry where few entries are kept
+(0.16 ns when none is), the first tile's selection and the sort of the ~k keys left a query.
+The first call of a process loads numba and the compiled kernels (0.5-0.7 s; 1.1 s when
+numba's cache is empty and it compiles them).
 
 References
 ----------
