@@ -265,7 +265,7 @@ def test_the_server_binds_to_the_loopback_address_only(tmp_path, monkeypatch):
     from memdash.analysis.cli import dashboard
 
     seen = {}
-    monkeypatch.setattr(dashboard.os, "execve", lambda exe, argv, env: seen.update(argv=argv))
+    monkeypatch.setattr(dashboard, "serve", lambda arguments: seen.update(argv=arguments))
     CliRunner().invoke(cli.app, ["dashboard", str(tmp_path)])
     argv = seen["argv"]
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"

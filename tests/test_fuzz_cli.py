@@ -12,18 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from memdash.analysis.cli import app, options
-from memdash.analysis.cli.options import (
-    Checked,
-    Device,
-    ImageSize,
-    Names,
-    Number,
-    Numbers,
-    OneOf,
-    Seeds,
-    Spec,
-)
+from memdash.analysis.cli import app, specs
+from memdash.analysis.cli.options import ImageSize, Seeds
+from memdash.analysis.cli.specs import Checked, Device, Names, Number, Numbers, OneOf, Spec
 
 runner = CliRunner()
 # values a person might type, right and wrong: numbers of every sign and size, words, lists
@@ -232,9 +223,9 @@ def _fixed_bad(spec) -> list[str]:
         bad += ["1.5"] if r.integer else ["0", "1"]
         return bad
     if isinstance(spec, OneOf):
-        return ["bogus", "", " ".join(options._listed(spec.choices)).upper()]
+        return ["bogus", "", " ".join(specs._listed(spec.choices)).upper()]
     if isinstance(spec, Names) and spec.choices is not None:
-        return ["bogus", f"{options._listed(spec.choices)[0]},bogus", "ü"]
+        return ["bogus", f"{specs._listed(spec.choices)[0]},bogus", "ü"]
     if isinstance(spec, Seeds):
         return ["3-1", "x", "-1", "0-99999", "4294967296", "1-", ",,x", "0-4294967296"]
     if isinstance(spec, Device):

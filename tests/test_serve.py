@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -93,18 +94,47 @@ def test_the_preload_imports_what_the_app_imports_then_its_default_page():
 
 
 def test_memdash_dashboard_runs_streamlit_under_the_launcher(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
+    """`memdash dashboard` (parsed alone by `cli.main`) runs `python -m memdash.dashboard run
+    APP` in its own process, the roots in MEMDASH_ROOTS."""
     from memdash.analysis import cli
     from memdash.analysis.cli import dashboard
 
     seen = {}
-    monkeypatch.setattr(dashboard.os, "execve", lambda exe, argv, env: seen.update(argv=argv))
-    CliRunner().invoke(cli.app, ["dashboard", str(tmp_path), "--port", "8612"])
-    argv = seen["argv"]
+
+    def run_module(name, *, run_name, alter_sys):
+        seen.update(name=name, run_name=run_name, argv=list(sys.argv))
+
+    monkeypatch.setattr(dashboard.runpy, "run_module", run_module)
+    monkeypatch.setattr(sys, "argv", ["memdash", "dashboard", str(tmp_path), "--port", "8612"])
+    monkeypatch.delenv("MEMDASH_ROOTS", raising=False)
+    with pytest.raises(SystemExit) as exited:  # typer's standalone end, after the server's
+        cli.main()
+    assert exited.value.code == 0
     app = importlib.util.find_spec("memdash.dashboard.app").origin
-    assert argv[1:5] == ["-m", "memdash.dashboard", "run", app]
-    assert argv[argv.index("--server.port") + 1] == "8612"
+    assert (seen["name"], seen["run_name"]) == ("memdash.dashboard", "__main__")
+    assert seen["argv"][:3] == ["memdash.dashboard", "run", app]
+    assert seen["argv"][seen["argv"].index("--server.port") + 1] == "8612"
+    assert os.environ["MEMDASH_ROOTS"] == str(tmp_path.resolve())
     # the plain command line (the benchmark's minimal app) is Streamlit's own
     plain = dashboard.streamlit_command(tmp_path / "app.py", port=1, host="127.0.0.1")
     assert plain[1:4] == ["-m", "streamlit", "run"]
+
+
+def test_memdash_dashboard_alone_refuses_what_the_whole_command_line_refuses(
+    tmp_path, monkeypatch, capsys
+):
+    """The dashboard's own command line is the same command: a bad option is refused (exit
+    code 2), a missing root is an error (exit code 1), and the other commands still parse."""
+    from memdash.analysis import cli
+
+    for argv, code, said in (
+        (["dashboard", str(tmp_path), "--port", "99999"], 2, "--port must be"),
+        (["dashboard", str(tmp_path / "nowhere")], 1, "no such run root"),
+        (["info", "--help"], 0, "Usage: memdash info"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["memdash", *argv])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        assert exited.value.code == code
+        out = capsys.readouterr()
+        assert said in " ".join((out.out + out.err).split())

@@ -1,5 +1,5 @@
 """`python -m memdash.analysis.cli`: the same commands as the `memdash` entry point."""
 
-from memdash.analysis.cli import app
+from memdash.analysis.cli import main
 
-app()
+main()

@@ -12,22 +12,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import typer
-from rich.console import Console
-from rich.markup import escape
-
+from memdash.analysis.cli.basics import fail, refuse
 from memdash.analysis.record.config import DataConfig, ModelConfig, RecordConfig, TrainConfig
 
 if TYPE_CHECKING:
     from memdash.analysis.record.config import RunConfig
     from memdash.analysis.store import Run, RunFormatError
 
-console = Console()
-errors = Console(stderr=True)
 # the defaults the options show (and give when left out): those of the run config
 DATA, MODEL, TRAIN, RECORD = DataConfig(), ModelConfig(), TrainConfig(), RecordConfig()
-# the checkout's sample suite (analysis/cli/ lies two folders below the repository root)
-REPO_SAMPLE_RUNS = Path(__file__).resolve().parents[2] / "sample_runs"
 
 Config = TypeVar("Config")
 
@@ -46,11 +39,6 @@ def config_from(config: type[Config], options: Mapping[str, Any], **parsed: Any)
     return config(**{**given, **parsed})
 
 
-def sample_roots() -> list[Path]:
-    """The default run roots: ./sample_runs when there is one, else the checkout's suite."""
-    return [Path("sample_runs") if Path("sample_runs").is_dir() else REPO_SAMPLE_RUNS]
-
-
 def open_runs(roots: list[Path]) -> tuple[list[Run], list[RunFormatError]]:
     """The runs found under `roots`, opened, and the errors of those that cannot be read."""
     from memdash.analysis.store import Run, RunFormatError, discover_runs
@@ -62,19 +50,6 @@ def open_runs(roots: list[Path]) -> tuple[list[Run], list[RunFormatError]]:
         except RunFormatError as err:
             broken.append(err)
     return opened, broken
-
-
-def fail(message: str) -> NoReturn:
-    """Print `message` as the command's error, on one line, and exit with code 1."""
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=1)
-
-
-def refuse(message: str) -> NoReturn:
-    """Refuse the command's options before it does anything: `message` (the option and what
-    it accepts) on one line of stderr, exit code 2 (a usage error, as click's)."""
-    errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def cannot_write(err: OSError, folder: Path, kept: str) -> NoReturn:

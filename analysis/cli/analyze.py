@@ -10,19 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from memdash.analysis.cli._common import config_from, console, errors_reported
+from memdash.analysis.cli._common import config_from, errors_reported
+from memdash.analysis.cli.basics import console
 from memdash.analysis.cli.options import (
     BACKEND,
     DEVICE,
     KNN_METRIC,
     KNN_PCA,
-    TEXT,
     WORKERS,
-    OneOf,
     field,
-    option,
     steps_of,
 )
+from memdash.analysis.cli.specs import TEXT, OneOf, option
 from memdash.analysis.measures.ivf import AUTO_EXACT_BELOW, DEFAULT_PROBES, KNN_METHODS
 from memdash.analysis.record.config import AnalysisConfig, LocalizeConfig
 

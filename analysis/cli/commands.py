@@ -1,4 +1,4 @@
-"""The `memdash` command line: parses options into a RunConfig and calls the library.
+"""The `memdash` command line, every command registered: `app` (see `cli/__init__.py`).
 
 One module per command (`analyze` holds analyze and localize, which share their step runner),
 with what they share in `_common`, the type and range of every option in `options` and the
@@ -14,7 +14,7 @@ from memdash.analysis.cli import analyze, dashboard, estimate, findings, info, s
 from memdash.analysis.cli import proxies as proxies_command
 from memdash.analysis.cli import sql as sql_command
 from memdash.analysis.cli import ssft as ssft_command
-from memdash.analysis.cli.options import Checked
+from memdash.analysis.cli.specs import Checked
 
 app = typer.Typer(
     help="memdash: record, measure and explore what a deep network memorizes.",

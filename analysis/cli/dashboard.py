@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import runpy
 import sys
 from pathlib import Path
 
 import typer
 
-from memdash.analysis.cli._common import console, fail, sample_roots
-from memdash.analysis.cli.options import PORT, TEXT, option
+from memdash.analysis.cli.basics import console, fail, sample_roots
+from memdash.analysis.cli.specs import PORT, TEXT, Checked, option
 
 
 def dashboard(
@@ -28,14 +29,33 @@ def dashboard(
         fail(f"no such run root(s): {', '.join(missing)}")
     # the app's file, found by its module name (the dashboard layer is above this one)
     app_file = Path(importlib.util.find_spec("memdash.dashboard.app").origin)
-    # Streamlit's command line under memdash's launcher, which preloads the first page
-    command = streamlit_command(app_file, port=port, host=host, launcher="memdash.dashboard")
-    env = dict(os.environ, MEMDASH_ROOTS=os.pathsep.join(str(r.resolve()) for r in roots))
+    command = streamlit_command(app_file, port=port, host=host, launcher=LAUNCHER)
+    os.environ["MEMDASH_ROOTS"] = os.pathsep.join(str(r.resolve()) for r in roots)
     console.print(
         f"serving the dashboard on http://{host}:{port} over {', '.join(map(str, roots))}"
     )
     sys.stdout.flush()
-    os.execve(sys.executable, command, env)  # Streamlit replaces this process: signals reach it
+    serve(command[3:])
+
+
+# Streamlit's command line under memdash's launcher, which preloads the first page
+# (memdash.dashboard.serve), named like the app: the dashboard layer is above this one
+LAUNCHER = "memdash.dashboard"
+
+
+def serve(arguments: list[str]) -> None:
+    """Run `python -m memdash.dashboard ARGUMENTS` in this process, as its main module.
+
+    In this process rather than a new one (an exec): the new interpreter would import numpy,
+    typer and rich again, and the command line has already spent 0.2-0.5 s importing its
+    commands (benchmarks/first_chart.py). Signals reach the server all the same."""
+    sys.argv = [LAUNCHER, *arguments]
+    runpy.run_module(LAUNCHER, run_name="__main__", alter_sys=True)
+
+
+# `memdash dashboard` parsed alone (`cli.main`): the command `commands.app` also registers
+app = typer.Typer(add_completion=False)
+app.command(cls=Checked)(dashboard)
 
 
 def streamlit_command(app: Path, *, port: int, host: str, launcher: str = "streamlit") -> list[str]:

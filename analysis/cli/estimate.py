@@ -15,11 +15,10 @@ from memdash.analysis.cli._common import (
     MODEL,
     TRAIN,
     command_line,
-    console,
     errors_reported,
-    refuse,
     refuse_bad_config,
 )
+from memdash.analysis.cli.basics import console, refuse
 from memdash.analysis.cli.footprint import unfit
 from memdash.analysis.cli.options import (
     ARCHITECTURE,
@@ -37,12 +36,11 @@ from memdash.analysis.cli.options import (
     RATIOS,
     SEED,
     SUBSET,
-    TEXT,
     WORKERS,
     dp_options,
     field,
-    option,
 )
+from memdash.analysis.cli.specs import TEXT, option
 from memdash.analysis.record.config import (
     DataConfig,
     ModelConfig,

@@ -8,8 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memdash.analysis.cli._common import console, fail, open_runs, sample_roots
-from memdash.analysis.cli.options import SOURCE, option
+from memdash.analysis.cli._common import open_runs
+from memdash.analysis.cli.basics import console, fail, sample_roots
+from memdash.analysis.cli.options import SOURCE
+from memdash.analysis.cli.specs import option
 
 
 def findings(

@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from memdash.analysis.cli._common import console, errors_reported, fail, open_runs
+from memdash.analysis.cli._common import errors_reported, open_runs
+from memdash.analysis.cli.basics import console, fail
 
 if TYPE_CHECKING:
     import pandas as pd

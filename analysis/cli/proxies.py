@@ -10,8 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memdash.analysis.cli._common import console, errors_reported
-from memdash.analysis.cli.options import SEED, Number, ints, option, reals
+from memdash.analysis.cli._common import errors_reported
+from memdash.analysis.cli.basics import console
+from memdash.analysis.cli.options import SEED, ints, reals
+from memdash.analysis.cli.specs import Number, option
 
 SHARE = Number(reals(0, 1, open_low=True))
 BOOTSTRAP = Number(ints(10, 100_000))

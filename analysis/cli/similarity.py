@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from memdash.analysis.cli._common import console, errors_reported
-from memdash.analysis.cli.options import EPOCH_LIST, SIMILARITY_MEASURES, option
+from memdash.analysis.cli._common import errors_reported
+from memdash.analysis.cli.basics import console
+from memdash.analysis.cli.options import EPOCH_LIST, SIMILARITY_MEASURES
+from memdash.analysis.cli.specs import option
 
 
 def similarity(

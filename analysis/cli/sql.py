@@ -13,15 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from memdash.analysis.cli._common import (
-    console,
-    errors_reported,
-    fail,
-    open_runs,
-    refuse,
-    sample_roots,
-)
-from memdash.analysis.cli.options import TEXT, Number, option
+from memdash.analysis.cli._common import errors_reported, open_runs
+from memdash.analysis.cli.basics import console, fail, refuse, sample_roots
+from memdash.analysis.cli.specs import TEXT, Number, option
 from memdash.analysis.record.ranges import ints
 
 if TYPE_CHECKING:

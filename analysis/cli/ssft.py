@@ -8,8 +8,10 @@ from pathlib import Path
 
 import typer
 
-from memdash.analysis.cli._common import console, errors_reported, fail, refuse
-from memdash.analysis.cli.options import SEED, field, option
+from memdash.analysis.cli._common import errors_reported
+from memdash.analysis.cli.basics import console, fail, refuse
+from memdash.analysis.cli.options import SEED, field
+from memdash.analysis.cli.specs import option
 
 EPOCHS = field("train.epochs")
 

@@ -16,11 +16,10 @@ from memdash.analysis.cli._common import (
     cannot_write,
     command_line,
     config_from,
-    console,
     errors_reported,
-    fail,
     refuse_bad_config,
 )
+from memdash.analysis.cli.basics import console, fail
 from memdash.analysis.cli.options import (
     ARCHITECTURE,
     CHUNKING,
@@ -39,17 +38,14 @@ from memdash.analysis.cli.options import (
     OPTIMIZER,
     OPTIONAL_SEED,
     SEED,
-    TEXT,
     TEXT_CORPUS,
     TOKENIZER,
     ImageSize,
-    Numbers,
-    OneOf,
     Seeds,
     dp_options,
     field,
-    option,
 )
+from memdash.analysis.cli.specs import TEXT, Numbers, OneOf, option
 from memdash.analysis.record.config import (
     LM_MODELS,
     RANGES,
@@ -320,7 +316,7 @@ def _say_how_exposure_is_computed(config: RunConfig) -> None:
 
     if not is_text(config.data) or not config.data.canaries:
         return
-    from memdash.analysis.cli._common import refuse
+    from memdash.analysis.cli.basics import refuse
     from memdash.analysis.record.text.formats import parse_format
     from memdash.analysis.steps.text_exposure import EXACT_LIMIT
 
