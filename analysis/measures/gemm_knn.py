@@ -22,20 +22,20 @@ a tie's larger ids when a nearer point evicts one, an order no sort reproduces.
 
 Measured (benchmarks/analytics.py --only knn; 50,000 points, k=30, leave-one-out, on the
 2-core VM shared with other work, load average 4-7 throughout): after PCA to 64, 1.42, 1.49
-and 1.25 x the GEMM limit in three runs (goal 1.5; single rounds 1.21-1.64 x), of which the
-search 0.96-1.06 x and the fit 0.29-0.43 x: the PCA (`neighbors._pca`, a float64 covariance
-by a two-thread dgemm, 0.74-1.04 s under that load against 0.24 s on one thread) now bounds
-it; FAISS's flat index 3.19, 3.34 and 2.46 x. Raw 256-D: 0.97 x in the last run (FAISS 1.46
-x; the other two runs measured the GEMM rate at 180 and 31 GFLOP/s under changing load, so
-their 2.05 and 0.73 x say little). Side by side with the previous numpy passes, same inputs
-and outputs to the bit: one thread (process time, 1,024 queries) a block costs 1.08 x the
-GEMM limit at D=64 (the numpy passes 1.41 x) and 1.07 x at D=256 (1.24 x); two threads
-(8,192 queries) 0.96-1.01 x (1.26-1.41 x) and 1.01-1.03 x (1.23-1.41 x; a third round of
-ours, 2.63 x, was under a burst of load). What is left, one thread at D=64: the product 1.6
-ns an entry (66 columns, not 64), the kernel 0.25 ns an entry where few entries are kept
-(0.16 ns when none is), the first tile's selection and the sort of the ~k keys left a query.
-The first call of a process loads numba and the compiled kernels (0.5-0.7 s; 1.1 s when
-numba's cache is empty and it compiles them).
+and 1.25 x the GEMM limit in three runs (goal 1.5; single rounds 1.21-1.64 x); in the two
+runs that print them apart, the search 0.96-1.06 x and the fit 0.29-0.43 x: the PCA
+(`neighbors._pca`, a float64 covariance by a two-thread dgemm, 0.74-1.04 s under that load
+against 0.24 s on one thread) now bounds it; FAISS's flat index 3.19, 3.34 and 2.46 x. Raw
+256-D: 0.97 x in the last run (FAISS 1.46 x; the other two runs measured the GEMM rate at
+180 and 31 GFLOP/s under changing load, so their 2.05 and 0.73 x say little). Side by side
+with the previous numpy passes, same inputs and outputs to the bit: one thread (process
+time, 1,024 queries) a block costs 1.08 x the GEMM limit at D=64 (the numpy passes 1.41 x)
+and 1.07 x at D=256 (1.24 x); two threads (8,192 queries) 0.96-1.01 x (1.26-1.41 x) and
+1.01-1.03 x (1.23-1.41 x; a third round of ours, 2.63 x, was under a burst of load). What is
+left, one thread at D=64: the product 1.6 ns an entry (66 columns, not 64), the kernel 0.25
+ns an entry where few entries are kept (0.16 ns when none is), the first tile's selection
+and the sort of the ~k keys left a query. The first call of a process loads numba and the
+compiled kernels (0.5-0.7 s; 1.1 s when numba's cache is empty and it compiles them).
 
 References
 ----------
