@@ -21,21 +21,23 @@ differ from FAISS's own (it links another BLAS). Cosine stays with FAISS: its mi
 a tie's larger ids when a nearer point evicts one, an order no sort reproduces.
 
 Measured (benchmarks/analytics.py --only knn; 50,000 points, k=30, leave-one-out, on the
-2-core VM shared with other work, load average 4-7 throughout): after PCA to 64, 1.42, 1.49
-and 1.25 x the GEMM limit in three runs (goal 1.5; single rounds 1.21-1.64 x); in the two
-runs that print them apart, the search 0.96-1.06 x and the fit 0.29-0.43 x: the PCA
-(`neighbors._pca`, a float64 covariance by a two-thread dgemm, 0.74-1.04 s under that load
-against 0.24 s on one thread) now bounds it; FAISS's flat index 3.19, 3.34 and 2.46 x. Raw
-256-D: 0.97 x in the last run (FAISS 1.46 x; the other two runs measured the GEMM rate at
-180 and 31 GFLOP/s under changing load, so their 2.05 and 0.73 x say little). Side by side
-with the previous numpy passes, same inputs and outputs to the bit: one thread (process
-time, 1,024 queries) a block costs 1.08 x the GEMM limit at D=64 (the numpy passes 1.41 x)
-and 1.07 x at D=256 (1.24 x); two threads (8,192 queries) 0.96-1.01 x (1.26-1.41 x) and
-1.01-1.03 x (1.23-1.41 x; a third round of ours, 2.63 x, was under a burst of load). What is
-left, one thread at D=64: the product 1.6 ns an entry (66 columns, not 64), the kernel 0.25
-ns an entry where few entries are kept (0.16 ns when none is), the first tile's selection
-and the sort of the ~k keys left a query. The first call of a process loads numba and the
-compiled kernels (0.5-0.7 s; 1.1 s when numba's cache is empty and it compiles them).
+2-core VM shared with other work, load average 2-7): after PCA to 64, 1.42, 1.49, 1.25 and
+1.53 x the GEMM limit in four runs (goal 1.5, not reliably met; single rounds 1.21-1.67 x;
+FAISS's flat index 2.00-3.34 x). In the three runs that print them apart the search took
+0.96-1.29 x and the fit 0.23-0.43 x: the PCA (`neighbors._pca`: a float64 covariance by a
+two-thread dgemm, 0.74-1.04 s at load 4 against 0.24 s on one thread, whose result differs
+in the last bit, so it stays) bounds the rest. Raw 256-D: 0.97 and 1.09 x in the last two
+runs (FAISS 1.46 and 1.50 x; the first two measured the GEMM rate at 180 and 31 GFLOP/s as
+the load changed, so their 2.05 and 0.73 x say little). Side by side with the previous numpy
+passes, outputs equal to the bit: one thread (process time, 1,024 queries) a block costs
+1.08-1.15 x the one-thread GEMM limit at D=64 (the numpy passes 1.41-1.44 x) and 1.07 x at
+D=256 (1.24 x); two threads (8,192 queries, the limit at two BLAS threads) 1.16-1.27 x at
+D=64 (1.56-1.63 x) and 1.16-1.18 x at D=256 (1.24-1.36 x) at load 1.4-1.8, two workers
+1.85-1.91 x as fast as one. What is left, one thread at D=64: the product, 1.6 ns an entry
+(66 columns, not 64), and the kernel, 0.37 ns an entry over the later tiles, 0.16 ns where
+none is kept (so about 70 ns a kept entry, k ln(N/k) a query), the first tile's selection
+and the sort of the few keys left. The first call of a process loads numba and the compiled
+kernels (0.5-0.7 s; 1.1 s when numba's cache is empty and it compiles them).
 
 References
 ----------
