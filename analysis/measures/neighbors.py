@@ -218,8 +218,9 @@ class FaissKNN:
 
     def _by_gemm(self, n_queries: int) -> bool:
         """Whether `gemm_knn` searches: exact L2 where FAISS itself would multiply matrices
-        (queries x dimension at least its BLAS threshold), FAISS's neighbours 1.1-1.4 x
-        (D=256) and 1.6-2.1 x (D=64) faster (issue #28); below, FAISS's own distances."""
+        (queries x dimension at least its BLAS threshold), FAISS's neighbours with the search
+        within 0.96-1.29 x the GEMM limit where FAISS's took 2.0-3.3 x (D=64 after PCA;
+        benchmarks/analytics.py --only knn, issue #28); below, FAISS's own distances."""
         import faiss
 
         return (
