@@ -14,7 +14,11 @@ repetition, so that the machine's load falls on all of them alike:
   makes under benchmarks/.cache/big/ (made here too when it is missing).
 
 Medians are printed with their ratio to the minimal app's median, beside the goals:
-at most 1.25x for the Runs page and the deep link, at most 1.5x for the Embeddings page.
+at most 1.25x for the Runs page and the deep link, at most 1.5x for the Embeddings page,
+and split three ways: the server answering (up), the page opened until the browser receives
+the chart's message (sent: Streamlit's page loading, then the app's script until it sends the
+chart), and from that message to the chart drawn (drawn: the browser alone, its Plotly
+module and every element the page sent).
 `--plain` adds the Runs page and the deep link under plain `python -m streamlit run` of the
 app (MEMDASH_ROOTS set), to the same alternation: the difference is `memdash dashboard`'s own
 start (an interpreter importing its command line, then exec'ing Streamlit's).
@@ -76,6 +80,7 @@ class Target:
     selector: str
     goal: float | None  # the largest ratio to the minimal app's median allowed
     env: tuple[tuple[str, str], ...] = ()  # set for the server besides this environment
+    marker: bytes = b'"layout"'  # in the websocket message that carries the chart (its spec)
 
 
 def _free_port() -> int:
@@ -92,12 +97,22 @@ def minimal_command(port: int) -> list[str]:
     return streamlit_command(app, port=port, host="127.0.0.1")
 
 
-def measure(browser, target: Target) -> tuple[float, float, float]:
+def measure(browser, target: Target) -> tuple[float, float, float, float]:
     """Seconds from starting the server to the chart drawn, from opening the page to the
-    chart drawn, and from starting the server to its answering (the page is opened then)."""
+    chart drawn, from starting the server to its answering (the page is opened then), and
+    from opening the page to the browser receiving the chart (the first websocket message
+    holding `target.marker`): the server's share, the rest is the browser's."""
     port = _free_port()
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    received: list[float] = []
+
+    def frame(payload: bytes | str) -> None:
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        if not received and target.marker in data:
+            received.append(time.perf_counter())
+
+    page.on("websocket", lambda socket: socket.on("framereceived", frame))
     start = time.perf_counter()
     log = (CACHE / "server.log").open("w")  # what the server said, for a failed start
     server = subprocess.Popen(
@@ -123,7 +138,8 @@ def measure(browser, target: Target) -> tuple[float, float, float]:
         page.goto(f"{url}/{target.path}")
         page.wait_for_selector(target.selector, timeout=WAIT_MS)
         drawn = time.perf_counter()
-        return drawn - start, drawn - opened, opened - start
+        sent = (received or [float("nan")])[0] - opened
+        return drawn - start, drawn - opened, opened - start, sent
     finally:
         context.close()
         server.terminate()
@@ -163,6 +179,7 @@ def targets(*, big: bool, plain: bool) -> list[Target]:
             "examples?run=digits_mlp_noise20&example=5",
             ".js-plotly-plot .gtitle:has-text('example 5')",
             1.25,
+            marker=b"example 5",
         ),
     ]
     if plain:
@@ -178,6 +195,7 @@ def targets(*, big: bool, plain: bool) -> list[Target]:
                 ".js-plotly-plot .gtitle:has-text('example 5')",
                 None,
                 env,
+                marker=b"example 5",
             ),
         ]
     if big:
@@ -276,34 +294,39 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     chosen = targets(big=not args.skip_big, plain=args.plain)
-    times: dict[str, list[tuple[float, float, float]]] = {t.name: [] for t in chosen}
+    times: dict[str, list[tuple[float, float, float, float]]] = {t.name: [] for t in chosen}
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             for round_ in range(args.repeats):
                 for target in chosen:
-                    total, after_open, up = measure(browser, target)
-                    times[target.name].append((total, after_open, up))
+                    total, after_open, up, sent = measure(browser, target)
+                    times[target.name].append((total, after_open, up, sent))
                     print(
                         f"  round {round_ + 1} {target.name}: {total:.2f} s "
-                        f"(server up {up:.2f} s, {after_open:.2f} s after opening the page)",
+                        f"(server up {up:.2f} s, {after_open:.2f} s after opening the page, "
+                        f"the chart received {sent:.2f} s after opening)",
                         flush=True,
                     )
         finally:
             browser.close()
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    base = statistics.median(t for t, _, _ in times[chosen[0].name])
-    print("Medians, seconds from starting the server to the first chart drawn:")
+    base = statistics.median(t[0] for t in times[chosen[0].name])
+    print(
+        "Medians, seconds from starting the server to the first chart drawn (up: the server "
+        "answers; sent: the page opened, the chart's message received; drawn: the browser's "
+        "part, from that message to the chart drawn):"
+    )
     for target in chosen:
         columns = zip(*times[target.name], strict=True)
-        total, opened, up = (statistics.median(column) for column in columns)
+        total, opened, up, sent = (statistics.median(column) for column in columns)
         ratio = total / base
         goal = "" if target.goal is None else f"  (goal <= {target.goal:.2f}x)"
         verdict = "" if target.goal is None else ("  met" if ratio <= target.goal else "  NOT met")
         print(
-            f"  {target.name:44s} {total:5.2f} s (up {up:4.2f} s, {opened:5.2f} s after opening) "
-            f"{ratio:5.2f}x{goal}{verdict}"
+            f"  {target.name:44s} {total:5.2f} s (up {up:4.2f}, sent {sent:4.2f}, drawn "
+            f"{opened - sent:4.2f}) {ratio:5.2f}x{goal}{verdict}"
         )
 
 
