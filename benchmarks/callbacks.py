@@ -29,6 +29,13 @@ of 32 tokens, batch 32. --scale shrinks both data sets (0.25: 5,000 images and
 Goals: in-flight <= 1.05 x plain (issue 13) and + eval pass <= 1.40 x plain
 (issue 28) for each callback.
 
+Measured on the shared 2-core VM, 2 threads, --rounds 3 --epochs 3 (#28, after the
+channels-last pools): --scale 0.25 at load 0.1-1.6, Lightning + eval pass 1.43x and 1.33x
+(eval, #28- 1.69x and 1.45x), within its own epochs 1.29x (#28- 1.67x, 1.44x), the
+Trainer 1.13x and 1.17x (within 1.12x both, #28- 1.11x, 1.12x); --scale 1 at load
+1.6-3.3, Lightning 1.15x (#28- 1.53x), within 1.27x (1.69x), the Trainer within 1.11x
+(1.11x). One thread in CPU time (load-proof): Lightning 1.32x (#28- 1.72x).
+
 Run: .venv/bin/python benchmarks/callbacks.py [--rounds 5] [--epochs 4] [--scale 1]
 """
 
