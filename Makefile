@@ -83,6 +83,7 @@ bench: install ## Run the benchmarks (prints ratios)
 	$(BIN)/python benchmarks/sensitivity.py
 	$(BIN)/python benchmarks/callbacks.py
 	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/first_chart.py
 	$(BIN)/python benchmarks/text_exposure.py
 	$(BIN)/python benchmarks/text_recording.py
 
