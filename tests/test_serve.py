@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import logging
 import os
 import sys
@@ -48,6 +49,9 @@ def test_preload_waits_for_the_server_then_imports_and_reads_the_summaries(
     assert looks == [False, False, False]
     assert sys.modules[probe_module].VALUE == 1
     assert summaries_read == [(str(tmp_path.resolve()),)]  # the roots the pages read
+    # and inspect knows the module's file, as Streamlit's first element will ask it to
+    probe_file = os.path.realpath(sys.modules[probe_module].__file__)
+    assert inspect.modulesbyfile[probe_file] == probe_module
 
 
 def test_preload_gives_up_on_a_server_that_stops_or_never_starts(probe_module, summaries_read):
