@@ -1,5 +1,5 @@
-"""The type and accepted values of every option of every command, and how a value outside them
-is refused.
+"""The type and accepted values of every option of every command (how a value outside them is
+refused: `specs`).
 
 Each option is declared with `option(default, SPEC, help)`: SPEC parses the option's text
 (and its default) into the value the command receives, or raises `OutOfRange` with what it
@@ -24,7 +24,7 @@ from memdash.analysis.cli.specs import (
     OneOf,
     OutOfRange,
     Spec,
-    _number,
+    number_of,
 )
 from memdash.analysis.measures.neighbors import METRICS as KNN_METRICS
 from memdash.analysis.record.config import (
@@ -71,7 +71,8 @@ class Seeds(Spec):
         found: set[int] = set()
         for part in (p.strip() for p in str(value).split(",") if p.strip()):
             low, dash, high = part.partition("-")
-            first, last = _number(low, True), _number(high, True) if dash else _number(low, True)
+            first = number_of(low, True)
+            last = number_of(high, True) if dash else first
             bad = first is None or last is None or not 0 <= first <= last <= SEED_MAX
             if bad or last - first > 999:
                 raise OutOfRange(self.EXPECTED, value)

@@ -59,13 +59,13 @@ class Number(Spec):
         return self.range.hint()
 
     def __call__(self, value: Any) -> int | float:
-        number = _number(value, self.range.integer)
+        number = number_of(value, self.range.integer)
         if number is None or not self.range.admits(number):
             raise OutOfRange(self.range.number(), value)
         return number
 
 
-def _number(value: Any, integer: bool) -> int | float | None:
+def number_of(value: Any, integer: bool) -> int | float | None:
     """`value` (text or a number) as an int or a float, None when it is not one."""
     if isinstance(value, bool):
         return None
@@ -95,7 +95,7 @@ class Numbers(Spec):
         if isinstance(value, tuple):
             return value
         text = str(value).replace("x", ",") if self.by_x else str(value)
-        numbers = tuple(_number(p, self.range.integer) for p in text.split(",") if p.strip())
+        numbers = tuple(number_of(p, self.range.integer) for p in text.split(",") if p.strip())
         if None in numbers or self.range.problem(numbers) is not None:
             raise OutOfRange(self.expected(), value)
         return numbers  # type: ignore[return-value]
