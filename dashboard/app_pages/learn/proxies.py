@@ -198,11 +198,13 @@ def _reading(ours: dict, theirs: dict) -> str:
 
 
 def _model_size() -> None:
+    from memdash.analysis.findings.proxies import proxies_across_widths  # its title, named
+
     st.subheader("And when the model grows?")
     st.markdown(
         "Lukasik et al. 2023 trained image classifiers of growing size: most examples are "
         "memorized less by a larger model, some more, and the single-run proxies fail to track "
         "how an example's memorization changes with size, even where they correlate with it at "
-        "one size. The Findings page checks this on the sample suite's family of widths "
-        "(finding `proxies_across_widths`), when the suite has one."
+        "one size. The Findings page checks this on the sample suite's family of widths (its "
+        f"finding “{proxies_across_widths.title}”), when the suite has one."
     )
