@@ -217,7 +217,10 @@ def test_lesson_quotes_the_scoreboard_it_draws(monkeypatch):
     assert f"get them right {in_accuracy:.0%} of the time" in text
     canaries = values[values["kind"] == "canary"]
     assert f"median memorization score of {canaries['mem_score'].median():.2f}" in text
-    assert "proxies_across_widths" in text and "Lukasik et al. 2023" in text
+    # the widths finding by its title (the registry's), never by its key
+    widths = "Proxies fail to track how memorization changes with model width"
+    assert f"finding “{widths}”" in text and "proxies_across_widths" not in text
+    assert "Lukasik et al. 2023" in text
     # the control redraws the scatter, its caption from the points it draws
     at.selectbox(key="learn_proxies_choice").set_value("aum").run()
     assert not at.exception
