@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,16 +79,32 @@ def reruns(root: Path, pages=PAGES) -> None:
         print(f"  {name:13s} first {first:6.2f} s, warm rerun {warm:5.3f} s (goal < 0.5){flag}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def wait_until_up(url: str, server: subprocess.Popen, said: Callable[[], str] = str) -> None:
+    """Poll `url`'s Streamlit health check until the server answers; a RuntimeError with
+    what it said (`said()`) when the server exits first."""
+    while True:
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            return
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited ({server.returncode}) before answering: {said()}"
+                ) from None
+            time.sleep(0.02)
+
+
 def first_chart(root: Path, path: str, selector: str, *, check_all: bool = False) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    port = free_port()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # already open
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -99,12 +116,7 @@ def first_chart(root: Path, path: str, selector: str, *, check_all: bool = False
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_until_up(url, server)
             up = time.perf_counter() - start
             opened = time.perf_counter()
             page.goto(f"{url}/{path}")

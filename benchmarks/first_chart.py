@@ -39,12 +39,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +81,6 @@ class Target:
     marker: bytes = b'"layout"'  # in the websocket message that carries the chart (its spec)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def minimal_command(port: int) -> list[str]:
     app = CACHE / "minimal_app.py"
     app.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +94,7 @@ def measure(browser, target: Target) -> tuple[float, float, float, float]:
     chart drawn, from starting the server to its answering (the page is opened then), and
     from opening the page to the browser receiving the chart (the first websocket message
     holding `target.marker`): the server's share, the rest is the browser's."""
-    port = _free_port()
+    port = served.free_port()
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     received: list[float] = []
@@ -123,17 +115,10 @@ def measure(browser, target: Target) -> tuple[float, float, float, float]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    said = (CACHE / "server.log").read_text()[-2000:]
-                    raise RuntimeError(
-                        f"{target.name}: the server exited ({server.returncode}): {said}"
-                    ) from None
-                time.sleep(0.02)
+        try:
+            served.wait_until_up(url, server, lambda: (CACHE / "server.log").read_text()[-2000:])
+        except RuntimeError as err:
+            raise RuntimeError(f"{target.name}: {err}") from None
         opened = time.perf_counter()
         page.goto(f"{url}/{target.path}")
         page.wait_for_selector(target.selector, timeout=WAIT_MS)
@@ -147,14 +132,23 @@ def measure(browser, target: Target) -> tuple[float, float, float, float]:
         log.close()
 
 
-def big_root() -> Path:
-    """benchmarks/dashboard.py's 100,000-example run (made and analyzed once)."""
+def _dashboard_benchmark():
+    """benchmarks/dashboard.py, loaded by its path (`benchmarks` is another package's name)."""
     spec = importlib.util.spec_from_file_location(
         "bench_dashboard", REPO / "benchmarks/dashboard.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.big_run()
+    return module
+
+
+# its server helpers: a free port, and the wait for the server to answer
+served = _dashboard_benchmark()
+
+
+def big_root() -> Path:
+    """benchmarks/dashboard.py's 100,000-example run (made and analyzed once)."""
+    return served.big_run()
 
 
 def plain_streamlit_command(port: int) -> list[str]:

@@ -63,9 +63,10 @@ def preload(
     poll_s: float = 0.01,
     timeout_s: float = STARTUP_S,
 ) -> bool:
-    """Once `started()` is true, import `modules` and read the run summaries of the roots
-    (`data.run_roots()`) into their cache. True if all of it was done; False if the server
-    never started (within `timeout_s`, or stopped) or the work failed (logged)."""
+    """Once `started()` is true, import `modules`, read the run summaries of the roots
+    (`data.run_roots()`) into their cache and map the loaded modules to their files. True if
+    all of it was done; False if the server never started (within `timeout_s`, or stopped)
+    or the work failed (logged)."""
     deadline = time.monotonic() + timeout_s
     while not (state := started()):
         if state is None or time.monotonic() > deadline:
