@@ -9,7 +9,10 @@ browser waits for a chart. Here a thread does that work as soon as the server li
    order;
 2. it reads the run summaries of the roots (`data.run_summaries`: every run's run.json and
    the footers of its files), into the process-wide cache the pages read them from;
-3. it maps the loaded modules to their files (`inspect`'s cache), which Streamlit's first
+3. it reads the training curves the Runs page plots first (the most informative run's, from
+   the eval pass) into their cache, and draws them once, which imports the parts of Plotly
+   a figure of lines needs;
+4. it maps the loaded modules to their files (`inspect`'s cache), which Streamlit's first
    element would otherwise do on the script's time.
 
 The script then finds the modules imported and the summaries cached, or, where it comes
@@ -28,6 +31,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # what the app's script imports, then its default page, in that order (dashboard/app.py)
 PRELOADED = (
@@ -64,9 +72,9 @@ def preload(
     timeout_s: float = STARTUP_S,
 ) -> bool:
     """Once `started()` is true, import `modules`, read the run summaries of the roots
-    (`data.run_roots()`) into their cache and map the loaded modules to their files. True if
-    all of it was done; False if the server never started (within `timeout_s`, or stopped)
-    or the work failed (logged)."""
+    (`data.run_roots()`) and the Runs page's first curves (`first_chart`) into their caches,
+    and map the loaded modules to their files. True if all of it was done; False if the
+    server never started (within `timeout_s`, or stopped) or the work failed (logged)."""
     deadline = time.monotonic() + timeout_s
     while not (state := started()):
         if state is None or time.monotonic() > deadline:
@@ -77,7 +85,7 @@ def preload(
             importlib.import_module(name)
         from memdash.dashboard import data
 
-        data.run_summaries(data.run_roots())
+        first_chart(data.run_summaries(data.run_roots()))
         # Streamlit's first element in a process calls inspect.stack() (its check for a
         # REPL), which maps every loaded module to its file: mapped here, that check takes
         # 1 ms instead of 0.12 s of the first script run (measured, the first page loaded).
@@ -89,10 +97,45 @@ def preload(
     return True
 
 
+def first_chart(summaries: pd.DataFrame) -> None:
+    """Read and draw (into nothing) the curves the Runs page opens on: the most informative
+    readable run's (the sidebar's first, `state.readable_runs`), from the eval pass."""
+    from memdash.dashboard import charts, data, state
+
+    runs = state.readable_runs(summaries)
+    if runs.empty:
+        return
+    path = Path(runs["path"].iloc[0])
+    if "eval" in data.trace_sources(path):
+        charts.training_curves(data.curves(path, "eval"), metric="accuracy")
+
+
+def skip_component_scan() -> None:
+    """Keep Streamlit's runtime from scanning the installed distributions for custom
+    components (its v2 components) when it starts: the dashboard uses none, and with
+    memdash's extras installed (some 470 distributions) the scan delays the server's start by
+    0.16 s (benchmarks/first_chart.py). Nothing is changed where Streamlit has no such scan."""
+    try:
+        from streamlit.components.v2.component_manager import BidiComponentManager
+    except ImportError:
+        return
+    if hasattr(BidiComponentManager, SCAN):
+        setattr(BidiComponentManager, SCAN, _no_components)
+
+
+# the method of Streamlit's component manager that its runtime calls to scan for components
+SCAN = "discover_and_register_components"
+
+
+def _no_components(self: object, **options: object) -> None:
+    """The component scan, skipped (`skip_component_scan`)."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """`streamlit ARGS...` (`argv`, default this process's arguments) with the preloading
     thread started beside the server."""
     from streamlit.web import cli
 
+    skip_component_scan()
     threading.Thread(target=preload, name="memdash-preload", daemon=True).start()
     cli.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="streamlit")

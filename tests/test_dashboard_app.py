@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shown import runs_table
 from streamlit.testing.v1 import AppTest
 
 from memdash.analysis.store import Run
+from memdash.dashboard.labels import md_text
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
@@ -27,7 +29,7 @@ def test_runs_page_lists_runs_and_draws_curves(roots):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.title[0].value == "Runs"
-    table = at.dataframe[0].value
+    table = runs_table(at)
     assert set(table["run"]) == {"tiny", "broken"}
     assert table.set_index("run").loc["tiny", "status"] == "complete"
     # the broken run gets its own message; the good one still works
@@ -394,7 +396,7 @@ def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, mon
         assert not at.exception, name
         assert "Traceback" not in str(at), name
     at = page_test("runs").run()
-    status = at.dataframe[0].value.set_index("run")["status"]
+    status = runs_table(at).set_index("run")["status"]
     assert status["digits_mlp_clean"] == "error" and status["digits_mlp_noise20_tied"] == "complete"
     assert any("eval-epoch_007.parquet" in plain(e.value) for e in at.error)
     assert status["created"] == "created"
@@ -472,8 +474,10 @@ def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
     assert "<script>" not in caption and "](http" not in caption
     at = page_test("runs").run()
     assert not at.exception
-    row = at.dataframe[0].value.set_index("run").loc[hostile]  # table cells: plain text
+    row = runs_table(at).set_index("run").loc[hostile]  # table cells read as written
     assert row["dataset"] == hostile and row["model"].startswith(hostile)
+    cells = at.table[0].value.to_numpy().ravel().tolist()  # the markdown each cell is
+    assert md_text(hostile) in cells and not any("<script>" in str(c) for c in cells)
     shown = [m.value for m in (*at.markdown, *at.caption, *at.error, *at.warning, *at.info)]
     assert not any("<script>" in text or "](http" in text for text in shown)
 
@@ -658,7 +662,7 @@ def test_examples_page_shows_easiness_across_the_seeds_of_the_group(suite):
 
 def test_runs_page_names_the_seed_group_of_each_run(suite):
     at = AppTest.from_file(APP, default_timeout=60).run()
-    table = at.dataframe[0].value.set_index("run")["seed group"]
+    table = runs_table(at).set_index("run")["seed group"]
     assert table["seed_2 (digits_true)"] == "digits_true"
     assert table["seed_0 (digits_random)"] == "digits_random"
     assert table["digits_mlp_noise20"] == ""

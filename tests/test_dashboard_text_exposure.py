@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shown import runs_table
 from streamlit.testing.v1 import AppTest
 
 from memdash.analysis.record.config import (
@@ -330,12 +331,12 @@ def test_the_lesson_asks_for_the_analysis_of_an_unanalyzed_text_run(
 
 def test_the_runs_page_names_a_text_runs_kind(roots):
     at = _run(AppTest.from_function(_page, args=("runs",), default_timeout=60))
-    row = at.dataframe[0].value.iloc[0]
+    row = runs_table(at).iloc[0]
     n = len(pd.read_parquet(roots / "examples.parquet"))
     assert row["model"] == "language model: gpt" and row["noise"] == "n/a"
     assert row["corruption"] == "canaries, duplicated sequences"
     assert row["dataset"] == f"text: synthetic, {n} sequences, byte tokenizer"
-    assert not {"modality", "canaries", "path"} & set(at.dataframe[0].value.columns)
+    assert not {"modality", "canaries", "path"} & set(runs_table(at).columns)
     assert at.radio(key="runs_metric").options == ["share extractable", "mean token loss"]
     captions = " ".join(c.value for c in at.caption)
     assert "extractable" in captions and "flipped examples" not in captions

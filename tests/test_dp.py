@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_config
 from opacus.accountants import RDPAccountant
+from shown import runs_table
 from typer.testing import CliRunner
 
 from memdash.analysis.cli import app
@@ -357,7 +358,7 @@ def test_the_runs_page_shows_a_dp_runs_epsilon_and_leaves_plain_runs_blank(
     monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
     at = AppTest.from_function(_runs_page, default_timeout=60).run()
     assert not at.exception
-    table = at.dataframe[0].value.set_index("run")
+    table = runs_table(at).set_index("run")
     eps = json.loads((tmp_path / "private" / "run.json").read_text())["dp_epsilon"]
     assert table.loc["private", "ε spent (DP accountant)"] == f"{eps:.2f}"
     assert table.loc["private", "δ of the DP accountant"] == "1e-03"

@@ -11,9 +11,11 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from memdash.dashboard import data, serve
+from memdash.dashboard.data.roots import SUMMARY_COLUMNS
 
 
 @pytest.fixture
@@ -31,7 +33,12 @@ def summaries_read(monkeypatch, tmp_path):
     """The roots data.run_summaries is called with, in order (nothing is read)."""
     calls: list[tuple[str, ...]] = []
     monkeypatch.setenv("MEMDASH_ROOTS", str(tmp_path))
-    monkeypatch.setattr(data, "run_summaries", calls.append)
+
+    def read(roots: tuple[str, ...]) -> pd.DataFrame:
+        calls.append(roots)
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)  # no runs: no curves to read
+
+    monkeypatch.setattr(data, "run_summaries", read)
     return calls
 
 
@@ -142,3 +149,51 @@ def test_memdash_dashboard_alone_refuses_what_the_whole_command_line_refuses(
         assert exited.value.code == code
         out = capsys.readouterr()
         assert said in " ".join((out.out + out.err).split())
+
+
+def _summaries(*rows: tuple[str, str, int]) -> pd.DataFrame:
+    """Run summaries of (name, status, analyses) rows, each run at /runs/NAME."""
+    table = pd.DataFrame(columns=SUMMARY_COLUMNS, index=range(len(rows)), dtype=object)
+    for i, (name, status, analyses) in enumerate(rows):
+        table.loc[i, ["run", "status", "analyses", "path"]] = [name, status, analyses, f"/r/{name}"]
+    return table
+
+
+def test_the_preload_reads_and_draws_the_curves_the_runs_page_opens_on(monkeypatch):
+    """The most informative readable run (the sidebar's first): its eval-pass curves read
+    into their cache and drawn as the Runs page draws them first (accuracy)."""
+    from memdash.dashboard import charts
+
+    calls = []
+    monkeypatch.setattr(data, "trace_sources", lambda path: ["eval", "train"])
+    monkeypatch.setattr(data, "curves", lambda path, source: calls.append((path, source)) or 7)
+    monkeypatch.setattr(charts, "training_curves", lambda c, *, metric: calls.append((c, metric)))
+    serve.first_chart(
+        _summaries(
+            ("a", "complete", 1), ("b", "complete", 3), ("c", "error", 9), ("d", "created", 9)
+        )
+    )
+    assert calls == [(Path("/r/b"), "eval"), (7, "accuracy")]  # b: 3 analyses, readable
+    calls.clear()
+    serve.first_chart(_summaries(("c", "error", 9)))  # nothing readable: nothing read
+    monkeypatch.setattr(data, "trace_sources", lambda path: ["train"])  # no eval pass
+    serve.first_chart(_summaries(("a", "complete", 1)))
+    assert calls == []
+
+
+def test_the_launcher_skips_streamlits_scan_for_custom_components(monkeypatch):
+    """The runtime's scan of every installed distribution for components is replaced by
+    nothing, and a runtime's component manager then scans nothing."""
+    from streamlit.components.v2 import manifest_scanner
+    from streamlit.components.v2.component_manager import BidiComponentManager
+
+    monkeypatch.setattr(BidiComponentManager, serve.SCAN, getattr(BidiComponentManager, serve.SCAN))
+
+    scans = []
+    monkeypatch.setattr(manifest_scanner, "scan_component_manifests", lambda: scans.append(1) or [])
+    BidiComponentManager().discover_and_register_components(start_file_watching=False)
+    assert scans == [1]  # Streamlit's own: one scan
+    serve.skip_component_scan()
+    assert getattr(BidiComponentManager, serve.SCAN) is serve._no_components
+    BidiComponentManager().discover_and_register_components(start_file_watching=False)
+    assert scans == [1]  # none more

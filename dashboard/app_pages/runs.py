@@ -75,7 +75,13 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     shown["dp_epsilon"] = [_dp_text(e, d) for e, d in zip(*_dp_of(summaries), strict=True)]
     shown["dp_delta"] = [f"{d:.0e}" if _given(d) else "" for d in summaries["dp_delta"]]
     shown = shown.rename(columns={c: LABELS[c] for c in ("dp_epsilon", "dp_delta")})
-    st.dataframe(shown, hide_index=True, width="stretch")
+    # a static table: the browser draws it at once, where a data grid would first load its
+    # module, as the chart below does (benchmarks/first_chart.py); every cell shown as written
+    st.table(
+        shown.map(md_text).rename(columns=md_text),
+        hide_index=True,
+        height="content" if len(shown) <= TABLE_ROWS else TABLE_HEIGHT,
+    )
     dp_caption(summaries)
     text = summaries.loc[summaries["modality"] == "text", "run"]
     if len(text):
@@ -92,6 +98,11 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
             show_command(
                 "\n".join(f"memdash train --resume --out {shell_path(p)}" for p in rows["path"])
             )
+
+
+# the runs the table shows whole; more scroll within TABLE_HEIGHT pixels, the header kept
+TABLE_ROWS = 25
+TABLE_HEIGHT = 720
 
 
 def _given(value: object) -> bool:
