@@ -16,6 +16,7 @@ import streamlit as st
 from memdash.analysis.store.sources import SOURCE_SENTENCE, SOURCES, has_source, select_source
 from memdash.dashboard import data
 from memdash.dashboard.charts import point_example_id
+from memdash.dashboard.data import paging
 from memdash.dashboard.labels import md_text
 
 SOURCE_KEY = "source"
@@ -192,8 +193,8 @@ def example_control(summaries: pd.DataFrame | None = None) -> None:
     path = current_run(summaries) if summaries is not None and value is not None else None
     if path is None:
         return
-    try:
-        n = len(data.examples(path))
+    try:  # from examples.parquet's footer: the sidebar reads no example table
+        n = paging.n_examples(path)
     except (OSError, ValueError):  # a damaged run: its pages say which file
         return
     if not 0 <= int(value) < n:

@@ -363,6 +363,14 @@ def test_forgetting_and_embeddings_mark_the_sidebars_example(monkeypatch):
 
 
 def test_an_example_id_the_run_does_not_have_is_said_in_the_sidebar(monkeypatch):
+    """The sidebar counts the run's examples from examples.parquet's footer: it never reads
+    the example table with its scores (a million rows on a large run)."""
+    from memdash.dashboard import data
+
+    def whole_table(path):
+        raise AssertionError(f"the sidebar read {path}'s example table")
+
+    monkeypatch.setattr(data, "examples", whole_table)
     monkeypatch.setenv("MEMDASH_ROOTS", str(SAMPLES))
     at = AppTest.from_file(APP, default_timeout=90)
     at.query_params["run"] = "digits_mlp_noise20"
