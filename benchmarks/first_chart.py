@@ -5,13 +5,15 @@ times the seconds from starting the server to the first Plotly chart drawn in th
 (polling `/_stcore/health`, then opening the page). The targets alternate, repetition by
 repetition, so that the machine's load falls on all of them alike:
 
-- the minimal app: one Plotly chart of three points, `python -m streamlit run` with the
-  same server options as `memdash dashboard`;
-- Streamlit alone with the Runs page's elements (ELEMENTS_APP: its sidebar, widgets, table
-  and chart, none of memdash's work), the floor under the Runs page's figure: what the
-  browser spends loading and drawing those elements;
+- the minimal app (first_chart_apps/minimal.py): one Plotly chart of three points,
+  `python -m streamlit run` with the same server options as `memdash dashboard`, as are the
+  floors;
+- Streamlit alone with the Runs page's elements (first_chart_apps/runs_elements.py: its
+  sidebar, widgets, table and chart, none of memdash's work), the floor under the Runs
+  page's figure: what the browser spends loading and drawing those elements;
 - memdash's Runs page on sample_runs/ (`memdash dashboard sample_runs`, then `/runs`);
-- Streamlit alone with the elements of that link's page (LINK_ELEMENTS_APP), its floor;
+- Streamlit alone with the elements of that link's page (first_chart_apps/link_elements.py),
+  its floor;
 - a deep link to one example, `/examples?run=digits_mlp_noise20&example=5`, until that
   example's detail chart is drawn;
 - the Embeddings page of the 100,000-example synthetic run that benchmarks/dashboard.py
@@ -62,122 +64,8 @@ from tests.test_browser import CHROMIUM, FLAGS, dashboard_command  # noqa: E402
 CACHE = REPO / "benchmarks" / ".cache"
 SAMPLES = REPO / "sample_runs"
 WAIT_MS = 300_000  # the longest a chart may take before the measurement is called failed
-MINIMAL_APP = """\
-import plotly.graph_objects as go
-import streamlit as st
-
-st.title("minimal")
-st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])))
-"""
-# Streamlit alone with the Runs page's elements and none of memdash's work: the same sidebar
-# (the navigation's 27 pages, a select box, a number input, a radio with captions), the same
-# page (a title, captions, a multiselect, a radio, a subheader, a static table of the sample
-# suite's 18 runs by 14 columns, sent after a chart of 4 curves over 61 epochs): what a
-# Streamlit page of these elements costs the browser, the floor under the Runs page's figure
-ELEMENTS_APP = """\
-import plotly.graph_objects as go
-import streamlit as st
-
-
-def runs():
-    st.title("Runs")
-    st.caption("Runs found under `sample_runs`")
-    table = st.container()
-    st.multiselect("Runs to plot", ["a", "b", "c"], default=["a"])
-    st.radio("Measure", ["accuracy", "loss"], horizontal=True)
-    st.caption("Trace scores from the end-of-epoch eval pass. Switch the trace in the sidebar.")
-    st.subheader("Training curves")
-    st.caption("Measured with the labels the network was trained with.")
-    epochs = list(range(61))
-    lines = [go.Scatter(x=epochs, y=[(e * k % 7) / 7 for e in epochs]) for k in range(1, 5)]
-    st.plotly_chart(go.Figure(lines), width="stretch")
-    with table:
-        st.table({f"column {j}": [f"cell {i}" for i in range(18)] for j in range(14)})
-        st.caption("Trained with DP-SGD: one run.")
-
-
-st.set_page_config(page_title="elements", layout="wide")
-pages = [st.Page(runs, title="Runs", url_path="runs", default=True)]
-pages += [st.Page(lambda: None, title=f"Page {i}", url_path=f"page{i}") for i in range(26)]
-page = st.navigation({"Explore": pages[:13], "Learn": pages[13:]})
-st.sidebar.selectbox("Run", ["a", "b", "c"], index=None, key="run", bind="query-params")
-st.sidebar.number_input("Example", min_value=0, value=None, step=1, key="example")
-st.sidebar.radio("Trace", ["eval", "train"], captions=["eval pass", "minibatches"])
-page.run()
-"""
-# Streamlit alone with the elements of the linked example's page (Examples, example 5 of
-# digits_mlp_noise20) and none of memdash's work: the same sidebar, then the example first (a
-# heatmap titled "example 5", a static table, its trajectory and membership charts, a k-NN
-# table, 12 neighbour thumbnails with buttons), and above it the lists (two multiselects, a
-# select box and a slider, a data grid of 2,327 rows by 45 columns with row selection, a
-# download button, a gallery of 12 thumbnails with buttons): the floor under the link's figure
-LINK_ELEMENTS_APP = """\
-import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
-import streamlit as st
-
-rng = np.random.default_rng(0)
-
-
-def thumbnails(n, key):
-    for row in range(n // 6):
-        for i, cell in enumerate(st.columns(6)):
-            cell.image(np.kron(rng.random((8, 8)), np.ones((8, 8))), caption=f"#{row}{i}")
-            cell.button("open", key=f"{key}{row}{i}")
-
-
-def example():
-    st.subheader("One example")
-    left, right = st.columns([1, 2])
-    left.plotly_chart(go.Figure(go.Heatmap(z=rng.random((8, 8)), showscale=False)).update_layout(
-        title="example 5"), width="stretch")
-    left.table(pd.DataFrame({"fact": [f"fact {i}" for i in range(15)], "value": ["1.0"] * 15}))
-    right.caption("Trajectory from the end-of-epoch eval pass.")
-    epochs = list(range(61))
-    right.plotly_chart(go.Figure([go.Scatter(x=epochs, y=rng.random(61)) for _ in range(3)]))
-    right.plotly_chart(go.Figure([go.Histogram(x=rng.random(171)) for _ in range(4)]))
-    st.markdown("**k-NN against the network** at epoch 60")
-    st.dataframe(pd.DataFrame(rng.random((3, 5))))
-    st.markdown("**Nearest training examples** at layer `out`")
-    thumbnails(12, "near")
-
-
-def lists():
-    kinds, labels, score = st.columns(3)
-    kinds.multiselect("Kinds", ["canary", "clean", "flipped", "reference"], ["canary", "clean"])
-    labels.multiselect("Given labels", list(range(10)), default=list(range(10)))
-    score.selectbox("Filter by score", ["memorization score"])
-    score.slider("range", -0.02, 1.0, (-0.02, 1.0))
-    table = pd.DataFrame(rng.random((2327, 45)), columns=[f"score {i}" for i in range(45)])
-    st.dataframe(table, on_select="rerun", selection_mode="single-row", key="table")
-    st.download_button("Download these examples as CSV", "id,score", "examples.csv")
-    st.subheader("The examples a score flags")
-    choice, toggle = st.columns([2, 1])
-    choice.selectbox("By score", ["memorization score"])
-    toggle.toggle("Include examples never trained on")
-    thumbnails(12, "gallery")
-    st.subheader("Easiness across seeds")
-
-
-def examples():
-    st.title("Examples")
-    st.caption("Run **digits_mlp_noise20** (change it in the sidebar)")
-    above = st.container()
-    example()
-    with above:
-        lists()
-
-
-st.set_page_config(page_title="elements", layout="wide")
-pages = [st.Page(examples, title="Examples", url_path="examples", default=True)]
-pages += [st.Page(lambda: None, title=f"Page {i}", url_path=f"page{i}") for i in range(26)]
-page = st.navigation({"Explore": pages[:13], "Learn": pages[13:]})
-st.sidebar.selectbox("Run", ["a", "b", "c"], index=None, key="run", bind="query-params")
-st.sidebar.number_input("Example", min_value=0, value=5, step=1, key="example")
-st.sidebar.radio("Trace", ["eval", "train"], captions=["eval pass", "minibatches"])
-page.run()
-"""
+# the Streamlit apps measured beside memdash's pages: the minimal app, and the floors
+APPS = REPO / "benchmarks" / "first_chart_apps"
 PLOT = ".js-plotly-plot .scatterlayer"
 EXAMPLE_5 = ".js-plotly-plot .gtitle:has-text('example 5')"
 DENSITY = ".js-plotly-plot .imagelayer image, .js-plotly-plot .gl-container canvas"
@@ -197,20 +85,14 @@ class Target:
     marker: bytes = b'"layout"'  # in the websocket message that carries the chart (its spec)
 
 
-def app_command(name: str, text: str) -> Callable[[int], list[str]]:
-    """The command serving the Streamlit script `text` (written to the cache as `name`)."""
+def app_command(name: str) -> Callable[[int], list[str]]:
+    """The command serving the Streamlit app APPS/`name` as `memdash dashboard` serves its own
+    (the same server options)."""
 
     def command(port: int) -> list[str]:
-        app = CACHE / name
-        app.parent.mkdir(parents=True, exist_ok=True)
-        if not app.is_file() or app.read_text() != text:
-            app.write_text(text)
-        return streamlit_command(app, port=port, host="127.0.0.1")
+        return streamlit_command(APPS / name, port=port, host="127.0.0.1")
 
     return command
-
-
-minimal_command = app_command("minimal_app.py", MINIMAL_APP)
 
 
 def measure(browser, target: Target) -> tuple[float, float, float, float]:
@@ -283,10 +165,10 @@ def plain_streamlit_command(port: int) -> list[str]:
 
 def targets(*, big: bool, plain: bool) -> list[Target]:
     found = [
-        Target("minimal app (one Plotly chart)", minimal_command, "", PLOT, None),
+        Target("minimal app (one Plotly chart)", app_command("minimal.py"), "", PLOT, None),
         Target(
             "  Streamlit alone, the Runs page's elements",
-            app_command("elements_app.py", ELEMENTS_APP),
+            app_command("runs_elements.py"),
             "",  # its default page, Runs
             PLOT,
             None,
@@ -300,7 +182,7 @@ def targets(*, big: bool, plain: bool) -> list[Target]:
         ),
         Target(
             "  Streamlit alone, the link's elements",
-            app_command("link_elements_app.py", LINK_ELEMENTS_APP),
+            app_command("link_elements.py"),
             "",  # its default page, Examples
             EXAMPLE_5,
             None,
