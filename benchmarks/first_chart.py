@@ -10,7 +10,10 @@ repetition, so that the machine's load falls on all of them alike:
   floors;
 - Streamlit alone with the Runs page's elements (first_chart_apps/runs_elements.py: its
   sidebar, widgets, table and chart, none of memdash's work), the floor under the Runs
-  page's figure: what the browser spends loading and drawing those elements;
+  page's figure: what Streamlit spends serving, sending and drawing those elements. The
+  floors, like the minimal app, run under plain `streamlit run` and so pay Streamlit's scan
+  of the installed distributions for custom components (0.16-0.18 s), which memdash's
+  launcher skips: memdash's own share is that much more than its ratio to its floor says;
 - memdash's Runs page on sample_runs/ (`memdash dashboard sample_runs`, then `/runs`);
 - Streamlit alone with the elements of that link's page (first_chart_apps/link_elements.py),
   its floor;
@@ -29,7 +32,7 @@ module and every element the page sent).
 `--plain` adds the Runs page and the deep link under plain `python -m streamlit run` of the
 app (MEMDASH_ROOTS set), to the same alternation: the difference is `memdash dashboard`'s own
 start (its command line parsed, then Streamlit's in the same process) and its launcher's
-preloading thread (memdash.dashboard.serve).
+work (memdash.dashboard.serve: the preloading thread, the component scan skipped).
 
 `--umap` measures instead what `make install`'s compilation of umap-learn's numba code costs
 and saves, each step a fresh process with its own numba cache folder: the Makefile's

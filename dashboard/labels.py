@@ -345,7 +345,7 @@ def value_text(column: str, value: object) -> str:
     return str(value)
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 
 
 def md_text(text: object) -> str:

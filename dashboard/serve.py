@@ -9,11 +9,12 @@ browser waits for a chart. Here a thread does that work as soon as the server li
    order;
 2. it reads the run summaries of the roots (`data.run_summaries`: every run's run.json and
    the footers of its files), into the process-wide cache the pages read them from;
-3. it reads the training curves the Runs page plots first (the most informative run's, from
+3. it maps the loaded modules to their files (`inspect`'s cache), which Streamlit's first
+   element would otherwise do on the script's time;
+4. it reads the training curves the Runs page plots first (the most informative run's, from
    the eval pass) into their cache, and draws them once, which imports the parts of Plotly
-   a figure of lines needs;
-4. it maps the loaded modules to their files (`inspect`'s cache), which Streamlit's first
-   element would otherwise do on the script's time.
+   a figure of lines needs (then maps those modules too). A trace that fails to read here
+   is left to the Runs page, which says which file.
 
 The script then finds the modules imported and the summaries cached, or, where it comes
 first, waits for the module or the cache entry the thread is working on (Python's import
@@ -72,9 +73,10 @@ def preload(
     timeout_s: float = STARTUP_S,
 ) -> bool:
     """Once `started()` is true, import `modules`, read the run summaries of the roots
-    (`data.run_roots()`) and the Runs page's first curves (`first_chart`) into their caches,
-    and map the loaded modules to their files. True if all of it was done; False if the
-    server never started (within `timeout_s`, or stopped) or the work failed (logged)."""
+    (`data.run_roots()`) into their cache, map the loaded modules to their files, and read
+    the Runs page's first curves (`first_chart`). True once the first three are done (the
+    curves are read where they can be: a failure is logged, the page reports it); False if
+    the server never started (within `timeout_s`, or stopped) or they failed (logged)."""
     deadline = time.monotonic() + timeout_s
     while not (state := started()):
         if state is None or time.monotonic() > deadline:
@@ -85,21 +87,38 @@ def preload(
             importlib.import_module(name)
         from memdash.dashboard import data
 
-        first_chart(data.run_summaries(data.run_roots()))
-        # Streamlit's first element in a process calls inspect.stack() (its check for a
-        # REPL), which maps every loaded module to its file: mapped here, that check takes
-        # 1 ms instead of 0.12 s of the first script run (measured, the first page loaded).
-        # Asked for code of a file no module has, inspect maps every module loaded so far
-        inspect.getmodule(compile("", "<memdash preload>", "exec"))
+        summaries = data.run_summaries(data.run_roots())
+        map_modules()
     except Exception:  # the pages do the same work and report what is wrong there
         _log.warning("memdash: preloading the first page failed", exc_info=True)
         return False
+    try:
+        first_chart(summaries)
+    except (OSError, ValueError):  # a trace that fails to read: the Runs page says which
+        _log.debug("memdash: preloading the Runs page's curves failed", exc_info=True)
+    except Exception:
+        _log.warning("memdash: preloading the Runs page's curves failed", exc_info=True)
+    map_modules()  # and what drawing them imported
     return True
+
+
+def map_modules() -> None:
+    """Map the loaded modules to their files in `inspect`'s cache.
+
+    Streamlit's first element in a process calls inspect.stack() (its check for a REPL),
+    which maps every loaded module to its file: mapped here, that check takes 1 ms instead
+    of 0.12 s of the first script run (measured, the first page loaded). Asked for code of a
+    file no module has, inspect maps every module loaded since it last did."""
+    inspect.getmodule(compile("", "<memdash preload>", "exec"))
 
 
 def first_chart(summaries: pd.DataFrame) -> None:
     """Read and draw (into nothing) the curves the Runs page opens on: the most informative
-    readable run's (the sidebar's first, `state.readable_runs`), from the eval pass."""
+    readable run's (the sidebar's first, `state.readable_runs`), from the eval pass.
+
+    The cached read shows a spinner on a page; here, with no script run to show it in,
+    Streamlit would warn of the missing run once (`quiet_preload` keeps that out of the
+    server's output)."""
     from memdash.dashboard import charts, data, state
 
     runs = state.readable_runs(summaries)
@@ -114,7 +133,8 @@ def skip_component_scan() -> None:
     """Keep Streamlit's runtime from scanning the installed distributions for custom
     components (its v2 components) when it starts: the dashboard uses none, and with
     memdash's extras installed (some 470 distributions) the scan delays the server's start by
-    0.16 s (benchmarks/first_chart.py). Nothing is changed where Streamlit has no such scan."""
+    0.16-0.18 s (`scan_component_manifests()` timed alone in a fresh process). Nothing is
+    changed where Streamlit has no such scan."""
     try:
         from streamlit.components.v2.component_manager import BidiComponentManager
     except ImportError:
@@ -125,6 +145,25 @@ def skip_component_scan() -> None:
 
 # the method of Streamlit's component manager that its runtime calls to scan for components
 SCAN = "discover_and_register_components"
+THREAD = "memdash-preload"  # the preloading thread's name
+# the logger of Streamlit's "missing ScriptRunContext" warning
+CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context"
+
+
+class _OtherThreads(logging.Filter):
+    """Lets through the records of every thread but the preloading one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != THREAD
+
+
+def quiet_preload() -> None:
+    """Drop Streamlit's "missing ScriptRunContext" warnings of the preloading thread: its
+    cached reads ask for the script run of a spinner that no page shows (nothing is amiss).
+    The same warning of any other thread still shows."""
+    logger = logging.getLogger(CONTEXT_LOGGER)
+    if not any(isinstance(f, _OtherThreads) for f in logger.filters):
+        logger.addFilter(_OtherThreads())
 
 
 def _no_components(self: object, **options: object) -> None:
@@ -137,5 +176,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     from streamlit.web import cli
 
     skip_component_scan()
-    threading.Thread(target=preload, name="memdash-preload", daemon=True).start()
+    quiet_preload()
+    threading.Thread(target=preload, name=THREAD, daemon=True).start()
     cli.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="streamlit")

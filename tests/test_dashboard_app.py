@@ -460,7 +460,7 @@ def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
     run = tmp_path / "hostile"
     shutil.copytree(samples / "digits_mlp_noise20_tied", run)
     meta = json.loads((run / "run.json").read_text())
-    hostile = "<script>alert(1)</script> [click](http://example.com) :red[x]"
+    hostile = "<script>alert(1)</script> [click](http://example.com) :red[x] R&amp;D"
     meta["name"] = hostile
     meta["config"]["data"]["dataset"] = meta["config"]["model"]["name"] = hostile
     (run / "run.json").write_text(json.dumps(meta))
@@ -471,6 +471,7 @@ def test_run_names_with_html_or_markdown_show_as_text(tmp_path, monkeypatch):
     assert not at.exception
     caption = next(c.value for c in at.caption if c.value.startswith("Run "))
     assert r"\<script\>" in caption and r"\[click\]\(http\://example\.com\)" in caption
+    assert r"R\&amp;D" in caption  # an entity shown as written, not as "&"
     assert "<script>" not in caption and "](http" not in caption
     at = page_test("runs").run()
     assert not at.exception

@@ -72,7 +72,7 @@ for name in ("runs", "examples", "forgetting", "knn"):
         "exceptions": [e.value for e in at.exception],
         "errors": [e.value for e in at.error],
         "charts": len(at.get("plotly_chart")),
-        "tables": len(at.dataframe),
+        "tables": len(at.dataframe) + len(at.table),  # data grids and static tables
     }
 print(json.dumps(seen))
 """

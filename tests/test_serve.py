@@ -152,7 +152,7 @@ def test_memdash_dashboard_alone_refuses_what_the_whole_command_line_refuses(
 
 
 def _summaries(*rows: tuple[str, str, int]) -> pd.DataFrame:
-    """Run summaries of (name, status, analyses) rows, each run at /runs/NAME."""
+    """Run summaries of (name, status, analyses) rows, each run at /r/NAME."""
     table = pd.DataFrame(columns=SUMMARY_COLUMNS, index=range(len(rows)), dtype=object)
     for i, (name, status, analyses) in enumerate(rows):
         table.loc[i, ["run", "status", "analyses", "path"]] = [name, status, analyses, f"/r/{name}"]
@@ -197,3 +197,53 @@ def test_the_launcher_skips_streamlits_scan_for_custom_components(monkeypatch):
     assert getattr(BidiComponentManager, serve.SCAN) is serve._no_components
     BidiComponentManager().discover_and_register_components(start_file_watching=False)
     assert scans == [1]  # none more
+
+
+def test_curves_that_fail_to_read_leave_the_preload_done(probe_module, monkeypatch, caplog):
+    """A run listed readable whose trace then fails to read: the preload still counts as done
+    (modules imported and mapped, summaries read), the failure at debug level only, for the
+    Runs page reports it; an unexpected error is a warning, the preload done all the same."""
+    from memdash.analysis.store import RunFormatError
+
+    monkeypatch.setattr(data, "run_summaries", lambda roots: _summaries(("a", "complete", 1)))
+    monkeypatch.setattr(data, "trace_sources", lambda path: ["eval"])
+
+    def damaged(path, source):
+        raise RunFormatError(path, "trace.parquet/eval-epoch_000.parquet", "damaged")
+
+    monkeypatch.setattr(data, "curves", damaged)
+    with caplog.at_level(logging.DEBUG, logger=serve.__name__):
+        assert serve.preload(lambda: True, modules=[probe_module]) is True
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
+    assert "eval-epoch_000.parquet" in caplog.text
+    probe_file = os.path.realpath(sys.modules[probe_module].__file__)
+    assert inspect.modulesbyfile[probe_file] == probe_module
+    caplog.clear()
+    monkeypatch.setattr(data, "curves", lambda path, source: {}["a bug"])
+    with caplog.at_level(logging.DEBUG, logger=serve.__name__):
+        assert serve.preload(lambda: True, modules=[]) is True
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
+def test_streamlits_missing_context_warning_is_dropped_for_the_preload_thread_alone(
+    monkeypatch,
+):
+    import threading
+
+    logger = logging.getLogger(serve.CONTEXT_LOGGER)
+    monkeypatch.setattr(logger, "filters", list(logger.filters))  # restored afterwards
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.threadName)
+    logger.addHandler(handler)
+    try:
+        serve.quiet_preload()
+        serve.quiet_preload()  # once is enough: one filter
+        for name in (serve.THREAD, "ScriptRunner.scriptThread"):
+            thread = threading.Thread(target=logger.warning, args=("missing",), name=name)
+            thread.start()
+            thread.join()
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["ScriptRunner.scriptThread"]
+    assert sum(isinstance(f, serve._OtherThreads) for f in logger.filters) == 1

@@ -2,8 +2,8 @@
 (benchmarks/first_chart.py): the same sidebar (the navigation's 27 pages, a select box, a
 number input, a radio with captions), the same page (a title, captions, a multiselect, a
 radio, a subheader, a static table of the sample suite's 18 runs by 14 columns, sent after a
-chart of 4 curves over 61 epochs). What a Streamlit page of these elements costs the browser:
-the floor under the Runs page's first chart."""
+chart of 4 curves over 61 epochs). What a Streamlit page of these elements costs, server and
+browser: the floor under the Runs page's first chart."""
 
 import plotly.graph_objects as go
 import streamlit as st

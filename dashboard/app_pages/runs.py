@@ -78,7 +78,7 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     # a static table: the browser draws it at once, where a data grid would first load its
     # module, as the chart below does (benchmarks/first_chart.py); every cell shown as written
     st.table(
-        shown.map(md_text).rename(columns=md_text),
+        pd.DataFrame({md_text(c): [md_text(v) for v in shown[c]] for c in shown.columns}),
         hide_index=True,
         height="content" if len(shown) <= TABLE_ROWS else TABLE_HEIGHT,
     )
@@ -100,9 +100,10 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
             )
 
 
-# the runs the table shows whole; more scroll within TABLE_HEIGHT pixels, the header kept
+# the runs the table shows whole; more scroll within TABLE_HEIGHT pixels (about as many rows
+# of one line each), the header kept
 TABLE_ROWS = 25
-TABLE_HEIGHT = 720
+TABLE_HEIGHT = 900
 
 
 def _given(value: object) -> bool:
