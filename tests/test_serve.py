@@ -247,3 +247,21 @@ def test_streamlits_missing_context_warning_is_dropped_for_the_preload_thread_al
         logger.removeHandler(handler)
     assert seen == ["ScriptRunner.scriptThread"]
     assert sum(isinstance(f, serve._OtherThreads) for f in logger.filters) == 1
+
+
+def test_the_preload_reads_the_curves_the_runs_page_opens_on(monkeypatch):
+    """On the sample suite, with no run in the URL: the curves `first_chart` reads are the
+    ones the Runs page then reads (and finds cached)."""
+    from streamlit.testing.v1 import AppTest
+
+    app = importlib.util.find_spec("memdash.dashboard.app").origin
+    monkeypatch.setenv("MEMDASH_ROOTS", str(Path(app).parents[1] / "sample_runs"))
+    read = []
+    curves = data.curves
+    monkeypatch.setattr(data, "curves", lambda p, s: read.append((str(p), s)) or curves(p, s))
+    serve.first_chart(data.run_summaries(data.run_roots()))
+    preloaded = list(read)
+    read.clear()
+    at = AppTest.from_file(app, default_timeout=60).run()
+    assert not at.exception
+    assert len(preloaded) == 1 and read == preloaded
