@@ -204,6 +204,12 @@ TEXT_METHODS: dict[str, str] = {
     "exposure_extrapolation": "extrapolated (skew-normal fit to log-perplexities)",
     "exposure_extrapolation_log": "extrapolated (skew-normal fit to log of log-perplexities)",
 }
+# each corruption of a classifier's labels or inputs (RunConfig's `corruption`) in words
+CORRUPTION_WORDS: dict[str, str] = {
+    "symmetric": "symmetric",
+    "random_labels": "random labels",
+    "random_inputs": "random inputs",
+}
 # the two measures of the training curves in a language model's words (Runs page)
 TEXT_MEASURES: dict[str, str] = {"accuracy": "share extractable", "loss": "mean token loss"}
 TEXT_LABELS: dict[str, str] = {

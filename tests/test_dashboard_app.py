@@ -663,7 +663,10 @@ def test_examples_page_shows_easiness_across_the_seeds_of_the_group(suite):
 
 def test_runs_page_names_the_seed_group_of_each_run(suite):
     at = AppTest.from_file(APP, default_timeout=60).run()
-    table = runs_table(at).set_index("run")["seed group"]
+    table = runs_table(at).set_index("run")
+    assert table.loc["seed_0 (digits_random)", "corruption"] == "random labels"  # in words
+    assert table.loc["digits_mlp_noise20", "corruption"] == "symmetric"
+    table = table["seed group"]
     assert table["seed_2 (digits_true)"] == "digits_true"
     assert table["seed_0 (digits_random)"] == "digits_random"
     assert table["digits_mlp_noise20"] == ""

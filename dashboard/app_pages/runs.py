@@ -14,7 +14,13 @@ from memdash.dashboard.app_pages.common import (
     show_command,
 )
 from memdash.dashboard.data.roots import HIDDEN_COLUMNS
-from memdash.dashboard.labels import LABELS, TEXT_MEASURES, md_text, value_text
+from memdash.dashboard.labels import (
+    CORRUPTION_WORDS,
+    LABELS,
+    TEXT_MEASURES,
+    md_text,
+    value_text,
+)
 
 
 def render() -> None:
@@ -72,6 +78,7 @@ def _runs_table(summaries: pd.DataFrame, groups: dict[str, tuple[str, ...]]) -> 
     shown.insert(1, "seed group", [group_of.get(path, "") for path in summaries["path"]])
     # every cell as text: accuracies to 3 decimals, missing values as n/a (one type a column)
     shown = pd.DataFrame({c: [value_text(c, v) for v in shown[c]] for c in shown.columns})
+    shown["corruption"] = [CORRUPTION_WORDS.get(c, c) for c in shown["corruption"]]
     shown["dp_epsilon"] = [_dp_text(e, d) for e, d in zip(*_dp_of(summaries), strict=True)]
     shown["dp_delta"] = [f"{d:.0e}" if _given(d) else "" for d in summaries["dp_delta"]]
     shown = shown.rename(columns={c: LABELS[c] for c in ("dp_epsilon", "dp_delta")})
