@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tally
-from shown import runs_table
+from shown import runs_table, unescaped
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
@@ -309,7 +309,7 @@ def test_damaged_run_jsons_leave_every_page_of_the_other_runs_working(
     assert not at.exception, at.exception
     status = runs_table(at).set_index("run")["status"]
     assert status["tiny"] == "complete"  # the healthy copy keeps its run name
-    errors = [e.value.replace("\\", "") for e in at.error]  # markdown escapes undone
+    errors = [unescaped(e.value) for e in at.error]  # markdown escapes undone
     for i, case in enumerate(PAGE_CASES):
         key = RUN_JSON[case][1]
         assert status[f"damaged_{i}"] == "error", case

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shown import runs_table
+from shown import runs_table, unescaped
 from streamlit.testing.v1 import AppTest
 
 from memdash.analysis.store import Run
@@ -82,11 +82,6 @@ def _page(name):
     import importlib
 
     importlib.import_module(f"memdash.dashboard.app_pages.{name}").render()
-
-
-def plain(markdown: str) -> str:
-    """Markdown as it reads: the escapes of names and paths (labels.md_text) removed."""
-    return markdown.replace("\\", "")
 
 
 def page_test(name: str) -> AppTest:
@@ -334,7 +329,7 @@ def test_exposure_page_marks_fits_on_the_loss_floor(monkeypatch):
     at = page_test("exposure")
     at.session_state["run"] = "digits_mlp_noise20"  # the shared run (sidebar and URL)
     at.run()
-    assert any("digits_mlp_noise20" in plain(c.value) for c in at.caption)
+    assert any("digits_mlp_noise20" in unescaped(c.value) for c in at.caption)
     at.radio(key="exposure_method").set_value("exposure_extrapolation").run()
     assert not at.exception
     assert any("sits on the references' loss floor" in w.value for w in at.warning)
@@ -398,14 +393,14 @@ def test_a_run_with_a_truncated_trace_part_never_shows_a_traceback(tmp_path, mon
     at = page_test("runs").run()
     status = runs_table(at).set_index("run")["status"]
     assert status["digits_mlp_clean"] == "error" and status["digits_mlp_noise20_tied"] == "complete"
-    assert any("eval-epoch_007.parquet" in plain(e.value) for e in at.error)
+    assert any("eval-epoch_007.parquet" in unescaped(e.value) for e in at.error)
     assert status["created"] == "created"
     assert any("nothing recorded yet" in c.value for c in at.caption)
     # the shared run cannot point at the damaged one: pages show the healthy run
     at = page_test("examples")
     at.session_state["run"] = "digits_mlp_clean"
     at.run()
-    assert any("digits_mlp_noise20_tied" in plain(c.value) for c in at.caption)
+    assert any("digits_mlp_noise20_tied" in unescaped(c.value) for c in at.caption)
 
 
 def _guarded_page(name):
@@ -429,7 +424,7 @@ def test_a_page_that_hits_a_damaged_file_says_which_instead_of_failing(tmp_path,
     at.run()
     assert not at.exception
     assert any(
-        "inputs.npy" in plain(e.value) and "digits_mlp_noise20_tied" in plain(e.value)
+        "inputs.npy" in unescaped(e.value) and "digits_mlp_noise20_tied" in unescaped(e.value)
         for e in at.error
     )
 
@@ -693,10 +688,10 @@ def test_findings_page_draws_each_study_finding(suite):
         names = {t.name for t in _traces(chart)}
         if key == "random_label_pretraining":
             assert names == {"from random-label weights", "from scratch"}
-            assert any("digits_from_scratch" in plain(c.value) for c in at.caption)
+            assert any("digits_from_scratch" in unescaped(c.value) for c in at.caption)
         else:
             assert {"true labels", "random labels"} <= names, key
-            assert any("group **digits_true**" in plain(c.value) for c in at.caption), key
+            assert any("group **digits_true**" in unescaped(c.value) for c in at.caption), key
 
 
 def test_runs_of_one_name_are_told_apart_by_their_folder_or_the_one_above():
